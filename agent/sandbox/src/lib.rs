@@ -1,0 +1,22 @@
+//! The wasmtime sandbox that runs `baton:flow` components.
+//!
+//! This is the only crate that links wasmtime. It turns component bytes into
+//! a [`LoadedFlow`] (compiled once, cached on disk by sha256, pre-linked for
+//! microsecond instantiation) and runs it in a fresh instance per run with
+//! nothing granted but what the [`RunRequest`] grants: no files, no network,
+//! no environment; a memory cap, a wall-clock limit and cancellation through
+//! epoch interruption. Every run ends in exactly one
+//! [`RunOutcome`](baton_proto::v1::RunOutcome); the host survives all of them.
+
+mod bindings;
+mod cache;
+mod host;
+mod limits;
+mod run;
+mod sandbox;
+
+pub use cache::Digest;
+pub use host::{Grants, MemoryTaskCache, ReportCollector, RunReporter, TaskCache};
+pub use run::{RunLimits, RunRequest};
+pub use sandbox::{LoadError, LoadedFlow, Sandbox, SandboxConfig, SandboxError};
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,284 @@
+//! One call into a flow: a fresh store and instance, the limits, and the
+//! mapping of however the call ended onto exactly one outcome.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_proto::v1::{LogLevel, RunOutcome};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+use crate::bindings::{FlowError, FlowInfo};
+use crate::host::{FlowHost, Grants, MemoryTaskCache, RunReporter, TaskCache};
+use crate::limits::MemoryCap;
+use crate::sandbox::{LoadError, LoadedFlow, RunState, Sandbox, one_line};
+
+/// Most of a guest's stdout or stderr kept for its log.
+const CAPTURED_OUTPUT_BYTES: usize = 256 * 1024;
+
+/// Limits of `describe`, which must be quick and small.
+const DESCRIBE_LIMITS: RunLimits = RunLimits {
+    memory_bytes: 128 << 20,
+    timeout: Duration::from_secs(2),
+};
+
+/// What one run may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunLimits {
+    /// Linear memory the flow may grow to, in bytes.
+    pub memory_bytes: u64,
+    /// Wall-clock time from the start of instantiation.
+    pub timeout: Duration,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 256 << 20,
+            timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Everything one run needs besides the flow itself.
+pub struct RunRequest {
+    /// Parameters, already validated against the flow's schema.
+    pub params: serde_json::Value,
+    pub limits: RunLimits,
+    pub grants: Grants,
+    pub reporter: Arc<dyn RunReporter>,
+    pub task_cache: Arc<dyn TaskCache>,
+    /// Cancelling it stops the flow wherever it is.
+    pub cancel: CancellationToken,
+}
+
+impl RunRequest {
+    /// A request with default limits, no grants, a private task cache and
+    /// no cancellation.
+    pub fn new(params: serde_json::Value, reporter: Arc<dyn RunReporter>) -> Self {
+        Self {
+            params,
+            limits: RunLimits::default(),
+            grants: Grants::default(),
+            reporter,
+            task_cache: Arc::new(MemoryTaskCache::default()),
+            cancel: CancellationToken::new(),
+        }
+    }
+}
+
+enum Call {
+    Describe,
+    Run(String),
+}
+
+enum Returned {
+    Describe(FlowInfo),
+    Run(Result<String, FlowError>),
+}
+
+/// How a call ended, before it is named as an outcome.
+enum CallEnd {
+    Returned(Returned),
+    Trapped { message: String },
+    OutOfMemory,
+    TimedOut,
+    Cancelled,
+}
+
+impl Sandbox {
+    /// Runs the flow once; always returns, whatever the flow does.
+    pub async fn run(&self, flow: &LoadedFlow, request: RunRequest) -> RunOutcome {
+        let limits = RunLimits {
+            memory_bytes: request.limits.memory_bytes.min(self.max_memory_bytes),
+            timeout: request.limits.timeout,
+        };
+        let host = FlowHost::new(request.reporter, request.task_cache, request.grants);
+        let end = self
+            .call(
+                flow,
+                Call::Run(request.params.to_string()),
+                limits,
+                host,
+                &request.cancel,
+            )
+            .await;
+        match end {
+            CallEnd::Returned(Returned::Run(Ok(output))) => match serde_json::from_str(&output) {
+                Ok(output) => RunOutcome::Completed { output },
+                Err(e) => RunOutcome::Crashed {
+                    message: format!("the flow returned output that is not JSON: {e}"),
+                },
+            },
+            CallEnd::Returned(Returned::Run(Err(error))) => RunOutcome::Failed {
+                message: error.message,
+                details: error.details.and_then(|d| serde_json::from_str(&d).ok()),
+            },
+            CallEnd::Returned(Returned::Describe(_)) => RunOutcome::Crashed {
+                message: "internal error: describe answered a run".to_owned(),
+            },
+            CallEnd::Trapped { message } => RunOutcome::Crashed { message },
+            CallEnd::OutOfMemory => RunOutcome::OutOfMemory {
+                limit_bytes: limits.memory_bytes,
+            },
+            CallEnd::TimedOut => RunOutcome::TimedOut {
+                limit_ms: u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
+            },
+            CallEnd::Cancelled => RunOutcome::Cancelled,
+        }
+    }
+
+    pub(crate) async fn call_describe(&self, flow: &LoadedFlow) -> Result<FlowInfo, LoadError> {
+        let host = FlowHost::new(
+            Arc::new(crate::ReportCollector::default()),
+            Arc::new(MemoryTaskCache::default()),
+            Grants::default(),
+        );
+        let cancel = CancellationToken::new();
+        match self
+            .call(flow, Call::Describe, DESCRIBE_LIMITS, host, &cancel)
+            .await
+        {
+            CallEnd::Returned(Returned::Describe(info)) => Ok(info),
+            CallEnd::Returned(Returned::Run(_)) => Err(LoadError::NotAFlow(
+                "internal error: run answered describe".to_owned(),
+            )),
+            CallEnd::Trapped { message } => Err(LoadError::NotAFlow(format!(
+                "its `describe` export failed: {message}"
+            ))),
+            CallEnd::OutOfMemory => Err(LoadError::NotAFlow(format!(
+                "its `describe` export needs more than {} MiB of memory",
+                DESCRIBE_LIMITS.memory_bytes >> 20
+            ))),
+            CallEnd::TimedOut | CallEnd::Cancelled => Err(LoadError::NotAFlow(format!(
+                "its `describe` export did not return within {:?}",
+                DESCRIBE_LIMITS.timeout
+            ))),
+        }
+    }
+
+    async fn call(
+        &self,
+        flow: &LoadedFlow,
+        call: Call,
+        limits: RunLimits,
+        host: FlowHost,
+        cancel: &CancellationToken,
+    ) -> CallEnd {
+        let deadline = Instant::now() + limits.timeout;
+        // Wait for a pooled instance slot, still honouring the deadline and
+        // cancellation.
+        let _slot = tokio::select! {
+            slot = self.slots.acquire() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return CallEnd::Trapped { message: "the sandbox is shutting down".to_owned() },
+            },
+            () = tokio::time::sleep_until(deadline) => return CallEnd::TimedOut,
+            () = cancel.cancelled() => return CallEnd::Cancelled,
+        };
+
+        let stdout = MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES);
+        let stderr = MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES);
+        // Nothing is granted: no preopened directories, no sockets, no
+        // environment, no arguments.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .build();
+        let state = RunState {
+            wasi,
+            table: ResourceTable::new(),
+            cap: MemoryCap::new(limits.memory_bytes),
+            host,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.cap);
+        // Yield to the executor every epoch tick, so that the deadline and
+        // cancellation below are noticed however busy the guest is.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+
+        let result = {
+            let execution = async {
+                let instance = flow.pre.instantiate_async(&mut store).await?;
+                let guest = instance.baton_flow_flow();
+                Ok::<_, wasmtime::Error>(match call {
+                    Call::Describe => Returned::Describe(guest.call_describe(&mut store).await?),
+                    Call::Run(params) => Returned::Run(guest.call_run(&mut store, &params).await?),
+                })
+            };
+            tokio::select! {
+                result = execution => Some(result),
+                () = tokio::time::sleep_until(deadline) => None,
+                () = cancel.cancelled() => None,
+            }
+        };
+
+        let stderr_text = String::from_utf8_lossy(&stderr.contents()).into_owned();
+        let stdout_text = String::from_utf8_lossy(&stdout.contents()).into_owned();
+        let state = store.data_mut();
+        for line in stdout_text.lines().filter(|l| !l.trim().is_empty()) {
+            state.host.log_line(LogLevel::Info, line);
+        }
+        for line in stderr_text.lines().filter(|l| !l.trim().is_empty()) {
+            state.host.log_line(LogLevel::Warn, line);
+        }
+        match result {
+            Some(Ok(returned)) => CallEnd::Returned(returned),
+            Some(Err(_)) if state.cap.exceeded() => CallEnd::OutOfMemory,
+            Some(Err(error)) => CallEnd::Trapped {
+                message: trap_message(&error, &stderr_text),
+            },
+            None if cancel.is_cancelled() => CallEnd::Cancelled,
+            None => CallEnd::TimedOut,
+        }
+    }
+}
+
+/// Names a trap for people, with the guest's panic message when it printed one.
+fn trap_message(error: &wasmtime::Error, stderr: &str) -> String {
+    let what = match error.downcast_ref::<Trap>() {
+        Some(trap) => format!("the flow trapped: {trap}"),
+        None => format!("the flow crashed: {}", one_line(error)),
+    };
+    match panic_message(stderr) {
+        Some(panic) => format!("{what}; {panic}"),
+        None => what,
+    }
+}
+
+/// Extracts `panicked at FILE:LINE:COL: MESSAGE` from a Rust guest's stderr.
+fn panic_message(stderr: &str) -> Option<String> {
+    let mut lines = stderr.lines();
+    let header = lines.find(|l| l.contains("panicked at"))?;
+    let location = header
+        .split("panicked at")
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .trim_end_matches(':');
+    let message: Vec<&str> = lines
+        .take_while(|l| !l.starts_with("note: "))
+        .map(str::trim)
+        .collect();
+    Some(format!("panicked at {location}: {}", message.join(" ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rust_panic_output_becomes_one_line() {
+        let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:11:5:\nthis flow panics on purpose\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(
+            panic_message(stderr).as_deref(),
+            Some("panicked at src/lib.rs:11:5: this flow panics on purpose")
+        );
+        assert_eq!(panic_message("memory allocation of 8 bytes failed"), None);
+    }
+}

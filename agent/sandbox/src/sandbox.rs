@@ -1,0 +1,339 @@
+//! The [`Sandbox`]: one wasmtime engine, its pooled instance slots, the
+//! component caches, and the epoch ticker that interrupts runaway guests.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use baton_proto::v1::FlowInfo;
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::{FlowComponent, FlowComponentPre};
+use crate::cache::{ArtifactCache, Digest};
+use crate::host::FlowHost;
+use crate::limits::MemoryCap;
+
+/// How a [`Sandbox`] is set up.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Where precompiled components are kept; `None` keeps them in memory
+    /// only (each process compiles each component once).
+    pub cache_dir: Option<PathBuf>,
+    /// Instances that may be live at once; further runs wait for a slot.
+    pub max_instances: u32,
+    /// The largest memory cap any run may be given.
+    pub max_memory_bytes: u64,
+    /// The largest component accepted.
+    pub max_component_bytes: usize,
+    /// How often running guests are interrupted to check their deadline and
+    /// cancellation; bounds how late a stop can be.
+    pub epoch_tick: Duration,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            max_instances: 1000,
+            max_memory_bytes: 4 << 30,
+            max_component_bytes: 64 << 20,
+            epoch_tick: Duration::from_millis(5),
+        }
+    }
+}
+
+/// The sandbox could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("configuring wasmtime: {0}")]
+    Engine(String),
+    #[error("opening the component cache at {path}: {source}")]
+    Cache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Why bytes could not be loaded as a flow.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("the component is {size} bytes, over the limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("not a WebAssembly file (it does not start with the `\\0asm` magic bytes)")]
+    NotWasm,
+    #[error(
+        "a core WebAssembly module, not a component: build the flow with `baton flow build` (target wasm32-wasip2)"
+    )]
+    CoreModule,
+    #[error("a truncated or corrupt WebAssembly component: {0}")]
+    Corrupt(String),
+    #[error("not a Baton flow: {0}")]
+    NotAFlow(String),
+}
+
+/// A component compiled, checked to be a `baton:flow` flow, and linked:
+/// instantiating it costs microseconds.
+pub struct LoadedFlow {
+    digest: Digest,
+    pub(crate) pre: FlowComponentPre<RunState>,
+}
+
+impl LoadedFlow {
+    /// The sha256 of the component's bytes.
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+}
+
+/// What a store holds during one call into a flow.
+pub(crate) struct RunState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) cap: MemoryCap,
+    pub(crate) host: FlowHost,
+}
+
+impl WasiView for RunState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Runs flows. One per process; cheap to share behind an `Arc`.
+pub struct Sandbox {
+    pub(crate) engine: Engine,
+    linker: Linker<RunState>,
+    artifacts: Option<ArtifactCache>,
+    loaded: Mutex<HashMap<Digest, Arc<LoadedFlow>>>,
+    pub(crate) slots: Semaphore,
+    pub(crate) max_memory_bytes: u64,
+    max_component_bytes: usize,
+    _ticker: EpochTicker,
+}
+
+impl Sandbox {
+    /// Sets up the engine, its instance pool and the caches.
+    pub fn new(config: &SandboxConfig) -> Result<Self, SandboxError> {
+        let instances = config.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::new();
+        // A Rust component holds a few core instances (the program, the WASI
+        // adapter, shims), one or two memories and a few tables.
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(8))
+            .total_memories(instances.saturating_mul(2))
+            .total_tables(instances.saturating_mul(8))
+            .total_stacks(instances)
+            .max_core_instances_per_component(16)
+            .max_memories_per_component(4)
+            .max_tables_per_component(16)
+            .max_memory_size(usize::try_from(config.max_memory_bytes).unwrap_or(usize::MAX));
+        let mut wasm = Config::new();
+        wasm.epoch_interruption(true)
+            .wasm_component_model(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        FlowComponent::add_to_linker::<_, HasSelf<FlowHost>>(
+            &mut linker,
+            |state: &mut RunState| &mut state.host,
+        )
+        .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+
+        let artifacts =
+            match &config.cache_dir {
+                Some(dir) => Some(ArtifactCache::open(dir, &engine).map_err(|source| {
+                    SandboxError::Cache {
+                        path: dir.clone(),
+                        source,
+                    }
+                })?),
+                None => None,
+            };
+        let ticker = EpochTicker::start(engine.clone(), config.epoch_tick)
+            .map_err(|e| SandboxError::Engine(format!("starting the epoch thread: {e}")))?;
+        Ok(Self {
+            engine,
+            linker,
+            artifacts,
+            loaded: Mutex::new(HashMap::new()),
+            slots: Semaphore::new(usize::try_from(instances).unwrap_or(usize::MAX)),
+            max_memory_bytes: config.max_memory_bytes,
+            max_component_bytes: config.max_component_bytes,
+            _ticker: ticker,
+        })
+    }
+
+    /// Loads a component: from memory if already loaded, else from the
+    /// on-disk artifact cache, else by compiling it (and caching the result).
+    pub fn load(&self, wasm: &[u8]) -> Result<Arc<LoadedFlow>, LoadError> {
+        if wasm.len() > self.max_component_bytes {
+            return Err(LoadError::TooLarge {
+                size: wasm.len(),
+                limit: self.max_component_bytes,
+            });
+        }
+        match wasm.get(..8) {
+            Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => return Err(LoadError::CoreModule),
+            Some([0, b'a', b's', b'm', ..]) => {}
+            _ => return Err(LoadError::NotWasm),
+        }
+        let digest = Digest::of(wasm);
+        if let Some(flow) = self.loaded_flow(&digest) {
+            return Ok(flow);
+        }
+        let component = match self
+            .artifacts
+            .as_ref()
+            .and_then(|a| a.load(&self.engine, &digest))
+        {
+            Some(component) => component,
+            None => {
+                let component = Component::new(&self.engine, wasm)
+                    .map_err(|e| LoadError::Corrupt(one_line(&e)))?;
+                if let Some(artifacts) = &self.artifacts
+                    && let Err(error) = artifacts.store(&digest, &component)
+                {
+                    // Not fatal: the next load compiles again.
+                    tracing::warn!(%digest, "could not cache the precompiled component: {error:#}");
+                }
+                component
+            }
+        };
+        self.link(digest, &component)
+    }
+
+    /// Loads a component by digest from the on-disk cache alone.
+    pub fn load_cached(&self, digest: &Digest) -> Option<Arc<LoadedFlow>> {
+        if let Some(flow) = self.loaded_flow(digest) {
+            return Some(flow);
+        }
+        let component = self.artifacts.as_ref()?.load(&self.engine, digest)?;
+        self.link(*digest, &component).ok()
+    }
+
+    /// Digests of every component this sandbox can load without its bytes.
+    pub fn cached_digests(&self) -> Vec<Digest> {
+        let mut digests = self
+            .artifacts
+            .as_ref()
+            .map(ArtifactCache::digests)
+            .unwrap_or_default();
+        digests.extend(
+            self.loaded
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .keys()
+                .copied(),
+        );
+        digests.sort_unstable();
+        digests.dedup();
+        digests
+    }
+
+    fn loaded_flow(&self, digest: &Digest) -> Option<Arc<LoadedFlow>> {
+        self.loaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(digest)
+            .cloned()
+    }
+
+    fn link(&self, digest: Digest, component: &Component) -> Result<Arc<LoadedFlow>, LoadError> {
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| LoadError::NotAFlow(one_line(&e)))?;
+        let pre = FlowComponentPre::new(pre).map_err(|e| {
+            LoadError::NotAFlow(format!(
+                "it does not export `baton:flow/flow@0.1.0` ({})",
+                one_line(&e)
+            ))
+        })?;
+        let flow = Arc::new(LoadedFlow { digest, pre });
+        self.loaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(digest, Arc::clone(&flow));
+        Ok(flow)
+    }
+
+    /// Calls the flow's `describe` under tight limits and checks what it
+    /// says: a component whose `describe` fails or lies is not a flow.
+    pub async fn describe(&self, flow: &LoadedFlow) -> Result<FlowInfo, LoadError> {
+        let info = self.call_describe(flow).await?;
+        let parameters: serde_json::Value = serde_json::from_str(&info.parameters)
+            .map_err(|e| LoadError::NotAFlow(format!("its parameter schema is not JSON: {e}")))?;
+        if !(parameters.is_object() || parameters.is_boolean()) {
+            return Err(LoadError::NotAFlow(
+                "its parameter schema is not a JSON schema (an object)".to_owned(),
+            ));
+        }
+        if info.name.trim().is_empty() {
+            return Err(LoadError::NotAFlow(
+                "its `describe` returns an empty name".to_owned(),
+            ));
+        }
+        Ok(FlowInfo {
+            name: info.name,
+            version: info.version,
+            description: info.description,
+            parameters,
+        })
+    }
+}
+
+/// The first line of an error chain, joined: for messages a person reads.
+pub(crate) fn one_line(error: &wasmtime::Error) -> String {
+    let text = format!("{error:#}");
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Increments the engine's epoch every tick until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine, tick: Duration) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("baton-epoch".to_owned())
+            .spawn(move || {
+                while !stopping.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! The sandbox against real components built from this repository: every
+//! outcome, the limits, the caches, and a host that survives all of it.
+
+mod flows;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton_proto::v1::{ReportBody, RunOutcome, TaskOutcome};
+use baton_sandbox::{
+    LoadError, MemoryTaskCache, ReportCollector, RunLimits, RunRequest, Sandbox, SandboxConfig,
+};
+use serde_json::json;
+
+fn sandbox() -> Sandbox {
+    Sandbox::new(&SandboxConfig {
+        max_instances: 64,
+        ..SandboxConfig::default()
+    })
+    .unwrap()
+}
+
+async fn run(
+    sandbox: &Sandbox,
+    flow: &str,
+    params: serde_json::Value,
+    limits: RunLimits,
+) -> (RunOutcome, Arc<ReportCollector>) {
+    let flow = sandbox.load(&flows::wasm(flow)).unwrap();
+    let reports = Arc::new(ReportCollector::default());
+    let mut request = RunRequest::new(params, reports.clone());
+    request.limits = limits;
+    (sandbox.run(&flow, request).await, reports)
+}
+
+fn log_messages(reports: &ReportCollector) -> Vec<String> {
+    reports
+        .reports()
+        .into_iter()
+        .filter_map(|r| match r.body {
+            ReportBody::Log { message, .. } => Some(message),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn hello_adds_and_logs() {
+    let sandbox = sandbox();
+    let (outcome, reports) = run(
+        &sandbox,
+        "hello",
+        json!({"a": 2, "b": 3}),
+        RunLimits::default(),
+    )
+    .await;
+    assert_eq!(outcome, RunOutcome::Completed { output: json!(5) });
+    let logs = log_messages(&reports);
+    assert!(logs.iter().any(|l| l == "adding 2 and 3"), "{logs:?}");
+    let seqs: Vec<u64> = reports.reports().iter().map(|r| r.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "reports are numbered without gaps"
+    );
+}
+
+#[tokio::test]
+async fn describe_reads_name_version_and_schema() {
+    let sandbox = sandbox();
+    let flow = sandbox.load(&flows::wasm("hello")).unwrap();
+    let info = sandbox.describe(&flow).await.unwrap();
+    assert_eq!(info.name, "hello");
+    assert_eq!(info.version, "0.1.0");
+    assert_eq!(info.description, "Adds two integers and returns the sum");
+    assert_eq!(info.parameters["properties"]["a"]["type"], "integer");
+    assert_eq!(info.parameters["required"], json!(["a", "b"]));
+}
+
+#[tokio::test]
+async fn etl_retries_a_failed_task_and_reports_progress() {
+    let sandbox = sandbox();
+    let (outcome, reports) = run(&sandbox, "etl", json!({"count": 6}), RunLimits::default()).await;
+    let RunOutcome::Completed { output } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(output["loaded"], 6);
+    let reports = reports.reports();
+    let transform_attempts: Vec<(u64, u32)> = reports
+        .iter()
+        .filter_map(|r| match &r.body {
+            ReportBody::TaskStarted {
+                task_id,
+                name,
+                attempt,
+                ..
+            } if name == "transform" => Some((*task_id, *attempt)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        transform_attempts.iter().map(|a| a.1).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    let outcome_of = |id: u64| {
+        reports.iter().find_map(|r| match &r.body {
+            ReportBody::TaskFinished { task_id, outcome } if *task_id == id => {
+                Some(outcome.clone())
+            }
+            _ => None,
+        })
+    };
+    assert!(matches!(
+        outcome_of(transform_attempts[0].0),
+        Some(TaskOutcome::Failed { .. })
+    ));
+    assert_eq!(
+        outcome_of(transform_attempts[1].0),
+        Some(TaskOutcome::Completed)
+    );
+    let last_progress = reports.iter().rev().find_map(|r| match &r.body {
+        ReportBody::Progress { fraction, .. } => Some(*fraction),
+        _ => None,
+    });
+    assert_eq!(last_progress, Some(1.0));
+}
+
+#[tokio::test]
+async fn a_cache_key_answers_a_second_run_from_the_cache() {
+    let sandbox = sandbox();
+    let flow = sandbox.load(&flows::wasm("etl")).unwrap();
+    let cache = Arc::new(MemoryTaskCache::default());
+    let mut cached_names = Vec::new();
+    for _ in 0..2 {
+        let reports = Arc::new(ReportCollector::default());
+        let mut request = RunRequest::new(json!({"count": 4}), reports.clone());
+        request.task_cache = cache.clone();
+        assert!(matches!(
+            sandbox.run(&flow, request).await,
+            RunOutcome::Completed { .. }
+        ));
+        cached_names.push(
+            reports
+                .reports()
+                .into_iter()
+                .filter_map(|r| match r.body {
+                    ReportBody::TaskCached { name, .. } => Some(name),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(cached_names, [vec![], vec!["extract".to_owned()]]);
+}
+
+#[tokio::test]
+async fn a_flow_that_loops_forever_times_out_promptly() {
+    let sandbox = sandbox();
+    let flow = sandbox.load(&flows::wasm("loop-forever")).unwrap();
+    let limit = Duration::from_millis(300);
+    let mut request = RunRequest::new(json!({}), Arc::new(ReportCollector::default()));
+    request.limits.timeout = limit;
+    let started = Instant::now();
+    let outcome = sandbox.run(&flow, request).await;
+    let elapsed = started.elapsed();
+    assert_eq!(outcome, RunOutcome::TimedOut { limit_ms: 300 });
+    assert!(elapsed >= limit, "stopped early, after {elapsed:?}");
+    assert!(
+        elapsed < limit + Duration::from_millis(100),
+        "stopped after {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn cancelling_stops_a_looping_flow_within_100ms() {
+    let sandbox = Arc::new(sandbox());
+    let flow = sandbox.load(&flows::wasm("loop-forever")).unwrap();
+    let request = RunRequest::new(json!({}), Arc::new(ReportCollector::default()));
+    let cancel = request.cancel.clone();
+    let running = {
+        let sandbox = sandbox.clone();
+        tokio::spawn(async move { sandbox.run(&flow, request).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let cancelled_at = Instant::now();
+    cancel.cancel();
+    let outcome = running.await.unwrap();
+    let stop = cancelled_at.elapsed();
+    assert_eq!(outcome, RunOutcome::Cancelled);
+    assert!(
+        stop < Duration::from_millis(100),
+        "stopped {stop:?} after the cancel"
+    );
+}
+
+#[tokio::test]
+async fn a_memory_bomb_ends_out_of_memory() {
+    let sandbox = sandbox();
+    let limits = RunLimits {
+        memory_bytes: 64 << 20,
+        timeout: Duration::from_secs(30),
+    };
+    let (outcome, _) = run(&sandbox, "memory-hog", json!({}), limits).await;
+    assert_eq!(
+        outcome,
+        RunOutcome::OutOfMemory {
+            limit_bytes: 64 << 20
+        }
+    );
+}
+
+#[tokio::test]
+async fn files_are_not_reachable() {
+    let sandbox = sandbox();
+    let (outcome, reports) = run(&sandbox, "read-passwd", json!({}), RunLimits::default()).await;
+    let RunOutcome::Failed { message, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(message.starts_with("reading /etc/passwd"), "{message}");
+    assert!(!format!("{:?}", reports.reports()).contains("root:"));
+}
+
+#[tokio::test]
+async fn the_network_is_not_reachable() {
+    // Something is listening, so only the sandbox can refuse the connection.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let sandbox = sandbox();
+    let (outcome, _) = run(
+        &sandbox,
+        "open-socket",
+        json!({ "address": address }),
+        RunLimits::default(),
+    )
+    .await;
+    let RunOutcome::Failed { message, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        message.starts_with(&format!("connecting to {address}")),
+        "{message}"
+    );
+    listener.set_nonblocking(true).unwrap();
+    assert!(listener.accept().is_err(), "nothing may have connected");
+}
+
+#[tokio::test]
+async fn a_panic_crashes_the_run_with_its_message() {
+    let sandbox = sandbox();
+    let (outcome, _) = run(&sandbox, "panics", json!({}), RunLimits::default()).await;
+    let RunOutcome::Crashed { message } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(message.contains("this flow panics on purpose"), "{message}");
+    assert!(message.contains("unreachable"), "{message}");
+}
+
+#[tokio::test]
+async fn a_returned_error_fails_the_run_with_its_chain() {
+    let sandbox = sandbox();
+    let (outcome, _) = run(&sandbox, "returns-error", json!({}), RunLimits::default()).await;
+    assert_eq!(
+        outcome,
+        RunOutcome::Failed {
+            message: "loading the batch: the warehouse is closed".into(),
+            details: None
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_host_survives_every_outcome_in_turn() {
+    let sandbox = sandbox();
+    let quick = RunLimits {
+        memory_bytes: 64 << 20,
+        timeout: Duration::from_millis(200),
+    };
+    let mut outcomes = Vec::new();
+    for (flow, params) in [
+        ("loop-forever", json!({})),
+        ("memory-hog", json!({})),
+        ("panics", json!({})),
+        ("returns-error", json!({})),
+        ("read-passwd", json!({})),
+        ("hello", json!({"a": 1, "b": 1})),
+    ] {
+        outcomes.push(run(&sandbox, flow, params, quick).await.0.name());
+    }
+    assert_eq!(
+        outcomes,
+        [
+            "timed_out",
+            "out_of_memory",
+            "crashed",
+            "failed",
+            "failed",
+            "completed"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn many_runs_share_the_sandbox_concurrently() {
+    let sandbox = Arc::new(sandbox());
+    let flow = sandbox.load(&flows::wasm("hello")).unwrap();
+    let runs: Vec<_> = (0..50)
+        .map(|i| {
+            let sandbox = sandbox.clone();
+            let flow = flow.clone();
+            tokio::spawn(async move {
+                let request = RunRequest::new(
+                    json!({"a": i, "b": 1}),
+                    Arc::new(ReportCollector::default()),
+                );
+                sandbox.run(&flow, request).await
+            })
+        })
+        .collect();
+    for (i, run) in runs.into_iter().enumerate() {
+        assert_eq!(
+            run.await.unwrap(),
+            RunOutcome::Completed {
+                output: json!(i + 1)
+            }
+        );
+    }
+}
+
+#[test]
+fn bad_bytes_get_a_named_load_error() {
+    let sandbox = sandbox();
+    let hello = flows::wasm("hello");
+    assert!(matches!(
+        sandbox.load(b"#!/bin/sh\necho hi\n"),
+        Err(LoadError::NotWasm)
+    ));
+    assert!(matches!(sandbox.load(&[]), Err(LoadError::NotWasm)));
+    assert!(matches!(
+        sandbox.load(&hello[..hello.len() / 2]),
+        Err(LoadError::Corrupt(_))
+    ));
+    let core_module = wat::parse_str("(module)").unwrap();
+    assert!(matches!(
+        sandbox.load(&core_module),
+        Err(LoadError::CoreModule)
+    ));
+    let not_a_flow = wat::parse_str("(component)").unwrap();
+    match sandbox.load(&not_a_flow) {
+        Err(LoadError::NotAFlow(why)) => assert!(why.contains("baton:flow/flow@0.1.0"), "{why}"),
+        other => panic!("{:?}", other.map(|f| f.digest())),
+    }
+    let small = Sandbox::new(&SandboxConfig {
+        max_component_bytes: 1000,
+        max_instances: 4,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    assert!(matches!(
+        small.load(&hello),
+        Err(LoadError::TooLarge { limit: 1000, .. })
+    ));
+}
+
+#[test]
+fn precompiled_components_are_reused_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SandboxConfig {
+        cache_dir: Some(dir.path().to_owned()),
+        max_instances: 4,
+        ..SandboxConfig::default()
+    };
+    let digest = {
+        let sandbox = Sandbox::new(&config).unwrap();
+        sandbox.load(&flows::wasm("hello")).unwrap().digest()
+    };
+    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(files.len(), 1, "one artifact on disk");
+    let fresh = Sandbox::new(&config).unwrap();
+    assert_eq!(fresh.cached_digests(), [digest]);
+    let flow = fresh
+        .load_cached(&digest)
+        .expect("loads without the component's bytes");
+    assert_eq!(flow.digest(), digest);
+}
+
+#[test]
+fn a_corrupt_artifact_is_discarded_and_recompiled() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SandboxConfig {
+        cache_dir: Some(dir.path().to_owned()),
+        max_instances: 4,
+        ..SandboxConfig::default()
+    };
+    let hello = flows::wasm("hello");
+    Sandbox::new(&config).unwrap().load(&hello).unwrap();
+    let artifact = std::fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(&artifact, b"garbage").unwrap();
+    let fresh = Sandbox::new(&config).unwrap();
+    assert!(
+        fresh
+            .load_cached(&baton_sandbox::Digest::of(&hello))
+            .is_none()
+    );
+    assert!(fresh.load(&hello).is_ok());
+}
