@@ -1,1 +1,65 @@
-fn main() {}
+//! `baton`: the one binary. Each subcommand lives in its own module; this
+//! file holds the command-line grammar and the exit-status policy.
+
+mod flow;
+mod params;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status when a command could not do its job because of its input or
+/// environment (a bad component, bad parameters, a missing file).
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "baton", version, about = "Baton: flows as WebAssembly components, orchestrated")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build, inspect and run flow components locally.
+    #[command(subcommand)]
+    Flow(flow::FlowCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(async {
+            match cli.command {
+                Command::Flow(command) => flow::run(command).await,
+            }
+        }),
+        Err(e) => Err(anyhow::Error::new(e).context("starting the async runtime")),
+    };
+    match result {
+        Ok(status) => status,
+        Err(error) => {
+            // One line, the whole chain: "reading x.wasm: No such file ...".
+            let message = format!("{error:#}").replace('\n', " ");
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+/// Where Baton keeps its data: `$BATON_HOME`, else `~/.baton`.
+pub fn baton_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("BATON_HOME") {
+        return PathBuf::from(home);
+    }
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from(".baton"), |h| PathBuf::from(h).join(".baton"))
+}

@@ -4,7 +4,7 @@
 //! exported with [`flow!`] and built with `baton flow build` (plain
 //! `cargo build --release --target wasm32-wasip2` underneath):
 //!
-//! ```ignore
+//! ```no_run
 //! use baton_sdk::prelude::*;
 //!
 //! /// Adds two integers.

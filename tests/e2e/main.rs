@@ -1,1 +1,4 @@
-fn main() {}
+//! End-to-end tests: the real `baton` binary, run as a user would.
+
+mod cli_flow;
+mod layering;

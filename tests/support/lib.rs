@@ -1,1 +1,73 @@
-//! x
+//! Helpers for the end-to-end tests: build the real `baton` binary once and
+//! run it as a user would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The cargo that runs these tests.
+pub fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Where cargo puts build output.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo_root().join("target"), PathBuf::from)
+}
+
+/// The release `baton` binary, built on first use.
+#[allow(clippy::panic, reason = "test support: a failed build fails the test")]
+pub fn baton_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let status = cargo()
+            .current_dir(repo_root())
+            .args(["build", "--release", "--quiet", "-p", "baton"])
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            panic!("building the baton binary failed");
+        }
+        target_dir().join("release").join("baton")
+    })
+}
+
+/// A `baton` command with its own `BATON_HOME`.
+pub fn baton(home: &Path) -> Command {
+    let mut command = Command::new(baton_binary());
+    command.env("BATON_HOME", home).current_dir(repo_root());
+    command
+}
+
+/// What a finished command printed, as text.
+pub struct Finished {
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Finished {
+    fn from(output: Output) -> Self {
+        Self {
+            status: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `command` to the end.
+#[allow(clippy::panic, reason = "test support: a command that cannot start fails the test")]
+pub fn finish(command: &mut Command) -> Finished {
+    match command.output() {
+        Ok(output) => output.into(),
+        Err(e) => panic!("starting {command:?}: {e}"),
+    }
+}

@@ -21,7 +21,7 @@ use crate::sandbox::{LoadError, LoadedFlow, RunState, Sandbox, one_line};
 const CAPTURED_OUTPUT_BYTES: usize = 256 * 1024;
 
 /// Limits of `describe`, which must be quick and small.
-const DESCRIBE_LIMITS: RunLimits = RunLimits {
+pub(crate) const DESCRIBE_LIMITS: RunLimits = RunLimits {
     memory_bytes: 128 << 20,
     timeout: Duration::from_secs(2),
 };

@@ -124,6 +124,8 @@ impl Sandbox {
     /// Sets up the engine, its instance pool and the caches.
     pub fn new(config: &SandboxConfig) -> Result<Self, SandboxError> {
         let instances = config.max_instances.max(1);
+        // `describe` runs under its own cap, whatever runs are allowed.
+        let max_memory_bytes = config.max_memory_bytes.max(crate::run::DESCRIBE_LIMITS.memory_bytes);
         let mut pool = PoolingAllocationConfig::new();
         // A Rust component holds a few core instances (the program, the WASI
         // adapter, shims), one or two memories and a few tables.
@@ -135,7 +137,7 @@ impl Sandbox {
             .max_core_instances_per_component(16)
             .max_memories_per_component(4)
             .max_tables_per_component(16)
-            .max_memory_size(usize::try_from(config.max_memory_bytes).unwrap_or(usize::MAX));
+            .max_memory_size(usize::try_from(max_memory_bytes).unwrap_or(usize::MAX));
         let mut wasm = Config::new();
         wasm.epoch_interruption(true)
             .wasm_component_model(true)
@@ -169,7 +171,7 @@ impl Sandbox {
             artifacts,
             loaded: Mutex::new(HashMap::new()),
             slots: Semaphore::new(usize::try_from(instances).unwrap_or(usize::MAX)),
-            max_memory_bytes: config.max_memory_bytes,
+            max_memory_bytes,
             max_component_bytes: config.max_component_bytes,
             _ticker: ticker,
         })

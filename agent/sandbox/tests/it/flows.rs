@@ -14,6 +14,7 @@ pub const ALL: &[&str] = &[
     "open-socket",
     "panics",
     "returns-error",
+    "grants",
 ];
 
 fn workspace_root() -> PathBuf {

@@ -269,6 +269,30 @@ async fn a_returned_error_fails_the_run_with_its_chain() {
 }
 
 #[tokio::test]
+async fn only_granted_variables_and_secrets_are_readable() {
+    let sandbox = sandbox();
+    let flow = sandbox.load(&flows::wasm("grants")).unwrap();
+    let reports = Arc::new(ReportCollector::default());
+    let mut request = RunRequest::new(json!({}), reports.clone());
+    request.grants.variables.insert("region".into(), Some("eu-west".into()));
+    request.grants.secrets.insert("token".into(), Some("s3cr3t-value".into()));
+    let outcome = sandbox.run(&flow, request).await;
+    let RunOutcome::Completed { output } = outcome else { panic!("{outcome:?}") };
+    assert_eq!(output["region"], "eu-west");
+    assert_eq!(output["token_length"], 12);
+    assert_eq!(output["ungranted"], "secret `root-password` is not granted to this flow by its deployment");
+    assert_eq!(log_messages(&reports), ["using token *** in eu-west"]);
+
+    let mut request = RunRequest::new(json!({}), Arc::new(ReportCollector::default()));
+    request.grants.variables.insert("region".into(), None);
+    let outcome = sandbox.run(&flow, request).await;
+    assert_eq!(
+        outcome,
+        RunOutcome::Failed { message: "variable `region` is granted but has no value".into(), details: None }
+    );
+}
+
+#[tokio::test]
 async fn the_host_survives_every_outcome_in_turn() {
     let sandbox = sandbox();
     let quick = RunLimits {

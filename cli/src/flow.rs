@@ -1,0 +1,324 @@
+//! `baton flow build|inspect|run`: work with a flow component on this
+//! machine, without a core.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::io::BufRead;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use baton_agent::sandbox::{
+    Grants, LoadedFlow, RunLimits, RunRequest, Sandbox, SandboxConfig,
+};
+use baton_proto::v1::{FlowInfo, RunOutcome, validate_params};
+use bytesize::ByteSize;
+use clap::{Args, Subcommand};
+
+use crate::report::StderrReporter;
+use crate::{baton_home, params};
+
+/// The target every flow is built for.
+const FLOW_TARGET: &str = "wasm32-wasip2";
+
+#[derive(Subcommand)]
+pub enum FlowCommand {
+    /// Build a flow crate into a component; prints the component's path last.
+    Build {
+        /// Directory of the flow crate (holding its Cargo.toml).
+        crate_dir: PathBuf,
+    },
+    /// Print what a component's `describe` returns.
+    Inspect {
+        component: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a component once in the sandbox: logs on stderr, output on stdout.
+    ///
+    /// Exit status: 0 completed, 1 failed (the flow returned an error),
+    /// 2 bad input (unreadable or invalid component, invalid parameters),
+    /// 3 crashed (the flow trapped), 4 timed out, 5 out of memory,
+    /// 6 cancelled (Ctrl-C).
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    component: PathBuf,
+    /// A parameter, `key=value`; the value is read as JSON unless the schema
+    /// expects a string. Repeatable.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// All parameters as one JSON object; `--param` values override it.
+    #[arg(long, value_name = "JSON")]
+    params_json: Option<String>,
+    /// Wall-clock limit of the run, e.g. `5s`, `2m`.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Memory cap of the run, e.g. `64MiB`.
+    #[arg(long, default_value = "256MiB")]
+    memory: ByteSize,
+    /// Grant a variable to the flow, `NAME=VALUE`. Repeatable.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    variables: Vec<String>,
+    /// Grant a secret to the flow, `NAME=VALUE`; redacted from its logs.
+    #[arg(long = "secret", value_name = "NAME=VALUE")]
+    secrets: Vec<String>,
+}
+
+/// Exit statuses of `baton flow run`, one per outcome.
+fn exit_status(outcome: &RunOutcome) -> u8 {
+    match outcome {
+        RunOutcome::Completed { .. } => 0,
+        RunOutcome::Failed { .. } => 1,
+        RunOutcome::Crashed { .. } => 3,
+        RunOutcome::TimedOut { .. } => 4,
+        RunOutcome::OutOfMemory { .. } => 5,
+        RunOutcome::Cancelled => 6,
+    }
+}
+
+pub async fn run(command: FlowCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        FlowCommand::Build { crate_dir } => build(&crate_dir),
+        FlowCommand::Inspect { component, json } => inspect(&component, json).await,
+        FlowCommand::Run(args) => run_flow(args).await,
+    }
+}
+
+fn build(crate_dir: &Path) -> anyhow::Result<ExitCode> {
+    let manifest = crate_dir.join("Cargo.toml");
+    if !manifest.is_file() {
+        bail!(
+            "{} has no Cargo.toml: `baton flow build` takes the directory of a flow crate",
+            crate_dir.display()
+        );
+    }
+    let manifest = manifest
+        .canonicalize()
+        .with_context(|| format!("resolving {}", manifest.display()))?;
+    ensure_flow_target()?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut child = Command::new(cargo)
+        .args(["build", "--release", "--target", FLOW_TARGET, "--message-format", "json-render-diagnostics"])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting cargo (is Rust installed?)")?;
+    let mut component = None;
+    if let Some(stdout) = child.stdout.take() {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.context("reading cargo's output")?;
+            if let Some(path) = built_component(&line, &manifest) {
+                component = Some(path);
+            }
+        }
+    }
+    let status = child.wait().context("waiting for cargo")?;
+    if !status.success() {
+        eprintln!("error: building {} failed (cargo's messages are above)", crate_dir.display());
+        return Ok(ExitCode::from(1));
+    }
+    let Some(component) = component else {
+        bail!(
+            "{} built no .wasm file: a flow crate needs `[lib] crate-type = [\"cdylib\"]` in its Cargo.toml",
+            crate_dir.display()
+        );
+    };
+    println!("{}", component.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `.wasm` file in one line of cargo's JSON messages, if it is the
+/// artifact of the crate at `manifest`.
+fn built_component(line: &str, manifest: &Path) -> Option<PathBuf> {
+    let message: serde_json::Value = serde_json::from_str(line).ok()?;
+    if message["reason"] != "compiler-artifact" {
+        return None;
+    }
+    let from = Path::new(message["manifest_path"].as_str()?).canonicalize().ok()?;
+    if from != manifest {
+        return None;
+    }
+    message["filenames"]
+        .as_array()?
+        .iter()
+        .filter_map(|f| f.as_str())
+        .find(|f| f.ends_with(".wasm"))
+        .map(PathBuf::from)
+}
+
+/// Installs the wasm32-wasip2 standard library with rustup when it is missing.
+fn ensure_flow_target() -> anyhow::Result<()> {
+    let libdir = Command::new("rustc")
+        .args(["--print", "target-libdir", "--target", FLOW_TARGET])
+        .output()
+        .context("running rustc (is Rust installed?)")?;
+    let libdir = PathBuf::from(String::from_utf8_lossy(&libdir.stdout).trim());
+    if libdir.join("lib").exists() || std::fs::read_dir(&libdir).is_ok_and(|mut d| d.next().is_some()) {
+        return Ok(());
+    }
+    eprintln!("the {FLOW_TARGET} target is missing; installing it with rustup");
+    let status = Command::new("rustup")
+        .args(["target", "add", FLOW_TARGET])
+        .status()
+        .context("running rustup: install the target with `rustup target add wasm32-wasip2`")?;
+    if !status.success() {
+        bail!("`rustup target add {FLOW_TARGET}` failed");
+    }
+    Ok(())
+}
+
+/// Reads and loads a component, naming the file in any error.
+fn load(sandbox: &Sandbox, path: &Path) -> anyhow::Result<Arc<LoadedFlow>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    sandbox.load(&bytes).with_context(|| path.display().to_string())
+}
+
+async fn describe(sandbox: &Sandbox, flow: &LoadedFlow, path: &Path) -> anyhow::Result<FlowInfo> {
+    sandbox.describe(flow).await.with_context(|| path.display().to_string())
+}
+
+fn sandbox(max_memory: u64) -> anyhow::Result<Sandbox> {
+    let config = SandboxConfig {
+        cache_dir: Some(baton_home().join("cache").join("components")),
+        max_instances: 4,
+        max_memory_bytes: max_memory,
+        ..SandboxConfig::default()
+    };
+    Sandbox::new(&config).context("setting up the sandbox")
+}
+
+async fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let sandbox = sandbox(SandboxConfig::default().max_memory_bytes)?;
+    let flow = load(&sandbox, path)?;
+    let info = describe(&sandbox, &flow, path).await?;
+    if json {
+        let mut value = serde_json::to_value(&info)?;
+        value["digest"] = format!("sha256:{}", flow.digest()).into();
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!("{}", describe_text(&info, &flow.digest().to_string()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe_text(info: &FlowInfo, digest: &str) -> String {
+    let mut text = format!("{} {}\n", info.name, info.version);
+    if !info.description.is_empty() {
+        text.push_str(&format!("{}\n", info.description));
+    }
+    text.push_str(&format!("digest: sha256:{digest}\n"));
+    let required: Vec<&str> = info.parameters["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    match info.parameters["properties"].as_object() {
+        Some(properties) if !properties.is_empty() => {
+            text.push_str("parameters:\n");
+            for (name, schema) in properties {
+                let kind = match &schema["type"] {
+                    serde_json::Value::String(t) => t.clone(),
+                    serde_json::Value::Array(ts) => {
+                        ts.iter().filter_map(|t| t.as_str()).collect::<Vec<_>>().join("|")
+                    }
+                    _ => "any".to_owned(),
+                };
+                let mut line = format!("  {name}: {kind}");
+                if required.contains(&name.as_str()) {
+                    line.push_str(", required");
+                }
+                if let Some(default) = schema.get("default") {
+                    line.push_str(&format!(", default {default}"));
+                }
+                if let Some(description) = schema["description"].as_str() {
+                    line.push_str(&format!(" - {description}"));
+                }
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        _ => text.push_str("parameters: none\n"),
+    }
+    text
+}
+
+async fn run_flow(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let sandbox = sandbox(args.memory.as_u64())?;
+    let flow = load(&sandbox, &args.component)?;
+    let info = describe(&sandbox, &flow, &args.component).await?;
+    let params = params::collect(&info.parameters, args.params_json.as_deref(), &args.params)?;
+    validate_params(&info.parameters, &params)
+        .with_context(|| format!("invalid parameters for flow `{}`", info.name))?;
+    let grants = Grants {
+        variables: name_values(&args.variables, "--var")?,
+        secrets: name_values(&args.secrets, "--secret")?,
+    };
+
+    let mut request = RunRequest::new(params, Arc::new(StderrReporter::default()));
+    request.limits = RunLimits { memory_bytes: args.memory.as_u64(), timeout: args.timeout };
+    request.grants = grants;
+    let cancel = request.cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("cancelling the run");
+            cancel.cancel();
+        }
+    });
+
+    let outcome = sandbox.run(&flow, request).await;
+    match &outcome {
+        RunOutcome::Completed { output } => println!("{}", serde_json::to_string_pretty(output)?),
+        RunOutcome::Failed { message, .. } => eprintln!("error: the flow failed: {message}"),
+        RunOutcome::Crashed { message } => eprintln!("error: the run crashed: {message}"),
+        RunOutcome::TimedOut { .. } => {
+            eprintln!("error: the run timed out after {}", humantime::format_duration(args.timeout));
+        }
+        RunOutcome::OutOfMemory { limit_bytes } => eprintln!(
+            "error: the run ran out of memory: it tried to use more than {} (raise it with --memory)",
+            ByteSize::b(*limit_bytes).display().iec()
+        ),
+        RunOutcome::Cancelled => eprintln!("error: the run was cancelled"),
+    }
+    Ok(ExitCode::from(exit_status(&outcome)))
+}
+
+fn name_values(
+    pairs: &[String],
+    flag: &str,
+) -> anyhow::Result<std::collections::BTreeMap<String, Option<String>>> {
+    pairs
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), Some(value.to_owned()))),
+            _ => bail!("{flag} `{pair}` is not of the form NAME=VALUE"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EXIT_BAD_INPUT;
+
+    #[test]
+    fn every_outcome_has_its_own_exit_status() {
+        let outcomes = [
+            RunOutcome::Completed { output: serde_json::Value::Null },
+            RunOutcome::Failed { message: String::new(), details: None },
+            RunOutcome::Crashed { message: String::new() },
+            RunOutcome::TimedOut { limit_ms: 1 },
+            RunOutcome::OutOfMemory { limit_bytes: 1 },
+            RunOutcome::Cancelled,
+        ];
+        let mut statuses: Vec<u8> = outcomes.iter().map(exit_status).collect();
+        assert_eq!(statuses[0], 0);
+        assert!(!statuses.contains(&EXIT_BAD_INPUT));
+        statuses.sort_unstable();
+        statuses.dedup();
+        assert_eq!(statuses.len(), outcomes.len());
+    }
+}
