@@ -1,16 +1,14 @@
 //! `baton flow build|inspect|run`: work with a flow component on this
 //! machine, without a core.
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::io::BufRead;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use baton_agent::sandbox::{
-    Grants, LoadedFlow, RunLimits, RunRequest, Sandbox, SandboxConfig,
-};
+use baton_agent::sandbox::{Grants, LoadedFlow, RunLimits, RunRequest, Sandbox, SandboxConfig};
 use baton_proto::v1::{FlowInfo, RunOutcome, validate_params};
 use bytesize::ByteSize;
 use clap::{Args, Subcommand};
@@ -102,7 +100,14 @@ fn build(crate_dir: &Path) -> anyhow::Result<ExitCode> {
     ensure_flow_target()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut child = Command::new(cargo)
-        .args(["build", "--release", "--target", FLOW_TARGET, "--message-format", "json-render-diagnostics"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            FLOW_TARGET,
+            "--message-format",
+            "json-render-diagnostics",
+        ])
         .arg("--manifest-path")
         .arg(&manifest)
         .stdout(Stdio::piped())
@@ -119,7 +124,10 @@ fn build(crate_dir: &Path) -> anyhow::Result<ExitCode> {
     }
     let status = child.wait().context("waiting for cargo")?;
     if !status.success() {
-        eprintln!("error: building {} failed (cargo's messages are above)", crate_dir.display());
+        eprintln!(
+            "error: building {} failed (cargo's messages are above)",
+            crate_dir.display()
+        );
         return Ok(ExitCode::from(1));
     }
     let Some(component) = component else {
@@ -136,14 +144,17 @@ fn build(crate_dir: &Path) -> anyhow::Result<ExitCode> {
 /// artifact of the crate at `manifest`.
 fn built_component(line: &str, manifest: &Path) -> Option<PathBuf> {
     let message: serde_json::Value = serde_json::from_str(line).ok()?;
-    if message["reason"] != "compiler-artifact" {
+    if message.get("reason")? != "compiler-artifact" {
         return None;
     }
-    let from = Path::new(message["manifest_path"].as_str()?).canonicalize().ok()?;
+    let from = Path::new(message.get("manifest_path")?.as_str()?)
+        .canonicalize()
+        .ok()?;
     if from != manifest {
         return None;
     }
-    message["filenames"]
+    message
+        .get("filenames")?
         .as_array()?
         .iter()
         .filter_map(|f| f.as_str())
@@ -158,7 +169,9 @@ fn ensure_flow_target() -> anyhow::Result<()> {
         .output()
         .context("running rustc (is Rust installed?)")?;
     let libdir = PathBuf::from(String::from_utf8_lossy(&libdir.stdout).trim());
-    if libdir.join("lib").exists() || std::fs::read_dir(&libdir).is_ok_and(|mut d| d.next().is_some()) {
+    if libdir.join("lib").exists()
+        || std::fs::read_dir(&libdir).is_ok_and(|mut d| d.next().is_some())
+    {
         return Ok(());
     }
     eprintln!("the {FLOW_TARGET} target is missing; installing it with rustup");
@@ -175,11 +188,16 @@ fn ensure_flow_target() -> anyhow::Result<()> {
 /// Reads and loads a component, naming the file in any error.
 fn load(sandbox: &Sandbox, path: &Path) -> anyhow::Result<Arc<LoadedFlow>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    sandbox.load(&bytes).with_context(|| path.display().to_string())
+    sandbox
+        .load(&bytes)
+        .with_context(|| path.display().to_string())
 }
 
 async fn describe(sandbox: &Sandbox, flow: &LoadedFlow, path: &Path) -> anyhow::Result<FlowInfo> {
-    sandbox.describe(flow).await.with_context(|| path.display().to_string())
+    sandbox
+        .describe(flow)
+        .await
+        .with_context(|| path.display().to_string())
 }
 
 fn sandbox(max_memory: u64) -> anyhow::Result<Sandbox> {
@@ -198,7 +216,12 @@ async fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let info = describe(&sandbox, &flow, path).await?;
     if json {
         let mut value = serde_json::to_value(&info)?;
-        value["digest"] = format!("sha256:{}", flow.digest()).into();
+        if let Some(fields) = value.as_object_mut() {
+            fields.insert(
+                "digest".to_owned(),
+                format!("sha256:{}", flow.digest()).into(),
+            );
+        }
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print!("{}", describe_text(&info, &flow.digest().to_string()));
@@ -212,19 +235,27 @@ fn describe_text(info: &FlowInfo, digest: &str) -> String {
         text.push_str(&format!("{}\n", info.description));
     }
     text.push_str(&format!("digest: sha256:{digest}\n"));
-    let required: Vec<&str> = info.parameters["required"]
-        .as_array()
+    let required: Vec<&str> = info
+        .parameters
+        .get("required")
+        .and_then(|r| r.as_array())
         .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
         .unwrap_or_default();
-    match info.parameters["properties"].as_object() {
+    match info
+        .parameters
+        .get("properties")
+        .and_then(|p| p.as_object())
+    {
         Some(properties) if !properties.is_empty() => {
             text.push_str("parameters:\n");
             for (name, schema) in properties {
-                let kind = match &schema["type"] {
-                    serde_json::Value::String(t) => t.clone(),
-                    serde_json::Value::Array(ts) => {
-                        ts.iter().filter_map(|t| t.as_str()).collect::<Vec<_>>().join("|")
-                    }
+                let kind = match schema.get("type") {
+                    Some(serde_json::Value::String(t)) => t.clone(),
+                    Some(serde_json::Value::Array(ts)) => ts
+                        .iter()
+                        .filter_map(|t| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join("|"),
                     _ => "any".to_owned(),
                 };
                 let mut line = format!("  {name}: {kind}");
@@ -234,7 +265,7 @@ fn describe_text(info: &FlowInfo, digest: &str) -> String {
                 if let Some(default) = schema.get("default") {
                     line.push_str(&format!(", default {default}"));
                 }
-                if let Some(description) = schema["description"].as_str() {
+                if let Some(description) = schema.get("description").and_then(|d| d.as_str()) {
                     line.push_str(&format!(" - {description}"));
                 }
                 text.push_str(&line);
@@ -259,7 +290,10 @@ async fn run_flow(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
 
     let mut request = RunRequest::new(params, Arc::new(StderrReporter::default()));
-    request.limits = RunLimits { memory_bytes: args.memory.as_u64(), timeout: args.timeout };
+    request.limits = RunLimits {
+        memory_bytes: args.memory.as_u64(),
+        timeout: args.timeout,
+    };
     request.grants = grants;
     let cancel = request.cancel.clone();
     tokio::spawn(async move {
@@ -275,7 +309,10 @@ async fn run_flow(args: RunArgs) -> anyhow::Result<ExitCode> {
         RunOutcome::Failed { message, .. } => eprintln!("error: the flow failed: {message}"),
         RunOutcome::Crashed { message } => eprintln!("error: the run crashed: {message}"),
         RunOutcome::TimedOut { .. } => {
-            eprintln!("error: the run timed out after {}", humantime::format_duration(args.timeout));
+            eprintln!(
+                "error: the run timed out after {}",
+                humantime::format_duration(args.timeout)
+            );
         }
         RunOutcome::OutOfMemory { limit_bytes } => eprintln!(
             "error: the run ran out of memory: it tried to use more than {} (raise it with --memory)",
@@ -293,7 +330,9 @@ fn name_values(
     pairs
         .iter()
         .map(|pair| match pair.split_once('=') {
-            Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), Some(value.to_owned()))),
+            Some((name, value)) if !name.is_empty() => {
+                Ok((name.to_owned(), Some(value.to_owned())))
+            }
             _ => bail!("{flag} `{pair}` is not of the form NAME=VALUE"),
         })
         .collect()
@@ -307,9 +346,16 @@ mod tests {
     #[test]
     fn every_outcome_has_its_own_exit_status() {
         let outcomes = [
-            RunOutcome::Completed { output: serde_json::Value::Null },
-            RunOutcome::Failed { message: String::new(), details: None },
-            RunOutcome::Crashed { message: String::new() },
+            RunOutcome::Completed {
+                output: serde_json::Value::Null,
+            },
+            RunOutcome::Failed {
+                message: String::new(),
+                details: None,
+            },
+            RunOutcome::Crashed {
+                message: String::new(),
+            },
             RunOutcome::TimedOut { limit_ms: 1 },
             RunOutcome::OutOfMemory { limit_bytes: 1 },
             RunOutcome::Cancelled,

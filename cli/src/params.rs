@@ -10,10 +10,12 @@ use serde_json::{Map, Value};
 pub fn collect(schema: &Value, json: Option<&str>, pairs: &[String]) -> anyhow::Result<Value> {
     let mut params = match json {
         None => Map::new(),
-        Some(text) => match serde_json::from_str(text).context("--params-json is not valid JSON")? {
-            Value::Object(map) => map,
-            other => bail!("--params-json must be a JSON object, got {}", kind(&other)),
-        },
+        Some(text) => {
+            match serde_json::from_str(text).context("--params-json is not valid JSON")? {
+                Value::Object(map) => map,
+                other => bail!("--params-json must be a JSON object, got {}", kind(&other)),
+            }
+        }
     };
     for pair in pairs {
         let Some((key, raw)) = pair.split_once('=') else {
@@ -42,7 +44,9 @@ fn expects_string(property: Option<&Value>) -> bool {
         Some(Value::String(t)) => t == "string",
         Some(Value::Array(types)) => {
             types.iter().any(|t| t == "string")
-                && !types.iter().any(|t| t == "integer" || t == "number" || t == "boolean")
+                && !types
+                    .iter()
+                    .any(|t| t == "integer" || t == "number" || t == "boolean")
         }
         _ => false,
     }
@@ -77,10 +81,19 @@ mod tests {
         let params = collect(
             &schema(),
             None,
-            &["a=2".into(), "name=007".into(), "opt=true".into(), "free=[1,2]".into(), "word=hi".into()],
+            &[
+                "a=2".into(),
+                "name=007".into(),
+                "opt=true".into(),
+                "free=[1,2]".into(),
+                "word=hi".into(),
+            ],
         )
         .unwrap();
-        assert_eq!(params, json!({"a": 2, "name": "007", "opt": "true", "free": [1, 2], "word": "hi"}));
+        assert_eq!(
+            params,
+            json!({"a": 2, "name": "007", "opt": "true", "free": [1, 2], "word": "hi"})
+        );
     }
 
     #[test]
@@ -92,9 +105,15 @@ mod tests {
     #[test]
     fn malformed_input_is_refused_with_the_reason() {
         let error = collect(&schema(), None, &["nokey".into()]).unwrap_err();
-        assert_eq!(error.to_string(), "--param `nokey` is not of the form key=value");
+        assert_eq!(
+            error.to_string(),
+            "--param `nokey` is not of the form key=value"
+        );
         let error = collect(&schema(), Some("[1]"), &[]).unwrap_err();
-        assert_eq!(error.to_string(), "--params-json must be a JSON object, got an array");
+        assert_eq!(
+            error.to_string(),
+            "--params-json must be a JSON object, got an array"
+        );
         assert!(collect(&schema(), Some("{"), &[]).is_err());
     }
 }

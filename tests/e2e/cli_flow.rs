@@ -26,7 +26,12 @@ fn hello() -> &'static PathBuf {
 }
 
 fn run(component: &PathBuf, args: &[&str]) -> baton_tests::Finished {
-    finish(baton(home().path()).args(["flow", "run"]).arg(component).args(args))
+    finish(
+        baton(home().path())
+            .args(["flow", "run"])
+            .arg(component)
+            .args(args),
+    )
 }
 
 #[test]
@@ -41,19 +46,31 @@ fn hello_adds_its_parameters() {
     let finished = run(hello(), &["--param", "a=2", "--param", "b=3"]);
     assert_eq!(finished.status, Some(0), "{}", finished.stderr);
     assert_eq!(finished.stdout, "5\n");
-    assert!(finished.stderr.contains("INFO  adding 2 and 3"), "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("INFO  adding 2 and 3"),
+        "{}",
+        finished.stderr
+    );
 }
 
 #[test]
 fn params_json_and_params_combine() {
-    let finished = run(hello(), &["--params-json", r#"{"a": 40, "b": 1}"#, "--param", "b=2"]);
+    let finished = run(
+        hello(),
+        &["--params-json", r#"{"a": 40, "b": 1}"#, "--param", "b=2"],
+    );
     assert_eq!(finished.status, Some(0), "{}", finished.stderr);
     assert_eq!(finished.stdout, "42\n");
 }
 
 #[test]
 fn inspect_prints_name_version_and_schema() {
-    let finished = finish(baton(home().path()).args(["flow", "inspect"]).arg(hello()).arg("--json"));
+    let finished = finish(
+        baton(home().path())
+            .args(["flow", "inspect"])
+            .arg(hello())
+            .arg("--json"),
+    );
     assert_eq!(finished.status, Some(0), "{}", finished.stderr);
     let info: serde_json::Value = serde_json::from_str(&finished.stdout).unwrap();
     assert_eq!(info["name"], "hello");
@@ -64,7 +81,12 @@ fn inspect_prints_name_version_and_schema() {
     let text = finish(baton(home().path()).args(["flow", "inspect"]).arg(hello()));
     assert_eq!(text.status, Some(0));
     assert!(text.stdout.starts_with("hello 0.1.0\n"), "{}", text.stdout);
-    assert!(text.stdout.contains("  a: integer, required - First addend."), "{}", text.stdout);
+    assert!(
+        text.stdout
+            .contains("  a: integer, required - First addend."),
+        "{}",
+        text.stdout
+    );
 }
 
 #[test]
@@ -72,12 +94,20 @@ fn parameters_that_break_the_schema_are_refused_naming_the_field() {
     let finished = run(hello(), &["--param", "a=two", "--param", "b=3"]);
     assert_eq!(finished.status, Some(2));
     assert_eq!(finished.stdout, "");
-    assert!(finished.stderr.contains("parameter `a`"), "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("parameter `a`"),
+        "{}",
+        finished.stderr
+    );
     assert!(finished.stderr.contains("integer"), "{}", finished.stderr);
 
     let missing = run(hello(), &["--param", "a=1"]);
     assert_eq!(missing.status, Some(2));
-    assert!(missing.stderr.contains("parameter `b`"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("parameter `b`"),
+        "{}",
+        missing.stderr
+    );
 }
 
 #[test]
@@ -85,10 +115,26 @@ fn files_that_are_not_flows_get_one_line_and_status_2() {
     let dir = tempfile::tempdir().unwrap();
     let hello_bytes = std::fs::read(hello()).unwrap();
     let cases: [(&str, Vec<u8>, &str); 4] = [
-        ("script.wasm", b"#!/bin/sh\n".to_vec(), "not a WebAssembly file"),
-        ("truncated.wasm", hello_bytes[..hello_bytes.len() / 3].to_vec(), "truncated or corrupt"),
-        ("module.wasm", b"\0asm\x01\0\0\0".to_vec(), "core WebAssembly module, not a component"),
-        ("other.wasm", b"\0asm\x0d\0\x01\0".to_vec(), "not a Baton flow"),
+        (
+            "script.wasm",
+            b"#!/bin/sh\n".to_vec(),
+            "not a WebAssembly file",
+        ),
+        (
+            "truncated.wasm",
+            hello_bytes[..hello_bytes.len() / 3].to_vec(),
+            "truncated or corrupt",
+        ),
+        (
+            "module.wasm",
+            b"\0asm\x01\0\0\0".to_vec(),
+            "core WebAssembly module, not a component",
+        ),
+        (
+            "other.wasm",
+            b"\0asm\x0d\0\x01\0".to_vec(),
+            "not a Baton flow",
+        ),
     ];
     for (name, bytes, expected) in cases {
         let path = dir.path().join(name);
@@ -96,14 +142,31 @@ fn files_that_are_not_flows_get_one_line_and_status_2() {
         for command in ["run", "inspect"] {
             let finished = finish(baton(home().path()).args(["flow", command]).arg(&path));
             assert_eq!(finished.status, Some(2), "{name}: {}", finished.stderr);
-            assert_eq!(finished.stderr.lines().count(), 1, "{name}: {}", finished.stderr);
-            assert!(finished.stderr.starts_with("error: "), "{name}: {}", finished.stderr);
-            assert!(finished.stderr.contains(expected), "{name}: {}", finished.stderr);
+            assert_eq!(
+                finished.stderr.lines().count(),
+                1,
+                "{name}: {}",
+                finished.stderr
+            );
+            assert!(
+                finished.stderr.starts_with("error: "),
+                "{name}: {}",
+                finished.stderr
+            );
+            assert!(
+                finished.stderr.contains(expected),
+                "{name}: {}",
+                finished.stderr
+            );
         }
     }
     let missing = finish(baton(home().path()).args(["flow", "run", "no-such.wasm"]));
     assert_eq!(missing.status, Some(2));
-    assert!(missing.stderr.contains("reading no-such.wasm"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("reading no-such.wasm"),
+        "{}",
+        missing.stderr
+    );
 }
 
 #[test]
@@ -119,9 +182,18 @@ fn hostile_flows_end_in_their_named_outcome_and_status() {
     for (crate_dir, status, message) in cases {
         let component = build(crate_dir);
         let finished = run(&component, &["--timeout", "1s", "--memory", "64MiB"]);
-        assert_eq!(finished.status, Some(status), "{crate_dir}: {}", finished.stderr);
+        assert_eq!(
+            finished.status,
+            Some(status),
+            "{crate_dir}: {}",
+            finished.stderr
+        );
         assert_eq!(finished.stdout, "", "{crate_dir}");
-        assert!(finished.stderr.contains(message), "{crate_dir}: {}", finished.stderr);
+        assert!(
+            finished.stderr.contains(message),
+            "{crate_dir}: {}",
+            finished.stderr
+        );
     }
 }
 
@@ -138,25 +210,50 @@ fn etl_retries_its_flaky_task_and_shows_tasks_and_progress() {
         "INFO  [extract] extracted 3 readings",
         "PROG  100% done",
     ] {
-        assert!(finished.stderr.contains(line), "{line:?} missing from:\n{}", finished.stderr);
+        assert!(
+            finished.stderr.contains(line),
+            "{line:?} missing from:\n{}",
+            finished.stderr
+        );
     }
 }
 
 #[test]
 fn granted_variables_and_secrets_reach_the_flow_and_secrets_stay_out_of_logs() {
     let grants = build("tests/flows/grants");
-    let finished = run(&grants, &["--var", "region=eu-west", "--secret", "token=s3cr3t-value"]);
+    let finished = run(
+        &grants,
+        &["--var", "region=eu-west", "--secret", "token=s3cr3t-value"],
+    );
     assert_eq!(finished.status, Some(0), "{}", finished.stderr);
     let output: serde_json::Value = serde_json::from_str(&finished.stdout).unwrap();
     assert_eq!(output["region"], "eu-west");
     assert_eq!(output["token_length"], 12);
-    assert!(output["ungranted"].as_str().unwrap().contains("not granted"), "{output}");
-    assert!(finished.stderr.contains("using token ***"), "{}", finished.stderr);
-    assert!(!finished.stderr.contains("s3cr3t-value"), "{}", finished.stderr);
+    assert!(
+        output["ungranted"]
+            .as_str()
+            .unwrap()
+            .contains("not granted"),
+        "{output}"
+    );
+    assert!(
+        finished.stderr.contains("using token ***"),
+        "{}",
+        finished.stderr
+    );
+    assert!(
+        !finished.stderr.contains("s3cr3t-value"),
+        "{}",
+        finished.stderr
+    );
 
     let without = run(&grants, &[]);
     assert_eq!(without.status, Some(1));
-    assert!(without.stderr.contains("variable `region` is not granted"), "{}", without.stderr);
+    assert!(
+        without.stderr.contains("variable `region` is not granted"),
+        "{}",
+        without.stderr
+    );
 }
 
 #[test]
@@ -221,11 +318,25 @@ baton_sdk::flow!(greet);
     let component = PathBuf::from(built.stdout.lines().last().unwrap());
     let finished = run(&component, &["--param", "name=007", "--param", "times=2"]);
     assert_eq!(finished.status, Some(0), "{}", finished.stderr);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&finished.stdout).unwrap(), serde_json::json!(["hello, 007", "hello, 007"]));
-    assert!(finished.stderr.contains("TASK  compose completed"), "{}", finished.stderr);
-    let info = finish(baton(home().path()).args(["flow", "inspect", "--json"]).arg(&component));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&finished.stdout).unwrap(),
+        serde_json::json!(["hello, 007", "hello, 007"])
+    );
+    assert!(
+        finished.stderr.contains("TASK  compose completed"),
+        "{}",
+        finished.stderr
+    );
+    let info = finish(
+        baton(home().path())
+            .args(["flow", "inspect", "--json"])
+            .arg(&component),
+    );
     let info: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
-    assert_eq!((info["name"].as_str(), info["version"].as_str()), (Some("greet"), Some("1.2.0")));
+    assert_eq!(
+        (info["name"].as_str(), info["version"].as_str()),
+        (Some("greet"), Some("1.2.0"))
+    );
 }
 
 #[test]
@@ -233,5 +344,9 @@ fn build_refuses_a_directory_without_a_crate() {
     let dir = tempfile::tempdir().unwrap();
     let finished = finish(baton(home().path()).args(["flow", "build"]).arg(dir.path()));
     assert_eq!(finished.status, Some(2));
-    assert!(finished.stderr.contains("has no Cargo.toml"), "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("has no Cargo.toml"),
+        "{}",
+        finished.stderr
+    );
 }

@@ -1,4 +1,12 @@
 //! End-to-end tests: the real `baton` binary, run as a user would.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed expectation is a failed test"
+)]
+
 mod cli_flow;
 mod layering;

@@ -64,7 +64,10 @@ impl From<Output> for Finished {
 }
 
 /// Runs `command` to the end.
-#[allow(clippy::panic, reason = "test support: a command that cannot start fails the test")]
+#[allow(
+    clippy::panic,
+    reason = "test support: a command that cannot start fails the test"
+)]
 pub fn finish(command: &mut Command) -> Finished {
     match command.output() {
         Ok(output) => output.into(),

@@ -125,7 +125,9 @@ impl Sandbox {
     pub fn new(config: &SandboxConfig) -> Result<Self, SandboxError> {
         let instances = config.max_instances.max(1);
         // `describe` runs under its own cap, whatever runs are allowed.
-        let max_memory_bytes = config.max_memory_bytes.max(crate::run::DESCRIBE_LIMITS.memory_bytes);
+        let max_memory_bytes = config
+            .max_memory_bytes
+            .max(crate::run::DESCRIBE_LIMITS.memory_bytes);
         let mut pool = PoolingAllocationConfig::new();
         // A Rust component holds a few core instances (the program, the WASI
         // adapter, shims), one or two memories and a few tables.

@@ -1,6 +1,14 @@
 //! The sandbox against real components built from this repository: every
 //! outcome, the limits, the caches, and a host that survives all of it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed expectation is a failed test"
+)]
+
 mod flows;
 
 use std::sync::Arc;
@@ -274,13 +282,24 @@ async fn only_granted_variables_and_secrets_are_readable() {
     let flow = sandbox.load(&flows::wasm("grants")).unwrap();
     let reports = Arc::new(ReportCollector::default());
     let mut request = RunRequest::new(json!({}), reports.clone());
-    request.grants.variables.insert("region".into(), Some("eu-west".into()));
-    request.grants.secrets.insert("token".into(), Some("s3cr3t-value".into()));
+    request
+        .grants
+        .variables
+        .insert("region".into(), Some("eu-west".into()));
+    request
+        .grants
+        .secrets
+        .insert("token".into(), Some("s3cr3t-value".into()));
     let outcome = sandbox.run(&flow, request).await;
-    let RunOutcome::Completed { output } = outcome else { panic!("{outcome:?}") };
+    let RunOutcome::Completed { output } = outcome else {
+        panic!("{outcome:?}")
+    };
     assert_eq!(output["region"], "eu-west");
     assert_eq!(output["token_length"], 12);
-    assert_eq!(output["ungranted"], "secret `root-password` is not granted to this flow by its deployment");
+    assert_eq!(
+        output["ungranted"],
+        "secret `root-password` is not granted to this flow by its deployment"
+    );
     assert_eq!(log_messages(&reports), ["using token *** in eu-west"]);
 
     let mut request = RunRequest::new(json!({}), Arc::new(ReportCollector::default()));
@@ -288,7 +307,10 @@ async fn only_granted_variables_and_secrets_are_readable() {
     let outcome = sandbox.run(&flow, request).await;
     assert_eq!(
         outcome,
-        RunOutcome::Failed { message: "variable `region` is granted but has no value".into(), details: None }
+        RunOutcome::Failed {
+            message: "variable `region` is granted but has no value".into(),
+            details: None
+        }
     );
 }
 

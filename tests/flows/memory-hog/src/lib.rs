@@ -9,7 +9,7 @@ fn memory_hog(_: Params) -> Result<usize> {
     let mut hoard: Vec<Vec<u8>> = Vec::new();
     loop {
         hoard.push(vec![7; 1 << 20]);
-        if hoard.len() % 16 == 0 {
+        if hoard.len().is_multiple_of(16) {
             debug!("holding {} MiB", hoard.len());
         }
     }
