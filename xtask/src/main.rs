@@ -1,1 +1,185 @@
-fn main() {}
+//! Developer tasks, in Rust so they run the same everywhere:
+//!
+//! - `cargo xtask start`: the main job (today: build the example flows and
+//!   run them in the sandbox through the `baton` CLI).
+//! - `cargo xtask test`: set up what the tests need, then run every check
+//!   and test (formatting, clippy, unit, integration and end-to-end tests).
+//! - `cargo xtask bench`: the benchmarks recorded in BENCHMARKS.md.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// Every flow crate in the repository, built for wasm32-wasip2.
+const FLOWS: &[&str] = &[
+    "hello",
+    "etl",
+    "loop-forever",
+    "memory-hog",
+    "read-passwd",
+    "open-socket",
+    "panics",
+    "returns-error",
+    "grants",
+    "sleeps",
+];
+
+fn main() -> anyhow::Result<()> {
+    let task = std::env::args().nth(1).unwrap_or_default();
+    let root = repo_root()?;
+    match task.as_str() {
+        "start" => start(&root),
+        "test" => test(&root),
+        "bench" => bench(&root),
+        "setup" => setup(),
+        _ => bail!("usage: cargo xtask <start|test|bench|setup>"),
+    }
+}
+
+fn repo_root() -> anyhow::Result<PathBuf> {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(Path::to_path_buf)
+        .context("xtask lives inside the repository")
+}
+
+/// Runs a command in `dir`, failing with the command line if it fails.
+fn run(dir: &Path, program: &str, args: &[&str]) -> anyhow::Result<()> {
+    eprintln!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .with_context(|| format!("starting {program}"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Runs a command and returns its stdout.
+fn output(dir: &Path, program: &str, args: &[&str]) -> anyhow::Result<String> {
+    eprintln!("$ {program} {}", args.join(" "));
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("starting {program}"))?;
+    if !output.status.success() {
+        bail!("`{program} {}` failed ({})", args.join(" "), output.status);
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Installs what building and testing need and a fresh machine may lack.
+fn setup() -> anyhow::Result<()> {
+    let installed = output(Path::new("."), "rustup", &["target", "list", "--installed"])
+        .context("rustup is needed to add the wasm32-wasip2 target")?;
+    if !installed.lines().any(|t| t.trim() == "wasm32-wasip2") {
+        run(
+            Path::new("."),
+            "rustup",
+            &["target", "add", "wasm32-wasip2"],
+        )?;
+    }
+    let components = output(
+        Path::new("."),
+        "rustup",
+        &["component", "list", "--installed"],
+    )?;
+    for component in ["rustfmt", "clippy"] {
+        if !components.lines().any(|c| c.starts_with(component)) {
+            run(Path::new("."), "rustup", &["component", "add", component])?;
+        }
+    }
+    Ok(())
+}
+
+fn flow_packages() -> Vec<&'static str> {
+    FLOWS.iter().flat_map(|flow| ["-p", flow]).collect()
+}
+
+fn start(root: &Path) -> anyhow::Result<()> {
+    setup()?;
+    run(root, "cargo", &["build", "--release", "-p", "baton"])?;
+    let baton = root.join("target/release/baton");
+    let baton = baton.to_str().context("repository path is not UTF-8")?;
+    let hello = output(root, baton, &["flow", "build", "examples/flows/hello"])?;
+    let hello = hello
+        .lines()
+        .last()
+        .context("`baton flow build` printed no path")?;
+    let etl = output(root, baton, &["flow", "build", "examples/flows/etl"])?;
+    let etl = etl
+        .lines()
+        .last()
+        .context("`baton flow build` printed no path")?;
+    run(root, baton, &["flow", "inspect", hello])?;
+    eprintln!("\nhello with a=2, b=3:");
+    run(
+        root,
+        baton,
+        &["flow", "run", hello, "--param", "a=2", "--param", "b=3"],
+    )?;
+    eprintln!("\netl with count=6:");
+    run(root, baton, &["flow", "run", etl, "--param", "count=6"])?;
+    eprintln!(
+        "\nThe baton binary is {baton}; try `{baton} flow run {hello} --param a=40 --param b=2`."
+    );
+    Ok(())
+}
+
+fn test(root: &Path) -> anyhow::Result<()> {
+    setup()?;
+    run(root, "cargo", &["fmt", "--all", "--check"])?;
+    run(
+        root,
+        "cargo",
+        &[
+            "clippy",
+            "--release",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    let mut flows_clippy = vec![
+        "clippy",
+        "--release",
+        "--target",
+        "wasm32-wasip2",
+        "-p",
+        "baton-sdk",
+    ];
+    flows_clippy.extend(flow_packages());
+    flows_clippy.extend(["--", "-D", "warnings"]);
+    run(root, "cargo", &flows_clippy)?;
+    run(root, "cargo", &["test", "--release", "--doc"])?;
+    run(root, "cargo", &["test", "--release", "--tests"])?;
+    // The benchmarks build and run once each, as tests, so they cannot rot.
+    run(
+        root,
+        "cargo",
+        &[
+            "test",
+            "--release",
+            "-p",
+            "baton-sandbox",
+            "--bench",
+            "sandbox",
+            "--bench",
+            "live_instances",
+        ],
+    )?;
+    eprintln!("\nall checks and tests passed");
+    Ok(())
+}
+
+fn bench(root: &Path) -> anyhow::Result<()> {
+    setup()?;
+    run(root, "cargo", &["bench", "-p", "baton-sandbox"])
+}

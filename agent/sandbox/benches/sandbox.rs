@@ -1,1 +1,82 @@
-fn main() {}
+//! Warm start and cold load of a flow, as recorded in BENCHMARKS.md.
+//!
+//! `cargo bench -p baton-sandbox --bench sandbox`
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "benchmark code"
+)]
+
+#[path = "../tests/it/flows.rs"]
+mod flows;
+
+use std::sync::Arc;
+
+use baton_proto::v1::RunOutcome;
+use baton_sandbox::{ReportCollector, RunRequest, Sandbox, SandboxConfig};
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde_json::json;
+
+fn warm_start(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sandbox = Sandbox::new(&SandboxConfig {
+        max_instances: 16,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let flow = sandbox.load(&flows::wasm("hello")).unwrap();
+    // Instantiate, call `run` with JSON parameters (two log lines come back
+    // through the host), drop the instance.
+    c.bench_function("warm_start/hello", |b| {
+        b.iter(|| {
+            let request = RunRequest::new(
+                json!({"a": 2, "b": 3}),
+                Arc::new(ReportCollector::default()),
+            );
+            let outcome = runtime.block_on(sandbox.run(&flow, request));
+            assert_eq!(outcome, RunOutcome::Completed { output: json!(5) });
+        });
+    });
+}
+
+fn cold_load(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SandboxConfig {
+        cache_dir: Some(dir.path().to_owned()),
+        max_instances: 4,
+        ..SandboxConfig::default()
+    };
+    let sandbox = Sandbox::new(&config).unwrap();
+    let wasm = flows::wasm("hello");
+    let digest = sandbox.load(&wasm).unwrap().digest();
+    // Load the precompiled artifact from disk and link it, as an agent does
+    // for a cached component after a restart.
+    c.bench_function("cold_load/hello_from_disk_cache", |b| {
+        b.iter(|| {
+            sandbox.evict(&digest);
+            sandbox.load_cached(&digest).expect("cached");
+        });
+    });
+    let mut group = c.benchmark_group("compile");
+    group.sample_size(10);
+    let uncached = Sandbox::new(&SandboxConfig {
+        max_instances: 4,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    group.bench_function("hello_from_wasm", |b| {
+        b.iter(|| {
+            uncached.evict(&digest);
+            uncached.load(&wasm).unwrap();
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, warm_start, cold_load);
+criterion_main!(benches);

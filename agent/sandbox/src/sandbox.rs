@@ -227,6 +227,15 @@ impl Sandbox {
         self.link(*digest, &component).ok()
     }
 
+    /// Forgets the loaded form of a component (its on-disk artifact stays),
+    /// for a component that is no longer deployed.
+    pub fn evict(&self, digest: &Digest) {
+        self.loaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(digest);
+    }
+
     /// Digests of every component this sandbox can load without its bytes.
     pub fn cached_digests(&self) -> Vec<Digest> {
         let mut digests = self

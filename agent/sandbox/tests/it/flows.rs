@@ -15,6 +15,7 @@ pub const ALL: &[&str] = &[
     "panics",
     "returns-error",
     "grants",
+    "sleeps",
 ];
 
 fn workspace_root() -> PathBuf {

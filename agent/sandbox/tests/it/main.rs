@@ -202,6 +202,30 @@ async fn cancelling_stops_a_looping_flow_within_100ms() {
 }
 
 #[tokio::test]
+async fn cancelling_stops_a_flow_waiting_in_the_host_within_100ms() {
+    let sandbox = Arc::new(sandbox());
+    let flow = sandbox.load(&flows::wasm("sleeps")).unwrap();
+    let request = RunRequest::new(
+        json!({"millis": 60_000}),
+        Arc::new(ReportCollector::default()),
+    );
+    let cancel = request.cancel.clone();
+    let running = {
+        let sandbox = sandbox.clone();
+        tokio::spawn(async move { sandbox.run(&flow, request).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let cancelled_at = Instant::now();
+    cancel.cancel();
+    assert_eq!(running.await.unwrap(), RunOutcome::Cancelled);
+    let stop = cancelled_at.elapsed();
+    assert!(
+        stop < Duration::from_millis(100),
+        "stopped {stop:?} after the cancel"
+    );
+}
+
+#[tokio::test]
 async fn a_memory_bomb_ends_out_of_memory() {
     let sandbox = sandbox();
     let limits = RunLimits {
