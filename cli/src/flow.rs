@@ -94,9 +94,8 @@ fn build(crate_dir: &Path) -> anyhow::Result<ExitCode> {
             crate_dir.display()
         );
     }
-    let manifest = manifest
-        .canonicalize()
-        .with_context(|| format!("resolving {}", manifest.display()))?;
+    let manifest =
+        manifest.canonicalize().with_context(|| format!("resolving {}", manifest.display()))?;
     ensure_flow_target()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut child = Command::new(cargo)
@@ -124,10 +123,7 @@ fn build(crate_dir: &Path) -> anyhow::Result<ExitCode> {
     }
     let status = child.wait().context("waiting for cargo")?;
     if !status.success() {
-        eprintln!(
-            "error: building {} failed (cargo's messages are above)",
-            crate_dir.display()
-        );
+        eprintln!("error: building {} failed (cargo's messages are above)", crate_dir.display());
         return Ok(ExitCode::from(1));
     }
     let Some(component) = component else {
@@ -147,9 +143,7 @@ fn built_component(line: &str, manifest: &Path) -> Option<PathBuf> {
     if message.get("reason")? != "compiler-artifact" {
         return None;
     }
-    let from = Path::new(message.get("manifest_path")?.as_str()?)
-        .canonicalize()
-        .ok()?;
+    let from = Path::new(message.get("manifest_path")?.as_str()?).canonicalize().ok()?;
     if from != manifest {
         return None;
     }
@@ -188,16 +182,11 @@ fn ensure_flow_target() -> anyhow::Result<()> {
 /// Reads and loads a component, naming the file in any error.
 fn load(sandbox: &Sandbox, path: &Path) -> anyhow::Result<Arc<LoadedFlow>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    sandbox
-        .load(&bytes)
-        .with_context(|| path.display().to_string())
+    sandbox.load(&bytes).with_context(|| path.display().to_string())
 }
 
 async fn describe(sandbox: &Sandbox, flow: &LoadedFlow, path: &Path) -> anyhow::Result<FlowInfo> {
-    sandbox
-        .describe(flow)
-        .await
-        .with_context(|| path.display().to_string())
+    sandbox.describe(flow).await.with_context(|| path.display().to_string())
 }
 
 fn sandbox(max_memory: u64) -> anyhow::Result<Sandbox> {
@@ -217,10 +206,7 @@ async fn inspect(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         let mut value = serde_json::to_value(&info)?;
         if let Some(fields) = value.as_object_mut() {
-            fields.insert(
-                "digest".to_owned(),
-                format!("sha256:{}", flow.digest()).into(),
-            );
+            fields.insert("digest".to_owned(), format!("sha256:{}", flow.digest()).into());
         }
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
@@ -241,21 +227,15 @@ fn describe_text(info: &FlowInfo, digest: &str) -> String {
         .and_then(|r| r.as_array())
         .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
         .unwrap_or_default();
-    match info
-        .parameters
-        .get("properties")
-        .and_then(|p| p.as_object())
-    {
+    match info.parameters.get("properties").and_then(|p| p.as_object()) {
         Some(properties) if !properties.is_empty() => {
             text.push_str("parameters:\n");
             for (name, schema) in properties {
                 let kind = match schema.get("type") {
                     Some(serde_json::Value::String(t)) => t.clone(),
-                    Some(serde_json::Value::Array(ts)) => ts
-                        .iter()
-                        .filter_map(|t| t.as_str())
-                        .collect::<Vec<_>>()
-                        .join("|"),
+                    Some(serde_json::Value::Array(ts)) => {
+                        ts.iter().filter_map(|t| t.as_str()).collect::<Vec<_>>().join("|")
+                    }
                     _ => "any".to_owned(),
                 };
                 let mut line = format!("  {name}: {kind}");
@@ -290,10 +270,7 @@ async fn run_flow(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
 
     let mut request = RunRequest::new(params, Arc::new(StderrReporter::default()));
-    request.limits = RunLimits {
-        memory_bytes: args.memory.as_u64(),
-        timeout: args.timeout,
-    };
+    request.limits = RunLimits { memory_bytes: args.memory.as_u64(), timeout: args.timeout };
     request.grants = grants;
     let cancel = request.cancel.clone();
     tokio::spawn(async move {
@@ -346,16 +323,9 @@ mod tests {
     #[test]
     fn every_outcome_has_its_own_exit_status() {
         let outcomes = [
-            RunOutcome::Completed {
-                output: serde_json::Value::Null,
-            },
-            RunOutcome::Failed {
-                message: String::new(),
-                details: None,
-            },
-            RunOutcome::Crashed {
-                message: String::new(),
-            },
+            RunOutcome::Completed { output: serde_json::Value::Null },
+            RunOutcome::Failed { message: String::new(), details: None },
+            RunOutcome::Crashed { message: String::new() },
             RunOutcome::TimedOut { limit_ms: 1 },
             RunOutcome::OutOfMemory { limit_bytes: 1 },
             RunOutcome::Cancelled,

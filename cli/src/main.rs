@@ -15,11 +15,7 @@ use clap::{Parser, Subcommand};
 pub const EXIT_BAD_INPUT: u8 = 2;
 
 #[derive(Parser)]
-#[command(
-    name = "baton",
-    version,
-    about = "Baton: flows as WebAssembly components, orchestrated"
-)]
+#[command(name = "baton", version, about = "Baton: flows as WebAssembly components, orchestrated")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,10 +37,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let result = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let result = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime.block_on(async {
             match cli.command {
                 Command::Flow(command) => flow::run(command).await,
@@ -68,8 +61,6 @@ pub fn baton_home() -> PathBuf {
     if let Some(home) = std::env::var_os("BATON_HOME") {
         return PathBuf::from(home);
     }
-    std::env::var_os("HOME").map_or_else(
-        || PathBuf::from(".baton"),
-        |h| PathBuf::from(h).join(".baton"),
-    )
+    std::env::var_os("HOME")
+        .map_or_else(|| PathBuf::from(".baton"), |h| PathBuf::from(h).join(".baton"))
 }

@@ -44,9 +44,7 @@ fn expects_string(property: Option<&Value>) -> bool {
         Some(Value::String(t)) => t == "string",
         Some(Value::Array(types)) => {
             types.iter().any(|t| t == "string")
-                && !types
-                    .iter()
-                    .any(|t| t == "integer" || t == "number" || t == "boolean")
+                && !types.iter().any(|t| t == "integer" || t == "number" || t == "boolean")
         }
         _ => false,
     }
@@ -105,15 +103,9 @@ mod tests {
     #[test]
     fn malformed_input_is_refused_with_the_reason() {
         let error = collect(&schema(), None, &["nokey".into()]).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "--param `nokey` is not of the form key=value"
-        );
+        assert_eq!(error.to_string(), "--param `nokey` is not of the form key=value");
         let error = collect(&schema(), Some("[1]"), &[]).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "--params-json must be a JSON object, got an array"
-        );
+        assert_eq!(error.to_string(), "--params-json must be a JSON object, got an array");
         assert!(collect(&schema(), Some("{"), &[]).is_err());
     }
 }

@@ -28,28 +28,19 @@ impl StderrReporter {
     fn describe(&self, report: &RunReport) -> String {
         let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
         match &report.body {
-            ReportBody::Log {
-                level,
-                message,
-                task_id,
-            } => match task_id.and_then(|id| tasks.get(&id)) {
-                Some((task, _)) => format!("{:<5} [{task}] {message}", level.as_str()),
-                None => format!("{:<5} {message}", level.as_str()),
-            },
-            ReportBody::TaskStarted {
-                task_id,
-                name,
-                attempt,
-                max_attempts,
-                ..
-            } => {
+            ReportBody::Log { level, message, task_id } => {
+                match task_id.and_then(|id| tasks.get(&id)) {
+                    Some((task, _)) => format!("{:<5} [{task}] {message}", level.as_str()),
+                    None => format!("{:<5} {message}", level.as_str()),
+                }
+            }
+            ReportBody::TaskStarted { task_id, name, attempt, max_attempts, .. } => {
                 tasks.insert(*task_id, (name.clone(), report.at));
                 format!("TASK  {name} started (attempt {attempt}/{max_attempts})")
             }
             ReportBody::TaskFinished { task_id, outcome } => {
-                let (name, started) = tasks
-                    .remove(task_id)
-                    .unwrap_or_else(|| (format!("#{task_id}"), report.at));
+                let (name, started) =
+                    tasks.remove(task_id).unwrap_or_else(|| (format!("#{task_id}"), report.at));
                 let took = report.at.0.saturating_sub(started.0);
                 match outcome {
                     TaskOutcome::Completed => format!("TASK  {name} completed in {took} ms"),
@@ -64,11 +55,7 @@ impl StderrReporter {
             ReportBody::Progress { fraction, message } => {
                 format!("PROG  {:>3.0}% {message}", fraction * 100.0)
             }
-            ReportBody::Event {
-                name,
-                resource,
-                payload,
-            } => {
+            ReportBody::Event { name, resource, payload } => {
                 format!("EVENT {name} on {resource}: {payload}")
             }
         }
@@ -80,11 +67,7 @@ fn clock(at: Timestamp) -> String {
     let ms_of_day = at.0.rem_euclid(86_400_000);
     let (hours, rest) = (ms_of_day / 3_600_000, ms_of_day % 3_600_000);
     let (minutes, rest) = (rest / 60_000, rest % 60_000);
-    format!(
-        "{hours:02}:{minutes:02}:{:02}.{:03}",
-        rest / 1000,
-        rest % 1000
-    )
+    format!("{hours:02}:{minutes:02}:{:02}.{:03}", rest / 1000, rest % 1000)
 }
 
 #[cfg(test)]
@@ -100,11 +83,7 @@ mod tests {
     #[test]
     fn logs_inside_a_task_name_the_task_and_tasks_are_timed() {
         let reporter = StderrReporter::default();
-        let report = |seq, at, body| RunReport {
-            seq,
-            at: Timestamp(at),
-            body,
-        };
+        let report = |seq, at, body| RunReport { seq, at: Timestamp(at), body };
         let started = reporter.describe(&report(
             1,
             1000,
@@ -120,20 +99,13 @@ mod tests {
         let log = reporter.describe(&report(
             2,
             1010,
-            ReportBody::Log {
-                level: LogLevel::Info,
-                message: "hi".into(),
-                task_id: Some(7),
-            },
+            ReportBody::Log { level: LogLevel::Info, message: "hi".into(), task_id: Some(7) },
         ));
         assert_eq!(log, "INFO  [extract] hi");
         let finished = reporter.describe(&report(
             3,
             1042,
-            ReportBody::TaskFinished {
-                task_id: 7,
-                outcome: TaskOutcome::Completed,
-            },
+            ReportBody::TaskFinished { task_id: 7, outcome: TaskOutcome::Completed },
         ));
         assert_eq!(finished, "TASK  extract completed in 42 ms");
     }

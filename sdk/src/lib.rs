@@ -135,10 +135,8 @@ pub mod __private {
             message: format!("invalid parameters: {e}"),
             details: None,
         })?;
-        let output = run(params).map_err(|e| FlowError {
-            message: format!("{e:#}"),
-            details: None,
-        })?;
+        let output =
+            run(params).map_err(|e| FlowError { message: format!("{e:#}"), details: None })?;
         serde_json::to_string(&output).map_err(|e| FlowError {
             message: format!("the flow's output cannot be written as JSON: {e}"),
             details: None,

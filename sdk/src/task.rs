@@ -10,12 +10,7 @@ use crate::bindings::baton::flow::host::{self, TaskSpec, TaskStart};
 
 /// Starts describing a task called `name`; finish with [`Task::run`].
 pub fn task(name: impl Into<String>) -> Task {
-    Task {
-        name: name.into(),
-        retries: 0,
-        retry_delay: Duration::ZERO,
-        cache_key: None,
-    }
+    Task { name: name.into(), retries: 0, retry_delay: Duration::ZERO, cache_key: None }
 }
 
 /// A task about to run: its name, retry policy and cache key.
@@ -69,10 +64,7 @@ impl Task {
                     Ok(value) => return Ok(value),
                     // A cached value of another shape (the task's type changed):
                     // run the task instead.
-                    Err(_) => host::start_task(&TaskSpec {
-                        cache_key: None,
-                        ..spec
-                    }),
+                    Err(_) => host::start_task(&TaskSpec { cache_key: None, ..spec }),
                 }
                 .task_id()?,
                 TaskStart::Run(id) => id,

@@ -10,20 +10,10 @@ use baton_tests::{cargo, repo_root};
 fn dependency_edges() -> BTreeMap<String, BTreeSet<String>> {
     let output = cargo()
         .current_dir(repo_root())
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     metadata["packages"]
         .as_array()
@@ -87,10 +77,7 @@ fn the_workspace_has_no_forbidden_dependency_edge() {
         "baton-web",
         "baton-desktop",
     ] {
-        assert!(
-            edges.contains_key(expected),
-            "{expected} is missing from the workspace"
-        );
+        assert!(edges.contains_key(expected), "{expected} is missing from the workspace");
     }
     assert_eq!(forbidden_edges(&edges), Vec::<String>::new());
 }
@@ -99,10 +86,7 @@ fn the_workspace_has_no_forbidden_dependency_edge() {
 fn the_check_catches_each_kind_of_forbidden_edge() {
     let mut edges = dependency_edges();
     let mut add = |from: &str, to: &str| {
-        edges
-            .entry(from.to_owned())
-            .or_default()
-            .insert(to.to_owned());
+        edges.entry(from.to_owned()).or_default().insert(to.to_owned());
     };
     add("baton-proto", "baton-sdk");
     add("baton-core", "baton-agent");
@@ -110,10 +94,5 @@ fn the_check_catches_each_kind_of_forbidden_edge() {
     add("baton", "wasmtime");
     add("baton-web", "baton-core");
     add("baton-agent", "sqlx");
-    assert_eq!(
-        forbidden_edges(&edges).len(),
-        6,
-        "{:#?}",
-        forbidden_edges(&edges)
-    );
+    assert_eq!(forbidden_edges(&edges).len(), 6, "{:#?}", forbidden_edges(&edges));
 }

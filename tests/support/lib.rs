@@ -7,10 +7,7 @@ use std::sync::OnceLock;
 
 /// The repository's root directory.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// The cargo that runs these tests.
@@ -64,13 +61,32 @@ impl From<Output> for Finished {
 }
 
 /// Runs `command` to the end.
-#[allow(
-    clippy::panic,
-    reason = "test support: a command that cannot start fails the test"
-)]
+#[allow(clippy::panic, reason = "test support: a command that cannot start fails the test")]
 pub fn finish(command: &mut Command) -> Finished {
     match command.output() {
         Ok(output) => output.into(),
         Err(e) => panic!("starting {command:?}: {e}"),
+    }
+}
+
+/// Compares `actual` with the golden file `tests/e2e/snapshots/NAME.txt`;
+/// with `BATON_BLESS=1` in the environment, writes it instead.
+#[allow(clippy::panic, reason = "test support: a mismatch fails the test")]
+pub fn assert_snapshot(name: &str, actual: &str) {
+    let path = repo_root().join("tests/e2e/snapshots").join(format!("{name}.txt"));
+    if std::env::var_os("BATON_BLESS").is_some() {
+        if let Err(e) = std::fs::write(&path, actual) {
+            panic!("writing {}: {e}", path.display());
+        }
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("reading {} (run with BATON_BLESS=1 to create it): {e}", path.display())
+    });
+    if expected != actual {
+        panic!(
+            "{name} differs from {} (run with BATON_BLESS=1 to accept):\n--- expected\n{expected}\n--- actual\n{actual}",
+            path.display()
+        );
     }
 }

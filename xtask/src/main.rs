@@ -23,6 +23,7 @@ const FLOWS: &[&str] = &[
     "returns-error",
     "grants",
     "sleeps",
+    "prints",
 ];
 
 fn main() -> anyhow::Result<()> {
@@ -39,10 +40,7 @@ fn main() -> anyhow::Result<()> {
 
 fn repo_root() -> anyhow::Result<PathBuf> {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir
-        .parent()
-        .map(Path::to_path_buf)
-        .context("xtask lives inside the repository")
+    manifest_dir.parent().map(Path::to_path_buf).context("xtask lives inside the repository")
 }
 
 /// Runs a command in `dir`, failing with the command line if it fails.
@@ -79,17 +77,9 @@ fn setup() -> anyhow::Result<()> {
     let installed = output(Path::new("."), "rustup", &["target", "list", "--installed"])
         .context("rustup is needed to add the wasm32-wasip2 target")?;
     if !installed.lines().any(|t| t.trim() == "wasm32-wasip2") {
-        run(
-            Path::new("."),
-            "rustup",
-            &["target", "add", "wasm32-wasip2"],
-        )?;
+        run(Path::new("."), "rustup", &["target", "add", "wasm32-wasip2"])?;
     }
-    let components = output(
-        Path::new("."),
-        "rustup",
-        &["component", "list", "--installed"],
-    )?;
+    let components = output(Path::new("."), "rustup", &["component", "list", "--installed"])?;
     for component in ["rustfmt", "clippy"] {
         if !components.lines().any(|c| c.starts_with(component)) {
             run(Path::new("."), "rustup", &["component", "add", component])?;
@@ -108,22 +98,12 @@ fn start(root: &Path) -> anyhow::Result<()> {
     let baton = root.join("target/release/baton");
     let baton = baton.to_str().context("repository path is not UTF-8")?;
     let hello = output(root, baton, &["flow", "build", "examples/flows/hello"])?;
-    let hello = hello
-        .lines()
-        .last()
-        .context("`baton flow build` printed no path")?;
+    let hello = hello.lines().last().context("`baton flow build` printed no path")?;
     let etl = output(root, baton, &["flow", "build", "examples/flows/etl"])?;
-    let etl = etl
-        .lines()
-        .last()
-        .context("`baton flow build` printed no path")?;
+    let etl = etl.lines().last().context("`baton flow build` printed no path")?;
     run(root, baton, &["flow", "inspect", hello])?;
     eprintln!("\nhello with a=2, b=3:");
-    run(
-        root,
-        baton,
-        &["flow", "run", hello, "--param", "a=2", "--param", "b=3"],
-    )?;
+    run(root, baton, &["flow", "run", hello, "--param", "a=2", "--param", "b=3"])?;
     eprintln!("\netl with count=6:");
     run(root, baton, &["flow", "run", etl, "--param", "count=6"])?;
     eprintln!(
@@ -135,26 +115,9 @@ fn start(root: &Path) -> anyhow::Result<()> {
 fn test(root: &Path) -> anyhow::Result<()> {
     setup()?;
     run(root, "cargo", &["fmt", "--all", "--check"])?;
-    run(
-        root,
-        "cargo",
-        &[
-            "clippy",
-            "--release",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )?;
-    let mut flows_clippy = vec![
-        "clippy",
-        "--release",
-        "--target",
-        "wasm32-wasip2",
-        "-p",
-        "baton-sdk",
-    ];
+    run(root, "cargo", &["clippy", "--release", "--all-targets", "--", "-D", "warnings"])?;
+    let mut flows_clippy =
+        vec!["clippy", "--release", "--target", "wasm32-wasip2", "-p", "baton-sdk"];
     flows_clippy.extend(flow_packages());
     flows_clippy.extend(["--", "-D", "warnings"]);
     run(root, "cargo", &flows_clippy)?;

@@ -43,10 +43,7 @@ fn main() {
     // `cargo test --benches` runs this without `--bench`: a quick smoke run.
     let full = std::env::args().any(|a| a == "--bench");
     let (instances, warm_runs) = if full { (1000, 20_000) } else { (20, 200) };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let sandbox = Arc::new(
         Sandbox::new(&SandboxConfig {
             max_instances: instances as u32,
@@ -59,10 +56,8 @@ fn main() {
     let mut latencies = Vec::with_capacity(warm_runs);
     runtime.block_on(async {
         for _ in 0..warm_runs {
-            let request = RunRequest::new(
-                json!({"a": 2, "b": 3}),
-                Arc::new(ReportCollector::default()),
-            );
+            let request =
+                RunRequest::new(json!({"a": 2, "b": 3}), Arc::new(ReportCollector::default()));
             let started = Instant::now();
             let outcome = sandbox.run(&hello, request).await;
             latencies.push(started.elapsed());
@@ -88,10 +83,7 @@ fn main() {
                 tokio::spawn(async move {
                     let params = json!({"millis": hold.as_millis() as u64});
                     sandbox
-                        .run(
-                            &flow,
-                            RunRequest::new(params, Arc::new(ReportCollector::default())),
-                        )
+                        .run(&flow, RunRequest::new(params, Arc::new(ReportCollector::default())))
                         .await
                 })
             })

@@ -2,12 +2,7 @@
 //!
 //! `cargo bench -p baton-sandbox --bench sandbox`
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "benchmark code"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "benchmark code")]
 
 #[path = "../tests/it/flows.rs"]
 mod flows;
@@ -20,24 +15,16 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 
 fn warm_start(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let sandbox = Sandbox::new(&SandboxConfig {
-        max_instances: 16,
-        ..SandboxConfig::default()
-    })
-    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let sandbox =
+        Sandbox::new(&SandboxConfig { max_instances: 16, ..SandboxConfig::default() }).unwrap();
     let flow = sandbox.load(&flows::wasm("hello")).unwrap();
     // Instantiate, call `run` with JSON parameters (two log lines come back
     // through the host), drop the instance.
     c.bench_function("warm_start/hello", |b| {
         b.iter(|| {
-            let request = RunRequest::new(
-                json!({"a": 2, "b": 3}),
-                Arc::new(ReportCollector::default()),
-            );
+            let request =
+                RunRequest::new(json!({"a": 2, "b": 3}), Arc::new(ReportCollector::default()));
             let outcome = runtime.block_on(sandbox.run(&flow, request));
             assert_eq!(outcome, RunOutcome::Completed { output: json!(5) });
         });
@@ -64,11 +51,8 @@ fn cold_load(c: &mut Criterion) {
     });
     let mut group = c.benchmark_group("compile");
     group.sample_size(10);
-    let uncached = Sandbox::new(&SandboxConfig {
-        max_instances: 4,
-        ..SandboxConfig::default()
-    })
-    .unwrap();
+    let uncached =
+        Sandbox::new(&SandboxConfig { max_instances: 4, ..SandboxConfig::default() }).unwrap();
     group.bench_function("hello_from_wasm", |b| {
         b.iter(|| {
             uncached.evict(&digest);

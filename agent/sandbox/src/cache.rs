@@ -59,10 +59,7 @@ impl ArtifactCache {
         std::fs::create_dir_all(dir)?;
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Ok(Self {
-            dir: dir.to_owned(),
-            engine_key: format!("{:016x}", hasher.finish()),
-        })
+        Ok(Self { dir: dir.to_owned(), engine_key: format!("{:016x}", hasher.finish()) })
     }
 
     fn path(&self, digest: &Digest) -> PathBuf {
@@ -79,10 +76,7 @@ impl ArtifactCache {
         // `Component::serialize` of this engine's configuration (the name
         // carries its compatibility hash) in a directory this process owns;
         // wasmtime still checks the header and refuses a mismatched artifact.
-        #[allow(
-            unsafe_code,
-            reason = "loading our own precompiled artifact, see SAFETY"
-        )]
+        #[allow(unsafe_code, reason = "loading our own precompiled artifact, see SAFETY")]
         let loaded = unsafe { Component::deserialize_file(engine, &path) };
         match loaded {
             Ok(component) => Some(component),
@@ -128,10 +122,7 @@ mod tests {
     fn digest_round_trips_through_hex() {
         let digest = Digest::of(b"hello");
         let text = digest.to_string();
-        assert_eq!(
-            text,
-            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
-        );
+        assert_eq!(text, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
         assert_eq!(text.parse::<Digest>().unwrap(), digest);
         assert!("xyz".parse::<Digest>().is_err());
     }

@@ -40,19 +40,13 @@ pub struct ReportCollector(Mutex<Vec<RunReport>>);
 impl ReportCollector {
     /// The reports received so far.
     pub fn reports(&self) -> Vec<RunReport> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 }
 
 impl RunReporter for ReportCollector {
     fn report(&self, report: RunReport) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(report);
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).push(report);
     }
 }
 
@@ -62,11 +56,7 @@ pub struct MemoryTaskCache(Mutex<HashMap<String, String>>);
 
 impl TaskCache for MemoryTaskCache {
     fn get(&self, key: &str) -> Option<String> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .cloned()
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(key).cloned()
     }
 
     fn put(&self, key: &str, output_json: &str) {
@@ -77,66 +67,88 @@ impl TaskCache for MemoryTaskCache {
     }
 }
 
-/// The host side of one run.
-pub(crate) struct FlowHost {
+/// Numbers a run's reports and hands them to the embedder, in order; shared
+/// by the host interface and the guest's stdout and stderr.
+pub(crate) struct RunLog {
     reporter: Arc<dyn RunReporter>,
-    task_cache: Arc<dyn TaskCache>,
-    grants: Grants,
+    /// Values of granted secrets, removed from every message.
+    secrets: Vec<String>,
+    state: Mutex<LogState>,
+}
+
+struct LogState {
     next_seq: u64,
-    next_task_id: u64,
-    /// Task attempts started and not yet finished: id to cache key.
-    open_tasks: HashMap<u64, Option<String>>,
     /// The most recently started open task, to attribute log lines.
     current_task: Option<u64>,
 }
 
-impl FlowHost {
-    pub(crate) fn new(
-        reporter: Arc<dyn RunReporter>,
-        task_cache: Arc<dyn TaskCache>,
-        grants: Grants,
-    ) -> Self {
+impl RunLog {
+    pub(crate) fn new(reporter: Arc<dyn RunReporter>, grants: &Grants) -> Self {
         Self {
             reporter,
-            task_cache,
-            grants,
-            next_seq: 1,
-            next_task_id: 1,
-            open_tasks: HashMap::new(),
-            current_task: None,
+            // Very short values would blank out ordinary words.
+            secrets: grants.secrets.values().flatten().filter(|v| v.len() >= 4).cloned().collect(),
+            state: Mutex::new(LogState { next_seq: 1, current_task: None }),
         }
     }
 
-    pub(crate) fn emit(&mut self, body: ReportBody) {
-        let report = RunReport {
-            seq: self.next_seq,
-            at: now(),
-            body,
-        };
-        self.next_seq += 1;
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn emit_locked(&self, state: &mut LogState, body: ReportBody) {
+        let report = RunReport { seq: state.next_seq, at: now(), body };
+        state.next_seq += 1;
+        // Delivered under the lock, so reports arrive in `seq` order.
         self.reporter.report(report);
     }
 
-    /// Logs a line on the flow's behalf (its stdout and stderr).
-    pub(crate) fn log_line(&mut self, level: LogLevel, message: &str) {
-        let message = self.redact(message);
-        self.emit(ReportBody::Log {
-            level,
-            message,
-            task_id: self.current_task,
-        });
+    pub(crate) fn emit(&self, body: ReportBody) {
+        let mut state = self.lock();
+        self.emit_locked(&mut state, body);
     }
 
-    /// Removes granted secrets' values from text that leaves the sandbox.
-    fn redact(&self, text: &str) -> String {
+    /// Writes a log line, attributed to the task that is running.
+    pub(crate) fn log(&self, level: LogLevel, message: &str) {
+        let message = self.redact(message);
+        let mut state = self.lock();
+        let task_id = state.current_task;
+        self.emit_locked(&mut state, ReportBody::Log { level, message, task_id });
+    }
+
+    fn set_current_task(&self, task: Option<u64>) {
+        self.lock().current_task = task;
+    }
+
+    /// Cuts `text` to size and removes granted secrets' values from it.
+    pub(crate) fn redact(&self, text: &str) -> String {
         let mut text = truncate(text);
-        for value in self.grants.secrets.values().flatten() {
-            // Very short values would blank out ordinary words.
-            if value.len() >= 4 && text.contains(value.as_str()) {
+        for value in &self.secrets {
+            if text.contains(value.as_str()) {
                 text = text.replace(value.as_str(), "***");
             }
         }
         text
+    }
+}
+
+/// The host side of one run.
+pub(crate) struct FlowHost {
+    log: Arc<RunLog>,
+    task_cache: Arc<dyn TaskCache>,
+    grants: Grants,
+    next_task_id: u64,
+    /// Task attempts started and not yet finished: id to cache key.
+    open_tasks: HashMap<u64, Option<String>>,
+}
+
+impl FlowHost {
+    pub(crate) fn new(log: Arc<RunLog>, task_cache: Arc<dyn TaskCache>, grants: Grants) -> Self {
+        Self { log, task_cache, grants, next_task_id: 1, open_tasks: HashMap::new() }
+    }
+
+    pub(crate) fn log(&self) -> &Arc<RunLog> {
+        &self.log
     }
 }
 
@@ -148,17 +160,11 @@ fn truncate(text: &str) -> String {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!(
-        "{}… [{} bytes cut]",
-        text.get(..end).unwrap_or_default(),
-        text.len() - end
-    )
+    format!("{}… [{} bytes cut]", text.get(..end).unwrap_or_default(), text.len() - end)
 }
 
 pub(crate) fn now() -> Timestamp {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
     Timestamp(i64::try_from(millis).unwrap_or(i64::MAX))
 }
 
@@ -184,24 +190,21 @@ impl bindings::baton::flow::types::Host for FlowHost {}
 
 impl bindings::baton::flow::host::Host for FlowHost {
     fn log(&mut self, level_: Level, message: String) {
-        self.log_line(level(level_), &message);
+        self.log.log(level(level_), &message);
     }
 
     fn start_task(&mut self, spec: TaskSpec) -> TaskStart {
         if let Some(key) = &spec.cache_key
             && let Some(cached) = self.task_cache.get(key)
         {
-            self.emit(ReportBody::TaskCached {
-                name: spec.name,
-                cache_key: key.clone(),
-            });
+            self.log.emit(ReportBody::TaskCached { name: spec.name, cache_key: key.clone() });
             return TaskStart::Cached(cached);
         }
         let task_id = self.next_task_id;
         self.next_task_id += 1;
         self.open_tasks.insert(task_id, spec.cache_key.clone());
-        self.current_task = Some(task_id);
-        self.emit(ReportBody::TaskStarted {
+        self.log.set_current_task(Some(task_id));
+        self.log.emit(ReportBody::TaskStarted {
             task_id,
             name: truncate(&spec.name),
             attempt: spec.attempt,
@@ -215,9 +218,7 @@ impl bindings::baton::flow::host::Host for FlowHost {
         // A flow that finishes a task it never started (or twice) is
         // reported as is; it cannot corrupt the host's state.
         let cache_key = self.open_tasks.remove(&task_id).flatten();
-        if self.current_task == Some(task_id) {
-            self.current_task = self.open_tasks.keys().max().copied();
-        }
+        self.log.set_current_task(self.open_tasks.keys().max().copied());
         let outcome = match outcome {
             Ok(output_json) => {
                 if let Some(key) = cache_key {
@@ -225,11 +226,9 @@ impl bindings::baton::flow::host::Host for FlowHost {
                 }
                 TaskOutcome::Completed
             }
-            Err(message) => TaskOutcome::Failed {
-                message: self.redact(&message),
-            },
+            Err(message) => TaskOutcome::Failed { message: self.log.redact(&message) },
         };
-        self.emit(ReportBody::TaskFinished { task_id, outcome });
+        self.log.emit(ReportBody::TaskFinished { task_id, outcome });
     }
 
     fn variable(&mut self, name: String) -> Result<String, AccessError> {
@@ -243,8 +242,8 @@ impl bindings::baton::flow::host::Host for FlowHost {
     fn emit_event(&mut self, name: String, resource: String, payload: String) {
         // A payload that is not JSON is kept as a string rather than lost.
         let payload = serde_json::from_str(&payload)
-            .unwrap_or_else(|_| serde_json::Value::String(self.redact(&payload)));
-        self.emit(ReportBody::Event {
+            .unwrap_or_else(|_| serde_json::Value::String(self.log.redact(&payload)));
+        self.log.emit(ReportBody::Event {
             name: truncate(&name),
             resource: truncate(&resource),
             payload,
@@ -252,13 +251,9 @@ impl bindings::baton::flow::host::Host for FlowHost {
     }
 
     fn progress(&mut self, fraction: f32, message: String) {
-        let fraction = if fraction.is_nan() {
-            0.0
-        } else {
-            fraction.clamp(0.0, 1.0)
-        };
-        let message = self.redact(&message);
-        self.emit(ReportBody::Progress { fraction, message });
+        let fraction = if fraction.is_nan() { 0.0 } else { fraction.clamp(0.0, 1.0) };
+        let message = self.log.redact(&message);
+        self.log.emit(ReportBody::Progress { fraction, message });
     }
 }
 
@@ -278,19 +273,11 @@ mod tests {
     fn secrets_are_redacted_from_logs() {
         let collector = Arc::new(ReportCollector::default());
         let mut grants = Grants::default();
-        grants
-            .secrets
-            .insert("token".into(), Some("hunter22".into()));
-        let mut host = FlowHost::new(
-            collector.clone(),
-            Arc::new(MemoryTaskCache::default()),
-            grants,
-        );
-        host.log_line(LogLevel::Info, "token is hunter22!");
+        grants.secrets.insert("token".into(), Some("hunter22".into()));
+        let log = RunLog::new(collector.clone(), &grants);
+        log.log(LogLevel::Info, "token is hunter22!");
         let reports = collector.reports();
-        let ReportBody::Log { message, .. } = &reports[0].body else {
-            panic!("not a log")
-        };
+        let ReportBody::Log { message, .. } = &reports[0].body else { panic!("not a log") };
         assert_eq!(message, "token is ***!");
         assert_eq!(reports[0].seq, 1);
     }

@@ -14,6 +14,7 @@ mod host;
 mod limits;
 mod run;
 mod sandbox;
+mod stdio;
 
 pub use cache::Digest;
 pub use host::{Grants, MemoryTaskCache, ReportCollector, RunReporter, TaskCache};

@@ -14,10 +14,7 @@ pub(crate) struct MemoryCap {
 
 impl MemoryCap {
     pub(crate) fn new(limit_bytes: u64) -> Self {
-        Self {
-            limit_bytes: usize::try_from(limit_bytes).unwrap_or(usize::MAX),
-            exceeded: false,
-        }
+        Self { limit_bytes: usize::try_from(limit_bytes).unwrap_or(usize::MAX), exceeded: false }
     }
 
     /// Whether the guest tried to grow past the cap at any point.

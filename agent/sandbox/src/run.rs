@@ -10,21 +10,16 @@ use tokio_util::sync::CancellationToken;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use crate::bindings::{FlowError, FlowInfo};
-use crate::host::{FlowHost, Grants, MemoryTaskCache, RunReporter, TaskCache};
+use crate::host::{FlowHost, Grants, MemoryTaskCache, RunLog, RunReporter, TaskCache};
 use crate::limits::MemoryCap;
 use crate::sandbox::{LoadError, LoadedFlow, RunState, Sandbox, one_line};
-
-/// Most of a guest's stdout or stderr kept for its log.
-const CAPTURED_OUTPUT_BYTES: usize = 256 * 1024;
+use crate::stdio::GuestOutput;
 
 /// Limits of `describe`, which must be quick and small.
-pub(crate) const DESCRIBE_LIMITS: RunLimits = RunLimits {
-    memory_bytes: 128 << 20,
-    timeout: Duration::from_secs(2),
-};
+pub(crate) const DESCRIBE_LIMITS: RunLimits =
+    RunLimits { memory_bytes: 128 << 20, timeout: Duration::from_secs(2) };
 
 /// What one run may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,10 +32,7 @@ pub struct RunLimits {
 
 impl Default for RunLimits {
     fn default() -> Self {
-        Self {
-            memory_bytes: 256 << 20,
-            timeout: Duration::from_secs(3600),
-        }
+        Self { memory_bytes: 256 << 20, timeout: Duration::from_secs(3600) }
     }
 }
 
@@ -97,15 +89,10 @@ impl Sandbox {
             memory_bytes: request.limits.memory_bytes.min(self.max_memory_bytes),
             timeout: request.limits.timeout,
         };
-        let host = FlowHost::new(request.reporter, request.task_cache, request.grants);
+        let log = Arc::new(RunLog::new(request.reporter, &request.grants));
+        let host = FlowHost::new(log, request.task_cache, request.grants);
         let end = self
-            .call(
-                flow,
-                Call::Run(request.params.to_string()),
-                limits,
-                host,
-                &request.cancel,
-            )
+            .call(flow, Call::Run(request.params.to_string()), limits, host, &request.cancel)
             .await;
         match end {
             CallEnd::Returned(Returned::Run(Ok(output))) => match serde_json::from_str(&output) {
@@ -122,9 +109,7 @@ impl Sandbox {
                 message: "internal error: describe answered a run".to_owned(),
             },
             CallEnd::Trapped { message } => RunOutcome::Crashed { message },
-            CallEnd::OutOfMemory => RunOutcome::OutOfMemory {
-                limit_bytes: limits.memory_bytes,
-            },
+            CallEnd::OutOfMemory => RunOutcome::OutOfMemory { limit_bytes: limits.memory_bytes },
             CallEnd::TimedOut => RunOutcome::TimedOut {
                 limit_ms: u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
             },
@@ -133,23 +118,18 @@ impl Sandbox {
     }
 
     pub(crate) async fn call_describe(&self, flow: &LoadedFlow) -> Result<FlowInfo, LoadError> {
-        let host = FlowHost::new(
-            Arc::new(crate::ReportCollector::default()),
-            Arc::new(MemoryTaskCache::default()),
-            Grants::default(),
-        );
+        let grants = Grants::default();
+        let log = Arc::new(RunLog::new(Arc::new(crate::ReportCollector::default()), &grants));
+        let host = FlowHost::new(log, Arc::new(MemoryTaskCache::default()), grants);
         let cancel = CancellationToken::new();
-        match self
-            .call(flow, Call::Describe, DESCRIBE_LIMITS, host, &cancel)
-            .await
-        {
+        match self.call(flow, Call::Describe, DESCRIBE_LIMITS, host, &cancel).await {
             CallEnd::Returned(Returned::Describe(info)) => Ok(info),
-            CallEnd::Returned(Returned::Run(_)) => Err(LoadError::NotAFlow(
-                "internal error: run answered describe".to_owned(),
-            )),
-            CallEnd::Trapped { message } => Err(LoadError::NotAFlow(format!(
-                "its `describe` export failed: {message}"
-            ))),
+            CallEnd::Returned(Returned::Run(_)) => {
+                Err(LoadError::NotAFlow("internal error: run answered describe".to_owned()))
+            }
+            CallEnd::Trapped { message } => {
+                Err(LoadError::NotAFlow(format!("its `describe` export failed: {message}")))
+            }
             CallEnd::OutOfMemory => Err(LoadError::NotAFlow(format!(
                 "its `describe` export needs more than {} MiB of memory",
                 DESCRIBE_LIMITS.memory_bytes >> 20
@@ -181,14 +161,11 @@ impl Sandbox {
             () = cancel.cancelled() => return CallEnd::Cancelled,
         };
 
-        let stdout = MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES);
-        let stderr = MemoryOutputPipe::new(CAPTURED_OUTPUT_BYTES);
+        let stdout = GuestOutput::new(Arc::clone(host.log()), LogLevel::Info);
+        let stderr = GuestOutput::new(Arc::clone(host.log()), LogLevel::Warn);
         // Nothing is granted: no preopened directories, no sockets, no
         // environment, no arguments.
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .build();
+        let wasi = WasiCtxBuilder::new().stdout(stdout.clone()).stderr(stderr.clone()).build();
         let state = RunState {
             wasi,
             table: ResourceTable::new(),
@@ -218,21 +195,13 @@ impl Sandbox {
             }
         };
 
-        let stderr_text = String::from_utf8_lossy(&stderr.contents()).into_owned();
-        let stdout_text = String::from_utf8_lossy(&stdout.contents()).into_owned();
-        let state = store.data_mut();
-        for line in stdout_text.lines().filter(|l| !l.trim().is_empty()) {
-            state.host.log_line(LogLevel::Info, line);
-        }
-        for line in stderr_text.lines().filter(|l| !l.trim().is_empty()) {
-            state.host.log_line(LogLevel::Warn, line);
-        }
+        stdout.finish();
+        stderr.finish();
+        let state = store.data();
         match result {
             Some(Ok(returned)) => CallEnd::Returned(returned),
             Some(Err(_)) if state.cap.exceeded() => CallEnd::OutOfMemory,
-            Some(Err(error)) => CallEnd::Trapped {
-                message: trap_message(&error, &stderr_text),
-            },
+            Some(Err(error)) => CallEnd::Trapped { message: trap_message(&error, &stderr.tail()) },
             None if cancel.is_cancelled() => CallEnd::Cancelled,
             None => CallEnd::TimedOut,
         }
@@ -255,16 +224,10 @@ fn trap_message(error: &wasmtime::Error, stderr: &str) -> String {
 fn panic_message(stderr: &str) -> Option<String> {
     let mut lines = stderr.lines();
     let header = lines.find(|l| l.contains("panicked at"))?;
-    let location = header
-        .split("panicked at")
-        .nth(1)
-        .unwrap_or_default()
-        .trim()
-        .trim_end_matches(':');
-    let message: Vec<&str> = lines
-        .take_while(|l| !l.starts_with("note: "))
-        .map(str::trim)
-        .collect();
+    let location =
+        header.split("panicked at").nth(1).unwrap_or_default().trim().trim_end_matches(':');
+    let message: Vec<&str> =
+        lines.take_while(|l| !l.starts_with("note: ")).map(str::trim).collect();
     Some(format!("panicked at {location}: {}", message.join(" ")))
 }
 

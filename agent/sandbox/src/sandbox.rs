@@ -54,10 +54,7 @@ pub enum SandboxError {
     #[error("configuring wasmtime: {0}")]
     Engine(String),
     #[error("opening the component cache at {path}: {source}")]
-    Cache {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Cache { path: PathBuf, source: std::io::Error },
 }
 
 /// Why bytes could not be loaded as a flow.
@@ -101,10 +98,7 @@ pub(crate) struct RunState {
 
 impl WasiView for RunState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -125,9 +119,8 @@ impl Sandbox {
     pub fn new(config: &SandboxConfig) -> Result<Self, SandboxError> {
         let instances = config.max_instances.max(1);
         // `describe` runs under its own cap, whatever runs are allowed.
-        let max_memory_bytes = config
-            .max_memory_bytes
-            .max(crate::run::DESCRIBE_LIMITS.memory_bytes);
+        let max_memory_bytes =
+            config.max_memory_bytes.max(crate::run::DESCRIBE_LIMITS.memory_bytes);
         let mut pool = PoolingAllocationConfig::new();
         // A Rust component holds a few core instances (the program, the WASI
         // adapter, shims), one or two memories and a few tables.
@@ -155,16 +148,13 @@ impl Sandbox {
         )
         .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
 
-        let artifacts =
-            match &config.cache_dir {
-                Some(dir) => Some(ArtifactCache::open(dir, &engine).map_err(|source| {
-                    SandboxError::Cache {
-                        path: dir.clone(),
-                        source,
-                    }
-                })?),
-                None => None,
-            };
+        let artifacts = match &config.cache_dir {
+            Some(dir) => Some(
+                ArtifactCache::open(dir, &engine)
+                    .map_err(|source| SandboxError::Cache { path: dir.clone(), source })?,
+            ),
+            None => None,
+        };
         let ticker = EpochTicker::start(engine.clone(), config.epoch_tick)
             .map_err(|e| SandboxError::Engine(format!("starting the epoch thread: {e}")))?;
         Ok(Self {
@@ -183,10 +173,7 @@ impl Sandbox {
     /// on-disk artifact cache, else by compiling it (and caching the result).
     pub fn load(&self, wasm: &[u8]) -> Result<Arc<LoadedFlow>, LoadError> {
         if wasm.len() > self.max_component_bytes {
-            return Err(LoadError::TooLarge {
-                size: wasm.len(),
-                limit: self.max_component_bytes,
-            });
+            return Err(LoadError::TooLarge { size: wasm.len(), limit: self.max_component_bytes });
         }
         match wasm.get(..8) {
             Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => return Err(LoadError::CoreModule),
@@ -197,11 +184,7 @@ impl Sandbox {
         if let Some(flow) = self.loaded_flow(&digest) {
             return Ok(flow);
         }
-        let component = match self
-            .artifacts
-            .as_ref()
-            .and_then(|a| a.load(&self.engine, &digest))
-        {
+        let component = match self.artifacts.as_ref().and_then(|a| a.load(&self.engine, &digest)) {
             Some(component) => component,
             None => {
                 let component = Component::new(&self.engine, wasm)
@@ -230,37 +213,20 @@ impl Sandbox {
     /// Forgets the loaded form of a component (its on-disk artifact stays),
     /// for a component that is no longer deployed.
     pub fn evict(&self, digest: &Digest) {
-        self.loaded
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(digest);
+        self.loaded.lock().unwrap_or_else(PoisonError::into_inner).remove(digest);
     }
 
     /// Digests of every component this sandbox can load without its bytes.
     pub fn cached_digests(&self) -> Vec<Digest> {
-        let mut digests = self
-            .artifacts
-            .as_ref()
-            .map(ArtifactCache::digests)
-            .unwrap_or_default();
-        digests.extend(
-            self.loaded
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .keys()
-                .copied(),
-        );
+        let mut digests = self.artifacts.as_ref().map(ArtifactCache::digests).unwrap_or_default();
+        digests.extend(self.loaded.lock().unwrap_or_else(PoisonError::into_inner).keys().copied());
         digests.sort_unstable();
         digests.dedup();
         digests
     }
 
     fn loaded_flow(&self, digest: &Digest) -> Option<Arc<LoadedFlow>> {
-        self.loaded
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(digest)
-            .cloned()
+        self.loaded.lock().unwrap_or_else(PoisonError::into_inner).get(digest).cloned()
     }
 
     fn link(&self, digest: Digest, component: &Component) -> Result<Arc<LoadedFlow>, LoadError> {
@@ -294,9 +260,7 @@ impl Sandbox {
             ));
         }
         if info.name.trim().is_empty() {
-            return Err(LoadError::NotAFlow(
-                "its `describe` returns an empty name".to_owned(),
-            ));
+            return Err(LoadError::NotAFlow("its `describe` returns an empty name".to_owned()));
         }
         Ok(FlowInfo {
             name: info.name,
@@ -310,11 +274,7 @@ impl Sandbox {
 /// The first line of an error chain, joined: for messages a person reads.
 pub(crate) fn one_line(error: &wasmtime::Error) -> String {
     let text = format!("{error:#}");
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// Increments the engine's epoch every tick until dropped.
@@ -327,18 +287,14 @@ impl EpochTicker {
     fn start(engine: Engine, tick: Duration) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("baton-epoch".to_owned())
-            .spawn(move || {
+        let thread =
+            std::thread::Builder::new().name("baton-epoch".to_owned()).spawn(move || {
                 while !stopping.load(Ordering::Relaxed) {
                     std::thread::sleep(tick);
                     engine.increment_epoch();
                 }
             })?;
-        Ok(Self {
-            stop,
-            thread: Some(thread),
-        })
+        Ok(Self { stop, thread: Some(thread) })
     }
 }
 

@@ -63,17 +63,10 @@ pub fn validate_params(
                 }
                 _ => pointer_to_field(error.instance_path().as_str()),
             };
-            ParamError {
-                field,
-                message: error.to_string(),
-            }
+            ParamError { field, message: error.to_string() }
         })
         .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ParamErrors::Invalid(errors))
-    }
+    if errors.is_empty() { Ok(()) } else { Err(ParamErrors::Invalid(errors)) }
 }
 
 fn unquote(value: &serde_json::Value) -> String {
@@ -94,11 +87,7 @@ fn pointer_to_field(pointer: &str) -> String {
 
 fn join_field(parent_pointer: &str, property: &str) -> String {
     let parent = pointer_to_field(parent_pointer);
-    if parent.is_empty() {
-        property.to_owned()
-    } else {
-        format!("{parent}.{property}")
-    }
+    if parent.is_empty() { property.to_owned() } else { format!("{parent}.{property}") }
 }
 
 #[cfg(test)]
@@ -133,16 +122,8 @@ mod tests {
         };
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].field, "a");
-        assert!(
-            errors[0].to_string().starts_with("parameter `a`: "),
-            "{}",
-            errors[0]
-        );
-        assert!(
-            errors[0].message.contains("integer"),
-            "{}",
-            errors[0].message
-        );
+        assert!(errors[0].to_string().starts_with("parameter `a`: "), "{}", errors[0]);
+        assert!(errors[0].message.contains("integer"), "{}", errors[0].message);
     }
 
     #[test]
@@ -160,9 +141,6 @@ mod tests {
     #[test]
     fn a_broken_schema_is_reported_as_such() {
         let result = validate_params(&json!({"type": 12}), &json!({}));
-        assert!(
-            matches!(result, Err(ParamErrors::BadSchema(_))),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(ParamErrors::BadSchema(_))), "{result:?}");
     }
 }

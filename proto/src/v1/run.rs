@@ -70,11 +70,7 @@ pub enum ReportBody {
     /// The flow reported progress.
     Progress { fraction: f32, message: String },
     /// The flow emitted an event.
-    Event {
-        name: String,
-        resource: String,
-        payload: serde_json::Value,
-    },
+    Event { name: String, resource: String, payload: serde_json::Value },
 }
 
 /// How a task attempt ended.
@@ -131,11 +127,7 @@ mod tests {
         let report = RunReport {
             seq: 3,
             at: Timestamp(1_700_000_000_000),
-            body: ReportBody::Log {
-                level: LogLevel::Info,
-                message: "hi".into(),
-                task_id: None,
-            },
+            body: ReportBody::Log { level: LogLevel::Info, message: "hi".into(), task_id: None },
         };
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(
@@ -149,20 +141,11 @@ mod tests {
     #[test]
     fn outcome_round_trips() {
         for outcome in [
-            RunOutcome::Completed {
-                output: serde_json::json!(5),
-            },
-            RunOutcome::Failed {
-                message: "no".into(),
-                details: None,
-            },
-            RunOutcome::Crashed {
-                message: "trap".into(),
-            },
+            RunOutcome::Completed { output: serde_json::json!(5) },
+            RunOutcome::Failed { message: "no".into(), details: None },
+            RunOutcome::Crashed { message: "trap".into() },
             RunOutcome::TimedOut { limit_ms: 100 },
-            RunOutcome::OutOfMemory {
-                limit_bytes: 1 << 20,
-            },
+            RunOutcome::OutOfMemory { limit_bytes: 1 << 20 },
             RunOutcome::Cancelled,
         ] {
             let text = serde_json::to_string(&outcome).unwrap();

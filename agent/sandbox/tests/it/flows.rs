@@ -16,6 +16,7 @@ pub const ALL: &[&str] = &[
     "returns-error",
     "grants",
     "sleeps",
+    "prints",
 ];
 
 fn workspace_root() -> PathBuf {
@@ -38,9 +39,7 @@ pub fn wasm(name: &str) -> Vec<u8> {
         for package in ALL {
             command.args(["-p", package]);
         }
-        let status = command
-            .status()
-            .expect("running cargo to build the test flows");
+        let status = command.status().expect("running cargo to build the test flows");
         assert!(status.success(), "building the test flows failed");
         std::env::var_os("CARGO_TARGET_DIR")
             .map_or_else(|| workspace_root().join("target"), PathBuf::from)

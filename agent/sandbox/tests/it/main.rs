@@ -21,11 +21,7 @@ use baton_sandbox::{
 use serde_json::json;
 
 fn sandbox() -> Sandbox {
-    Sandbox::new(&SandboxConfig {
-        max_instances: 64,
-        ..SandboxConfig::default()
-    })
-    .unwrap()
+    Sandbox::new(&SandboxConfig { max_instances: 64, ..SandboxConfig::default() }).unwrap()
 }
 
 async fn run(
@@ -55,13 +51,8 @@ fn log_messages(reports: &ReportCollector) -> Vec<String> {
 #[tokio::test]
 async fn hello_adds_and_logs() {
     let sandbox = sandbox();
-    let (outcome, reports) = run(
-        &sandbox,
-        "hello",
-        json!({"a": 2, "b": 3}),
-        RunLimits::default(),
-    )
-    .await;
+    let (outcome, reports) =
+        run(&sandbox, "hello", json!({"a": 2, "b": 3}), RunLimits::default()).await;
     assert_eq!(outcome, RunOutcome::Completed { output: json!(5) });
     let logs = log_messages(&reports);
     assert!(logs.iter().any(|l| l == "adding 2 and 3"), "{logs:?}");
@@ -71,6 +62,21 @@ async fn hello_adds_and_logs() {
         (1..=seqs.len() as u64).collect::<Vec<_>>(),
         "reports are numbered without gaps"
     );
+}
+
+#[tokio::test]
+async fn every_line_a_flow_prints_reaches_the_log_in_order() {
+    let sandbox = sandbox();
+    let lines = 20_000;
+    let (outcome, reports) =
+        run(&sandbox, "prints", json!({ "lines": lines }), RunLimits::default()).await;
+    assert_eq!(outcome, RunOutcome::Completed { output: json!(lines) });
+    let logs = log_messages(&reports);
+    assert_eq!(logs.len(), lines + 1, "every stdout line and the stderr line");
+    for (i, line) in logs.iter().take(lines).enumerate() {
+        assert!(line.starts_with(&format!("line {i} ")), "{line}");
+    }
+    assert_eq!(logs[lines], format!("printed {lines} lines"));
 }
 
 #[tokio::test]
@@ -86,30 +92,33 @@ async fn describe_reads_name_version_and_schema() {
 }
 
 #[tokio::test]
+async fn flow_macro_fields_override_the_package() {
+    let sandbox = sandbox();
+    let flow = sandbox.load(&flows::wasm("returns-error")).unwrap();
+    let info = sandbox.describe(&flow).await.unwrap();
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str(), info.description.as_str()),
+        ("always-fails", "2.0.0", "Fails on purpose")
+    );
+}
+
+#[tokio::test]
 async fn etl_retries_a_failed_task_and_reports_progress() {
     let sandbox = sandbox();
     let (outcome, reports) = run(&sandbox, "etl", json!({"count": 6}), RunLimits::default()).await;
-    let RunOutcome::Completed { output } = outcome else {
-        panic!("{outcome:?}")
-    };
+    let RunOutcome::Completed { output } = outcome else { panic!("{outcome:?}") };
     assert_eq!(output["loaded"], 6);
     let reports = reports.reports();
     let transform_attempts: Vec<(u64, u32)> = reports
         .iter()
         .filter_map(|r| match &r.body {
-            ReportBody::TaskStarted {
-                task_id,
-                name,
-                attempt,
-                ..
-            } if name == "transform" => Some((*task_id, *attempt)),
+            ReportBody::TaskStarted { task_id, name, attempt, .. } if name == "transform" => {
+                Some((*task_id, *attempt))
+            }
             _ => None,
         })
         .collect();
-    assert_eq!(
-        transform_attempts.iter().map(|a| a.1).collect::<Vec<_>>(),
-        [1, 2]
-    );
+    assert_eq!(transform_attempts.iter().map(|a| a.1).collect::<Vec<_>>(), [1, 2]);
     let outcome_of = |id: u64| {
         reports.iter().find_map(|r| match &r.body {
             ReportBody::TaskFinished { task_id, outcome } if *task_id == id => {
@@ -118,14 +127,8 @@ async fn etl_retries_a_failed_task_and_reports_progress() {
             _ => None,
         })
     };
-    assert!(matches!(
-        outcome_of(transform_attempts[0].0),
-        Some(TaskOutcome::Failed { .. })
-    ));
-    assert_eq!(
-        outcome_of(transform_attempts[1].0),
-        Some(TaskOutcome::Completed)
-    );
+    assert!(matches!(outcome_of(transform_attempts[0].0), Some(TaskOutcome::Failed { .. })));
+    assert_eq!(outcome_of(transform_attempts[1].0), Some(TaskOutcome::Completed));
     let last_progress = reports.iter().rev().find_map(|r| match &r.body {
         ReportBody::Progress { fraction, .. } => Some(*fraction),
         _ => None,
@@ -143,10 +146,7 @@ async fn a_cache_key_answers_a_second_run_from_the_cache() {
         let reports = Arc::new(ReportCollector::default());
         let mut request = RunRequest::new(json!({"count": 4}), reports.clone());
         request.task_cache = cache.clone();
-        assert!(matches!(
-            sandbox.run(&flow, request).await,
-            RunOutcome::Completed { .. }
-        ));
+        assert!(matches!(sandbox.run(&flow, request).await, RunOutcome::Completed { .. }));
         cached_names.push(
             reports
                 .reports()
@@ -173,10 +173,7 @@ async fn a_flow_that_loops_forever_times_out_promptly() {
     let elapsed = started.elapsed();
     assert_eq!(outcome, RunOutcome::TimedOut { limit_ms: 300 });
     assert!(elapsed >= limit, "stopped early, after {elapsed:?}");
-    assert!(
-        elapsed < limit + Duration::from_millis(100),
-        "stopped after {elapsed:?}"
-    );
+    assert!(elapsed < limit + Duration::from_millis(100), "stopped after {elapsed:?}");
 }
 
 #[tokio::test]
@@ -195,20 +192,14 @@ async fn cancelling_stops_a_looping_flow_within_100ms() {
     let outcome = running.await.unwrap();
     let stop = cancelled_at.elapsed();
     assert_eq!(outcome, RunOutcome::Cancelled);
-    assert!(
-        stop < Duration::from_millis(100),
-        "stopped {stop:?} after the cancel"
-    );
+    assert!(stop < Duration::from_millis(100), "stopped {stop:?} after the cancel");
 }
 
 #[tokio::test]
 async fn cancelling_stops_a_flow_waiting_in_the_host_within_100ms() {
     let sandbox = Arc::new(sandbox());
     let flow = sandbox.load(&flows::wasm("sleeps")).unwrap();
-    let request = RunRequest::new(
-        json!({"millis": 60_000}),
-        Arc::new(ReportCollector::default()),
-    );
+    let request = RunRequest::new(json!({"millis": 60_000}), Arc::new(ReportCollector::default()));
     let cancel = request.cancel.clone();
     let running = {
         let sandbox = sandbox.clone();
@@ -219,35 +210,22 @@ async fn cancelling_stops_a_flow_waiting_in_the_host_within_100ms() {
     cancel.cancel();
     assert_eq!(running.await.unwrap(), RunOutcome::Cancelled);
     let stop = cancelled_at.elapsed();
-    assert!(
-        stop < Duration::from_millis(100),
-        "stopped {stop:?} after the cancel"
-    );
+    assert!(stop < Duration::from_millis(100), "stopped {stop:?} after the cancel");
 }
 
 #[tokio::test]
 async fn a_memory_bomb_ends_out_of_memory() {
     let sandbox = sandbox();
-    let limits = RunLimits {
-        memory_bytes: 64 << 20,
-        timeout: Duration::from_secs(30),
-    };
+    let limits = RunLimits { memory_bytes: 64 << 20, timeout: Duration::from_secs(30) };
     let (outcome, _) = run(&sandbox, "memory-hog", json!({}), limits).await;
-    assert_eq!(
-        outcome,
-        RunOutcome::OutOfMemory {
-            limit_bytes: 64 << 20
-        }
-    );
+    assert_eq!(outcome, RunOutcome::OutOfMemory { limit_bytes: 64 << 20 });
 }
 
 #[tokio::test]
 async fn files_are_not_reachable() {
     let sandbox = sandbox();
     let (outcome, reports) = run(&sandbox, "read-passwd", json!({}), RunLimits::default()).await;
-    let RunOutcome::Failed { message, .. } = outcome else {
-        panic!("{outcome:?}")
-    };
+    let RunOutcome::Failed { message, .. } = outcome else { panic!("{outcome:?}") };
     assert!(message.starts_with("reading /etc/passwd"), "{message}");
     assert!(!format!("{:?}", reports.reports()).contains("root:"));
 }
@@ -258,20 +236,10 @@ async fn the_network_is_not_reachable() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let sandbox = sandbox();
-    let (outcome, _) = run(
-        &sandbox,
-        "open-socket",
-        json!({ "address": address }),
-        RunLimits::default(),
-    )
-    .await;
-    let RunOutcome::Failed { message, .. } = outcome else {
-        panic!("{outcome:?}")
-    };
-    assert!(
-        message.starts_with(&format!("connecting to {address}")),
-        "{message}"
-    );
+    let (outcome, _) =
+        run(&sandbox, "open-socket", json!({ "address": address }), RunLimits::default()).await;
+    let RunOutcome::Failed { message, .. } = outcome else { panic!("{outcome:?}") };
+    assert!(message.starts_with(&format!("connecting to {address}")), "{message}");
     listener.set_nonblocking(true).unwrap();
     assert!(listener.accept().is_err(), "nothing may have connected");
 }
@@ -280,9 +248,7 @@ async fn the_network_is_not_reachable() {
 async fn a_panic_crashes_the_run_with_its_message() {
     let sandbox = sandbox();
     let (outcome, _) = run(&sandbox, "panics", json!({}), RunLimits::default()).await;
-    let RunOutcome::Crashed { message } = outcome else {
-        panic!("{outcome:?}")
-    };
+    let RunOutcome::Crashed { message } = outcome else { panic!("{outcome:?}") };
     assert!(message.contains("this flow panics on purpose"), "{message}");
     assert!(message.contains("unreachable"), "{message}");
 }
@@ -306,18 +272,10 @@ async fn only_granted_variables_and_secrets_are_readable() {
     let flow = sandbox.load(&flows::wasm("grants")).unwrap();
     let reports = Arc::new(ReportCollector::default());
     let mut request = RunRequest::new(json!({}), reports.clone());
-    request
-        .grants
-        .variables
-        .insert("region".into(), Some("eu-west".into()));
-    request
-        .grants
-        .secrets
-        .insert("token".into(), Some("s3cr3t-value".into()));
+    request.grants.variables.insert("region".into(), Some("eu-west".into()));
+    request.grants.secrets.insert("token".into(), Some("s3cr3t-value".into()));
     let outcome = sandbox.run(&flow, request).await;
-    let RunOutcome::Completed { output } = outcome else {
-        panic!("{outcome:?}")
-    };
+    let RunOutcome::Completed { output } = outcome else { panic!("{outcome:?}") };
     assert_eq!(output["region"], "eu-west");
     assert_eq!(output["token_length"], 12);
     assert_eq!(
@@ -341,10 +299,7 @@ async fn only_granted_variables_and_secrets_are_readable() {
 #[tokio::test]
 async fn the_host_survives_every_outcome_in_turn() {
     let sandbox = sandbox();
-    let quick = RunLimits {
-        memory_bytes: 64 << 20,
-        timeout: Duration::from_millis(200),
-    };
+    let quick = RunLimits { memory_bytes: 64 << 20, timeout: Duration::from_millis(200) };
     let mut outcomes = Vec::new();
     for (flow, params) in [
         ("loop-forever", json!({})),
@@ -358,14 +313,7 @@ async fn the_host_survives_every_outcome_in_turn() {
     }
     assert_eq!(
         outcomes,
-        [
-            "timed_out",
-            "out_of_memory",
-            "crashed",
-            "failed",
-            "failed",
-            "completed"
-        ]
+        ["timed_out", "out_of_memory", "crashed", "failed", "failed", "completed"]
     );
 }
 
@@ -378,21 +326,14 @@ async fn many_runs_share_the_sandbox_concurrently() {
             let sandbox = sandbox.clone();
             let flow = flow.clone();
             tokio::spawn(async move {
-                let request = RunRequest::new(
-                    json!({"a": i, "b": 1}),
-                    Arc::new(ReportCollector::default()),
-                );
+                let request =
+                    RunRequest::new(json!({"a": i, "b": 1}), Arc::new(ReportCollector::default()));
                 sandbox.run(&flow, request).await
             })
         })
         .collect();
     for (i, run) in runs.into_iter().enumerate() {
-        assert_eq!(
-            run.await.unwrap(),
-            RunOutcome::Completed {
-                output: json!(i + 1)
-            }
-        );
+        assert_eq!(run.await.unwrap(), RunOutcome::Completed { output: json!(i + 1) });
     }
 }
 
@@ -400,20 +341,11 @@ async fn many_runs_share_the_sandbox_concurrently() {
 fn bad_bytes_get_a_named_load_error() {
     let sandbox = sandbox();
     let hello = flows::wasm("hello");
-    assert!(matches!(
-        sandbox.load(b"#!/bin/sh\necho hi\n"),
-        Err(LoadError::NotWasm)
-    ));
+    assert!(matches!(sandbox.load(b"#!/bin/sh\necho hi\n"), Err(LoadError::NotWasm)));
     assert!(matches!(sandbox.load(&[]), Err(LoadError::NotWasm)));
-    assert!(matches!(
-        sandbox.load(&hello[..hello.len() / 2]),
-        Err(LoadError::Corrupt(_))
-    ));
+    assert!(matches!(sandbox.load(&hello[..hello.len() / 2]), Err(LoadError::Corrupt(_))));
     let core_module = wat::parse_str("(module)").unwrap();
-    assert!(matches!(
-        sandbox.load(&core_module),
-        Err(LoadError::CoreModule)
-    ));
+    assert!(matches!(sandbox.load(&core_module), Err(LoadError::CoreModule)));
     let not_a_flow = wat::parse_str("(component)").unwrap();
     match sandbox.load(&not_a_flow) {
         Err(LoadError::NotAFlow(why)) => assert!(why.contains("baton:flow/flow@0.1.0"), "{why}"),
@@ -425,10 +357,7 @@ fn bad_bytes_get_a_named_load_error() {
         ..SandboxConfig::default()
     })
     .unwrap();
-    assert!(matches!(
-        small.load(&hello),
-        Err(LoadError::TooLarge { limit: 1000, .. })
-    ));
+    assert!(matches!(small.load(&hello), Err(LoadError::TooLarge { limit: 1000, .. })));
 }
 
 #[test]
@@ -447,9 +376,7 @@ fn precompiled_components_are_reused_from_disk() {
     assert_eq!(files.len(), 1, "one artifact on disk");
     let fresh = Sandbox::new(&config).unwrap();
     assert_eq!(fresh.cached_digests(), [digest]);
-    let flow = fresh
-        .load_cached(&digest)
-        .expect("loads without the component's bytes");
+    let flow = fresh.load_cached(&digest).expect("loads without the component's bytes");
     assert_eq!(flow.digest(), digest);
 }
 
@@ -463,18 +390,9 @@ fn a_corrupt_artifact_is_discarded_and_recompiled() {
     };
     let hello = flows::wasm("hello");
     Sandbox::new(&config).unwrap().load(&hello).unwrap();
-    let artifact = std::fs::read_dir(dir.path())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let artifact = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
     std::fs::write(&artifact, b"garbage").unwrap();
     let fresh = Sandbox::new(&config).unwrap();
-    assert!(
-        fresh
-            .load_cached(&baton_sandbox::Digest::of(&hello))
-            .is_none()
-    );
+    assert!(fresh.load_cached(&baton_sandbox::Digest::of(&hello)).is_none());
     assert!(fresh.load(&hello).is_ok());
 }

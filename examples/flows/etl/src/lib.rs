@@ -45,9 +45,8 @@ static TRANSFORM_ATTEMPTS: AtomicU32 = AtomicU32::new(0);
 fn etl(params: Params) -> Result<Summary> {
     ensure!(params.count > 0, "count must be at least 1");
     progress(0.0, "extracting");
-    let readings: Vec<Reading> = task("extract")
-        .cache_key(format!("extract-{}", params.count))
-        .run(|| {
+    let readings: Vec<Reading> =
+        task("extract").cache_key(format!("extract-{}", params.count)).run(|| {
             let readings = (0..params.count)
                 .map(|i| Reading {
                     sensor: format!("s{}", i % 3),
@@ -59,18 +58,12 @@ fn etl(params: Params) -> Result<Summary> {
         })?;
 
     progress(0.33, "transforming");
-    let flagged: Vec<Reading> = task("transform")
-        .retries(2)
-        .retry_delay(Duration::from_millis(10))
-        .run(|| {
+    let flagged: Vec<Reading> =
+        task("transform").retries(2).retry_delay(Duration::from_millis(10)).run(|| {
             if TRANSFORM_ATTEMPTS.fetch_add(1, Ordering::SeqCst) == 0 {
                 bail!("upstream service busy (simulated)");
             }
-            Ok(readings
-                .iter()
-                .filter(|r| r.celsius > params.threshold)
-                .cloned()
-                .collect())
+            Ok(readings.iter().filter(|r| r.celsius > params.threshold).cloned().collect())
         })?;
 
     progress(0.66, "loading");
@@ -83,16 +76,9 @@ fn etl(params: Params) -> Result<Summary> {
 
     progress(1.0, "done");
     let total: f64 = readings.iter().map(|r| r.celsius).sum();
-    #[allow(
-        clippy::cast_precision_loss,
-        reason = "a count of readings fits an f64 exactly"
-    )]
+    #[allow(clippy::cast_precision_loss, reason = "a count of readings fits an f64 exactly")]
     let mean = total / readings.len() as f64;
-    Ok(Summary {
-        loaded,
-        flagged: flagged.len(),
-        mean,
-    })
+    Ok(Summary { loaded, flagged: flagged.len(), mean })
 }
 
 baton_sdk::flow!(etl);

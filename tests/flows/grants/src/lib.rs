@@ -22,11 +22,7 @@ fn grants(_: Params) -> Result<Seen> {
         Ok(_) => bail!("a secret that was not granted was readable"),
         Err(e) => e.to_string(),
     };
-    Ok(Seen {
-        region,
-        token_length: token.len(),
-        ungranted,
-    })
+    Ok(Seen { region, token_length: token.len(), ungranted })
 }
 
 baton_sdk::flow!(grants);

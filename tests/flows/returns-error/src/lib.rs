@@ -10,4 +10,10 @@ fn returns_error(_: Params) -> Result<()> {
     Err(anyhow!("the warehouse is closed").context("loading the batch"))
 }
 
-baton_sdk::flow!(returns_error);
+// Overrides what Cargo.toml says, to exercise `flow!`'s optional fields.
+baton_sdk::flow!(
+    returns_error,
+    name = "always-fails",
+    version = "2.0.0",
+    description = "Fails on purpose",
+);
