@@ -1,6 +1,12 @@
 //! The Baton core: the server that holds deployments, flow runs and their
-//! states, schedules them and pushes them to agents.
+//! states.
 //!
-//! Not built yet: the store, REST API and run state machine arrive with
-//! issue 3, the QUIC gateway and dispatcher with issue 4. Until then this
-//! crate is empty on purpose, so that nothing pretends to work.
+//! - [`store`]: SQLite or PostgreSQL through one set of queries; knows no HTTP.
+//! - [`orchestration`]: the run state machine and its rules; pure.
+//! - [`secrets`]: sealing secrets at rest.
+//!
+//! The QUIC gateway and dispatcher arrive with issue 4.
+
+pub mod orchestration;
+pub mod secrets;
+pub mod store;

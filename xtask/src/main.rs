@@ -5,11 +5,15 @@
 //! - `cargo xtask test`: set up what the tests need, then run every check
 //!   and test (formatting, clippy, unit, integration and end-to-end tests).
 //! - `cargo xtask bench`: the benchmarks recorded in BENCHMARKS.md.
+//! - `cargo xtask with-postgres COMMAND...`: runs a command with a private
+//!   PostgreSQL server in `BATON_TEST_POSTGRES_URL` (for one test, say).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
+
+mod postgres;
 
 /// Every flow crate in the repository, built for wasm32-wasip2.
 const FLOWS: &[&str] = &[
@@ -34,7 +38,8 @@ fn main() -> anyhow::Result<()> {
         "test" => test(&root),
         "bench" => bench(&root),
         "setup" => setup(),
-        _ => bail!("usage: cargo xtask <start|test|bench|setup>"),
+        "with-postgres" => with_postgres(&root),
+        _ => bail!("usage: cargo xtask <start|test|bench|setup|with-postgres COMMAND...>"),
     }
 }
 
@@ -45,9 +50,19 @@ fn repo_root() -> anyhow::Result<PathBuf> {
 
 /// Runs a command in `dir`, failing with the command line if it fails.
 fn run(dir: &Path, program: &str, args: &[&str]) -> anyhow::Result<()> {
+    run_with_env(dir, program, args, &[])
+}
+
+fn run_with_env(
+    dir: &Path,
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> anyhow::Result<()> {
     eprintln!("$ {program} {}", args.join(" "));
     let status = Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .status()
         .with_context(|| format!("starting {program}"))?;
@@ -122,24 +137,29 @@ fn test(root: &Path) -> anyhow::Result<()> {
     flows_clippy.extend(["--", "-D", "warnings"]);
     run(root, "cargo", &flows_clippy)?;
     run(root, "cargo", &["test", "--release", "--doc"])?;
-    run(root, "cargo", &["test", "--release", "--tests"])?;
-    // The benchmarks build and run once each, as tests, so they cannot rot.
-    run(
+    // The benchmarks also run once each, as tests, so they cannot rot. One
+    // invocation (one package selection) so that dependencies build once.
+    let postgres = postgres::Postgres::start().context("starting PostgreSQL for the tests")?;
+    eprintln!("PostgreSQL for the tests: {}", postgres.url);
+    run_with_env(
         root,
         "cargo",
-        &[
-            "test",
-            "--release",
-            "-p",
-            "baton-sandbox",
-            "--bench",
-            "sandbox",
-            "--bench",
-            "live_instances",
-        ],
+        &["test", "--release", "--tests", "--bench", "sandbox", "--bench", "live_instances"],
+        &[("BATON_TEST_POSTGRES_URL", &postgres.url)],
     )?;
+    drop(postgres);
     eprintln!("\nall checks and tests passed");
     Ok(())
+}
+
+fn with_postgres(root: &Path) -> anyhow::Result<()> {
+    let command: Vec<String> = std::env::args().skip(2).collect();
+    let Some((program, args)) = command.split_first() else {
+        bail!("usage: cargo xtask with-postgres COMMAND...");
+    };
+    let postgres = postgres::Postgres::start().context("starting PostgreSQL")?;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_with_env(root, program, &args, &[("BATON_TEST_POSTGRES_URL", &postgres.url)])
 }
 
 fn bench(root: &Path) -> anyhow::Result<()> {

@@ -1,11 +1,23 @@
 //! Version 1 of Baton's wire types.
 
+mod api;
+mod deployment;
 mod flow;
 #[cfg(feature = "validate")]
 mod params;
 mod run;
+mod state;
 
+pub use api::{
+    ApiError, Artifact, CreateRun, Event, FieldError, FlowRun, FlowRunDetail, Health, LogLine,
+    Page, PoolKind, PoolSpec, ProposeState, SecretInfo, SecretValue, SetValue, StateChange,
+    TaskRun, Transition, Variable, Verdict, WorkPool, WorkQueue,
+};
+pub use deployment::{
+    Capabilities, ConcurrencyPolicy, Deployment, DeploymentSpec, DeploymentUpserted, ScheduleSpec,
+};
 pub use flow::FlowInfo;
 #[cfg(feature = "validate")]
 pub use params::{ParamError, ParamErrors, validate_params};
 pub use run::{LogLevel, ReportBody, RunOutcome, RunReport, TaskOutcome, Timestamp};
+pub use state::{StateName, UnknownState};

@@ -1,0 +1,277 @@
+//! Deployments: upsert by `flow/name`, read, list with filters, pause,
+//! delete.
+
+use baton_proto::v1::{
+    Artifact, Deployment, DeploymentSpec, DeploymentUpserted, Timestamp, validate_params,
+};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::events::{self, NewEvent};
+use super::{Store, StoreError, StoreResult, json_column, new_id, now, to_json};
+
+const COLUMNS: &str = "id, flow_name, name, spec, parameter_schema, created_at, updated_at";
+
+/// Which deployments to list.
+#[derive(Debug, Clone, Default)]
+pub struct DeploymentFilter {
+    pub flow: Option<String>,
+    pub tag: Option<String>,
+    pub paused: Option<bool>,
+}
+
+fn deployment(row: &AnyRow) -> StoreResult<Deployment> {
+    Ok(Deployment {
+        id: row.try_get("id")?,
+        flow: row.try_get("flow_name")?,
+        name: row.try_get("name")?,
+        spec: json_column(row, "spec")?,
+        parameter_schema: json_column(row, "parameter_schema")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        updated_at: Timestamp(row.try_get("updated_at")?),
+    })
+}
+
+/// Checks a deployment's default parameters: each must fit the schema,
+/// but required ones may be left to each run.
+fn check_defaults(schema: &serde_json::Value, spec: &DeploymentSpec) -> StoreResult<()> {
+    let mut lenient = schema.clone();
+    if let Some(object) = lenient.as_object_mut() {
+        object.remove("required");
+    }
+    validate_params(&lenient, &serde_json::Value::Object(spec.parameters.clone()))
+        .map_err(StoreError::InvalidParameters)
+}
+
+/// A deployment or flow name people type: letters, digits, `-`, `_`, `.`.
+pub(crate) fn check_name(what: &str, name: &str) -> StoreResult<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 100
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "{what} name `{name}` must be 1 to 100 letters, digits, `-`, `_` or `.`"
+        )))
+    }
+}
+
+/// Top-level fields of `old` and `new` whose values differ.
+fn changed_fields(old: &DeploymentSpec, new: &DeploymentSpec) -> StoreResult<Vec<String>> {
+    let (old, new) = (serde_json::to_value(old), serde_json::to_value(new));
+    let (Ok(serde_json::Value::Object(old)), Ok(serde_json::Value::Object(new))) = (old, new)
+    else {
+        return Err(StoreError::Corrupt("a deployment spec is not an object".into()));
+    };
+    Ok(new
+        .iter()
+        .filter(|(key, value)| old.get(*key) != Some(value))
+        .map(|(key, _)| key.clone())
+        .collect())
+}
+
+impl Store {
+    /// Creates or updates the deployment `flow/name` of `artifact`.
+    pub async fn upsert_deployment(
+        &self,
+        flow: &str,
+        name: &str,
+        spec: DeploymentSpec,
+        artifact: &Artifact,
+    ) -> StoreResult<DeploymentUpserted> {
+        check_name("flow", flow)?;
+        check_name("deployment", name)?;
+        if artifact.flow.name != flow {
+            return Err(StoreError::Invalid(format!(
+                "artifact {} holds flow `{}`, not `{flow}`",
+                artifact.digest, artifact.flow.name
+            )));
+        }
+        check_defaults(&artifact.flow.parameters, &spec)?;
+        if let Some(pool) = &spec.work_pool {
+            self.pool(pool).await?;
+        }
+        let mut tx = self.write.begin().await?;
+        let existing = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM deployments WHERE flow_name = $1 AND name = $2"
+        ))
+        .bind(flow)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| deployment(&row))
+        .transpose()?;
+        let at = now();
+        let (id, created, changed) = match &existing {
+            None => (new_id(), true, Vec::new()),
+            Some(old) => (old.id.clone(), false, changed_fields(&old.spec, &spec)?),
+        };
+        if created {
+            sqlx::query(
+                "INSERT INTO deployments (id, flow_name, name, spec, artifact_digest, parameter_schema, paused, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+            )
+            .bind(&id)
+            .bind(flow)
+            .bind(name)
+            .bind(to_json(&spec)?)
+            .bind(&artifact.digest)
+            .bind(artifact.flow.parameters.to_string())
+            .bind(i64::from(spec.paused))
+            .bind(at.0)
+            .execute(&mut *tx)
+            .await?;
+        } else if !changed.is_empty() {
+            sqlx::query(
+                "UPDATE deployments SET spec = $1, artifact_digest = $2, parameter_schema = $3, paused = $4, updated_at = $5 WHERE id = $6",
+            )
+            .bind(to_json(&spec)?)
+            .bind(&artifact.digest)
+            .bind(artifact.flow.parameters.to_string())
+            .bind(i64::from(spec.paused))
+            .bind(at.0)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if created || changed.contains(&"tags".to_owned()) {
+            sqlx::query("DELETE FROM deployment_tags WHERE deployment_id = $1")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            for tag in &spec.tags {
+                sqlx::query("INSERT INTO deployment_tags (deployment_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(&id)
+                    .bind(tag)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        if created || !changed.is_empty() {
+            events::record(
+                &mut tx,
+                NewEvent {
+                    name: if created { "deployment.created" } else { "deployment.updated" },
+                    resource: format!("deployment/{flow}/{name}"),
+                    related: vec![format!("artifact/{}", artifact.digest)],
+                    payload: serde_json::json!({ "changed": changed }),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(DeploymentUpserted { deployment: self.deployment(flow, name).await?, created, changed })
+    }
+
+    pub async fn deployment(&self, flow: &str, name: &str) -> StoreResult<Deployment> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM deployments WHERE flow_name = $1 AND name = $2"
+        ))
+        .bind(flow)
+        .bind(name)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or_else(|| StoreError::not_found(format!("deployment {flow}/{name}")))?;
+        deployment(&row)
+    }
+
+    pub(crate) async fn deployment_by_id(
+        conn: &mut AnyConnection,
+        id: &str,
+    ) -> StoreResult<Deployment> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM deployments WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(conn)
+            .await?
+            .ok_or_else(|| StoreError::not_found(format!("deployment {id}")))?;
+        deployment(&row)
+    }
+
+    /// Deployments sorted by flow and name.
+    pub async fn deployments(&self, filter: &DeploymentFilter) -> StoreResult<Vec<Deployment>> {
+        let mut sql = format!("SELECT {COLUMNS} FROM deployments d WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        if let Some(flow) = &filter.flow {
+            binds.push(flow.clone());
+            sql.push_str(&format!(" AND flow_name = ${}", binds.len()));
+        }
+        if let Some(tag) = &filter.tag {
+            binds.push(tag.clone());
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM deployment_tags t WHERE t.deployment_id = d.id AND t.tag = ${})",
+                binds.len()
+            ));
+        }
+        if let Some(paused) = filter.paused {
+            sql.push_str(if paused { " AND paused = 1" } else { " AND paused = 0" });
+        }
+        sql.push_str(" ORDER BY flow_name, name");
+        let mut query = sqlx::query(&sql);
+        for bind in &binds {
+            query = query.bind(bind);
+        }
+        query.fetch_all(&self.read).await?.iter().map(deployment).collect()
+    }
+
+    /// Pauses or resumes a deployment: a paused one gets nothing dispatched.
+    pub async fn set_deployment_paused(
+        &self,
+        flow: &str,
+        name: &str,
+        paused: bool,
+    ) -> StoreResult<Deployment> {
+        let mut current = self.deployment(flow, name).await?;
+        if current.spec.paused != paused {
+            current.spec.paused = paused;
+            let mut tx = self.write.begin().await?;
+            sqlx::query(
+                "UPDATE deployments SET spec = $1, paused = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(to_json(&current.spec)?)
+            .bind(i64::from(paused))
+            .bind(now().0)
+            .bind(&current.id)
+            .execute(&mut *tx)
+            .await?;
+            events::record(
+                &mut tx,
+                NewEvent {
+                    name: if paused { "deployment.paused" } else { "deployment.resumed" },
+                    resource: format!("deployment/{flow}/{name}"),
+                    related: Vec::new(),
+                    payload: serde_json::Value::Null,
+                },
+            )
+            .await?;
+            tx.commit().await?;
+        }
+        self.deployment(flow, name).await
+    }
+
+    /// Deletes a deployment and its runs.
+    pub async fn delete_deployment(&self, flow: &str, name: &str) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        let deleted = sqlx::query("DELETE FROM deployments WHERE flow_name = $1 AND name = $2")
+            .bind(flow)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(StoreError::not_found(format!("deployment {flow}/{name}")));
+        }
+        events::record(
+            &mut tx,
+            NewEvent {
+                name: "deployment.deleted",
+                resource: format!("deployment/{flow}/{name}"),
+                related: Vec::new(),
+                payload: serde_json::Value::Null,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

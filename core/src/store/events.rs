@@ -1,0 +1,93 @@
+//! Events: every accepted state change and every change to a deployment,
+//! pool, variable or secret is recorded as one, in the same transaction.
+
+use baton_proto::v1::{Event, Timestamp};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::{Store, StoreResult, json_column, new_id, now, to_json};
+
+/// What an event is about, before it gets an id and a time.
+pub(crate) struct NewEvent<'a> {
+    pub name: &'a str,
+    pub resource: String,
+    pub related: Vec<String>,
+    pub payload: serde_json::Value,
+}
+
+pub(crate) async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> StoreResult<()> {
+    sqlx::query("INSERT INTO events (id, occurred, name, resource, related, payload) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(new_id())
+        .bind(now().0)
+        .bind(event.name)
+        .bind(event.resource)
+        .bind(to_json(&event.related)?)
+        .bind(event.payload.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Which events to list.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Exact name, or a prefix ending in `*` (`run.*`).
+    pub name: Option<String>,
+    pub resource: Option<String>,
+    pub since: Option<Timestamp>,
+    /// Most events returned; 0 means 100.
+    pub limit: u32,
+}
+
+fn event(row: &AnyRow) -> StoreResult<Event> {
+    Ok(Event {
+        id: row.try_get("id")?,
+        occurred: Timestamp(row.try_get("occurred")?),
+        name: row.try_get("name")?,
+        resource: row.try_get("resource")?,
+        related: json_column(row, "related")?,
+        payload: json_column(row, "payload")?,
+    })
+}
+
+impl Store {
+    /// Events, newest first.
+    pub async fn events(&self, filter: &EventFilter) -> StoreResult<Vec<Event>> {
+        let mut sql = String::from(
+            "SELECT id, occurred, name, resource, related, payload FROM events WHERE 1 = 1",
+        );
+        let mut binds: Vec<String> = Vec::new();
+        if let Some(name) = &filter.name {
+            binds.push(match name.strip_suffix('*') {
+                Some(prefix) => {
+                    sql.push_str(&format!(" AND name LIKE ${}", binds.len() + 1));
+                    format!("{prefix}%")
+                }
+                None => {
+                    sql.push_str(&format!(" AND name = ${}", binds.len() + 1));
+                    name.clone()
+                }
+            });
+        }
+        if let Some(resource) = &filter.resource {
+            binds.push(resource.clone());
+            sql.push_str(&format!(" AND resource = ${}", binds.len()));
+        }
+        let since = filter.since.map_or(i64::MIN, |t| t.0);
+        sql.push_str(&format!(
+            " AND occurred >= ${} ORDER BY id DESC LIMIT ${}",
+            binds.len() + 1,
+            binds.len() + 2
+        ));
+        let mut query = sqlx::query(&sql);
+        for bind in &binds {
+            query = query.bind(bind);
+        }
+        let rows = query
+            .bind(since)
+            .bind(i64::from(if filter.limit == 0 { 100 } else { filter.limit.min(1000) }))
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(event).collect()
+    }
+}

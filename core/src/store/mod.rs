@@ -1,0 +1,233 @@
+//! The store: everything the core remembers, on SQLite (embedded default)
+//! or PostgreSQL (shared by several cores), through one set of queries.
+//!
+//! This layer knows SQL and the wire types it returns; it knows nothing of
+//! HTTP. Writes that must be atomic (a state transition with its history
+//! row and its event) happen in one transaction. On SQLite, writes go
+//! through a single connection so they never contend for the file lock.
+
+mod artifacts;
+mod deployments;
+mod events;
+mod pools;
+mod retention;
+mod runs;
+mod values;
+
+pub use deployments::DeploymentFilter;
+pub use events::EventFilter;
+pub use pools::DEFAULT_QUEUE;
+pub use retention::Pruned;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use baton_proto::v1::{ParamErrors, Timestamp};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+pub use retention::Retention;
+pub use runs::{RunFilter, Sweep};
+
+use crate::secrets::SecretCipher;
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// What went wrong in the store, in terms a caller can branch on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("invalid parameters: {0}")]
+    InvalidParameters(ParamErrors),
+    #[error("the database failed: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrating the database failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    #[error("secret storage failed: {0}")]
+    Secret(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+impl StoreError {
+    pub(crate) fn not_found(what: impl Into<String>) -> Self {
+        StoreError::NotFound { what: what.into() }
+    }
+}
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    read: AnyPool,
+    write: AnyPool,
+    dialect: Dialect,
+    cipher: SecretCipher,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://PATH` or `postgres://...`), creating an
+    /// SQLite file if needed, and applies migrations.
+    pub async fn connect(url: &str, cipher: SecretCipher) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Dialect::Postgres
+        } else {
+            return Err(StoreError::Invalid(format!(
+                "unsupported database URL `{}`: use sqlite://PATH or postgres://...",
+                redact_url(url)
+            )));
+        };
+        let (read, write) = match dialect {
+            Dialect::Sqlite => {
+                let url =
+                    if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
+                let options = || {
+                    AnyPoolOptions::new().after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // WAL lets readers run beside the writer; NORMAL
+                            // sync is durable across crashes of the process.
+                            sqlx::query(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                            )
+                            .execute(conn)
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                };
+                let write = options().max_connections(1).connect(&url).await?;
+                let read = options().max_connections(8).connect(&url).await?;
+                (read, write)
+            }
+            Dialect::Postgres => {
+                let pool = AnyPoolOptions::new().max_connections(16).connect(url).await?;
+                (pool.clone(), pool)
+            }
+        };
+        let store = Self { read, write, dialect, cipher };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The default database: SQLite in `data_dir`.
+    pub fn sqlite_url(data_dir: &Path) -> String {
+        format!("sqlite://{}", data_dir.join("baton.db").display())
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let mut migrator = match self.dialect {
+            Dialect::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Dialect::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
+        // Several cores may start at once against one PostgreSQL database;
+        // sqlx takes an advisory lock there.
+        migrator.set_locking(self.dialect == Dialect::Postgres);
+        migrator.run(&self.write).await?;
+        Ok(())
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// Hides the password of a database URL in messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = url.get(scheme + 3..at).unwrap_or_default();
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!(
+                "{}{user}:***{}",
+                url.get(..scheme + 3).unwrap_or_default(),
+                url.get(at..).unwrap_or_default()
+            )
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The current time, as the store records it (exposed for tests).
+#[doc(hidden)]
+pub fn now_for_tests() -> Timestamp {
+    now()
+}
+
+pub(crate) fn now() -> Timestamp {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    Timestamp(i64::try_from(millis).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Reads a JSON column.
+pub(crate) fn json_column<T: serde::de::DeserializeOwned>(
+    row: &AnyRow,
+    column: &str,
+) -> StoreResult<T> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
+}
+
+/// Reads a text column that holds a value with a `FromStr`.
+pub(crate) fn parsed_column<T>(row: &AnyRow, column: &str) -> StoreResult<T>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    let text: String = row.try_get(column)?;
+    text.parse().map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A count or limit stored as BIGINT.
+pub(crate) fn as_u32(value: i64) -> u32 {
+    u32::try_from(value.max(0)).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_hidden_from_messages() {
+        assert_eq!(
+            redact_url("postgres://baton:hunter2@db:5432/baton"),
+            "postgres://baton:***@db:5432/baton"
+        );
+        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+}

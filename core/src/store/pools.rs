@@ -1,0 +1,166 @@
+//! Work pools and their queues.
+
+use baton_proto::v1::{PoolSpec, Timestamp, WorkPool, WorkQueue};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::deployments::check_name;
+use super::events::{self, NewEvent};
+use super::{Store, StoreError, StoreResult, as_u32, json_column, now, to_json};
+
+/// The queue every pool has.
+pub const DEFAULT_QUEUE: &str = "default";
+
+impl Store {
+    /// Creates a pool with its `default` queue.
+    pub async fn create_pool(&self, spec: PoolSpec) -> StoreResult<WorkPool> {
+        check_name("work pool", &spec.name)?;
+        let mut tx = self.write.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO work_pools (name, spec, paused, created_at) VALUES ($1, $2, 0, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&spec.name)
+        .bind(to_json(&spec)?)
+        .bind(now().0)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!("work pool `{}` already exists", spec.name)));
+        }
+        sqlx::query("INSERT INTO work_queues (pool, name, priority, concurrency_limit, paused) VALUES ($1, $2, 1, NULL, 0)")
+            .bind(&spec.name)
+            .bind(DEFAULT_QUEUE)
+            .execute(&mut *tx)
+            .await?;
+        events::record(
+            &mut tx,
+            NewEvent {
+                name: "pool.created",
+                resource: format!("pool/{}", spec.name),
+                related: Vec::new(),
+                payload: serde_json::Value::Null,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.pool(&spec.name).await
+    }
+
+    pub async fn pool(&self, name: &str) -> StoreResult<WorkPool> {
+        let row =
+            sqlx::query("SELECT name, spec, paused, created_at FROM work_pools WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.read)
+                .await?
+                .ok_or_else(|| StoreError::not_found(format!("work pool {name}")))?;
+        self.pool_from(&row).await
+    }
+
+    async fn pool_from(&self, row: &AnyRow) -> StoreResult<WorkPool> {
+        let name: String = row.try_get("name")?;
+        let queues = sqlx::query(
+            "SELECT name, priority, concurrency_limit, paused FROM work_queues WHERE pool = $1 ORDER BY priority, name",
+        )
+        .bind(&name)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|q| {
+            Ok(WorkQueue {
+                name: q.try_get("name")?,
+                priority: as_u32(q.try_get("priority")?),
+                concurrency_limit: q.try_get::<Option<i64>, _>("concurrency_limit")?.map(as_u32),
+                paused: q.try_get::<i64, _>("paused")? != 0,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+        Ok(WorkPool {
+            spec: json_column(row, "spec")?,
+            paused: row.try_get::<i64, _>("paused")? != 0,
+            queues,
+            created_at: Timestamp(row.try_get("created_at")?),
+        })
+    }
+
+    pub async fn pools(&self) -> StoreResult<Vec<WorkPool>> {
+        let rows =
+            sqlx::query("SELECT name, spec, paused, created_at FROM work_pools ORDER BY name")
+                .fetch_all(&self.read)
+                .await?;
+        let mut pools = Vec::with_capacity(rows.len());
+        for row in &rows {
+            pools.push(self.pool_from(row).await?);
+        }
+        Ok(pools)
+    }
+
+    /// Creates or updates a queue of `pool`.
+    pub async fn upsert_queue(&self, pool: &str, queue: &WorkQueue) -> StoreResult<WorkPool> {
+        check_name("work queue", &queue.name)?;
+        self.pool(pool).await?;
+        sqlx::query(
+            "INSERT INTO work_queues (pool, name, priority, concurrency_limit, paused) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (pool, name) DO UPDATE SET priority = $3, concurrency_limit = $4, paused = $5",
+        )
+        .bind(pool)
+        .bind(&queue.name)
+        .bind(i64::from(queue.priority))
+        .bind(queue.concurrency_limit.map(i64::from))
+        .bind(i64::from(queue.paused))
+        .execute(&self.write)
+        .await?;
+        self.pool(pool).await
+    }
+
+    pub async fn set_pool_paused(&self, name: &str, paused: bool) -> StoreResult<WorkPool> {
+        let mut tx = self.write.begin().await?;
+        let updated = sqlx::query("UPDATE work_pools SET paused = $1 WHERE name = $2")
+            .bind(i64::from(paused))
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::not_found(format!("work pool {name}")));
+        }
+        events::record(
+            &mut tx,
+            NewEvent {
+                name: if paused { "pool.paused" } else { "pool.resumed" },
+                resource: format!("pool/{name}"),
+                related: Vec::new(),
+                payload: serde_json::Value::Null,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.pool(name).await
+    }
+
+    /// Deletes a pool; refused while deployments use it.
+    pub async fn delete_pool(&self, name: &str) -> StoreResult<()> {
+        let users = self
+            .deployments(&super::deployments::DeploymentFilter::default())
+            .await?
+            .into_iter()
+            .filter(|d| d.spec.work_pool.as_deref() == Some(name))
+            .map(|d| d.full_name())
+            .collect::<Vec<_>>();
+        if !users.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "work pool `{name}` is used by deployments {}",
+                users.join(", ")
+            )));
+        }
+        let deleted = sqlx::query("DELETE FROM work_pools WHERE name = $1")
+            .bind(name)
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(StoreError::not_found(format!("work pool {name}")));
+        }
+        Ok(())
+    }
+}

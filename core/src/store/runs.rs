@@ -1,0 +1,603 @@
+//! Flow runs: creation (validated parameters, idempotency keys), listing
+//! with cursor pagination, state transitions through the orchestration
+//! rules, cancellation, logs, and the sweep that marks late and overdue
+//! runs.
+
+use baton_proto::v1::{
+    CreateRun, FlowRun, FlowRunDetail, LogLine, Page, ProposeState, StateChange, StateName,
+    TaskRun, Timestamp, Transition, Verdict, validate_params,
+};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::events::{self, NewEvent};
+use super::{
+    Dialect, Store, StoreError, StoreResult, as_u32, json_column, new_id, now, parsed_column,
+    to_json,
+};
+use crate::orchestration::{self, Decision, RunFacts};
+
+const COLUMNS: &str = "id, deployment_id, flow_name, deployment_name, parameters, tags, state, state_message, \
+    state_changed_at, state_seq, scheduled_at, started_at, ended_at, run_count, max_retries, retry_delay_ms, \
+    timeout_ms, idempotency_key, output, created_at";
+
+/// Most runs one page holds.
+pub const MAX_PAGE: u32 = 500;
+
+/// Which runs to list.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// Any of these states (all when empty).
+    pub states: Vec<StateName>,
+    pub deployment_id: Option<String>,
+    pub flow: Option<String>,
+    pub tag: Option<String>,
+    /// Created at or after.
+    pub since: Option<Timestamp>,
+    /// Created before.
+    pub until: Option<Timestamp>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Most runs returned; 0 means 50.
+    pub limit: u32,
+}
+
+/// What one sweep changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sweep {
+    pub marked_late: u32,
+    pub timed_out: u32,
+}
+
+/// A run row with the bookkeeping the wire type leaves out.
+struct RunRow {
+    run: FlowRun,
+    state_seq: i64,
+    retry_delay_ms: i64,
+}
+
+fn run_row(row: &AnyRow) -> StoreResult<RunRow> {
+    let flow: String = row.try_get("flow_name")?;
+    let deployment_name: String = row.try_get("deployment_name")?;
+    let output: Option<String> = row.try_get("output")?;
+    let run = FlowRun {
+        id: row.try_get("id")?,
+        deployment: format!("{flow}/{deployment_name}"),
+        flow,
+        deployment_id: row.try_get("deployment_id")?,
+        parameters: json_column(row, "parameters")?,
+        state: parsed_column(row, "state")?,
+        state_message: row.try_get("state_message")?,
+        state_changed_at: Timestamp(row.try_get("state_changed_at")?),
+        scheduled_at: Timestamp(row.try_get("scheduled_at")?),
+        started_at: row.try_get::<Option<i64>, _>("started_at")?.map(Timestamp),
+        ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(Timestamp),
+        run_count: as_u32(row.try_get("run_count")?),
+        max_retries: as_u32(row.try_get("max_retries")?),
+        tags: json_column(row, "tags")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        output: output
+            .map(|o| serde_json::from_str(&o))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        created_at: Timestamp(row.try_get("created_at")?),
+    };
+    Ok(RunRow {
+        run,
+        state_seq: row.try_get("state_seq")?,
+        retry_delay_ms: row.try_get("retry_delay_ms")?,
+    })
+}
+
+/// A unique-constraint violation (a racing insert of the same key).
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(e) => matches!(e.code().as_deref(), Some("23505" | "2067" | "1555")),
+        _ => false,
+    }
+}
+
+/// How a transition is to be applied.
+struct Apply<'a> {
+    to: StateName,
+    message: Option<String>,
+    output: Option<&'a serde_json::Value>,
+    retry_in_ms: Option<i64>,
+}
+
+impl Store {
+    fn lock_clause(&self) -> &'static str {
+        // SQLite has one writer at a time already.
+        match self.dialect {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
+    }
+
+    /// Creates a run of `flow/name`, `SCHEDULED` for now or for
+    /// `request.scheduled_at`. With an idempotency key already used for this
+    /// deployment, returns that run instead (`false`: not created).
+    pub async fn create_run(
+        &self,
+        flow: &str,
+        name: &str,
+        request: CreateRun,
+    ) -> StoreResult<(FlowRun, bool)> {
+        let deployment = self.deployment(flow, name).await?;
+        let mut parameters = deployment.spec.parameters.clone();
+        parameters.extend(request.parameters);
+        let parameters = serde_json::Value::Object(parameters);
+        validate_params(&deployment.parameter_schema, &parameters)
+            .map_err(StoreError::InvalidParameters)?;
+        if let Some(key) = &request.idempotency_key
+            && let Some(existing) = self.run_by_key(&deployment.id, key).await?
+        {
+            return Ok((existing, false));
+        }
+        let id = new_id();
+        let at = now();
+        let scheduled_at = request.scheduled_at.unwrap_or(at);
+        let mut tags = deployment.spec.tags.clone();
+        tags.extend(request.tags.iter().filter(|t| !deployment.spec.tags.contains(t)).cloned());
+        let retry_delay_ms =
+            i64::try_from(deployment.spec.retry_delay_seconds.saturating_mul(1000))
+                .unwrap_or(i64::MAX);
+        let timeout_ms = deployment
+            .spec
+            .timeout_seconds
+            .map(|s| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX));
+
+        let mut tx = self.write.begin().await?;
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO flow_runs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, 1, $9, NULL, NULL, 0, $10, $11, $12, $13, NULL, $8)"
+        ))
+        .bind(&id)
+        .bind(&deployment.id)
+        .bind(&deployment.flow)
+        .bind(&deployment.name)
+        .bind(parameters.to_string())
+        .bind(to_json(&tags)?)
+        .bind(StateName::Scheduled.as_str())
+        .bind(at.0)
+        .bind(scheduled_at.0)
+        .bind(i64::from(deployment.spec.retries))
+        .bind(retry_delay_ms)
+        .bind(timeout_ms)
+        .bind(request.idempotency_key.as_deref())
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                drop(tx);
+                let key = request.idempotency_key.as_deref().unwrap_or_default();
+                let existing = self.run_by_key(&deployment.id, key).await?;
+                return existing.map(|run| (run, false)).ok_or(StoreError::Database(e));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        for tag in &tags {
+            sqlx::query(
+                "INSERT INTO flow_run_tags (run_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(&id)
+            .bind(tag)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO run_states (run_id, seq, state, message, at) VALUES ($1, 1, $2, NULL, $3)",
+        )
+        .bind(&id)
+        .bind(StateName::Scheduled.as_str())
+        .bind(at.0)
+        .execute(&mut *tx)
+        .await?;
+        events::record(
+            &mut tx,
+            NewEvent {
+                name: "run.scheduled",
+                resource: format!("run/{id}"),
+                related: vec![format!("deployment/{}", deployment.full_name())],
+                payload: serde_json::json!({ "state": "SCHEDULED", "scheduled_at": scheduled_at.0 }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((self.run(&id).await?, true))
+    }
+
+    async fn run_by_key(&self, deployment_id: &str, key: &str) -> StoreResult<Option<FlowRun>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM flow_runs WHERE deployment_id = $1 AND idempotency_key = $2"
+        ))
+        .bind(deployment_id)
+        .bind(key)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| run_row(&r).map(|r| r.run)).transpose()
+    }
+
+    pub async fn run(&self, id: &str) -> StoreResult<FlowRun> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM flow_runs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| StoreError::not_found(format!("run {id}")))?;
+        Ok(run_row(&row)?.run)
+    }
+
+    /// A run with its state history and task runs.
+    pub async fn run_detail(&self, id: &str) -> StoreResult<FlowRunDetail> {
+        let run = self.run(id).await?;
+        let states =
+            sqlx::query("SELECT state, message, at FROM run_states WHERE run_id = $1 ORDER BY seq")
+                .bind(id)
+                .fetch_all(&self.read)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok(StateChange {
+                        state: parsed_column(row, "state")?,
+                        message: row.try_get("message")?,
+                        at: Timestamp(row.try_get("at")?),
+                    })
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+        let task_runs = sqlx::query(
+            "SELECT task_id, name, attempt, max_attempts, state, message, started_at, ended_at FROM task_runs WHERE run_id = $1 ORDER BY task_id",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(TaskRun {
+                task_id: u64::try_from(row.try_get::<i64, _>("task_id")?).unwrap_or_default(),
+                name: row.try_get("name")?,
+                attempt: as_u32(row.try_get("attempt")?),
+                max_attempts: as_u32(row.try_get("max_attempts")?),
+                state: parsed_column(row, "state")?,
+                message: row.try_get("message")?,
+                started_at: Timestamp(row.try_get("started_at")?),
+                ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(Timestamp),
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+        Ok(FlowRunDetail { run, states, task_runs })
+    }
+
+    /// Runs, newest first, one page at a time.
+    pub async fn runs(&self, filter: &RunFilter) -> StoreResult<Page<FlowRun>> {
+        let mut sql = format!("SELECT {COLUMNS} FROM flow_runs r WHERE 1 = 1");
+        let mut texts: Vec<String> = Vec::new();
+        let mut push_text = |sql: &mut String, clause: &str, value: String| {
+            texts.push(value);
+            sql.push_str(&clause.replace('?', &format!("${}", texts.len())));
+        };
+        if !filter.states.is_empty() {
+            let names: Vec<String> =
+                filter.states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+            // State names come from the enum, never from input.
+            sql.push_str(&format!(" AND state IN ({})", names.join(", ")));
+        }
+        if let Some(deployment_id) = &filter.deployment_id {
+            push_text(&mut sql, " AND deployment_id = ?", deployment_id.clone());
+        }
+        if let Some(flow) = &filter.flow {
+            push_text(&mut sql, " AND flow_name = ?", flow.clone());
+        }
+        if let Some(tag) = &filter.tag {
+            push_text(
+                &mut sql,
+                " AND EXISTS (SELECT 1 FROM flow_run_tags t WHERE t.run_id = r.id AND t.tag = ?)",
+                tag.clone(),
+            );
+        }
+        if let Some(cursor) = &filter.cursor {
+            push_text(&mut sql, " AND id < ?", cursor.clone());
+        }
+        let numbers_from = texts.len();
+        sql.push_str(&format!(
+            " AND created_at >= ${} AND created_at < ${} ORDER BY id DESC LIMIT ${}",
+            numbers_from + 1,
+            numbers_from + 2,
+            numbers_from + 3
+        ));
+        let limit = if filter.limit == 0 { 50 } else { filter.limit.min(MAX_PAGE) };
+        let mut query = sqlx::query(&sql);
+        for text in &texts {
+            query = query.bind(text);
+        }
+        let rows = query
+            .bind(filter.since.map_or(i64::MIN, |t| t.0))
+            .bind(filter.until.map_or(i64::MAX, |t| t.0))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.read)
+            .await?;
+        let mut items =
+            rows.iter().map(|r| run_row(r).map(|r| r.run)).collect::<StoreResult<Vec<_>>>()?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|r| r.id.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn locked_run(&self, conn: &mut AnyConnection, id: &str) -> StoreResult<RunRow> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM flow_runs WHERE id = $1{}",
+            self.lock_clause()
+        ))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| StoreError::not_found(format!("run {id}")))?;
+        run_row(&row)
+    }
+
+    /// Proposes a transition; the orchestration rules decide.
+    pub async fn propose_state(&self, id: &str, proposal: ProposeState) -> StoreResult<Transition> {
+        let mut tx = self.write.begin().await?;
+        let row = self.locked_run(&mut tx, id).await?;
+        let deployment =
+            if proposal.state == StateName::Pending && self.dialect == Dialect::Postgres {
+                // Serialise slot counting per deployment across cores.
+                sqlx::query("SELECT id FROM deployments WHERE id = $1 FOR UPDATE")
+                    .bind(&row.run.deployment_id)
+                    .execute(&mut *tx)
+                    .await?;
+                Self::deployment_by_id(&mut tx, &row.run.deployment_id).await?
+            } else {
+                Self::deployment_by_id(&mut tx, &row.run.deployment_id).await?
+            };
+        let slots_in_use: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM flow_runs WHERE deployment_id = $1 AND id <> $2 AND state IN ('PENDING', 'RUNNING', 'CANCELLING')",
+        )
+        .bind(&row.run.deployment_id)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+        let facts = RunFacts {
+            current: row.run.state,
+            run_count: row.run.run_count,
+            max_retries: row.run.max_retries,
+            retry_delay_ms: row.retry_delay_ms,
+            deployment_paused: deployment.spec.paused,
+            concurrency_limit: deployment.spec.concurrency_limit,
+            concurrency_policy: deployment.spec.concurrency_policy,
+            slots_in_use: as_u32(slots_in_use),
+        };
+        match orchestration::decide(&facts, proposal.state) {
+            Decision::Reject { reason } => {
+                Ok(Transition { verdict: Verdict::Rejected, reason: Some(reason), run: row.run })
+            }
+            Decision::Delay { reason } => {
+                Ok(Transition { verdict: Verdict::Delayed, reason: Some(reason), run: row.run })
+            }
+            Decision::Accept { state, reason, retry_in_ms } => {
+                let message = match (&reason, &proposal.message) {
+                    (Some(reason), Some(message)) => Some(format!("{message} ({reason})")),
+                    (reason, message) => message.clone().or_else(|| reason.clone()),
+                };
+                let apply =
+                    Apply { to: state, message, output: proposal.output.as_ref(), retry_in_ms };
+                let run = self.apply(&mut tx, &row, apply).await?;
+                tx.commit().await?;
+                Ok(Transition { verdict: Verdict::Accepted, reason, run })
+            }
+        }
+    }
+
+    /// Cancels a run: at once if nothing runs, else `CANCELLING` until its
+    /// agent confirms.
+    pub async fn cancel_run(&self, id: &str) -> StoreResult<Transition> {
+        let mut tx = self.write.begin().await?;
+        let row = self.locked_run(&mut tx, id).await?;
+        match orchestration::cancel_target(row.run.state) {
+            Err(reason) => {
+                Ok(Transition { verdict: Verdict::Rejected, reason: Some(reason), run: row.run })
+            }
+            Ok(to) => {
+                let apply = Apply {
+                    to,
+                    message: Some("cancelled by request".to_owned()),
+                    output: None,
+                    retry_in_ms: None,
+                };
+                let run = self.apply(&mut tx, &row, apply).await?;
+                tx.commit().await?;
+                Ok(Transition { verdict: Verdict::Accepted, reason: None, run })
+            }
+        }
+    }
+
+    /// Writes an accepted transition, its history row and its event.
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        row: &RunRow,
+        apply: Apply<'_>,
+    ) -> StoreResult<FlowRun> {
+        let run = &row.run;
+        let at = now();
+        let to = apply.to;
+        let resumed = run.state == StateName::Paused && to == StateName::Running;
+        let run_count =
+            if to == StateName::Running && !resumed { run.run_count + 1 } else { run.run_count };
+        let started_at = match (to, run.started_at) {
+            (StateName::Running, None) => Some(at),
+            (_, started) => started,
+        };
+        let ended_at = if to.is_terminal() {
+            Some(at)
+        } else if to == StateName::Scheduled {
+            None
+        } else {
+            run.ended_at
+        };
+        let scheduled_at = match (to, apply.retry_in_ms) {
+            (StateName::AwaitingRetry, Some(delay)) => Timestamp(at.0.saturating_add(delay)),
+            (StateName::Scheduled, _) if run.state.is_terminal() => at,
+            _ => run.scheduled_at,
+        };
+        let output =
+            if to == StateName::Completed { apply.output.map(ToString::to_string) } else { None };
+        let seq = row.state_seq + 1;
+        let updated = sqlx::query(
+            "UPDATE flow_runs SET state = $1, state_message = $2, state_changed_at = $3, state_seq = $4, scheduled_at = $5, \
+             started_at = $6, ended_at = $7, run_count = $8, output = COALESCE($9, output) WHERE id = $10 AND state_seq = $11",
+        )
+        .bind(to.as_str())
+        .bind(apply.message.as_deref())
+        .bind(at.0)
+        .bind(seq)
+        .bind(scheduled_at.0)
+        .bind(started_at.map(|t| t.0))
+        .bind(ended_at.map(|t| t.0))
+        .bind(i64::from(run_count))
+        .bind(output)
+        .bind(&run.id)
+        .bind(row.state_seq)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if updated != 1 {
+            return Err(StoreError::Conflict(format!(
+                "run {} changed state meanwhile; propose again",
+                run.id
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO run_states (run_id, seq, state, message, at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&run.id)
+        .bind(seq)
+        .bind(to.as_str())
+        .bind(apply.message.as_deref())
+        .bind(at.0)
+        .execute(&mut *conn)
+        .await?;
+        events::record(
+            conn,
+            NewEvent {
+                name: &format!("run.{}", to.as_str().to_ascii_lowercase()),
+                resource: format!("run/{}", run.id),
+                related: vec![format!("deployment/{}", run.deployment)],
+                payload: serde_json::json!({ "from": run.state, "to": to, "message": apply.message }),
+            },
+        )
+        .await?;
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM flow_runs WHERE id = $1"))
+            .bind(&run.id)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(run_row(&row)?.run)
+    }
+
+    /// Marks runs `LATE` whose time passed `late_after_ms` ago undispatched,
+    /// and fails `RUNNING` runs past their timeout (their retry policy then
+    /// applies).
+    pub async fn sweep(&self, late_after_ms: i64) -> StoreResult<Sweep> {
+        let at = now().0;
+        let mut sweep = Sweep::default();
+        let late = sqlx::query(
+            "SELECT id FROM flow_runs WHERE state IN ('SCHEDULED', 'AWAITING_RETRY') AND scheduled_at < $1 ORDER BY scheduled_at LIMIT 500",
+        )
+        .bind(at.saturating_sub(late_after_ms))
+        .fetch_all(&self.read)
+        .await?;
+        for row in late {
+            let id: String = row.try_get("id")?;
+            let proposal = ProposeState {
+                state: StateName::Late,
+                message: Some(format!(
+                    "not dispatched within {late_after_ms} ms of its scheduled time"
+                )),
+                output: None,
+            };
+            if self.propose_state(&id, proposal).await?.verdict == Verdict::Accepted {
+                sweep.marked_late += 1;
+            }
+        }
+        let overdue = sqlx::query(
+            "SELECT id, timeout_ms FROM flow_runs WHERE state = 'RUNNING' AND timeout_ms IS NOT NULL AND started_at + timeout_ms < $1 LIMIT 500",
+        )
+        .bind(at)
+        .fetch_all(&self.read)
+        .await?;
+        for row in overdue {
+            let id: String = row.try_get("id")?;
+            let timeout_ms: i64 = row.try_get("timeout_ms")?;
+            let proposal = ProposeState {
+                state: StateName::Failed,
+                message: Some(format!("timed out after {timeout_ms} ms")),
+                output: None,
+            };
+            if self.propose_state(&id, proposal).await?.verdict == Verdict::Accepted {
+                sweep.timed_out += 1;
+            }
+        }
+        Ok(sweep)
+    }
+
+    /// Appends log lines; a line already stored (same run and `seq`) is
+    /// skipped, so a resend after a reconnect stores nothing twice.
+    pub async fn append_logs(&self, run_id: &str, lines: &[LogLine]) -> StoreResult<u64> {
+        self.run(run_id).await?;
+        let mut tx = self.write.begin().await?;
+        let mut stored = 0;
+        for line in lines {
+            stored += sqlx::query(
+                "INSERT INTO logs (run_id, seq, at, level, message, task_id) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id, seq) DO NOTHING",
+            )
+            .bind(run_id)
+            .bind(i64::try_from(line.seq).unwrap_or(i64::MAX))
+            .bind(line.at.0)
+            .bind(serde_json::to_value(line.level).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+            .bind(&line.message)
+            .bind(line.task_id.and_then(|t| i64::try_from(t).ok()))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Log lines of a run after `after_seq`, in order.
+    pub async fn logs(
+        &self,
+        run_id: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<LogLine>> {
+        self.run(run_id).await?;
+        let rows = sqlx::query(
+            "SELECT seq, at, level, message, task_id FROM logs WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(run_id)
+        .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
+        .bind(i64::from(limit.clamp(1, 10_000)))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let level: String = row.try_get("level")?;
+                Ok(LogLine {
+                    seq: u64::try_from(row.try_get::<i64, _>("seq")?).unwrap_or_default(),
+                    at: Timestamp(row.try_get("at")?),
+                    level: serde_json::from_value(serde_json::Value::String(level))
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    message: row.try_get("message")?,
+                    task_id: row
+                        .try_get::<Option<i64>, _>("task_id")?
+                        .and_then(|t| u64::try_from(t).ok()),
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,598 @@
+//! Deployments, runs, transitions, concurrency, retries, cancellation,
+//! logs, values and retention, on both databases.
+
+use std::time::Duration;
+
+use baton_core::store::{DeploymentFilter, Retention, RunFilter, Store, StoreError};
+use baton_proto::v1::{
+    Artifact, ConcurrencyPolicy, CreateRun, DeploymentSpec, FlowInfo, LogLevel, LogLine,
+    ProposeState, StateName, Timestamp, Verdict,
+};
+use serde_json::json;
+
+use crate::databases::both;
+
+async fn artifact(store: &Store, flow: &str) -> Artifact {
+    let info = FlowInfo {
+        name: flow.to_owned(),
+        version: "1.0.0".to_owned(),
+        description: "adds".to_owned(),
+        parameters: json!({
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+            "required": ["a", "b"]
+        }),
+    };
+    let digest = format!("sha256:{flow}");
+    store.put_artifact(&digest, &info, flow.as_bytes()).await.unwrap().0
+}
+
+async fn deploy(store: &Store, name: &str, spec: DeploymentSpec) -> String {
+    let artifact = artifact(store, "hello").await;
+    let spec = DeploymentSpec { artifact: artifact.digest.clone(), ..spec };
+    store.upsert_deployment("hello", name, spec, &artifact).await.unwrap().deployment.id
+}
+
+async fn new_run(store: &Store, deployment: &str) -> String {
+    let request = CreateRun {
+        parameters: json!({"a": 1, "b": 2}).as_object().unwrap().clone(),
+        ..CreateRun::default()
+    };
+    store.create_run("hello", deployment, request).await.unwrap().0.id
+}
+
+async fn propose(store: &Store, id: &str, state: StateName) -> (Verdict, StateName) {
+    let transition =
+        store.propose_state(id, ProposeState { state, message: None, output: None }).await.unwrap();
+    (transition.verdict, transition.run.state)
+}
+
+#[tokio::test]
+async fn artifacts_are_stored_once() {
+    for db in both().await {
+        let info = FlowInfo {
+            name: "x".into(),
+            version: "1".into(),
+            description: String::new(),
+            parameters: json!({}),
+        };
+        let (first, created) = db.store.put_artifact("sha256:ab", &info, b"bytes").await.unwrap();
+        assert!(created, "{}", db.label);
+        let (again, created) = db.store.put_artifact("sha256:ab", &info, b"bytes").await.unwrap();
+        assert!(!created, "{}", db.label);
+        assert_eq!(first, again);
+        assert_eq!(db.store.artifact_bytes("sha256:ab").await.unwrap(), b"bytes");
+        assert!(matches!(db.store.artifact("sha256:none").await, Err(StoreError::NotFound { .. })));
+    }
+}
+
+#[tokio::test]
+async fn deployments_upsert_report_what_changed_and_filter() {
+    for db in both().await {
+        let store = &db.store;
+        let artifact = artifact(store, "hello").await;
+        let spec = DeploymentSpec {
+            artifact: artifact.digest.clone(),
+            tags: vec!["nightly".into()],
+            parameters: json!({"a": 1}).as_object().unwrap().clone(),
+            ..DeploymentSpec::default()
+        };
+        let first =
+            store.upsert_deployment("hello", "default", spec.clone(), &artifact).await.unwrap();
+        assert!(first.created, "{}", db.label);
+        let same =
+            store.upsert_deployment("hello", "default", spec.clone(), &artifact).await.unwrap();
+        assert!(!same.created && same.changed.is_empty(), "{}: {:?}", db.label, same.changed);
+        let changed = DeploymentSpec { description: Some("new".into()), ..spec.clone() };
+        let updated =
+            store.upsert_deployment("hello", "default", changed, &artifact).await.unwrap();
+        assert_eq!(updated.changed, ["description"], "{}", db.label);
+        assert_eq!(updated.deployment.id, first.deployment.id);
+        store
+            .upsert_deployment(
+                "hello",
+                "other",
+                DeploymentSpec { tags: vec![], ..spec.clone() },
+                &artifact,
+            )
+            .await
+            .unwrap();
+
+        let tagged = store
+            .deployments(&DeploymentFilter { tag: Some("nightly".into()), ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(
+            tagged.iter().map(|d| d.full_name()).collect::<Vec<_>>(),
+            ["hello/default"],
+            "{}",
+            db.label
+        );
+        store.set_deployment_paused("hello", "other", true).await.unwrap();
+        let paused = store
+            .deployments(&DeploymentFilter { paused: Some(true), ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(
+            paused.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
+            ["other"],
+            "{}",
+            db.label
+        );
+
+        let bad_default = DeploymentSpec {
+            parameters: json!({"a": "x"}).as_object().unwrap().clone(),
+            ..spec.clone()
+        };
+        match store.upsert_deployment("hello", "bad", bad_default, &artifact).await {
+            Err(StoreError::InvalidParameters(e)) => {
+                assert!(e.to_string().contains("parameter `a`"), "{e}")
+            }
+            other => panic!("{}: {other:?}", db.label),
+        }
+        assert!(matches!(
+            store.upsert_deployment("other-flow", "x", spec.clone(), &artifact).await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            store.upsert_deployment("hello", "no spaces", spec, &artifact).await,
+            Err(StoreError::Invalid(_))
+        ));
+
+        store.delete_deployment("hello", "other").await.unwrap();
+        assert!(matches!(
+            store.deployment("hello", "other").await,
+            Err(StoreError::NotFound { .. })
+        ));
+        let names: Vec<String> =
+            store.events(&Default::default()).await.unwrap().into_iter().map(|e| e.name).collect();
+        assert!(names.contains(&"deployment.created".to_owned()), "{}: {names:?}", db.label);
+        assert!(names.contains(&"deployment.deleted".to_owned()), "{}: {names:?}", db.label);
+    }
+}
+
+#[tokio::test]
+async fn runs_validate_parameters_and_honour_idempotency_keys() {
+    for db in both().await {
+        let store = &db.store;
+        deploy(
+            store,
+            "default",
+            DeploymentSpec {
+                parameters: json!({"a": 10}).as_object().unwrap().clone(),
+                ..Default::default()
+            },
+        )
+        .await;
+        let request = CreateRun {
+            parameters: json!({"b": 5}).as_object().unwrap().clone(),
+            ..Default::default()
+        };
+        let (run, created) = store.create_run("hello", "default", request).await.unwrap();
+        assert!(created);
+        assert_eq!(run.parameters, *json!({"a": 10, "b": 5}).as_object().unwrap(), "{}", db.label);
+        assert_eq!(run.state, StateName::Scheduled);
+
+        let bad = CreateRun {
+            parameters: json!({"b": "five"}).as_object().unwrap().clone(),
+            ..Default::default()
+        };
+        match store.create_run("hello", "default", bad).await {
+            Err(StoreError::InvalidParameters(e)) => {
+                assert!(e.to_string().contains("parameter `b`"), "{e}")
+            }
+            other => panic!("{}: {other:?}", db.label),
+        }
+
+        let keyed = CreateRun {
+            parameters: json!({"b": 1}).as_object().unwrap().clone(),
+            idempotency_key: Some("nightly-2026-11-27".into()),
+            ..Default::default()
+        };
+        let (first, created) = store.create_run("hello", "default", keyed.clone()).await.unwrap();
+        assert!(created);
+        let (second, created) = store.create_run("hello", "default", keyed).await.unwrap();
+        assert!(!created, "{}", db.label);
+        assert_eq!(first.id, second.id);
+    }
+}
+
+#[tokio::test]
+async fn runs_list_newest_first_with_cursor_and_filters() {
+    for db in both().await {
+        let store = &db.store;
+        let deployment_id = deploy(store, "default", DeploymentSpec::default()).await;
+        let mut ids = Vec::new();
+        for _ in 0..7 {
+            ids.push(new_run(store, "default").await);
+        }
+        store.cancel_run(&ids[0]).await.unwrap();
+        let mut seen = Vec::new();
+        let mut filter =
+            RunFilter { deployment_id: Some(deployment_id), limit: 3, ..Default::default() };
+        loop {
+            let page = store.runs(&filter).await.unwrap();
+            seen.extend(page.items.iter().map(|r| r.id.clone()));
+            match page.next_cursor {
+                Some(cursor) => filter.cursor = Some(cursor),
+                None => break,
+            }
+        }
+        ids.reverse();
+        assert_eq!(seen, ids, "{}", db.label);
+        let cancelled = store
+            .runs(&RunFilter {
+                states: vec![StateName::Cancelled],
+                limit: 50,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(cancelled.items.len(), 1, "{}", db.label);
+    }
+}
+
+#[tokio::test]
+async fn a_run_goes_through_the_legal_path_and_illegal_moves_are_refused() {
+    for db in both().await {
+        let store = &db.store;
+        deploy(store, "default", DeploymentSpec::default()).await;
+        let id = new_run(store, "default").await;
+        assert_eq!(
+            propose(store, &id, StateName::Completed).await,
+            (Verdict::Rejected, StateName::Scheduled)
+        );
+        assert_eq!(
+            propose(store, &id, StateName::Running).await,
+            (Verdict::Rejected, StateName::Scheduled)
+        );
+        assert_eq!(
+            propose(store, &id, StateName::Pending).await,
+            (Verdict::Accepted, StateName::Pending)
+        );
+        assert_eq!(
+            propose(store, &id, StateName::Running).await,
+            (Verdict::Accepted, StateName::Running)
+        );
+        assert_eq!(
+            propose(store, &id, StateName::Paused).await,
+            (Verdict::Accepted, StateName::Paused)
+        );
+        assert_eq!(
+            propose(store, &id, StateName::Running).await,
+            (Verdict::Accepted, StateName::Running)
+        );
+        let done = store
+            .propose_state(
+                &id,
+                ProposeState { state: StateName::Completed, message: None, output: Some(json!(3)) },
+            )
+            .await
+            .unwrap();
+        assert_eq!(done.verdict, Verdict::Accepted);
+        assert_eq!(done.run.output, Some(json!(3)));
+        assert_eq!(
+            done.run.run_count, 1,
+            "{}: resuming from PAUSED is not a new attempt",
+            db.label
+        );
+        assert!(done.run.ended_at.is_some() && done.run.started_at.is_some());
+        assert_eq!(
+            propose(store, &id, StateName::Running).await,
+            (Verdict::Rejected, StateName::Completed)
+        );
+
+        let detail = store.run_detail(&id).await.unwrap();
+        let history: Vec<StateName> = detail.states.iter().map(|s| s.state).collect();
+        use StateName::*;
+        assert_eq!(
+            history,
+            [Scheduled, Pending, Running, Paused, Running, Completed],
+            "{}",
+            db.label
+        );
+        let events = store
+            .events(&baton_core::store::EventFilter {
+                name: Some("run.*".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(events.len(), history.len(), "{}: one event per accepted transition", db.label);
+        assert_eq!(events[0].name, "run.completed");
+        assert_eq!(events[0].resource, format!("run/{id}"));
+    }
+}
+
+#[tokio::test]
+async fn a_concurrency_limit_of_one_never_runs_two_and_frees_its_slot_in_every_terminal_state() {
+    for db in both().await {
+        let store = &db.store;
+        deploy(
+            store,
+            "limited",
+            DeploymentSpec { concurrency_limit: Some(1), ..Default::default() },
+        )
+        .await;
+        let endings: [&[StateName]; 4] = [
+            &[StateName::Completed],
+            &[StateName::Failed],
+            &[StateName::Crashed],
+            &[StateName::Cancelled],
+        ];
+        let waiting = new_run(store, "limited").await;
+        for ending in endings {
+            let holder = new_run(store, "limited").await;
+            assert_eq!(
+                propose(store, &holder, StateName::Pending).await.0,
+                Verdict::Accepted,
+                "{}",
+                db.label
+            );
+            assert_eq!(propose(store, &holder, StateName::Running).await.0, Verdict::Accepted);
+            assert_eq!(
+                propose(store, &waiting, StateName::Pending).await,
+                (Verdict::Delayed, StateName::Scheduled),
+                "{}",
+                db.label
+            );
+            if ending == [StateName::Cancelled] {
+                store.cancel_run(&holder).await.unwrap();
+                assert_eq!(
+                    propose(store, &waiting, StateName::Pending).await.0,
+                    Verdict::Delayed,
+                    "CANCELLING still holds it"
+                );
+            }
+            let (verdict, state) = propose(store, &holder, ending[0]).await;
+            assert_eq!((verdict, state), (Verdict::Accepted, ending[0]), "{}", db.label);
+            // The slot is free: the waiting run could start now. Give it back.
+            assert_eq!(
+                propose(store, &waiting, StateName::Pending).await.0,
+                Verdict::Accepted,
+                "{}: after {}",
+                db.label,
+                ending[0]
+            );
+            assert_eq!(propose(store, &waiting, StateName::Scheduled).await.0, Verdict::Accepted);
+        }
+    }
+}
+
+#[tokio::test]
+async fn racing_dispatches_take_exactly_the_free_slots() {
+    for db in both().await {
+        let store = db.store.clone();
+        deploy(
+            &store,
+            "limited",
+            DeploymentSpec { concurrency_limit: Some(2), ..Default::default() },
+        )
+        .await;
+        let mut ids = Vec::new();
+        for _ in 0..10 {
+            ids.push(new_run(&store, "limited").await);
+        }
+        let racing: Vec<_> = ids
+            .into_iter()
+            .map(|id| {
+                let store = store.clone();
+                tokio::spawn(async move { propose(&store, &id, StateName::Pending).await.0 })
+            })
+            .collect();
+        let mut accepted = 0;
+        for race in racing {
+            if race.await.unwrap() == Verdict::Accepted {
+                accepted += 1;
+            }
+        }
+        assert_eq!(accepted, 2, "{}", db.label);
+    }
+}
+
+#[tokio::test]
+async fn cancel_new_policy_cancels_runs_beyond_the_limit() {
+    for db in both().await {
+        let store = &db.store;
+        deploy(
+            store,
+            "strict",
+            DeploymentSpec {
+                concurrency_limit: Some(1),
+                concurrency_policy: ConcurrencyPolicy::CancelNew,
+                ..Default::default()
+            },
+        )
+        .await;
+        let first = new_run(store, "strict").await;
+        let second = new_run(store, "strict").await;
+        assert_eq!(propose(store, &first, StateName::Pending).await.1, StateName::Pending);
+        assert_eq!(
+            propose(store, &second, StateName::Pending).await,
+            (Verdict::Accepted, StateName::Cancelled),
+            "{}",
+            db.label
+        );
+    }
+}
+
+#[tokio::test]
+async fn failures_are_retried_then_fail_for_good() {
+    for db in both().await {
+        let store = &db.store;
+        deploy(
+            store,
+            "flaky",
+            DeploymentSpec { retries: 1, retry_delay_seconds: 30, ..Default::default() },
+        )
+        .await;
+        let id = new_run(store, "flaky").await;
+        propose(store, &id, StateName::Pending).await;
+        propose(store, &id, StateName::Running).await;
+        let before = baton_core::store::now_for_tests();
+        let retry = store
+            .propose_state(
+                &id,
+                ProposeState {
+                    state: StateName::Failed,
+                    message: Some("boom".into()),
+                    output: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(retry.run.state, StateName::AwaitingRetry, "{}", db.label);
+        assert!(retry.run.scheduled_at.0 >= before.0 + 30_000, "{}", db.label);
+        assert!(retry.run.state_message.unwrap().contains("boom"));
+        assert_eq!(propose(store, &id, StateName::Pending).await.1, StateName::Pending);
+        assert_eq!(propose(store, &id, StateName::Running).await.1, StateName::Running);
+        assert_eq!(
+            propose(store, &id, StateName::Crashed).await,
+            (Verdict::Accepted, StateName::Crashed),
+            "{}",
+            db.label
+        );
+        assert_eq!(store.run(&id).await.unwrap().run_count, 2);
+        // A manual retry schedules it anew.
+        assert_eq!(
+            propose(store, &id, StateName::Scheduled).await,
+            (Verdict::Accepted, StateName::Scheduled)
+        );
+        assert!(store.run(&id).await.unwrap().ended_at.is_none());
+    }
+}
+
+#[tokio::test]
+async fn cancelling_ends_waiting_runs_at_once_and_running_ones_through_cancelling() {
+    for db in both().await {
+        let store = &db.store;
+        deploy(store, "default", DeploymentSpec::default()).await;
+        let waiting = new_run(store, "default").await;
+        assert_eq!(
+            store.cancel_run(&waiting).await.unwrap().run.state,
+            StateName::Cancelled,
+            "{}",
+            db.label
+        );
+        assert_eq!(store.cancel_run(&waiting).await.unwrap().verdict, Verdict::Rejected);
+        let running = new_run(store, "default").await;
+        propose(store, &running, StateName::Pending).await;
+        propose(store, &running, StateName::Running).await;
+        assert_eq!(store.cancel_run(&running).await.unwrap().run.state, StateName::Cancelling);
+        assert_eq!(
+            propose(store, &running, StateName::Cancelled).await.1,
+            StateName::Cancelled,
+            "{}",
+            db.label
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_sweep_marks_late_runs_and_times_out_overdue_ones() {
+    for db in both().await {
+        let store = &db.store;
+        deploy(store, "default", DeploymentSpec { timeout_seconds: Some(0), ..Default::default() })
+            .await;
+        let past = CreateRun {
+            parameters: json!({"a": 1, "b": 1}).as_object().unwrap().clone(),
+            scheduled_at: Some(Timestamp(1_000)),
+            ..Default::default()
+        };
+        let late = store.create_run("hello", "default", past).await.unwrap().0.id;
+        let future = CreateRun {
+            parameters: json!({"a": 1, "b": 1}).as_object().unwrap().clone(),
+            scheduled_at: Some(Timestamp(i64::MAX / 2)),
+            ..Default::default()
+        };
+        let upcoming = store.create_run("hello", "default", future).await.unwrap().0.id;
+        let overdue = new_run(store, "default").await;
+        propose(store, &overdue, StateName::Pending).await;
+        propose(store, &overdue, StateName::Running).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let sweep = store.sweep(15_000).await.unwrap();
+        assert_eq!((sweep.marked_late, sweep.timed_out), (1, 1), "{}", db.label);
+        assert_eq!(store.run(&late).await.unwrap().state, StateName::Late);
+        assert_eq!(store.run(&upcoming).await.unwrap().state, StateName::Scheduled);
+        let timed_out = store.run(&overdue).await.unwrap();
+        assert_eq!(timed_out.state, StateName::Failed, "{}", db.label);
+        assert!(timed_out.state_message.unwrap().contains("timed out"));
+        assert_eq!(
+            propose(store, &late, StateName::Pending).await.1,
+            StateName::Pending,
+            "a LATE run can still go"
+        );
+    }
+}
+
+#[tokio::test]
+async fn logs_are_stored_once_each_and_read_in_order() {
+    for db in both().await {
+        let store = &db.store;
+        deploy(store, "default", DeploymentSpec::default()).await;
+        let id = new_run(store, "default").await;
+        let line = |seq| LogLine {
+            seq,
+            at: Timestamp(1),
+            level: LogLevel::Info,
+            message: format!("line {seq}"),
+            task_id: None,
+        };
+        assert_eq!(store.append_logs(&id, &[line(1), line(2)]).await.unwrap(), 2);
+        assert_eq!(
+            store.append_logs(&id, &[line(2), line(3)]).await.unwrap(),
+            1,
+            "{}: a resent line is skipped",
+            db.label
+        );
+        let lines = store.logs(&id, 1, 100).await.unwrap();
+        assert_eq!(lines.iter().map(|l| l.seq).collect::<Vec<_>>(), [2, 3]);
+        assert!(matches!(
+            store.append_logs("no-such-run", &[line(1)]).await,
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_and_never_listed_in_plain_text() {
+    for db in both().await {
+        let store = &db.store;
+        store.set_variable("region", "eu-west").await.unwrap();
+        assert_eq!(store.variable("region").await.unwrap().value, "eu-west");
+        store.set_secret("token", "s3cr3t-value").await.unwrap();
+        assert_eq!(store.secret("token").await.unwrap(), "s3cr3t-value", "{}", db.label);
+        let listed = format!("{:?}", store.secrets().await.unwrap());
+        assert!(listed.contains("token") && !listed.contains("s3cr3t"), "{listed}");
+        store.delete_secret("token").await.unwrap();
+        assert!(matches!(store.secret("token").await, Err(StoreError::NotFound { .. })));
+    }
+}
+
+#[tokio::test]
+async fn retention_deletes_expired_runs_logs_and_events() {
+    for db in both().await {
+        let store = &db.store;
+        deploy(store, "default", DeploymentSpec::default()).await;
+        let finished = new_run(store, "default").await;
+        store.cancel_run(&finished).await.unwrap();
+        let active = new_run(store, "default").await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let everything = Retention {
+            logs: Some(Duration::ZERO),
+            events: Some(Duration::ZERO),
+            finished_runs: Some(Duration::ZERO),
+        };
+        let pruned = store.prune(&everything).await.unwrap();
+        assert_eq!(pruned.runs, 1, "{}", db.label);
+        assert!(pruned.events > 0);
+        assert!(matches!(store.run(&finished).await, Err(StoreError::NotFound { .. })));
+        assert_eq!(
+            store.run(&active).await.unwrap().state,
+            StateName::Scheduled,
+            "unfinished runs are kept"
+        );
+        let keep_all = Retention { logs: None, events: None, finished_runs: None };
+        assert_eq!(store.prune(&keep_all).await.unwrap(), Default::default());
+    }
+}

@@ -1,0 +1,260 @@
+//! Bodies of the REST API that are not deployments: runs, artifacts, pools,
+//! variables, secrets, events, errors.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{FlowInfo, LogLevel, StateName, Timestamp};
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// Stable, machine-readable: `not_found`, `invalid_parameters`, ...
+    pub code: String,
+    /// One line for people.
+    pub message: String,
+    /// Per-field problems, when the request body is at fault.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// `GET /api/health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+    pub database: String,
+}
+
+/// What the core knows of an uploaded flow artifact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// `sha256:<hex>`.
+    pub digest: String,
+    pub size: u64,
+    pub flow: FlowInfo,
+    pub created_at: Timestamp,
+}
+
+/// The body of `POST /api/deployments/{flow}/{name}/runs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CreateRun {
+    /// Overrides of the deployment's parameters.
+    pub parameters: Map<String, Value>,
+    /// When to start; now when absent.
+    pub scheduled_at: Option<Timestamp>,
+    /// Creating a run twice with the same key returns the first run.
+    pub idempotency_key: Option<String>,
+    pub tags: Vec<String>,
+}
+
+/// One flow run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowRun {
+    pub id: String,
+    pub flow: String,
+    /// `flow/name` of its deployment.
+    pub deployment: String,
+    pub deployment_id: String,
+    pub parameters: Map<String, Value>,
+    pub state: StateName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_message: Option<String>,
+    pub state_changed_at: Timestamp,
+    /// When it is (or was) due.
+    pub scheduled_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
+    /// Times it has started running (1 + retries so far).
+    pub run_count: u32,
+    pub max_retries: u32,
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    pub created_at: Timestamp,
+}
+
+/// One accepted state change of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateChange {
+    pub state: StateName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub at: Timestamp,
+}
+
+/// One task attempt within a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRun {
+    pub task_id: u64,
+    pub name: String,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    /// `RUNNING`, `COMPLETED` or `FAILED`.
+    pub state: StateName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub started_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
+}
+
+/// A run with its history: `GET /api/runs/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowRunDetail {
+    #[serde(flatten)]
+    pub run: FlowRun,
+    pub states: Vec<StateChange>,
+    pub task_runs: Vec<TaskRun>,
+}
+
+/// One log line of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub level: LogLevel,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<u64>,
+}
+
+/// The body of `POST /api/runs/{id}/state`: a proposed transition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposeState {
+    pub state: StateName,
+    #[serde(default)]
+    pub message: Option<String>,
+    /// The flow's output, with `COMPLETED`.
+    #[serde(default)]
+    pub output: Option<Value>,
+}
+
+/// How the core answered a proposed transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The run is now in the proposed state, or in the state a rule chose
+    /// instead (a failure with retries left becomes `AWAITING_RETRY`).
+    Accepted,
+    /// The transition is not allowed; the run is unchanged.
+    Rejected,
+    /// Not now (no concurrency slot); propose again later.
+    Delayed,
+}
+
+/// The answer to a proposed transition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub verdict: Verdict,
+    /// Why, when not simply accepted as proposed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub run: FlowRun,
+}
+
+/// A page of a list, newest first; pass `next_cursor` back as `cursor`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Infrastructure a work pool runs on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolKind {
+    #[default]
+    Wasm,
+    Process,
+    Container,
+    Kubernetes,
+}
+
+/// The body of `POST /api/pools`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolSpec {
+    pub name: String,
+    pub kind: PoolKind,
+    pub description: Option<String>,
+    pub concurrency_limit: Option<u32>,
+    pub base_job_template: Map<String, Value>,
+}
+
+/// A work queue within a pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkQueue {
+    pub name: String,
+    /// Lower numbers are served first.
+    pub priority: u32,
+    pub concurrency_limit: Option<u32>,
+    pub paused: bool,
+}
+
+/// A work pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkPool {
+    #[serde(flatten)]
+    pub spec: PoolSpec,
+    pub paused: bool,
+    pub queues: Vec<WorkQueue>,
+    pub created_at: Timestamp,
+}
+
+/// A variable (plain text, readable by flows it is granted to).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Variable {
+    pub name: String,
+    pub value: String,
+    pub updated_at: Timestamp,
+}
+
+/// A secret as listed: never its value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecretInfo {
+    pub name: String,
+    pub updated_at: Timestamp,
+}
+
+/// The body of `PUT /api/variables/{name}` and `PUT /api/secrets/{name}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetValue {
+    pub value: String,
+}
+
+/// `GET /api/secrets/{name}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecretValue {
+    pub name: String,
+    pub value: String,
+}
+
+/// Something that happened: every state change emits one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    pub occurred: Timestamp,
+    /// `run.completed`, `deployment.updated`, ...
+    pub name: String,
+    /// What it happened to: `run/<id>`, `deployment/<flow>/<name>`.
+    pub resource: String,
+    #[serde(default)]
+    pub related: Vec<String>,
+    #[serde(default)]
+    pub payload: Value,
+}

@@ -1,0 +1,122 @@
+//! Deployments: a flow artifact on the server with everything needed to run
+//! it remotely (when, where, how), as in Prefect's `prefect.yaml`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::Timestamp;
+
+/// What happens to a new run when its deployment's concurrency limit is
+/// reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConcurrencyPolicy {
+    /// It waits for a slot.
+    #[default]
+    Enqueue,
+    /// It is cancelled at once.
+    CancelNew,
+}
+
+/// What the sandbox grants a deployment's runs beyond nothing at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Capabilities {
+    /// Names of variables the flow may read.
+    pub variables: Vec<String>,
+    /// Names of secrets the flow may read.
+    pub secrets: Vec<String>,
+    /// Hosts the flow may call over HTTP (`example.com`, `*.example.com`).
+    pub outgoing_hosts: Vec<String>,
+}
+
+/// One schedule of a deployment (executed by the scheduler).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    /// Cron expression (five fields, or six with seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// Interval in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<u64>,
+    /// iCalendar recurrence rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rrule: Option<String>,
+    /// IANA time zone the schedule is read in.
+    #[serde(default = "utc")]
+    pub timezone: String,
+    /// Parameters this schedule's runs override.
+    #[serde(default)]
+    pub parameters: Map<String, Value>,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn utc() -> String {
+    "UTC".to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The body of `PUT /api/deployments/{flow}/{name}`: everything about a
+/// deployment that its author sets.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeploymentSpec {
+    /// Digest of the flow artifact (`sha256:<hex>`), uploaded beforehand.
+    pub artifact: String,
+    pub version: Option<String>,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    /// Parameters every run gets unless it overrides them.
+    pub parameters: Map<String, Value>,
+    pub work_pool: Option<String>,
+    pub work_queue: Option<String>,
+    /// Overrides of the work pool's base job template.
+    pub job_variables: Map<String, Value>,
+    pub schedules: Vec<ScheduleSpec>,
+    /// Runs of this deployment that may be active at once.
+    pub concurrency_limit: Option<u32>,
+    pub concurrency_policy: ConcurrencyPolicy,
+    pub paused: bool,
+    pub capabilities: Capabilities,
+    /// Times a failed or crashed run is tried again.
+    pub retries: u32,
+    pub retry_delay_seconds: u64,
+    /// Wall-clock limit of a run.
+    pub timeout_seconds: Option<u64>,
+}
+
+/// A deployment as the core stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub id: String,
+    /// The flow's name (from the artifact's `describe`).
+    pub flow: String,
+    pub name: String,
+    #[serde(flatten)]
+    pub spec: DeploymentSpec,
+    /// The flow's parameter schema, enforced on every run.
+    pub parameter_schema: Value,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Deployment {
+    /// `flow/name`, how people refer to a deployment.
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.flow, self.name)
+    }
+}
+
+/// The answer to an upsert: the deployment and what changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentUpserted {
+    pub deployment: Deployment,
+    pub created: bool,
+    /// Names of the fields whose value changed (empty when nothing did).
+    pub changed: Vec<String>,
+}
