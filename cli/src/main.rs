@@ -4,6 +4,7 @@
 mod flow;
 mod params;
 mod report;
+mod server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,9 @@ enum Command {
     /// Build, inspect and run flow components locally.
     #[command(subcommand)]
     Flow(flow::FlowCommand),
+    /// Run the core (the server that holds deployments and runs).
+    #[command(subcommand)]
+    Server(server::ServerCommand),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime.block_on(async {
             match cli.command {
                 Command::Flow(command) => flow::run(command).await,
+                Command::Server(command) => server::run(command).await,
             }
         }),
         Err(e) => Err(anyhow::Error::new(e).context("starting the async runtime")),

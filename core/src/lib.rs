@@ -3,10 +3,14 @@
 //!
 //! - [`store`]: SQLite or PostgreSQL through one set of queries; knows no HTTP.
 //! - [`orchestration`]: the run state machine and its rules; pure.
+//! - [`api`]: the REST API (axum); knows no SQL.
+//! - [`server`]: `baton server start`: store, API and background loops.
 //! - [`secrets`]: sealing secrets at rest.
 //!
 //! The QUIC gateway and dispatcher arrive with issue 4.
 
+pub mod api;
 pub mod orchestration;
 pub mod secrets;
+pub mod server;
 pub mod store;

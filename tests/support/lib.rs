@@ -90,3 +90,44 @@ pub fn assert_snapshot(name: &str, actual: &str) {
         );
     }
 }
+
+/// Every flow crate in the repository (examples and test flows).
+pub const FLOWS: &[&str] = &[
+    "hello",
+    "etl",
+    "loop-forever",
+    "memory-hog",
+    "read-passwd",
+    "open-socket",
+    "panics",
+    "returns-error",
+    "grants",
+    "sleeps",
+    "prints",
+];
+
+/// The bytes of the flow package `name`, built for wasm32-wasip2 (all
+/// flows are built once per test process, as `baton flow build` would).
+#[allow(clippy::panic, reason = "test support: a failed build fails the test")]
+pub fn flow_wasm(name: &str) -> Vec<u8> {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let mut command = cargo();
+        command.current_dir(repo_root()).args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--quiet",
+        ]);
+        for package in FLOWS {
+            command.args(["-p", package]);
+        }
+        if !command.status().is_ok_and(|s| s.success()) {
+            panic!("building the test flows failed");
+        }
+        target_dir().join("wasm32-wasip2").join("release")
+    });
+    let path = dir.join(format!("{}.wasm", name.replace('-', "_")));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}

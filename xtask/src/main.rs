@@ -15,21 +15,6 @@ use anyhow::{Context, bail};
 
 mod postgres;
 
-/// Every flow crate in the repository, built for wasm32-wasip2.
-const FLOWS: &[&str] = &[
-    "hello",
-    "etl",
-    "loop-forever",
-    "memory-hog",
-    "read-passwd",
-    "open-socket",
-    "panics",
-    "returns-error",
-    "grants",
-    "sleeps",
-    "prints",
-];
-
 fn main() -> anyhow::Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
     let root = repo_root()?;
@@ -104,7 +89,7 @@ fn setup() -> anyhow::Result<()> {
 }
 
 fn flow_packages() -> Vec<&'static str> {
-    FLOWS.iter().flat_map(|flow| ["-p", flow]).collect()
+    baton_tests::FLOWS.iter().flat_map(|flow| ["-p", flow]).collect()
 }
 
 fn start(root: &Path) -> anyhow::Result<()> {

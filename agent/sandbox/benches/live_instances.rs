@@ -15,9 +15,6 @@
     reason = "benchmark code"
 )]
 
-#[path = "../tests/it/flows.rs"]
-mod flows;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,7 +49,7 @@ fn main() {
         .unwrap(),
     );
 
-    let hello = sandbox.load(&flows::wasm("hello")).unwrap();
+    let hello = sandbox.load(&baton_tests::flow_wasm("hello")).unwrap();
     let mut latencies = Vec::with_capacity(warm_runs);
     runtime.block_on(async {
         for _ in 0..warm_runs {
@@ -72,7 +69,7 @@ fn main() {
         latencies[latencies.len() - 1]
     );
 
-    let sleeps = sandbox.load(&flows::wasm("sleeps")).unwrap();
+    let sleeps = sandbox.load(&baton_tests::flow_wasm("sleeps")).unwrap();
     let before = resident_kib();
     let hold = Duration::from_secs(if full { 3 } else { 1 });
     let peak = runtime.block_on(async {

@@ -4,9 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "benchmark code")]
 
-#[path = "../tests/it/flows.rs"]
-mod flows;
-
 use std::sync::Arc;
 
 use baton_proto::v1::RunOutcome;
@@ -18,7 +15,7 @@ fn warm_start(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let sandbox =
         Sandbox::new(&SandboxConfig { max_instances: 16, ..SandboxConfig::default() }).unwrap();
-    let flow = sandbox.load(&flows::wasm("hello")).unwrap();
+    let flow = sandbox.load(&baton_tests::flow_wasm("hello")).unwrap();
     // Instantiate, call `run` with JSON parameters (two log lines come back
     // through the host), drop the instance.
     c.bench_function("warm_start/hello", |b| {
@@ -39,7 +36,7 @@ fn cold_load(c: &mut Criterion) {
         ..SandboxConfig::default()
     };
     let sandbox = Sandbox::new(&config).unwrap();
-    let wasm = flows::wasm("hello");
+    let wasm = baton_tests::flow_wasm("hello");
     let digest = sandbox.load(&wasm).unwrap().digest();
     // Load the precompiled artifact from disk and link it, as an agent does
     // for a cached component after a restart.

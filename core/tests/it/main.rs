@@ -9,5 +9,6 @@
     reason = "test code: a failed expectation is a failed test"
 )]
 
+mod api;
 mod databases;
 mod store;

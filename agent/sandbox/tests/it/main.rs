@@ -9,8 +9,6 @@
     reason = "test code: a failed expectation is a failed test"
 )]
 
-mod flows;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,7 +28,7 @@ async fn run(
     params: serde_json::Value,
     limits: RunLimits,
 ) -> (RunOutcome, Arc<ReportCollector>) {
-    let flow = sandbox.load(&flows::wasm(flow)).unwrap();
+    let flow = sandbox.load(&baton_tests::flow_wasm(flow)).unwrap();
     let reports = Arc::new(ReportCollector::default());
     let mut request = RunRequest::new(params, reports.clone());
     request.limits = limits;
@@ -82,7 +80,7 @@ async fn every_line_a_flow_prints_reaches_the_log_in_order() {
 #[tokio::test]
 async fn describe_reads_name_version_and_schema() {
     let sandbox = sandbox();
-    let flow = sandbox.load(&flows::wasm("hello")).unwrap();
+    let flow = sandbox.load(&baton_tests::flow_wasm("hello")).unwrap();
     let info = sandbox.describe(&flow).await.unwrap();
     assert_eq!(info.name, "hello");
     assert_eq!(info.version, "0.1.0");
@@ -94,7 +92,7 @@ async fn describe_reads_name_version_and_schema() {
 #[tokio::test]
 async fn flow_macro_fields_override_the_package() {
     let sandbox = sandbox();
-    let flow = sandbox.load(&flows::wasm("returns-error")).unwrap();
+    let flow = sandbox.load(&baton_tests::flow_wasm("returns-error")).unwrap();
     let info = sandbox.describe(&flow).await.unwrap();
     assert_eq!(
         (info.name.as_str(), info.version.as_str(), info.description.as_str()),
@@ -139,7 +137,7 @@ async fn etl_retries_a_failed_task_and_reports_progress() {
 #[tokio::test]
 async fn a_cache_key_answers_a_second_run_from_the_cache() {
     let sandbox = sandbox();
-    let flow = sandbox.load(&flows::wasm("etl")).unwrap();
+    let flow = sandbox.load(&baton_tests::flow_wasm("etl")).unwrap();
     let cache = Arc::new(MemoryTaskCache::default());
     let mut cached_names = Vec::new();
     for _ in 0..2 {
@@ -164,7 +162,7 @@ async fn a_cache_key_answers_a_second_run_from_the_cache() {
 #[tokio::test]
 async fn a_flow_that_loops_forever_times_out_promptly() {
     let sandbox = sandbox();
-    let flow = sandbox.load(&flows::wasm("loop-forever")).unwrap();
+    let flow = sandbox.load(&baton_tests::flow_wasm("loop-forever")).unwrap();
     let limit = Duration::from_millis(300);
     let mut request = RunRequest::new(json!({}), Arc::new(ReportCollector::default()));
     request.limits.timeout = limit;
@@ -179,7 +177,7 @@ async fn a_flow_that_loops_forever_times_out_promptly() {
 #[tokio::test]
 async fn cancelling_stops_a_looping_flow_within_100ms() {
     let sandbox = Arc::new(sandbox());
-    let flow = sandbox.load(&flows::wasm("loop-forever")).unwrap();
+    let flow = sandbox.load(&baton_tests::flow_wasm("loop-forever")).unwrap();
     let request = RunRequest::new(json!({}), Arc::new(ReportCollector::default()));
     let cancel = request.cancel.clone();
     let running = {
@@ -198,7 +196,7 @@ async fn cancelling_stops_a_looping_flow_within_100ms() {
 #[tokio::test]
 async fn cancelling_stops_a_flow_waiting_in_the_host_within_100ms() {
     let sandbox = Arc::new(sandbox());
-    let flow = sandbox.load(&flows::wasm("sleeps")).unwrap();
+    let flow = sandbox.load(&baton_tests::flow_wasm("sleeps")).unwrap();
     let request = RunRequest::new(json!({"millis": 60_000}), Arc::new(ReportCollector::default()));
     let cancel = request.cancel.clone();
     let running = {
@@ -269,7 +267,7 @@ async fn a_returned_error_fails_the_run_with_its_chain() {
 #[tokio::test]
 async fn only_granted_variables_and_secrets_are_readable() {
     let sandbox = sandbox();
-    let flow = sandbox.load(&flows::wasm("grants")).unwrap();
+    let flow = sandbox.load(&baton_tests::flow_wasm("grants")).unwrap();
     let reports = Arc::new(ReportCollector::default());
     let mut request = RunRequest::new(json!({}), reports.clone());
     request.grants.variables.insert("region".into(), Some("eu-west".into()));
@@ -320,7 +318,7 @@ async fn the_host_survives_every_outcome_in_turn() {
 #[tokio::test]
 async fn many_runs_share_the_sandbox_concurrently() {
     let sandbox = Arc::new(sandbox());
-    let flow = sandbox.load(&flows::wasm("hello")).unwrap();
+    let flow = sandbox.load(&baton_tests::flow_wasm("hello")).unwrap();
     let runs: Vec<_> = (0..50)
         .map(|i| {
             let sandbox = sandbox.clone();
@@ -340,7 +338,7 @@ async fn many_runs_share_the_sandbox_concurrently() {
 #[test]
 fn bad_bytes_get_a_named_load_error() {
     let sandbox = sandbox();
-    let hello = flows::wasm("hello");
+    let hello = baton_tests::flow_wasm("hello");
     assert!(matches!(sandbox.load(b"#!/bin/sh\necho hi\n"), Err(LoadError::NotWasm)));
     assert!(matches!(sandbox.load(&[]), Err(LoadError::NotWasm)));
     assert!(matches!(sandbox.load(&hello[..hello.len() / 2]), Err(LoadError::Corrupt(_))));
@@ -370,7 +368,7 @@ fn precompiled_components_are_reused_from_disk() {
     };
     let digest = {
         let sandbox = Sandbox::new(&config).unwrap();
-        sandbox.load(&flows::wasm("hello")).unwrap().digest()
+        sandbox.load(&baton_tests::flow_wasm("hello")).unwrap().digest()
     };
     let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(files.len(), 1, "one artifact on disk");
@@ -388,7 +386,7 @@ fn a_corrupt_artifact_is_discarded_and_recompiled() {
         max_instances: 4,
         ..SandboxConfig::default()
     };
-    let hello = flows::wasm("hello");
+    let hello = baton_tests::flow_wasm("hello");
     Sandbox::new(&config).unwrap().load(&hello).unwrap();
     let artifact = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
     std::fs::write(&artifact, b"garbage").unwrap();

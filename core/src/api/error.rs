@@ -1,0 +1,99 @@
+//! The API's one error type, and the one place that turns failures into an
+//! HTTP status and a JSON body. Internals (SQL, server paths) never leak:
+//! database failures are logged and answered with a generic message.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use baton_proto::v1::{ApiError, FieldError, ParamErrors};
+use baton_sandbox::LoadError;
+
+use crate::store::StoreError;
+
+/// A failed request.
+#[derive(Debug)]
+pub struct ApiFailure {
+    pub status: StatusCode,
+    pub body: ApiError,
+}
+
+impl ApiFailure {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: ApiError { code: code.to_owned(), message: message.into(), fields: Vec::new() },
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+impl IntoResponse for ApiFailure {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+fn invalid_parameters(errors: &ParamErrors) -> ApiFailure {
+    let fields = match errors {
+        ParamErrors::Invalid(errors) => errors
+            .iter()
+            .map(|e| FieldError { field: e.field.clone(), message: e.message.clone() })
+            .collect(),
+        ParamErrors::BadSchema(_) => Vec::new(),
+    };
+    ApiFailure {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        body: ApiError {
+            code: "invalid_parameters".to_owned(),
+            message: format!("invalid parameters: {errors}"),
+            fields,
+        },
+    }
+}
+
+impl From<StoreError> for ApiFailure {
+    fn from(error: StoreError) -> Self {
+        match &error {
+            StoreError::NotFound { .. } => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", error.to_string())
+            }
+            StoreError::Conflict(message) => {
+                Self::new(StatusCode::CONFLICT, "conflict", message.clone())
+            }
+            StoreError::Invalid(message) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message.clone())
+            }
+            StoreError::InvalidParameters(errors) => invalid_parameters(errors),
+            StoreError::Secret(message) => {
+                tracing::error!("secret storage failed: {message}");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "secret_unreadable", message.clone())
+            }
+            StoreError::Database(_) | StoreError::Migration(_) | StoreError::Corrupt(_) => {
+                tracing::error!("store failure: {error}");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the core's database failed; see its log",
+                )
+            }
+        }
+    }
+}
+
+impl From<LoadError> for ApiFailure {
+    fn from(error: LoadError) -> Self {
+        let (status, code) = match &error {
+            LoadError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "component_too_large"),
+            LoadError::NotWasm | LoadError::CoreModule | LoadError::Corrupt(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "not_a_component")
+            }
+            LoadError::NotAFlow(_) => (StatusCode::UNPROCESSABLE_ENTITY, "not_a_flow"),
+        };
+        Self::new(status, code, error.to_string())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiFailure>;

@@ -1,0 +1,391 @@
+//! One function per endpoint; each turns HTTP into a store call and back.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use baton_proto::v1::{
+    Artifact, CreateRun, Deployment, DeploymentSpec, DeploymentUpserted, Event, FlowRun,
+    FlowRunDetail, Health, LogLine, Page, PoolSpec, ProposeState, SecretInfo, SecretValue,
+    SetValue, StateName, Timestamp, Transition, Variable, WorkPool, WorkQueue,
+};
+use serde::Deserialize;
+
+use super::{ApiFailure, ApiResult, AppState};
+use crate::store::{DeploymentFilter, EventFilter, RunFilter};
+
+/// The body, or a 400 that says what is wrong with it.
+fn body<T>(payload: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
+    payload
+        .map(|Json(value)| value)
+        .map_err(|rejection| ApiFailure::bad_request(rejection.body_text()))
+}
+
+pub async fn health(State(state): State<AppState>) -> ApiResult<Json<Health>> {
+    state.store.ping().await?;
+    Ok(Json(Health {
+        status: "ok".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        database: format!("{:?}", state.store.dialect()).to_lowercase(),
+    }))
+}
+
+pub async fn openapi_document() -> Json<serde_json::Value> {
+    Json(super::document())
+}
+
+/// `sha256:<hex>` whether or not the prefix was given.
+fn digest(raw: &str) -> String {
+    if raw.starts_with("sha256:") { raw.to_owned() } else { format!("sha256:{raw}") }
+}
+
+pub async fn upload_artifact(
+    State(state): State<AppState>,
+    bytes: Bytes,
+) -> ApiResult<(StatusCode, Json<Artifact>)> {
+    if bytes.len() > state.max_artifact_bytes {
+        return Err(baton_sandbox::LoadError::TooLarge {
+            size: bytes.len(),
+            limit: state.max_artifact_bytes,
+        }
+        .into());
+    }
+    let sandbox = state.sandbox.clone();
+    let wasm = bytes.clone();
+    // Compiling is CPU work; keep it off the async workers.
+    let flow = tokio::task::spawn_blocking(move || sandbox.load(&wasm)).await.map_err(|e| {
+        ApiFailure::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    })??;
+    let info = state.sandbox.describe(&flow).await?;
+    let (artifact, created) =
+        state.store.put_artifact(&format!("sha256:{}", flow.digest()), &info, &bytes).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(artifact)))
+}
+
+pub async fn artifact_info(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<Artifact>> {
+    Ok(Json(state.store.artifact(&digest(&raw)).await?))
+}
+
+pub async fn artifact_content(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let bytes = state.store.artifact_bytes(&digest(&raw)).await?;
+    Ok(([(header::CONTENT_TYPE, "application/wasm")], bytes))
+}
+
+#[derive(Deserialize)]
+pub struct DeploymentQuery {
+    flow: Option<String>,
+    tag: Option<String>,
+    paused: Option<bool>,
+}
+
+pub async fn list_deployments(
+    State(state): State<AppState>,
+    Query(query): Query<DeploymentQuery>,
+) -> ApiResult<Json<Vec<Deployment>>> {
+    let filter = DeploymentFilter { flow: query.flow, tag: query.tag, paused: query.paused };
+    Ok(Json(state.store.deployments(&filter).await?))
+}
+
+pub async fn upsert_deployment(
+    State(state): State<AppState>,
+    Path((flow, name)): Path<(String, String)>,
+    payload: Result<Json<DeploymentSpec>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<DeploymentUpserted>)> {
+    let spec = body(payload)?;
+    if spec.artifact.is_empty() {
+        return Err(ApiFailure::bad_request(
+            "`artifact` (the digest of an uploaded component) is required",
+        ));
+    }
+    let artifact = state.store.artifact(&digest(&spec.artifact)).await?;
+    let spec = DeploymentSpec { artifact: artifact.digest.clone(), ..spec };
+    let upserted = state.store.upsert_deployment(&flow, &name, spec, &artifact).await?;
+    Ok((if upserted.created { StatusCode::CREATED } else { StatusCode::OK }, Json(upserted)))
+}
+
+pub async fn get_deployment(
+    State(state): State<AppState>,
+    Path((flow, name)): Path<(String, String)>,
+) -> ApiResult<Json<Deployment>> {
+    Ok(Json(state.store.deployment(&flow, &name).await?))
+}
+
+pub async fn delete_deployment(
+    State(state): State<AppState>,
+    Path((flow, name)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    state.store.delete_deployment(&flow, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn pause_deployment(
+    State(state): State<AppState>,
+    Path((flow, name)): Path<(String, String)>,
+) -> ApiResult<Json<Deployment>> {
+    Ok(Json(state.store.set_deployment_paused(&flow, &name, true).await?))
+}
+
+pub async fn resume_deployment(
+    State(state): State<AppState>,
+    Path((flow, name)): Path<(String, String)>,
+) -> ApiResult<Json<Deployment>> {
+    Ok(Json(state.store.set_deployment_paused(&flow, &name, false).await?))
+}
+
+pub async fn create_run(
+    State(state): State<AppState>,
+    Path((flow, name)): Path<(String, String)>,
+    payload: Result<Json<CreateRun>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<FlowRun>)> {
+    let (run, created) = state.store.create_run(&flow, &name, body(payload)?).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(run)))
+}
+
+#[derive(Deserialize)]
+pub struct RunQuery {
+    /// Comma-separated state names.
+    state: Option<String>,
+    /// `flow/name`.
+    deployment: Option<String>,
+    flow: Option<String>,
+    tag: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn list_runs(
+    State(state): State<AppState>,
+    Query(query): Query<RunQuery>,
+) -> ApiResult<Json<Page<FlowRun>>> {
+    let states = match &query.state {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(str::parse::<StateName>)
+            .collect::<Result<_, _>>()
+            .map_err(|e| ApiFailure::bad_request(e.to_string()))?,
+    };
+    let deployment_id = match &query.deployment {
+        None => None,
+        Some(full) => {
+            let (flow, name) = full.split_once('/').ok_or_else(|| {
+                ApiFailure::bad_request(format!("deployment `{full}` is not FLOW/NAME"))
+            })?;
+            Some(state.store.deployment(flow, name).await?.id)
+        }
+    };
+    let filter = RunFilter {
+        states,
+        deployment_id,
+        flow: query.flow,
+        tag: query.tag,
+        since: query.since.map(Timestamp),
+        until: query.until.map(Timestamp),
+        cursor: query.cursor,
+        limit: query.limit.unwrap_or(50),
+    };
+    Ok(Json(state.store.runs(&filter).await?))
+}
+
+pub async fn get_run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<FlowRunDetail>> {
+    Ok(Json(state.store.run_detail(&id).await?))
+}
+
+pub async fn propose_state(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    payload: Result<Json<ProposeState>, JsonRejection>,
+) -> ApiResult<Json<Transition>> {
+    Ok(Json(state.store.propose_state(&id, body(payload)?).await?))
+}
+
+pub async fn cancel_run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Transition>> {
+    Ok(Json(state.store.cancel_run(&id).await?))
+}
+
+#[derive(Deserialize)]
+pub struct LogQuery {
+    #[serde(default)]
+    after: u64,
+    limit: Option<u32>,
+}
+
+pub async fn get_logs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<LogQuery>,
+) -> ApiResult<Json<Vec<LogLine>>> {
+    Ok(Json(state.store.logs(&id, query.after, query.limit.unwrap_or(1000)).await?))
+}
+
+pub async fn append_logs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    payload: Result<Json<Vec<LogLine>>, JsonRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let stored = state.store.append_logs(&id, &body(payload)?).await?;
+    Ok(Json(serde_json::json!({ "stored": stored })))
+}
+
+pub async fn list_pools(State(state): State<AppState>) -> ApiResult<Json<Vec<WorkPool>>> {
+    Ok(Json(state.store.pools().await?))
+}
+
+pub async fn create_pool(
+    State(state): State<AppState>,
+    payload: Result<Json<PoolSpec>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<WorkPool>)> {
+    Ok((StatusCode::CREATED, Json(state.store.create_pool(body(payload)?).await?)))
+}
+
+pub async fn get_pool(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<WorkPool>> {
+    Ok(Json(state.store.pool(&name).await?))
+}
+
+pub async fn delete_pool(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.store.delete_pool(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn pause_pool(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<WorkPool>> {
+    Ok(Json(state.store.set_pool_paused(&name, true).await?))
+}
+
+pub async fn resume_pool(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<WorkPool>> {
+    Ok(Json(state.store.set_pool_paused(&name, false).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueBody {
+    #[serde(default = "one")]
+    priority: u32,
+    #[serde(default)]
+    concurrency_limit: Option<u32>,
+    #[serde(default)]
+    paused: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+pub async fn upsert_queue(
+    State(state): State<AppState>,
+    Path((pool, queue)): Path<(String, String)>,
+    payload: Result<Json<QueueBody>, JsonRejection>,
+) -> ApiResult<Json<WorkPool>> {
+    let spec = body(payload)?;
+    let queue = WorkQueue {
+        name: queue,
+        priority: spec.priority,
+        concurrency_limit: spec.concurrency_limit,
+        paused: spec.paused,
+    };
+    Ok(Json(state.store.upsert_queue(&pool, &queue).await?))
+}
+
+pub async fn list_variables(State(state): State<AppState>) -> ApiResult<Json<Vec<Variable>>> {
+    Ok(Json(state.store.variables().await?))
+}
+
+pub async fn set_variable(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    payload: Result<Json<SetValue>, JsonRejection>,
+) -> ApiResult<Json<Variable>> {
+    Ok(Json(state.store.set_variable(&name, &body(payload)?.value).await?))
+}
+
+pub async fn get_variable(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Variable>> {
+    Ok(Json(state.store.variable(&name).await?))
+}
+
+pub async fn delete_variable(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.store.delete_variable(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_secrets(State(state): State<AppState>) -> ApiResult<Json<Vec<SecretInfo>>> {
+    Ok(Json(state.store.secrets().await?))
+}
+
+pub async fn set_secret(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    payload: Result<Json<SetValue>, JsonRejection>,
+) -> ApiResult<Json<SecretInfo>> {
+    Ok(Json(state.store.set_secret(&name, &body(payload)?.value).await?))
+}
+
+pub async fn get_secret(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<SecretValue>> {
+    let value = state.store.secret(&name).await?;
+    Ok(Json(SecretValue { name, value }))
+}
+
+pub async fn delete_secret(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.store.delete_secret(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct EventQuery {
+    name: Option<String>,
+    resource: Option<String>,
+    since: Option<i64>,
+    limit: Option<u32>,
+}
+
+pub async fn list_events(
+    State(state): State<AppState>,
+    Query(query): Query<EventQuery>,
+) -> ApiResult<Json<Vec<Event>>> {
+    let filter = EventFilter {
+        name: query.name,
+        resource: query.resource,
+        since: query.since.map(Timestamp),
+        limit: query.limit.unwrap_or(100),
+    };
+    Ok(Json(state.store.events(&filter).await?))
+}

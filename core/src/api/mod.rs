@@ -1,0 +1,107 @@
+//! The REST API (axum): the one door to the core for the CLI, the UI and
+//! anyone's scripts. It knows no SQL: handlers call the store and the
+//! artifact checks, and [`error`] turns failures into responses.
+
+mod error;
+mod handlers;
+mod openapi;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use baton_sandbox::Sandbox;
+
+pub use error::{ApiFailure, ApiResult};
+pub use openapi::{ROUTES, RouteDoc, document};
+
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    /// Reads an uploaded component's `describe` under tight limits.
+    pub sandbox: Arc<Sandbox>,
+    /// When set, every request but `GET /api/health` must carry
+    /// `Authorization: Bearer <token>`.
+    pub api_token: Option<Arc<str>>,
+    pub max_artifact_bytes: usize,
+}
+
+/// The API's routes.
+pub fn router(state: AppState) -> Router {
+    use handlers::*;
+    let api = Router::new()
+        .route("/api/openapi.json", get(openapi_document))
+        .route("/api/artifacts", post(upload_artifact))
+        .route("/api/artifacts/{digest}", get(artifact_info))
+        .route("/api/artifacts/{digest}/content", get(artifact_content))
+        .route("/api/deployments", get(list_deployments))
+        .route(
+            "/api/deployments/{flow}/{name}",
+            put(upsert_deployment).get(get_deployment).delete(delete_deployment),
+        )
+        .route("/api/deployments/{flow}/{name}/pause", post(pause_deployment))
+        .route("/api/deployments/{flow}/{name}/resume", post(resume_deployment))
+        .route("/api/deployments/{flow}/{name}/runs", post(create_run))
+        .route("/api/runs", get(list_runs))
+        .route("/api/runs/{id}", get(get_run))
+        .route("/api/runs/{id}/state", post(propose_state))
+        .route("/api/runs/{id}/cancel", post(cancel_run))
+        .route("/api/runs/{id}/logs", get(get_logs).post(append_logs))
+        .route("/api/pools", get(list_pools).post(create_pool))
+        .route("/api/pools/{name}", get(get_pool).delete(delete_pool))
+        .route("/api/pools/{name}/pause", post(pause_pool))
+        .route("/api/pools/{name}/resume", post(resume_pool))
+        .route("/api/pools/{name}/queues/{queue}", put(upsert_queue))
+        .route("/api/variables", get(list_variables))
+        .route("/api/variables/{name}", put(set_variable).get(get_variable).delete(delete_variable))
+        .route("/api/secrets", get(list_secrets))
+        .route("/api/secrets/{name}", put(set_secret).get(get_secret).delete(delete_secret))
+        .route("/api/events", get(list_events))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/api/health", get(health))
+        .merge(api)
+        .fallback(not_found)
+        // Room for the artifact limit plus a little, so the handler can
+        // answer an oversized upload with a clear message.
+        .layer(DefaultBodyLimit::max(state.max_artifact_bytes.saturating_add(1024)))
+        .with_state(state)
+}
+
+async fn require_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiFailure> {
+    if let Some(token) = &state.api_token {
+        let presented = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        // Compare without an early exit, so timing says nothing of the token.
+        let matches = presented.is_some_and(|p| {
+            p.len() == token.len()
+                && p.bytes().zip(token.bytes()).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0
+        });
+        if !matches {
+            return Err(ApiFailure::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong API token: send `Authorization: Bearer <token>` (BATON_API_TOKEN)",
+            ));
+        }
+    }
+    Ok(next.run(request).await)
+}
+
+async fn not_found() -> ApiFailure {
+    ApiFailure::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /api/openapi.json")
+}

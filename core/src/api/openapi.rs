@@ -1,0 +1,210 @@
+//! The OpenAPI document, generated from one table of the API's routes. A
+//! test sends a request to every route in the table through the real router,
+//! so the document cannot list a route the API lacks.
+
+use serde_json::{Map, Value, json};
+
+/// One endpoint, as documented.
+pub struct RouteDoc {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// Query parameters, `name: meaning`.
+    pub query: &'static [(&'static str, &'static str)],
+    /// What the request body is, if any.
+    pub body: Option<&'static str>,
+    /// What a successful response holds.
+    pub returns: &'static str,
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    returns: &'static str,
+) -> RouteDoc {
+    RouteDoc { method, path, summary, query: &[], body: None, returns }
+}
+
+pub const ROUTES: &[RouteDoc] = &[
+    route("get", "/api/health", "Whether the core and its database answer", "Health"),
+    route("get", "/api/openapi.json", "This document", "OpenAPI 3.1 document"),
+    RouteDoc {
+        body: Some("the component's bytes (application/wasm)"),
+        ..route(
+            "post",
+            "/api/artifacts",
+            "Upload a flow component; 201 when new, 200 when already stored",
+            "Artifact",
+        )
+    },
+    route("get", "/api/artifacts/{digest}", "What an artifact's describe said", "Artifact"),
+    route("get", "/api/artifacts/{digest}/content", "An artifact's bytes", "application/wasm"),
+    RouteDoc {
+        query: &[
+            ("flow", "only this flow's"),
+            ("tag", "only those with this tag"),
+            ("paused", "true or false"),
+        ],
+        ..route("get", "/api/deployments", "List deployments", "Deployment[]")
+    },
+    RouteDoc {
+        body: Some("DeploymentSpec"),
+        ..route(
+            "put",
+            "/api/deployments/{flow}/{name}",
+            "Create or update a deployment",
+            "DeploymentUpserted",
+        )
+    },
+    route("get", "/api/deployments/{flow}/{name}", "Read a deployment", "Deployment"),
+    route(
+        "delete",
+        "/api/deployments/{flow}/{name}",
+        "Delete a deployment and its runs",
+        "nothing (204)",
+    ),
+    route(
+        "post",
+        "/api/deployments/{flow}/{name}/pause",
+        "Pause: nothing of it is dispatched",
+        "Deployment",
+    ),
+    route(
+        "post",
+        "/api/deployments/{flow}/{name}/resume",
+        "Resume a paused deployment",
+        "Deployment",
+    ),
+    RouteDoc {
+        body: Some("CreateRun"),
+        ..route(
+            "post",
+            "/api/deployments/{flow}/{name}/runs",
+            "Create a run; 200 with the existing run for a used idempotency key",
+            "FlowRun",
+        )
+    },
+    RouteDoc {
+        query: &[
+            ("state", "comma-separated state names"),
+            ("deployment", "FLOW/NAME"),
+            ("flow", "flow name"),
+            ("tag", "run tag"),
+            ("since", "created at or after (ms since the epoch)"),
+            ("until", "created before (ms since the epoch)"),
+            ("cursor", "next_cursor of the previous page"),
+            ("limit", "at most this many (≤ 500)"),
+        ],
+        ..route("get", "/api/runs", "List runs, newest first", "Page<FlowRun>")
+    },
+    route("get", "/api/runs/{id}", "A run with its state history and task runs", "FlowRunDetail"),
+    RouteDoc {
+        body: Some("ProposeState"),
+        ..route(
+            "post",
+            "/api/runs/{id}/state",
+            "Propose a state; the orchestration rules accept, reject or delay it",
+            "Transition",
+        )
+    },
+    route(
+        "post",
+        "/api/runs/{id}/cancel",
+        "Cancel a run (RUNNING becomes CANCELLING)",
+        "Transition",
+    ),
+    RouteDoc {
+        query: &[("after", "only lines after this seq"), ("limit", "at most this many")],
+        ..route("get", "/api/runs/{id}/logs", "A run's log lines in order", "LogLine[]")
+    },
+    RouteDoc {
+        body: Some("LogLine[]"),
+        ..route(
+            "post",
+            "/api/runs/{id}/logs",
+            "Append log lines (a line already stored is skipped)",
+            "{stored}",
+        )
+    },
+    route("get", "/api/pools", "List work pools", "WorkPool[]"),
+    RouteDoc {
+        body: Some("PoolSpec"),
+        ..route("post", "/api/pools", "Create a work pool", "WorkPool")
+    },
+    route("get", "/api/pools/{name}", "Read a work pool and its queues", "WorkPool"),
+    route("delete", "/api/pools/{name}", "Delete an unused work pool", "nothing (204)"),
+    route("post", "/api/pools/{name}/pause", "Pause a work pool", "WorkPool"),
+    route("post", "/api/pools/{name}/resume", "Resume a work pool", "WorkPool"),
+    RouteDoc {
+        body: Some("{priority, concurrency_limit, paused}"),
+        ..route("put", "/api/pools/{name}/queues/{queue}", "Create or update a queue", "WorkPool")
+    },
+    route("get", "/api/variables", "List variables", "Variable[]"),
+    RouteDoc {
+        body: Some("SetValue"),
+        ..route("put", "/api/variables/{name}", "Set a variable", "Variable")
+    },
+    route("get", "/api/variables/{name}", "Read a variable", "Variable"),
+    route("delete", "/api/variables/{name}", "Delete a variable", "nothing (204)"),
+    route("get", "/api/secrets", "List secrets' names (never values)", "SecretInfo[]"),
+    RouteDoc {
+        body: Some("SetValue"),
+        ..route("put", "/api/secrets/{name}", "Set a secret (sealed at rest)", "SecretInfo")
+    },
+    route("get", "/api/secrets/{name}", "Read a secret's value", "SecretValue"),
+    route("delete", "/api/secrets/{name}", "Delete a secret", "nothing (204)"),
+    RouteDoc {
+        query: &[
+            ("name", "exact, or a prefix ending in *"),
+            ("resource", "exact"),
+            ("since", "ms since the epoch"),
+            ("limit", "at most this many"),
+        ],
+        ..route("get", "/api/events", "Events, newest first", "Event[]")
+    },
+];
+
+/// The OpenAPI 3.1 document of the API.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for route in ROUTES {
+        let mut parameters: Vec<Value> = route
+            .path
+            .split('/')
+            .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        parameters.extend(route.query.iter().map(|(name, description)| {
+            json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": "string"}})
+        }));
+        let mut operation = json!({
+            "summary": route.summary,
+            "parameters": parameters,
+            "responses": {
+                "2XX": {"description": route.returns},
+                "default": {"description": "ApiError {code, message, fields}"}
+            }
+        });
+        if let (Some(body), Some(fields)) = (route.body, operation.as_object_mut()) {
+            fields.insert(
+                "requestBody".to_owned(),
+                json!({"required": true, "description": body, "content": {"application/json": {}}}),
+            );
+        }
+        if let Some(Value::Object(methods)) =
+            Some(paths.entry(route.path.to_owned()).or_insert_with(|| Value::Object(Map::new())))
+        {
+            methods.insert(route.method.to_owned(), operation);
+        }
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Baton core API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Deployments, flow runs and their states, work pools, variables, secrets and events. Bodies are JSON; times are milliseconds since the Unix epoch; errors are {code, message, fields}. Send `Authorization: Bearer <token>` when the core has an API token."
+        },
+        "paths": paths
+    })
+}

@@ -1,0 +1,158 @@
+//! `baton server start`: the store, the API and the background loops
+//! (sweeping late and overdue runs, pruning by retention) in one process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use baton_sandbox::{Sandbox, SandboxConfig};
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::secrets::SecretCipher;
+use crate::store::{Retention, Store, redact_url};
+
+/// How a core is set up.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    /// `None`: SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    pub http: SocketAddr,
+    pub api_token: Option<String>,
+    /// Hex key sealing secrets; `None`: a key file in `data_dir`.
+    pub secret_key: Option<String>,
+    pub retention: Retention,
+    /// A run not dispatched this long after its time becomes `LATE`.
+    pub late_after: Duration,
+    pub max_artifact_bytes: usize,
+}
+
+impl ServerConfig {
+    pub fn new(data_dir: PathBuf, http: SocketAddr) -> Self {
+        Self {
+            data_dir,
+            database_url: None,
+            http,
+            api_token: None,
+            secret_key: None,
+            retention: Retention::default(),
+            late_after: Duration::from_secs(15),
+            max_artifact_bytes: 64 << 20,
+        }
+    }
+}
+
+/// A running core.
+pub struct Server {
+    pub address: SocketAddr,
+    pub store: Store,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl Server {
+    /// Opens the store (running migrations), binds the API and starts the
+    /// background loops.
+    pub async fn start(config: ServerConfig) -> anyhow::Result<Self> {
+        if !config.http.ip().is_loopback() && config.api_token.is_none() {
+            bail!(
+                "refusing to listen on {} without an API token: set --api-token (or BATON_API_TOKEN), or listen on 127.0.0.1",
+                config.http
+            );
+        }
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("creating the data directory {}", config.data_dir.display())
+        })?;
+        let cipher = match &config.secret_key {
+            Some(key) => SecretCipher::from_hex(key)?,
+            None => SecretCipher::load_or_create(&config.data_dir.join("secret.key"))?,
+        };
+        let url =
+            config.database_url.clone().unwrap_or_else(|| Store::sqlite_url(&config.data_dir));
+        let store = Store::connect(&url, cipher)
+            .await
+            .with_context(|| format!("opening the database {}", redact_url(&url)))?;
+        let sandbox = Sandbox::new(&SandboxConfig {
+            cache_dir: Some(config.data_dir.join("cache").join("components")),
+            max_instances: 8,
+            max_component_bytes: config.max_artifact_bytes,
+            ..SandboxConfig::default()
+        })
+        .context("setting up the sandbox that checks uploaded components")?;
+        let state = AppState {
+            store: store.clone(),
+            sandbox: Arc::new(sandbox),
+            api_token: config.api_token.as_deref().map(Arc::from),
+            max_artifact_bytes: config.max_artifact_bytes,
+        };
+        let listener = TcpListener::bind(config.http)
+            .await
+            .with_context(|| format!("listening on {}", config.http))?;
+        let address = listener.local_addr()?;
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        spawn_background(store.clone(), &config, shutdown.clone());
+        let stopping = shutdown.clone();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, api::router(state))
+                .with_graceful_shutdown(async move { stopping.cancelled().await })
+                .await
+                .context("serving the API")
+        });
+        tracing::info!(%address, database = %redact_url(&url), "core started");
+        Ok(Self { address, store, task, shutdown })
+    }
+
+    /// Runs until the API stops (on error, or after [`Server::stop`]).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let result = self.task.await.context("the API task panicked")?;
+        self.store.close().await;
+        result
+    }
+
+    /// Stops accepting requests and finishes those in flight.
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn spawn_background(
+    store: Store,
+    config: &ServerConfig,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let late_after_ms = i64::try_from(config.late_after.as_millis()).unwrap_or(i64::MAX);
+    let sweeper = store.clone();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => return,
+            }
+            if let Err(error) = sweeper.sweep(late_after_ms).await {
+                tracing::warn!("sweeping late and overdue runs failed: {error}");
+            }
+        }
+    });
+    let retention = config.retention;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            match store.prune(&retention).await {
+                Ok(pruned) if pruned != Default::default() => {
+                    tracing::info!(?pruned, "retention pruned old data")
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!("pruning by retention failed: {error}"),
+            }
+        }
+    });
+}

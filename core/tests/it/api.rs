@@ -1,0 +1,257 @@
+//! The REST API through the real router (no socket), and once through a
+//! real server on 127.0.0.1.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use baton_core::api::{self, AppState, ROUTES};
+use baton_sandbox::{Sandbox, SandboxConfig};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::databases::{TestStore, sqlite};
+
+struct Api {
+    router: axum::Router,
+    _db: TestStore,
+}
+
+async fn api_with(token: Option<&str>, max_artifact_bytes: usize) -> Api {
+    let db = sqlite().await;
+    let sandbox =
+        Sandbox::new(&SandboxConfig { max_instances: 4, ..SandboxConfig::default() }).unwrap();
+    let state = AppState {
+        store: db.store.clone(),
+        sandbox: Arc::new(sandbox),
+        api_token: token.map(Arc::from),
+        max_artifact_bytes,
+    };
+    Api { router: api::router(state), _db: db }
+}
+
+async fn api() -> Api {
+    api_with(None, 64 << 20).await
+}
+
+impl Api {
+    async fn call(&self, method: Method, uri: &str, body: Body) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    async fn json(&self, method: Method, uri: &str, body: Value) -> (StatusCode, Value) {
+        self.call(method, uri, Body::from(body.to_string())).await
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, uri, Body::empty()).await
+    }
+
+    /// Uploads `hello` and deploys it as `hello/default`.
+    async fn deploy_hello(&self, spec: Value) -> Value {
+        let (status, artifact) = self
+            .call(Method::POST, "/api/artifacts", Body::from(baton_tests::flow_wasm("hello")))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{artifact}");
+        let mut spec = spec;
+        spec["artifact"] = artifact["digest"].clone();
+        let (status, upserted) =
+            self.json(Method::PUT, "/api/deployments/hello/default", spec).await;
+        assert_eq!(status, StatusCode::CREATED, "{upserted}");
+        upserted
+    }
+}
+
+#[tokio::test]
+async fn uploads_are_checked_stored_once_and_readable() {
+    let api = api().await;
+    let hello = baton_tests::flow_wasm("hello");
+    let (status, artifact) =
+        api.call(Method::POST, "/api/artifacts", Body::from(hello.clone())).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(artifact["flow"]["name"], "hello");
+    assert_eq!(artifact["flow"]["parameters"]["required"], json!(["a", "b"]));
+    let (status, _) = api.call(Method::POST, "/api/artifacts", Body::from(hello.clone())).await;
+    assert_eq!(status, StatusCode::OK, "the same bytes again change nothing");
+    let digest = artifact["digest"].as_str().unwrap();
+    let request =
+        Request::get(format!("/api/artifacts/{digest}/content")).body(Body::empty()).unwrap();
+    let response = api.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.into_body().collect().await.unwrap().to_bytes().as_ref(), hello.as_slice());
+
+    let (status, error) = api.call(Method::POST, "/api/artifacts", Body::from("not wasm")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error["code"], "not_a_component");
+    let (status, error) =
+        api.call(Method::POST, "/api/artifacts", Body::from(b"\0asm\x0d\0\x01\0".to_vec())).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error["code"], "not_a_flow", "{error}");
+}
+
+#[tokio::test]
+async fn an_oversized_upload_is_refused_with_the_limit() {
+    let api = api_with(None, 1000).await;
+    let (status, error) =
+        api.call(Method::POST, "/api/artifacts", Body::from(vec![0_u8; 1500])).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(error["message"].as_str().unwrap().contains("over the limit of 1000 bytes"), "{error}");
+}
+
+#[tokio::test]
+async fn runs_are_created_validated_listed_driven_and_cancelled() {
+    let api = api().await;
+    api.deploy_hello(json!({"parameters": {"a": 1}, "tags": ["demo"]})).await;
+    let (status, run) = api
+        .json(Method::POST, "/api/deployments/hello/default/runs", json!({"parameters": {"b": 2}}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    assert_eq!(run["state"], "SCHEDULED");
+    assert_eq!(run["parameters"], json!({"a": 1, "b": 2}));
+    let id = run["id"].as_str().unwrap().to_owned();
+
+    let (status, error) = api
+        .json(
+            Method::POST,
+            "/api/deployments/hello/default/runs",
+            json!({"parameters": {"b": "two"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error["code"], "invalid_parameters");
+    assert_eq!(error["fields"][0]["field"], "b", "{error}");
+
+    let (status, error) = api
+        .json(Method::POST, "/api/deployments/hello/default/runs", json!({"paramters": {}}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert!(error["message"].as_str().unwrap().contains("paramters"), "{error}");
+
+    for (state, expected) in
+        [("COMPLETED", "rejected"), ("PENDING", "accepted"), ("RUNNING", "accepted")]
+    {
+        let (status, transition) =
+            api.json(Method::POST, &format!("/api/runs/{id}/state"), json!({"state": state})).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(transition["verdict"], expected, "{state}: {transition}");
+    }
+    let (_, cancelled) = api.json(Method::POST, &format!("/api/runs/{id}/cancel"), json!({})).await;
+    assert_eq!(cancelled["run"]["state"], "CANCELLING");
+
+    let (status, page) = api.get("/api/runs?state=CANCELLING&deployment=hello/default").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let (status, error) = api.get("/api/runs?state=DONE").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error["message"].as_str().unwrap().contains("unknown state `DONE`"));
+
+    let (_, detail) = api.get(&format!("/api/runs/{id}")).await;
+    let states: Vec<&str> =
+        detail["states"].as_array().unwrap().iter().map(|s| s["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["SCHEDULED", "PENDING", "RUNNING", "CANCELLING"]);
+    let (status, _) = api.get("/api/runs/no-such-run").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn every_documented_route_exists() {
+    let api = api().await;
+    for route in ROUTES {
+        let uri = route
+            .path
+            .replace("{flow}", "hello")
+            .replace("{name}", "x")
+            .replace("{queue}", "q")
+            .replace("{id}", "r")
+            .replace("{digest}", "d");
+        let method = Method::from_bytes(route.method.to_ascii_uppercase().as_bytes()).unwrap();
+        let (status, body) = api.json(method, &uri, json!({})).await;
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{} {uri}", route.method);
+        if status == StatusCode::NOT_FOUND {
+            assert_ne!(
+                body["message"], "no such endpoint; see /api/openapi.json",
+                "{} {uri}",
+                route.method
+            );
+        }
+    }
+    let (status, document) = api.get("/api/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        document["paths"].as_object().unwrap().len(),
+        ROUTES.iter().map(|r| r.path).collect::<std::collections::BTreeSet<_>>().len()
+    );
+    let (status, _) = api.get("/api/nothing-here").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_token_guards_everything_but_health() {
+    let api = api_with(Some("t0ken"), 1 << 20).await;
+    assert_eq!(api.get("/api/health").await.0, StatusCode::OK);
+    let (status, error) = api.get("/api/deployments").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error["code"], "unauthorized");
+    let request = Request::get("/api/deployments")
+        .header("authorization", "Bearer t0ken")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(api.router.clone().oneshot(request).await.unwrap().status(), StatusCode::OK);
+    let request = Request::get("/api/deployments")
+        .header("authorization", "Bearer t0kem")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        api.router.clone().oneshot(request).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn secrets_are_listed_without_values() {
+    let api = api().await;
+    let (status, _) = api.json(Method::PUT, "/api/secrets/token", json!({"value": "s3cr3t"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, listed) = api.get("/api/secrets").await;
+    assert!(!listed.to_string().contains("s3cr3t"), "{listed}");
+    let (_, value) = api.get("/api/secrets/token").await;
+    assert_eq!(value["value"], "s3cr3t");
+}
+
+#[tokio::test]
+async fn a_real_server_answers_on_loopback_and_refuses_open_addresses_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = baton_core::server::ServerConfig::new(
+        dir.path().to_owned(),
+        "127.0.0.1:0".parse().unwrap(),
+    );
+    let server = baton_core::server::Server::start(config).await.unwrap();
+    let address = server.address;
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"database\":\"sqlite\""), "{response}");
+    server.stop();
+    server.wait().await.unwrap();
+    assert!(dir.path().join("baton.db").exists());
+
+    let open =
+        baton_core::server::ServerConfig::new(dir.path().to_owned(), "0.0.0.0:0".parse().unwrap());
+    let error = baton_core::server::Server::start(open).await.err().unwrap();
+    assert!(error.to_string().contains("without an API token"), "{error}");
+}
