@@ -86,7 +86,28 @@ pub async fn run(command: FlowCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Cargo could not build the flow; its messages are on stderr already.
+#[derive(Debug, thiserror::Error)]
+#[error("building {0} failed (cargo's messages are above)")]
+pub struct BuildFailed(String);
+
 fn build(crate_dir: &Path) -> anyhow::Result<ExitCode> {
+    match build_component(crate_dir) {
+        Ok(component) => {
+            println!("{}", component.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) if error.is::<BuildFailed>() => {
+            eprintln!("error: {error}");
+            Ok(ExitCode::from(1))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Builds the flow crate in `crate_dir` for wasm32-wasip2 (release) and
+/// returns the component's path.
+pub fn build_component(crate_dir: &Path) -> anyhow::Result<PathBuf> {
     let manifest = crate_dir.join("Cargo.toml");
     if !manifest.is_file() {
         bail!(
@@ -123,17 +144,14 @@ fn build(crate_dir: &Path) -> anyhow::Result<ExitCode> {
     }
     let status = child.wait().context("waiting for cargo")?;
     if !status.success() {
-        eprintln!("error: building {} failed (cargo's messages are above)", crate_dir.display());
-        return Ok(ExitCode::from(1));
+        return Err(BuildFailed(crate_dir.display().to_string()).into());
     }
-    let Some(component) = component else {
-        bail!(
+    component.ok_or_else(|| {
+        anyhow::anyhow!(
             "{} built no .wasm file: a flow crate needs `[lib] crate-type = [\"cdylib\"]` in its Cargo.toml",
             crate_dir.display()
-        );
-    };
-    println!("{}", component.display());
-    Ok(ExitCode::SUCCESS)
+        )
+    })
 }
 
 /// The `.wasm` file in one line of cargo's JSON messages, if it is the

@@ -1,10 +1,18 @@
 //! `baton`: the one binary. Each subcommand lives in its own module; this
 //! file holds the command-line grammar and the exit-status policy.
 
+mod client;
+mod deploy;
+mod deployment;
 mod flow;
 mod params;
+mod pool;
+mod project;
 mod report;
+mod runs;
 mod server;
+mod table;
+mod values;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +38,34 @@ enum Command {
     /// Run the core (the server that holds deployments and runs).
     #[command(subcommand)]
     Server(server::ServerCommand),
+    /// Build, push and create or update the deployments of a baton.yaml.
+    Deploy {
+        #[arg(long, short, default_value = "baton.yaml")]
+        file: PathBuf,
+    },
+    /// Start a project: a baton.yaml and a flow crate that deploy as they are.
+    Init {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The flow's name (default: the folder's).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Deployments on the core.
+    #[command(subcommand)]
+    Deployment(deployment::DeploymentCommand),
+    /// Flow runs on the core.
+    #[command(subcommand)]
+    Run(runs::RunCommand),
+    /// Work pools on the core.
+    #[command(subcommand)]
+    Pool(pool::PoolCommand),
+    /// Variables flows can be granted.
+    #[command(subcommand)]
+    Variable(values::ValueCommand),
+    /// Secrets flows can be granted (sealed at rest).
+    #[command(subcommand)]
+    Secret(values::ValueCommand),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +82,15 @@ fn main() -> ExitCode {
             match cli.command {
                 Command::Flow(command) => flow::run(command).await,
                 Command::Server(command) => server::run(command).await,
+                Command::Deploy { file } => deploy::deploy(&file).await,
+                Command::Init { dir, name } => deploy::init(&dir, name),
+                Command::Deployment(command) => deployment::run(command).await,
+                Command::Run(command) => runs::run(command).await,
+                Command::Pool(command) => pool::run(command).await,
+                Command::Variable(command) => {
+                    values::run(values::ValueKind::Variable, command).await
+                }
+                Command::Secret(command) => values::run(values::ValueKind::Secret, command).await,
             }
         }),
         Err(e) => Err(anyhow::Error::new(e).context("starting the async runtime")),

@@ -9,4 +9,5 @@
 )]
 
 mod cli_flow;
+mod core;
 mod layering;

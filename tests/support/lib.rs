@@ -131,3 +131,93 @@ pub fn flow_wasm(name: &str) -> Vec<u8> {
     let path = dir.join(format!("{}.wasm", name.replace('-', "_")));
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
+
+/// A `baton server start` process on a free loopback port, killed on drop.
+pub struct CoreProcess {
+    child: std::process::Child,
+    pub url: String,
+    _data: TempDir,
+}
+
+pub use tempfile::TempDir;
+
+impl CoreProcess {
+    /// Starts a core on SQLite in a fresh directory, or on `database_url`.
+    #[allow(clippy::panic, reason = "test support: a core that does not start fails the test")]
+    pub fn start(database_url: Option<&str>) -> Self {
+        let data = tempfile::tempdir().unwrap_or_else(|e| panic!("temporary directory: {e}"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("finding a free port: {e}"));
+        let mut command = Command::new(baton_binary());
+        command
+            .args(["server", "start", "--http", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(data.path())
+            .env_remove("BATON_API_TOKEN")
+            .stdout(std::process::Stdio::null());
+        if let Some(url) = database_url {
+            command.args(["--database-url", url]);
+        }
+        let child = command.spawn().unwrap_or_else(|e| panic!("starting the core: {e}"));
+        let core = Self { child, url: format!("http://127.0.0.1:{port}"), _data: data };
+        for _ in 0..200 {
+            if core.healthy() {
+                return core;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the core did not answer /api/health within 10 s");
+    }
+
+    fn healthy(&self) -> bool {
+        use std::io::{Read, Write};
+        let Some(address) = self.url.strip_prefix("http://") else { return false };
+        let Ok(mut stream) = std::net::TcpStream::connect(address) else { return false };
+        let request =
+            format!("GET /api/health HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        let mut response = String::new();
+        stream.write_all(request.as_bytes()).is_ok()
+            && stream.read_to_string(&mut response).is_ok()
+            && response.starts_with("HTTP/1.1 200")
+    }
+
+    /// A `baton` command that talks to this core.
+    pub fn baton(&self, home: &Path) -> Command {
+        let mut command = baton(home);
+        command.env("BATON_API_URL", &self.url).env_remove("BATON_API_TOKEN");
+        command
+    }
+}
+
+impl Drop for CoreProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh database on the test PostgreSQL server (`BATON_TEST_POSTGRES_URL`,
+/// which `cargo xtask test` sets), as a URL.
+#[allow(clippy::panic, reason = "test support: no PostgreSQL fails the test")]
+pub fn fresh_postgres_database() -> String {
+    let Ok(server) = std::env::var("BATON_TEST_POSTGRES_URL") else {
+        panic!("BATON_TEST_POSTGRES_URL is not set: run the tests with `cargo xtask test`");
+    };
+    let name = format!(
+        "baton_e2e_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let status = Command::new("psql")
+        .arg(&server)
+        .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        panic!("creating database {name} with psql failed");
+    }
+    let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base);
+    format!("{base}/{name}")
+}
+
+static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

@@ -1,0 +1,196 @@
+//! `baton deployment ls|inspect|run|pause|resume|delete`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use baton_proto::v1::{CreateRun, Deployment, FlowRun, Timestamp};
+use clap::{Args, Subcommand};
+
+use crate::client::{Client, deployment_path, segment};
+use crate::{params, table};
+
+#[derive(Subcommand)]
+pub enum DeploymentCommand {
+    /// List deployments.
+    Ls {
+        #[arg(long)]
+        flow: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one deployment.
+    Inspect {
+        /// FLOW/DEPLOYMENT
+        deployment: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a run; prints its id last.
+    Run(RunArgs),
+    /// Pause: nothing of it is dispatched until resumed.
+    Pause { deployment: String },
+    /// Resume a paused deployment.
+    Resume { deployment: String },
+    /// Delete a deployment and its runs.
+    Delete { deployment: String },
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// FLOW/DEPLOYMENT
+    deployment: String,
+    /// A parameter override, `key=value` (JSON unless the schema expects a
+    /// string). Repeatable.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// Parameter overrides as one JSON object.
+    #[arg(long, value_name = "JSON")]
+    params_json: Option<String>,
+    /// Start no earlier than this many seconds from now.
+    #[arg(long, value_name = "SECONDS")]
+    delay: Option<u64>,
+    /// Creating a run twice with one key returns the first run.
+    #[arg(long)]
+    idempotency_key: Option<String>,
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(command: DeploymentCommand) -> anyhow::Result<ExitCode> {
+    let client = Client::from_env();
+    match command {
+        DeploymentCommand::Ls { flow, tag, json } => {
+            let mut query = Vec::new();
+            if let Some(flow) = flow {
+                query.push(format!("flow={}", segment(&flow)));
+            }
+            if let Some(tag) = tag {
+                query.push(format!("tag={}", segment(&tag)));
+            }
+            let deployments: Vec<Deployment> =
+                client.get(&format!("/api/deployments?{}", query.join("&"))).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&deployments)?);
+            } else {
+                let rows = deployments
+                    .iter()
+                    .map(|d| {
+                        vec![
+                            d.full_name(),
+                            d.spec.version.clone().unwrap_or_else(|| "-".into()),
+                            if d.spec.paused { "paused".into() } else { "active".into() },
+                            d.spec.concurrency_limit.map_or("-".into(), |l| l.to_string()),
+                            d.spec.tags.join(","),
+                        ]
+                    })
+                    .collect::<Vec<_>>();
+                print!(
+                    "{}",
+                    table::render(&["DEPLOYMENT", "VERSION", "STATUS", "LIMIT", "TAGS"], &rows)
+                );
+            }
+        }
+        DeploymentCommand::Inspect { deployment, json } => {
+            let deployment: Deployment = client.get(&deployment_path(&deployment)?).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&deployment)?);
+            } else {
+                print!("{}", describe(&deployment));
+            }
+        }
+        DeploymentCommand::Run(args) => return create_run(&client, args).await,
+        DeploymentCommand::Pause { deployment } => {
+            let _: Deployment =
+                client.post(&format!("{}/pause", deployment_path(&deployment)?), &()).await?;
+            println!("paused {deployment}");
+        }
+        DeploymentCommand::Resume { deployment } => {
+            let _: Deployment =
+                client.post(&format!("{}/resume", deployment_path(&deployment)?), &()).await?;
+            println!("resumed {deployment}");
+        }
+        DeploymentCommand::Delete { deployment } => {
+            client.delete(&deployment_path(&deployment)?).await?;
+            println!("deleted {deployment}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(d: &Deployment) -> String {
+    let spec = &d.spec;
+    let mut text = format!("{}\n", d.full_name());
+    let mut field = |name: &str, value: String| text.push_str(&format!("  {name:<18} {value}\n"));
+    field("id", d.id.clone());
+    field("artifact", spec.artifact.clone());
+    field("version", spec.version.clone().unwrap_or_else(|| "-".into()));
+    field("description", spec.description.clone().unwrap_or_else(|| "-".into()));
+    field("tags", spec.tags.join(", "));
+    field("paused", spec.paused.to_string());
+    field("parameters", serde_json::Value::Object(spec.parameters.clone()).to_string());
+    field(
+        "work pool",
+        format!(
+            "{} / {}",
+            spec.work_pool.as_deref().unwrap_or("-"),
+            spec.work_queue.as_deref().unwrap_or("-")
+        ),
+    );
+    field(
+        "concurrency",
+        spec.concurrency_limit.map_or("unlimited".into(), |l| {
+            format!("{l} ({:?})", spec.concurrency_policy).to_lowercase()
+        }),
+    );
+    field("retries", format!("{} (delay {} s)", spec.retries, spec.retry_delay_seconds));
+    field("timeout", spec.timeout_seconds.map_or("-".into(), |s| format!("{s} s")));
+    field("schedules", spec.schedules.len().to_string());
+    field("updated", table::time(d.updated_at));
+    text
+}
+
+async fn create_run(client: &Client, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let path = deployment_path(&args.deployment)?;
+    let deployment: Deployment = client.get(&path).await?;
+    let parameters =
+        params::collect(&deployment.parameter_schema, args.params_json.as_deref(), &args.params)?;
+    let serde_json::Value::Object(parameters) = parameters else {
+        anyhow::bail!("parameters must be a JSON object");
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("reading the clock")?;
+    let scheduled_at = args.delay.map(|seconds| {
+        Timestamp(
+            i64::try_from(now.as_millis())
+                .unwrap_or(i64::MAX)
+                .saturating_add(i64::try_from(seconds * 1000).unwrap_or(i64::MAX)),
+        )
+    });
+    let request = CreateRun {
+        parameters,
+        scheduled_at,
+        idempotency_key: args.idempotency_key,
+        tags: args.tags,
+    };
+    let run: FlowRun = client
+        .post(&format!("{path}/runs"), &request)
+        .await
+        .with_context(|| format!("creating a run of {}", args.deployment))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&run)?);
+    } else {
+        eprintln!(
+            "created run of {} ({}, due {})",
+            run.deployment,
+            run.state,
+            table::time(run.scheduled_at)
+        );
+        println!("{}", run.id);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,126 @@
+//! `baton pool create|ls|inspect|pause|resume|delete`.
+
+use std::process::ExitCode;
+
+use baton_proto::v1::{PoolKind, PoolSpec, WorkPool};
+use clap::{Subcommand, ValueEnum};
+
+use crate::client::{Client, segment};
+use crate::table;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Kind {
+    Wasm,
+    Process,
+    Container,
+    Kubernetes,
+}
+
+#[derive(Subcommand)]
+pub enum PoolCommand {
+    /// Create a work pool (with a `default` queue).
+    Create {
+        name: String,
+        #[arg(long, value_enum, default_value = "wasm")]
+        kind: Kind,
+        #[arg(long)]
+        description: Option<String>,
+        /// Runs of the pool that may be active at once.
+        #[arg(long)]
+        concurrency_limit: Option<u32>,
+    },
+    /// List work pools.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a pool and its queues.
+    Inspect {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Pause {
+        name: String,
+    },
+    Resume {
+        name: String,
+    },
+    /// Delete a pool no deployment uses.
+    Delete {
+        name: String,
+    },
+}
+
+fn kind(kind: Kind) -> PoolKind {
+    match kind {
+        Kind::Wasm => PoolKind::Wasm,
+        Kind::Process => PoolKind::Process,
+        Kind::Container => PoolKind::Container,
+        Kind::Kubernetes => PoolKind::Kubernetes,
+    }
+}
+
+fn row(pool: &WorkPool) -> Vec<String> {
+    vec![
+        pool.spec.name.clone(),
+        format!("{:?}", pool.spec.kind).to_lowercase(),
+        if pool.paused { "paused".into() } else { "active".into() },
+        pool.spec.concurrency_limit.map_or("-".into(), |l| l.to_string()),
+        pool.queues.iter().map(|q| q.name.clone()).collect::<Vec<_>>().join(","),
+    ]
+}
+
+const HEADERS: [&str; 5] = ["POOL", "KIND", "STATUS", "LIMIT", "QUEUES"];
+
+pub async fn run(command: PoolCommand) -> anyhow::Result<ExitCode> {
+    let client = Client::from_env();
+    let show = |pool: &WorkPool, json: bool| -> anyhow::Result<()> {
+        if json {
+            println!("{}", serde_json::to_string_pretty(pool)?);
+        } else {
+            print!("{}", table::render(&HEADERS, &[row(pool)]));
+        }
+        Ok(())
+    };
+    match command {
+        PoolCommand::Create { name, kind: k, description, concurrency_limit } => {
+            let spec = PoolSpec {
+                name,
+                kind: kind(k),
+                description,
+                concurrency_limit,
+                ..PoolSpec::default()
+            };
+            let pool: WorkPool = client.post("/api/pools", &spec).await?;
+            show(&pool, false)?;
+        }
+        PoolCommand::Ls { json } => {
+            let pools: Vec<WorkPool> = client.get("/api/pools").await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&pools)?);
+            } else {
+                print!("{}", table::render(&HEADERS, &pools.iter().map(row).collect::<Vec<_>>()));
+            }
+        }
+        PoolCommand::Inspect { name, json } => {
+            let pool: WorkPool = client.get(&format!("/api/pools/{}", segment(&name))).await?;
+            show(&pool, json)?;
+        }
+        PoolCommand::Pause { name } => {
+            let pool: WorkPool =
+                client.post(&format!("/api/pools/{}/pause", segment(&name)), &()).await?;
+            show(&pool, false)?;
+        }
+        PoolCommand::Resume { name } => {
+            let pool: WorkPool =
+                client.post(&format!("/api/pools/{}/resume", segment(&name)), &()).await?;
+            show(&pool, false)?;
+        }
+        PoolCommand::Delete { name } => {
+            client.delete(&format!("/api/pools/{}", segment(&name))).await?;
+            println!("deleted {name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

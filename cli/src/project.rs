@@ -1,0 +1,327 @@
+//! `baton.yaml`: the project file `baton deploy` reads, shaped like
+//! Prefect's `prefect.yaml` (`build`, `push`, `pull`, `deployments`) for
+//! components. Any mistake is reported with the file, line and column, and
+//! a misspelt field gets the nearest known one suggested.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use baton_proto::v1::{Capabilities, ConcurrencyPolicy, DeploymentSpec, ScheduleSpec};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Project {
+    /// A name for people; not used by the core.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The `baton` version the file was written for.
+    #[serde(default, rename = "baton-version")]
+    pub baton_version: Option<String>,
+    #[serde(default)]
+    pub build: Option<Build>,
+    #[serde(default)]
+    pub push: Option<Push>,
+    /// Accepted for parity with `prefect.yaml`; must be empty, since a
+    /// component carries its code and nothing is pulled at run time.
+    #[serde(default)]
+    pub pull: Option<Vec<serde_yaml::Value>>,
+    pub deployments: Vec<DeploymentEntry>,
+}
+
+/// How the flow component is made.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Build {
+    /// The flow crate to build with `baton flow build` (default: the
+    /// directory holding baton.yaml).
+    #[serde(default, rename = "crate")]
+    pub crate_dir: Option<PathBuf>,
+    /// A component built elsewhere; nothing is built.
+    #[serde(default)]
+    pub component: Option<PathBuf>,
+}
+
+/// Where the component goes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Push {
+    /// The core's API (default: `BATON_API_URL`).
+    #[serde(default)]
+    pub api_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkPoolEntry {
+    pub name: String,
+    #[serde(default)]
+    pub work_queue_name: Option<String>,
+    #[serde(default)]
+    pub job_variables: Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleEntry {
+    #[serde(default)]
+    pub cron: Option<String>,
+    /// Seconds between runs.
+    #[serde(default)]
+    pub interval: Option<u64>,
+    #[serde(default)]
+    pub rrule: Option<String>,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub parameters: Map<String, Value>,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One deployment of the project's flow.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentEntry {
+    pub name: String,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub parameters: Map<String, Value>,
+    #[serde(default)]
+    pub work_pool: Option<WorkPoolEntry>,
+    #[serde(default)]
+    pub schedules: Vec<ScheduleEntry>,
+    #[serde(default)]
+    pub concurrency_limit: Option<u32>,
+    /// `enqueue` (wait for a slot) or `cancel-new`.
+    #[serde(default)]
+    pub concurrency_policy: ConcurrencyPolicy,
+    #[serde(default)]
+    pub paused: bool,
+    #[serde(default)]
+    pub retries: u32,
+    #[serde(default)]
+    pub retry_delay_seconds: u64,
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+    #[serde(default)]
+    pub capabilities: Capabilities,
+}
+
+impl DeploymentEntry {
+    /// The API body for this deployment of `artifact`.
+    pub fn spec(&self, artifact: &str) -> anyhow::Result<DeploymentSpec> {
+        let schedules = self
+            .schedules
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let kinds = [s.cron.is_some(), s.interval.is_some(), s.rrule.is_some()];
+                if kinds.iter().filter(|k| **k).count() != 1 {
+                    bail!(
+                        "deployment `{}`, schedule {}: give exactly one of cron, interval, rrule",
+                        self.name,
+                        i + 1
+                    );
+                }
+                if s.interval == Some(0) {
+                    bail!(
+                        "deployment `{}`, schedule {}: interval must be at least 1 second",
+                        self.name,
+                        i + 1
+                    );
+                }
+                Ok(ScheduleSpec {
+                    cron: s.cron.clone(),
+                    interval_seconds: s.interval,
+                    rrule: s.rrule.clone(),
+                    timezone: s.timezone.clone().unwrap_or_else(|| "UTC".to_owned()),
+                    parameters: s.parameters.clone(),
+                    active: s.active,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(DeploymentSpec {
+            artifact: artifact.to_owned(),
+            version: self.version.clone(),
+            description: self.description.clone(),
+            tags: self.tags.clone(),
+            parameters: self.parameters.clone(),
+            work_pool: self.work_pool.as_ref().map(|p| p.name.clone()),
+            work_queue: self.work_pool.as_ref().and_then(|p| p.work_queue_name.clone()),
+            job_variables: self
+                .work_pool
+                .as_ref()
+                .map(|p| p.job_variables.clone())
+                .unwrap_or_default(),
+            schedules,
+            concurrency_limit: self.concurrency_limit,
+            concurrency_policy: self.concurrency_policy,
+            paused: self.paused,
+            capabilities: self.capabilities.clone(),
+            retries: self.retries,
+            retry_delay_seconds: self.retry_delay_seconds,
+            timeout_seconds: self.timeout_seconds,
+        })
+    }
+}
+
+impl Project {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses `text`; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> anyhow::Result<Self> {
+        let project: Project =
+            serde_yaml::from_str(text).map_err(|e| anyhow::anyhow!(describe_error(file, &e)))?;
+        if project.deployments.is_empty() {
+            bail!("{file}: `deployments` lists no deployment");
+        }
+        if project.pull.as_ref().is_some_and(|steps| !steps.is_empty()) {
+            bail!(
+                "{file}: `pull` steps are not needed: a component carries its code, so leave `pull` empty"
+            );
+        }
+        let mut names = BTreeSet::new();
+        for deployment in &project.deployments {
+            if !names.insert(deployment.name.as_str()) {
+                bail!("{file}: deployment `{}` is listed twice", deployment.name);
+            }
+        }
+        Ok(project)
+    }
+}
+
+/// `FILE:LINE:COLUMN: what is wrong[; did you mean `x`?]`.
+fn describe_error(file: &str, error: &serde_yaml::Error) -> String {
+    let text = error.to_string();
+    let (location, message) = match error.location() {
+        // serde_yaml says where in words; we say it as FILE:LINE:COLUMN.
+        Some(at) => (
+            format!("{}:{}:", at.line(), at.column()),
+            text.replacen(&format!(" at line {} column {}", at.line(), at.column()), "", 1),
+        ),
+        None => (String::new(), text),
+    };
+    format!("{file}:{location} {message}{}", suggestion(&message))
+}
+
+/// For "unknown field `x`, expected one of `a`, `b`" (or a variant), the
+/// known name nearest to `x`.
+fn suggestion(message: &str) -> String {
+    let Some(start) = message.find("unknown field").or_else(|| message.find("unknown variant"))
+    else {
+        return String::new();
+    };
+    let message = message.get(start..).unwrap_or_default();
+    let quoted: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+    let Some((unknown, known)) = quoted.split_first() else { return String::new() };
+    known
+        .iter()
+        .map(|candidate| (strsim::damerau_levenshtein(unknown, candidate), *candidate))
+        .filter(|(distance, candidate)| *distance <= 3.max(candidate.len() / 3))
+        .min()
+        .map_or_else(String::new, |(_, nearest)| format!("; did you mean `{nearest}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "name: demo
+deployments:
+  - name: default
+    parameters: {a: 1}
+  - name: nightly
+    tags: [etl]
+    concurrency_limit: 1
+    concurrency_policy: cancel-new
+    schedules:
+      - cron: '0 2 * * *'
+        timezone: Europe/Paris
+";
+
+    fn error(text: &str) -> String {
+        Project::parse(text, "baton.yaml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_good_file_becomes_deployment_specs() {
+        let project = Project::parse(GOOD, "baton.yaml").unwrap();
+        let nightly = project.deployments[1].spec("sha256:x").unwrap();
+        assert_eq!(nightly.concurrency_policy, ConcurrencyPolicy::CancelNew);
+        assert_eq!(nightly.schedules[0].timezone, "Europe/Paris");
+        assert_eq!(project.deployments[0].spec("sha256:x").unwrap().parameters["a"], 1);
+    }
+
+    #[test]
+    fn an_unknown_field_names_line_column_and_the_nearest_field() {
+        let text = "deployments:\n  - name: default\n    tagz: [a]\n";
+        let message = error(text);
+        assert!(
+            message.starts_with("baton.yaml:3:5: deployments[0]: unknown field `tagz`"),
+            "{message}"
+        );
+        assert!(message.ends_with("; did you mean `tags`?"), "{message}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_line_and_column() {
+        let message = error("deployments:\n  - name: default\n    retries: many\n");
+        assert!(
+            message.starts_with("baton.yaml:3:14: deployments[0].retries: invalid type")
+                || message.starts_with("baton.yaml:3:14: invalid type"),
+            "{message}"
+        );
+        assert!(message.contains("expected u32"), "{message}");
+    }
+
+    #[test]
+    fn a_bad_value_is_named_with_the_nearest_valid_one() {
+        let message = error("deployments:\n  - name: default\n    concurrency_policy: enqeue\n");
+        assert!(message.starts_with("baton.yaml:3:"), "{message}");
+        assert!(message.contains("unknown variant `enqeue`"), "{message}");
+        assert!(message.ends_with("did you mean `enqueue`?"), "{message}");
+    }
+
+    #[test]
+    fn broken_yaml_and_missing_or_repeated_things_are_refused() {
+        assert!(
+            error("deployments: [\n").starts_with("baton.yaml:"),
+            "{}",
+            error("deployments: [\n")
+        );
+        assert!(error("name: x\n").contains("missing field `deployments`"));
+        assert!(error("deployments: []\n").contains("lists no deployment"));
+        assert!(error("deployments:\n  - name: a\n  - name: a\n").contains("listed twice"));
+        assert!(
+            error("pull:\n  - git_clone: x\ndeployments:\n  - name: a\n")
+                .contains("`pull` steps are not needed")
+        );
+        let schedule = Project::parse("deployments:\n  - name: a\n    schedules:\n      - cron: '* * * * *'\n        interval: 60\n", "f")
+            .unwrap();
+        assert!(
+            schedule.deployments[0]
+                .spec("d")
+                .unwrap_err()
+                .to_string()
+                .contains("exactly one of cron, interval, rrule")
+        );
+    }
+}

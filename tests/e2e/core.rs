@@ -1,0 +1,195 @@
+//! A real core (`baton server start`) driven through the CLI as a user
+//! would: deploy a baton.yaml with two deployments, create runs with good
+//! and bad parameters, list, inspect, cancel; on SQLite and PostgreSQL.
+
+use std::path::Path;
+
+use baton_tests::{CoreProcess, finish, flow_wasm, fresh_postgres_database};
+
+fn write_project(dir: &Path) -> std::path::PathBuf {
+    let component = dir.join("hello.wasm");
+    std::fs::write(&component, flow_wasm("hello")).unwrap();
+    let file = dir.join("baton.yaml");
+    std::fs::write(
+        &file,
+        "name: demo
+build:
+  component: hello.wasm
+deployments:
+  - name: default
+    parameters: {a: 1}
+    tags: [demo]
+  - name: limited
+    concurrency_limit: 1
+    concurrency_policy: enqueue
+    description: one at a time
+",
+    )
+    .unwrap();
+    file
+}
+
+fn deploy_run_list_cancel(core: &CoreProcess) {
+    let home = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let file = write_project(project.path());
+    let deployed = finish(core.baton(home.path()).args(["deploy", "--file"]).arg(&file));
+    assert_eq!(deployed.status, Some(0), "{}", deployed.stderr);
+    assert!(deployed.stdout.contains("created hello/default"), "{}", deployed.stdout);
+    assert!(deployed.stdout.contains("created hello/limited"), "{}", deployed.stdout);
+    let again = finish(core.baton(home.path()).args(["deploy", "--file"]).arg(&file));
+    assert!(again.stdout.contains("unchanged hello/default"), "{}", again.stdout);
+
+    let listed = finish(core.baton(home.path()).args(["deployment", "ls", "--json"]));
+    let deployments: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let names: Vec<(String, String)> = deployments
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["flow"].as_str().unwrap().to_owned(), d["name"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        names,
+        [("hello".to_owned(), "default".to_owned()), ("hello".to_owned(), "limited".to_owned())]
+    );
+
+    let created = finish(core.baton(home.path()).args([
+        "deployment",
+        "run",
+        "hello/default",
+        "--param",
+        "b=2",
+    ]));
+    assert_eq!(created.status, Some(0), "{}", created.stderr);
+    let id = created.stdout.lines().last().unwrap().to_owned();
+
+    let refused = finish(core.baton(home.path()).args([
+        "deployment",
+        "run",
+        "hello/default",
+        "--param",
+        "b=two",
+    ]));
+    assert_ne!(refused.status, Some(0));
+    assert!(refused.stderr.contains("parameter `b`"), "{}", refused.stderr);
+    let missing = finish(core.baton(home.path()).args([
+        "deployment",
+        "run",
+        "hello/limited",
+        "--param",
+        "a=1",
+    ]));
+    assert_ne!(missing.status, Some(0));
+    assert!(missing.stderr.contains("parameter `b`"), "{}", missing.stderr);
+
+    let inspected = finish(core.baton(home.path()).args(["run", "inspect", &id, "--json"]));
+    let run: serde_json::Value = serde_json::from_str(&inspected.stdout).unwrap();
+    assert_eq!(run["id"], id.as_str());
+    assert_eq!(run["state"], "SCHEDULED");
+    assert_eq!(run["parameters"], serde_json::json!({"a": 1, "b": 2}));
+
+    let cancelled = finish(core.baton(home.path()).args(["run", "cancel", &id]));
+    assert_eq!(cancelled.status, Some(0), "{}", cancelled.stderr);
+    let runs = finish(core.baton(home.path()).args(["run", "ls", "--json"]));
+    let runs: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+    assert_eq!(runs[0]["state"], "CANCELLED");
+    let twice = finish(core.baton(home.path()).args(["run", "cancel", &id]));
+    assert_ne!(twice.status, Some(0));
+    assert!(twice.stderr.contains("already ended"), "{}", twice.stderr);
+}
+
+#[test]
+fn a_project_deploys_and_its_runs_are_managed_on_sqlite() {
+    deploy_run_list_cancel(&CoreProcess::start(None));
+}
+
+#[test]
+fn a_project_deploys_and_its_runs_are_managed_on_postgres() {
+    deploy_run_list_cancel(&CoreProcess::start(Some(&fresh_postgres_database())));
+}
+
+#[test]
+fn malformed_project_files_are_refused_with_file_line_and_column() {
+    let core = CoreProcess::start(None);
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // (file contents, where and what, hint)
+    let cases = [
+        (
+            "deployments:\n  - name: default\n    tagz: [a]\n",
+            "baton.yaml:3:5: deployments[0]: unknown field `tagz`",
+            "did you mean `tags`?",
+        ),
+        (
+            "deployments:\n  - name: default\n    retries: many\n",
+            "baton.yaml:3:14: deployments[0].retries: invalid type",
+            "expected u32",
+        ),
+        (
+            "deployments:\n  - name: default\n    concurrency_policy: cancel_new\n",
+            "baton.yaml:3:25: deployments[0].concurrency_policy: unknown variant `cancel_new`",
+            "did you mean `cancel-new`?",
+        ),
+        (
+            "deployments:\n  - name: 'unterminated\n",
+            "baton.yaml:3:1: found unexpected end of stream",
+            "while scanning a quoted scalar",
+        ),
+        (
+            "bild:\n  crate: .\ndeployments:\n  - name: a\n",
+            "baton.yaml:1:1: unknown field `bild`",
+            "did you mean `build`?",
+        ),
+    ];
+    for (text, located, hint) in cases {
+        let file = dir.path().join("baton.yaml");
+        std::fs::write(&file, text).unwrap();
+        let finished = finish(core.baton(home.path()).args(["deploy", "--file"]).arg(&file));
+        assert_eq!(finished.status, Some(2), "{text}: {}", finished.stderr);
+        assert!(finished.stderr.contains(located), "{text}: {}", finished.stderr);
+        assert!(finished.stderr.contains(hint), "{text}: {}", finished.stderr);
+        assert_eq!(finished.stderr.lines().count(), 1, "{}", finished.stderr);
+    }
+    let listed = finish(core.baton(home.path()).args(["deployment", "ls", "--json"]));
+    assert_eq!(listed.stdout.trim(), "[]", "nothing was deployed");
+}
+
+#[test]
+fn init_writes_a_project_that_deploys_as_it_is() {
+    let core = CoreProcess::start(None);
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("greeter");
+    let init = finish(core.baton(home.path()).arg("init").arg(&project));
+    assert_eq!(init.status, Some(0), "{}", init.stderr);
+    // Same dependency versions and build directory as the workspace.
+    std::fs::copy(baton_tests::repo_root().join("Cargo.lock"), project.join("Cargo.lock")).unwrap();
+    let deployed = finish(
+        core.baton(home.path())
+            .env("CARGO_TARGET_DIR", baton_tests::target_dir())
+            .current_dir(&project)
+            .arg("deploy"),
+    );
+    assert_eq!(deployed.status, Some(0), "{}", deployed.stderr);
+    assert!(deployed.stdout.contains("created greeter/default"), "{}", deployed.stdout);
+    let again = finish(core.baton(home.path()).arg("init").arg(&project));
+    assert_eq!(again.status, Some(2));
+    assert!(again.stderr.contains("already has baton.yaml"), "{}", again.stderr);
+}
+
+#[test]
+fn the_cli_says_when_no_core_answers() {
+    let home = tempfile::tempdir().unwrap();
+    let finished = finish(
+        baton_tests::baton(home.path())
+            .env("BATON_API_URL", "http://127.0.0.1:9")
+            .args(["deployment", "ls"]),
+    );
+    assert_eq!(finished.status, Some(2));
+    assert!(
+        finished.stderr.contains("cannot reach the core at http://127.0.0.1:9"),
+        "{}",
+        finished.stderr
+    );
+}
