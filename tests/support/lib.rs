@@ -182,6 +182,11 @@ impl CoreProcess {
             && response.starts_with("HTTP/1.1 200")
     }
 
+    /// The core's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A `baton` command that talks to this core.
     pub fn baton(&self, home: &Path) -> Command {
         let mut command = baton(home);

@@ -129,7 +129,17 @@ fn test(root: &Path) -> anyhow::Result<()> {
     run_with_env(
         root,
         "cargo",
-        &["test", "--release", "--tests", "--bench", "sandbox", "--bench", "live_instances"],
+        &[
+            "test",
+            "--release",
+            "--tests",
+            "--bench",
+            "sandbox",
+            "--bench",
+            "live_instances",
+            "--bench",
+            "api",
+        ],
         &[("BATON_TEST_POSTGRES_URL", &postgres.url)],
     )?;
     drop(postgres);
@@ -149,5 +159,6 @@ fn with_postgres(root: &Path) -> anyhow::Result<()> {
 
 fn bench(root: &Path) -> anyhow::Result<()> {
     setup()?;
-    run(root, "cargo", &["bench", "-p", "baton-sandbox"])
+    run(root, "cargo", &["bench", "-p", "baton-sandbox"])?;
+    run(root, "cargo", &["bench", "-p", "baton-core", "--bench", "api"])
 }

@@ -342,34 +342,46 @@ impl Store {
     pub async fn propose_state(&self, id: &str, proposal: ProposeState) -> StoreResult<Transition> {
         let mut tx = self.write.begin().await?;
         let row = self.locked_run(&mut tx, id).await?;
-        let deployment =
-            if proposal.state == StateName::Pending && self.dialect == Dialect::Postgres {
+        // Only a dispatch (`PENDING`) consults the deployment and its slots;
+        // other transitions skip those reads.
+        let (deployment_paused, concurrency_limit, concurrency_policy, slots_in_use) = if proposal
+            .state
+            == StateName::Pending
+        {
+            if self.dialect == Dialect::Postgres {
                 // Serialise slot counting per deployment across cores.
                 sqlx::query("SELECT id FROM deployments WHERE id = $1 FOR UPDATE")
                     .bind(&row.run.deployment_id)
                     .execute(&mut *tx)
                     .await?;
-                Self::deployment_by_id(&mut tx, &row.run.deployment_id).await?
-            } else {
-                Self::deployment_by_id(&mut tx, &row.run.deployment_id).await?
-            };
-        let slots_in_use: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM flow_runs WHERE deployment_id = $1 AND id <> $2 AND state IN ('PENDING', 'RUNNING', 'CANCELLING')",
-        )
-        .bind(&row.run.deployment_id)
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("n")?;
+            }
+            let deployment = Self::deployment_by_id(&mut tx, &row.run.deployment_id).await?;
+            let slots_in_use: i64 = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM flow_runs WHERE deployment_id = $1 AND id <> $2 AND state IN ('PENDING', 'RUNNING', 'CANCELLING')",
+                )
+                .bind(&row.run.deployment_id)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("n")?;
+            (
+                deployment.spec.paused,
+                deployment.spec.concurrency_limit,
+                deployment.spec.concurrency_policy,
+                as_u32(slots_in_use),
+            )
+        } else {
+            (false, None, Default::default(), 0)
+        };
         let facts = RunFacts {
             current: row.run.state,
             run_count: row.run.run_count,
             max_retries: row.run.max_retries,
             retry_delay_ms: row.retry_delay_ms,
-            deployment_paused: deployment.spec.paused,
-            concurrency_limit: deployment.spec.concurrency_limit,
-            concurrency_policy: deployment.spec.concurrency_policy,
-            slots_in_use: as_u32(slots_in_use),
+            deployment_paused,
+            concurrency_limit,
+            concurrency_policy,
+            slots_in_use,
         };
         match orchestration::decide(&facts, proposal.state) {
             Decision::Reject { reason } => {
@@ -491,11 +503,22 @@ impl Store {
             },
         )
         .await?;
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM flow_runs WHERE id = $1"))
-            .bind(&run.id)
-            .fetch_one(&mut *conn)
-            .await?;
-        Ok(run_row(&row)?.run)
+        // What the UPDATE above wrote, without reading it back.
+        Ok(FlowRun {
+            state: to,
+            state_message: apply.message,
+            state_changed_at: at,
+            scheduled_at,
+            started_at,
+            ended_at,
+            run_count,
+            output: if to == StateName::Completed {
+                apply.output.cloned().or_else(|| run.output.clone())
+            } else {
+                run.output.clone()
+            },
+            ..run.clone()
+        })
     }
 
     /// Marks runs `LATE` whose time passed `late_after_ms` ago undispatched,
