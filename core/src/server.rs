@@ -118,6 +118,23 @@ impl Server {
     }
 }
 
+/// Runs `job` every `period` until `stop` is cancelled.
+fn every<F, Fut>(period: Duration, stop: tokio_util::sync::CancellationToken, mut job: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => job().await,
+                () = stop.cancelled() => return,
+            }
+        }
+    });
+}
+
 fn spawn_background(
     store: Store,
     config: &ServerConfig,
@@ -125,30 +142,21 @@ fn spawn_background(
 ) {
     let late_after_ms = i64::try_from(config.late_after.as_millis()).unwrap_or(i64::MAX);
     let sweeper = store.clone();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = stop.cancelled() => return,
-            }
-            if let Err(error) = sweeper.sweep(late_after_ms).await {
+    every(Duration::from_secs(1), shutdown.clone(), move || {
+        let store = sweeper.clone();
+        async move {
+            if let Err(error) = store.sweep(late_after_ms).await {
                 tracing::warn!("sweeping late and overdue runs failed: {error}");
             }
         }
     });
     let retention = config.retention;
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = shutdown.cancelled() => return,
-            }
+    every(Duration::from_secs(60), shutdown, move || {
+        let store = store.clone();
+        async move {
             match store.prune(&retention).await {
                 Ok(pruned) if pruned != Default::default() => {
-                    tracing::info!(?pruned, "retention pruned old data")
+                    tracing::info!(?pruned, "retention pruned old data");
                 }
                 Ok(_) => {}
                 Err(error) => tracing::warn!("pruning by retention failed: {error}"),

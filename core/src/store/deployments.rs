@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::events::{self, NewEvent};
-use super::{Store, StoreError, StoreResult, json_column, new_id, now, to_json};
+use super::{Store, StoreError, StoreResult, found, json_column, new_id, now, to_json};
 
 const COLUMNS: &str = "id, flow_name, name, spec, parameter_schema, created_at, updated_at";
 
@@ -258,9 +258,7 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        if deleted == 0 {
-            return Err(StoreError::not_found(format!("deployment {flow}/{name}")));
-        }
+        found(deleted, || format!("deployment {flow}/{name}"))?;
         events::record(
             &mut tx,
             NewEvent {

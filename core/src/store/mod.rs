@@ -213,6 +213,11 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// Fails with `NotFound` when a statement touched no row.
+pub(crate) fn found(rows_affected: u64, what: impl FnOnce() -> String) -> StoreResult<()> {
+    if rows_affected == 0 { Err(StoreError::not_found(what())) } else { Ok(()) }
+}
+
 /// A count or limit stored as BIGINT.
 pub(crate) fn as_u32(value: i64) -> u32 {
     u32::try_from(value.max(0)).unwrap_or(u32::MAX)

@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 
 use super::deployments::check_name;
 use super::events::{self, NewEvent};
-use super::{Store, StoreError, StoreResult, as_u32, json_column, now, to_json};
+use super::{Store, StoreError, StoreResult, as_u32, found, json_column, now, to_json};
 
 /// The queue every pool has.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -121,9 +121,7 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        if updated == 0 {
-            return Err(StoreError::not_found(format!("work pool {name}")));
-        }
+        found(updated, || format!("work pool {name}"))?;
         events::record(
             &mut tx,
             NewEvent {
@@ -158,9 +156,7 @@ impl Store {
             .execute(&self.write)
             .await?
             .rows_affected();
-        if deleted == 0 {
-            return Err(StoreError::not_found(format!("work pool {name}")));
-        }
+        found(deleted, || format!("work pool {name}"))?;
         Ok(())
     }
 }

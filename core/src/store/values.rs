@@ -3,9 +3,18 @@
 
 use baton_proto::v1::{SecretInfo, Timestamp, Variable};
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::deployments::check_name;
-use super::{Store, StoreError, StoreResult, now};
+use super::{Store, StoreError, StoreResult, found, now};
+
+fn variable(row: &AnyRow) -> StoreResult<Variable> {
+    Ok(Variable {
+        name: row.try_get("name")?,
+        value: row.try_get("value")?,
+        updated_at: Timestamp(row.try_get("updated_at")?),
+    })
+}
 
 impl Store {
     pub async fn set_variable(&self, name: &str, value: &str) -> StoreResult<Variable> {
@@ -28,11 +37,7 @@ impl Store {
             .fetch_optional(&self.read)
             .await?
             .ok_or_else(|| StoreError::not_found(format!("variable {name}")))?;
-        Ok(Variable {
-            name: row.try_get("name")?,
-            value: row.try_get("value")?,
-            updated_at: Timestamp(row.try_get("updated_at")?),
-        })
+        variable(&row)
     }
 
     pub async fn variables(&self) -> StoreResult<Vec<Variable>> {
@@ -40,13 +45,7 @@ impl Store {
             .fetch_all(&self.read)
             .await?
             .iter()
-            .map(|row| {
-                Ok(Variable {
-                    name: row.try_get("name")?,
-                    value: row.try_get("value")?,
-                    updated_at: Timestamp(row.try_get("updated_at")?),
-                })
-            })
+            .map(variable)
             .collect()
     }
 
@@ -56,9 +55,7 @@ impl Store {
             .execute(&self.write)
             .await?
             .rows_affected();
-        if deleted == 0 {
-            return Err(StoreError::not_found(format!("variable {name}")));
-        }
+        found(deleted, || format!("variable {name}"))?;
         Ok(())
     }
 
@@ -111,9 +108,7 @@ impl Store {
             .execute(&self.write)
             .await?
             .rows_affected();
-        if deleted == 0 {
-            return Err(StoreError::not_found(format!("secret {name}")));
-        }
+        found(deleted, || format!("secret {name}"))?;
         Ok(())
     }
 }
