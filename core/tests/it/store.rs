@@ -596,3 +596,66 @@ async fn retention_deletes_expired_runs_logs_and_events() {
         assert_eq!(store.prune(&keep_all).await.unwrap(), Default::default());
     }
 }
+
+/// Brings a new run of `deployment` to `state` by legal steps.
+async fn run_in(store: &Store, deployment: &str, state: StateName) -> String {
+    use StateName::*;
+    let id = new_run(store, deployment).await;
+    let path: &[StateName] = match state {
+        Scheduled => &[],
+        Late => &[Late],
+        Pending => &[Pending],
+        Running => &[Pending, Running],
+        Paused => &[Pending, Running, Paused],
+        Cancelling => &[Pending, Running, Cancelling],
+        // The `retrying` deployment allows one retry.
+        AwaitingRetry => &[Pending, Running, Failed],
+        Completed => &[Pending, Running, Completed],
+        Failed => &[Pending, Running, Failed],
+        Crashed => &[Pending, Running, Crashed],
+        Cancelled => &[Cancelled],
+    };
+    for step in path {
+        assert_eq!(
+            propose(store, &id, *step).await.0,
+            Verdict::Accepted,
+            "{step} on the way to {state}"
+        );
+    }
+    assert_eq!(store.run(&id).await.unwrap().state, state);
+    id
+}
+
+#[tokio::test]
+async fn every_transition_is_accepted_exactly_when_it_is_legal() {
+    for db in both().await {
+        let store = &db.store;
+        deploy(store, "default", DeploymentSpec::default()).await;
+        deploy(store, "retrying", DeploymentSpec { retries: 1, ..Default::default() }).await;
+        for from in StateName::ALL {
+            let deployment = if from == StateName::AwaitingRetry { "retrying" } else { "default" };
+            for to in StateName::ALL {
+                let id = run_in(store, deployment, from).await;
+                let before = store.run_detail(&id).await.unwrap();
+                let (verdict, state) = propose(store, &id, to).await;
+                let legal =
+                    to != StateName::AwaitingRetry && baton_core::orchestration::is_legal(from, to);
+                if legal {
+                    assert_eq!(
+                        (verdict, state),
+                        (Verdict::Accepted, to),
+                        "{}: {from} -> {to}",
+                        db.label
+                    );
+                } else {
+                    assert_eq!(verdict, Verdict::Rejected, "{}: {from} -> {to}", db.label);
+                    assert_eq!(
+                        store.run_detail(&id).await.unwrap(),
+                        before,
+                        "a refused move changes nothing"
+                    );
+                }
+            }
+        }
+    }
+}
