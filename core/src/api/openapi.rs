@@ -165,8 +165,56 @@ pub const ROUTES: &[RouteDoc] = &[
     },
 ];
 
+/// JSON schemas of the wire types, by the names the route table uses, and
+/// the definitions they refer to (for `components.schemas`).
+fn schemas() -> (Map<String, Value>, Map<String, Value>) {
+    use baton_proto::v1::*;
+    let mut generator = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|settings| settings.definitions_path = "/components/schemas".into())
+        .into_generator();
+    let mut named = Map::new();
+    macro_rules! named {
+        ($($name:literal => $type:ty),* $(,)?) => {
+            $( named.insert($name.to_owned(), generator.subschema_for::<$type>().to_value()); )*
+        };
+    }
+    named! {
+        "Health" => Health,
+        "Artifact" => Artifact,
+        "Deployment" => Deployment,
+        "DeploymentSpec" => DeploymentSpec,
+        "DeploymentUpserted" => DeploymentUpserted,
+        "CreateRun" => CreateRun,
+        "FlowRun" => FlowRun,
+        "FlowRunDetail" => FlowRunDetail,
+        "Page<FlowRun>" => Page<FlowRun>,
+        "ProposeState" => ProposeState,
+        "Transition" => Transition,
+        "LogLine" => LogLine,
+        "PoolSpec" => PoolSpec,
+        "WorkPool" => WorkPool,
+        "Variable" => Variable,
+        "SecretInfo" => SecretInfo,
+        "SecretValue" => SecretValue,
+        "SetValue" => SetValue,
+        "Event" => Event,
+        "ApiError" => ApiError,
+    }
+    (named, generator.take_definitions(true))
+}
+
+/// The JSON schema for a name in the route table: a wire type, a list of
+/// one (`Type[]`), or `None` for prose.
+fn schema_for(named: &Map<String, Value>, name: &str) -> Option<Value> {
+    match name.strip_suffix("[]") {
+        Some(item) => named.get(item).map(|item| json!({"type": "array", "items": item})),
+        None => named.get(name).cloned(),
+    }
+}
+
 /// The OpenAPI 3.1 document of the API.
 pub fn document() -> Value {
+    let (named, definitions) = schemas();
     let mut paths = Map::new();
     for route in ROUTES {
         let mut parameters: Vec<Value> = route
@@ -178,22 +226,37 @@ pub fn document() -> Value {
         parameters.extend(route.query.iter().map(|(name, description)| {
             json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": "string"}})
         }));
+        let mut success = json!({"description": route.returns});
+        if let (Some(schema), Some(fields)) =
+            (schema_for(&named, route.returns), success.as_object_mut())
+        {
+            fields.insert("content".to_owned(), json!({"application/json": {"schema": schema}}));
+        }
         let mut operation = json!({
             "summary": route.summary,
             "parameters": parameters,
             "responses": {
-                "2XX": {"description": route.returns},
-                "default": {"description": "ApiError {code, message, fields}"}
+                "2XX": success,
+                "default": {
+                    "description": "an error",
+                    "content": {"application/json": {"schema": schema_for(&named, "ApiError")}}
+                }
             }
         });
-        if let (Some(body), Some(fields)) = (route.body, operation.as_object_mut()) {
-            fields.insert(
-                "requestBody".to_owned(),
-                json!({"required": true, "description": body, "content": {"application/json": {}}}),
-            );
+        if let Some(body) = route.body {
+            let content = match schema_for(&named, body) {
+                Some(schema) => json!({"application/json": {"schema": schema}}),
+                None => json!({"application/octet-stream": {}}),
+            };
+            if let Some(fields) = operation.as_object_mut() {
+                fields.insert(
+                    "requestBody".to_owned(),
+                    json!({"required": true, "description": body, "content": content}),
+                );
+            }
         }
-        if let Some(Value::Object(methods)) =
-            Some(paths.entry(route.path.to_owned()).or_insert_with(|| Value::Object(Map::new())))
+        if let Value::Object(methods) =
+            paths.entry(route.path.to_owned()).or_insert_with(|| Value::Object(Map::new()))
         {
             methods.insert(route.method.to_owned(), operation);
         }
@@ -203,8 +266,9 @@ pub fn document() -> Value {
         "info": {
             "title": "Baton core API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Deployments, flow runs and their states, work pools, variables, secrets and events. Bodies are JSON; times are milliseconds since the Unix epoch; errors are {code, message, fields}. Send `Authorization: Bearer <token>` when the core has an API token."
+            "description": "Deployments, flow runs and their states, work pools, variables, secrets and events. Bodies are JSON; times are milliseconds since the Unix epoch; errors are ApiError. Send `Authorization: Bearer <token>` when the core has an API token."
         },
-        "paths": paths
+        "paths": paths,
+        "components": {"schemas": definitions}
     })
 }

@@ -8,6 +8,7 @@ use super::{FlowInfo, LogLevel, StateName, Timestamp};
 
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ApiError {
     /// Stable, machine-readable: `not_found`, `invalid_parameters`, ...
     pub code: String,
@@ -19,6 +20,7 @@ pub struct ApiError {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -26,6 +28,7 @@ pub struct FieldError {
 
 /// `GET /api/health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Health {
     pub status: String,
     pub version: String,
@@ -34,6 +37,7 @@ pub struct Health {
 
 /// What the core knows of an uploaded flow artifact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Artifact {
     /// `sha256:<hex>`.
     pub digest: String,
@@ -44,6 +48,7 @@ pub struct Artifact {
 
 /// The body of `POST /api/deployments/{flow}/{name}/runs`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct CreateRun {
     /// Overrides of the deployment's parameters.
@@ -57,6 +62,7 @@ pub struct CreateRun {
 
 /// One flow run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FlowRun {
     pub id: String,
     pub flow: String,
@@ -87,6 +93,7 @@ pub struct FlowRun {
 
 /// One accepted state change of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StateChange {
     pub state: StateName,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -96,6 +103,7 @@ pub struct StateChange {
 
 /// One task attempt within a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TaskRun {
     pub task_id: u64,
     pub name: String,
@@ -112,6 +120,7 @@ pub struct TaskRun {
 
 /// A run with its history: `GET /api/runs/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FlowRunDetail {
     #[serde(flatten)]
     pub run: FlowRun,
@@ -121,6 +130,7 @@ pub struct FlowRunDetail {
 
 /// One log line of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LogLine {
     pub seq: u64,
     pub at: Timestamp,
@@ -132,6 +142,7 @@ pub struct LogLine {
 
 /// The body of `POST /api/runs/{id}/state`: a proposed transition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProposeState {
     pub state: StateName,
@@ -144,6 +155,7 @@ pub struct ProposeState {
 
 /// How the core answered a proposed transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// The run is now in the proposed state, or in the state a rule chose
@@ -157,6 +169,7 @@ pub enum Verdict {
 
 /// The answer to a proposed transition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Transition {
     pub verdict: Verdict,
     /// Why, when not simply accepted as proposed.
@@ -167,6 +180,7 @@ pub struct Transition {
 
 /// A page of a list, newest first; pass `next_cursor` back as `cursor`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Page<T> {
     pub items: Vec<T>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -175,6 +189,7 @@ pub struct Page<T> {
 
 /// Infrastructure a work pool runs on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum PoolKind {
     #[default]
@@ -186,6 +201,7 @@ pub enum PoolKind {
 
 /// The body of `POST /api/pools`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct PoolSpec {
     pub name: String,
@@ -197,6 +213,7 @@ pub struct PoolSpec {
 
 /// A work queue within a pool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WorkQueue {
     pub name: String,
     /// Lower numbers are served first.
@@ -207,6 +224,7 @@ pub struct WorkQueue {
 
 /// A work pool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WorkPool {
     #[serde(flatten)]
     pub spec: PoolSpec,
@@ -217,6 +235,7 @@ pub struct WorkPool {
 
 /// A variable (plain text, readable by flows it is granted to).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Variable {
     pub name: String,
     pub value: String,
@@ -225,6 +244,7 @@ pub struct Variable {
 
 /// A secret as listed: never its value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SecretInfo {
     pub name: String,
     pub updated_at: Timestamp,
@@ -232,6 +252,7 @@ pub struct SecretInfo {
 
 /// The body of `PUT /api/variables/{name}` and `PUT /api/secrets/{name}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetValue {
     pub value: String,
@@ -239,6 +260,7 @@ pub struct SetValue {
 
 /// `GET /api/secrets/{name}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SecretValue {
     pub name: String,
     pub value: String,
@@ -246,6 +268,7 @@ pub struct SecretValue {
 
 /// Something that happened: every state change emits one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Event {
     pub id: String,
     pub occurred: Timestamp,

@@ -9,6 +9,7 @@ use super::Timestamp;
 /// What happens to a new run when its deployment's concurrency limit is
 /// reached.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum ConcurrencyPolicy {
     /// It waits for a slot.
@@ -20,6 +21,7 @@ pub enum ConcurrencyPolicy {
 
 /// What the sandbox grants a deployment's runs beyond nothing at all.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Capabilities {
     /// Names of variables the flow may read.
@@ -32,6 +34,7 @@ pub struct Capabilities {
 
 /// One schedule of a deployment (executed by the scheduler).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSpec {
     /// Cron expression (five fields, or six with seconds).
@@ -64,6 +67,7 @@ fn yes() -> bool {
 /// The body of `PUT /api/deployments/{flow}/{name}`: everything about a
 /// deployment that its author sets.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct DeploymentSpec {
     /// Digest of the flow artifact (`sha256:<hex>`), uploaded beforehand.
@@ -92,6 +96,7 @@ pub struct DeploymentSpec {
 
 /// A deployment as the core stores it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Deployment {
     pub id: String,
     /// The flow's name (from the artifact's `describe`).
@@ -114,6 +119,7 @@ impl Deployment {
 
 /// The answer to an upsert: the deployment and what changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeploymentUpserted {
     pub deployment: Deployment,
     pub created: bool,

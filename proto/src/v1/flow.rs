@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// The result of a flow's `describe` export.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FlowInfo {
     /// Flow name, unique within an installation.
     pub name: String,

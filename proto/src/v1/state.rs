@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// Where a flow run is in its life. The core owns the transitions between
 /// them; names are upper case on the wire, as people see them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StateName {
     /// Waiting for its scheduled time.
