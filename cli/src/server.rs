@@ -80,13 +80,13 @@ pub async fn run(command: ServerCommand) -> anyhow::Result<ExitCode> {
     let server = Server::start(config).await.context("starting the core")?;
     println!("Baton core listening on http://{} (database: {database})", server.address);
     println!("API: http://{0}/api  OpenAPI: http://{0}/api/openapi.json", server.address);
-    tokio::select! {
-        signal = tokio::signal::ctrl_c() => {
-            signal.context("waiting for Ctrl-C")?;
+    let stopper = server.stopper();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("stopping");
-            server.stop();
+            stopper.cancel();
         }
-    }
+    });
     server.wait().await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -116,6 +116,11 @@ impl Server {
     pub fn stop(&self) {
         self.shutdown.cancel();
     }
+
+    /// A handle that stops the server when cancelled (for a signal handler).
+    pub fn stopper(&self) -> tokio_util::sync::CancellationToken {
+        self.shutdown.clone()
+    }
 }
 
 /// Runs `job` every `period` until `stop` is cancelled.
