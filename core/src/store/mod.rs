@@ -7,6 +7,7 @@
 //! through a single connection so they never contend for the file lock.
 
 mod artifacts;
+mod batch;
 mod deployments;
 mod events;
 mod pools;
@@ -74,6 +75,8 @@ pub struct Store {
     write: AnyPool,
     dialect: Dialect,
     cipher: SecretCipher,
+    /// SQLite only: group commit of run-state transitions.
+    batcher: Option<batch::Batcher>,
 }
 
 impl Store {
@@ -119,8 +122,11 @@ impl Store {
                 (pool.clone(), pool)
             }
         };
-        let store = Self { read, write, dialect, cipher };
+        let mut store = Self { read, write, dialect, cipher, batcher: None };
         store.migrate().await?;
+        if dialect == Dialect::Sqlite {
+            store.batcher = Some(batch::Batcher::start(store.write.clone(), store.clone()));
+        }
         Ok(store)
     }
 
@@ -139,6 +145,27 @@ impl Store {
         migrator.set_locking(self.dialect == Dialect::Postgres);
         migrator.run(&self.write).await?;
         Ok(())
+    }
+
+    /// Runs `work` in a write transaction: on SQLite in the next group
+    /// commit, on PostgreSQL in a transaction of its own.
+    pub(crate) async fn write_transaction<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(
+                Store,
+                &'c mut sqlx::AnyConnection,
+            ) -> batch::BoxFuture<'c, StoreResult<T>>
+            + Send
+            + 'static,
+    {
+        if let Some(batcher) = &self.batcher {
+            return batcher.submit(work).await;
+        }
+        let mut tx = self.write.begin().await?;
+        let result = work(self.clone(), &mut tx).await?;
+        tx.commit().await?;
+        Ok(result)
     }
 
     pub fn dialect(&self) -> Dialect {

@@ -134,7 +134,6 @@ impl Store {
         {
             return Ok((existing, false));
         }
-        let id = new_id();
         let at = now();
         let scheduled_at = request.scheduled_at.unwrap_or(at);
         let mut tags = deployment.spec.tags.clone();
@@ -147,64 +146,116 @@ impl Store {
             .timeout_seconds
             .map(|s| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX));
 
-        let mut tx = self.write.begin().await?;
-        let inserted = sqlx::query(&format!(
+        let run = FlowRun {
+            id: new_id(),
+            flow: deployment.flow.clone(),
+            deployment: deployment.full_name(),
+            deployment_id: deployment.id.clone(),
+            parameters: match parameters {
+                serde_json::Value::Object(map) => map,
+                _ => serde_json::Map::new(),
+            },
+            state: StateName::Scheduled,
+            state_message: None,
+            state_changed_at: at,
+            scheduled_at,
+            started_at: None,
+            ended_at: None,
+            run_count: 0,
+            max_retries: deployment.spec.retries,
+            tags,
+            idempotency_key: request.idempotency_key,
+            output: None,
+            created_at: at,
+        };
+        let created = self
+            .write_transaction({
+                let run = run.clone();
+                move |store, conn| {
+                    Box::pin(async move {
+                        store.insert_run(conn, run, retry_delay_ms, timeout_ms).await
+                    })
+                }
+            })
+            .await;
+        match created {
+            // Two creates with one key raced on PostgreSQL: the other won.
+            Err(StoreError::Database(e)) if is_unique_violation(&e) => {
+                let key = run.idempotency_key.as_deref().unwrap_or_default();
+                let existing = self.run_by_key(&run.deployment_id, key).await?;
+                existing.map(|run| (run, false)).ok_or(StoreError::Database(e))
+            }
+            other => other,
+        }
+    }
+
+    /// Inserts a new run with its first state and event, unless its
+    /// idempotency key is already used (then returns that run, `false`).
+    async fn insert_run(
+        &self,
+        conn: &mut AnyConnection,
+        run: FlowRun,
+        retry_delay_ms: i64,
+        timeout_ms: Option<i64>,
+    ) -> StoreResult<(FlowRun, bool)> {
+        if let Some(key) = &run.idempotency_key {
+            let existing = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM flow_runs WHERE deployment_id = $1 AND idempotency_key = $2"
+            ))
+            .bind(&run.deployment_id)
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some(row) = existing {
+                return Ok((run_row(&row)?.run, false));
+            }
+        }
+        sqlx::query(&format!(
             "INSERT INTO flow_runs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, 1, $9, NULL, NULL, 0, $10, $11, $12, $13, NULL, $8)"
         ))
-        .bind(&id)
-        .bind(&deployment.id)
-        .bind(&deployment.flow)
-        .bind(&deployment.name)
-        .bind(parameters.to_string())
-        .bind(to_json(&tags)?)
+        .bind(&run.id)
+        .bind(&run.deployment_id)
+        .bind(&run.flow)
+        .bind(run.deployment.split_once('/').map_or("", |(_, name)| name))
+        .bind(serde_json::Value::Object(run.parameters.clone()).to_string())
+        .bind(to_json(&run.tags)?)
         .bind(StateName::Scheduled.as_str())
-        .bind(at.0)
-        .bind(scheduled_at.0)
-        .bind(i64::from(deployment.spec.retries))
+        .bind(run.created_at.0)
+        .bind(run.scheduled_at.0)
+        .bind(i64::from(run.max_retries))
         .bind(retry_delay_ms)
         .bind(timeout_ms)
-        .bind(request.idempotency_key.as_deref())
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
-                drop(tx);
-                let key = request.idempotency_key.as_deref().unwrap_or_default();
-                let existing = self.run_by_key(&deployment.id, key).await?;
-                return existing.map(|run| (run, false)).ok_or(StoreError::Database(e));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        for tag in &tags {
+        .bind(run.idempotency_key.as_deref())
+        .execute(&mut *conn)
+        .await?;
+        for tag in &run.tags {
             sqlx::query(
                 "INSERT INTO flow_run_tags (run_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             )
-            .bind(&id)
+            .bind(&run.id)
             .bind(tag)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         }
         sqlx::query(
             "INSERT INTO run_states (run_id, seq, state, message, at) VALUES ($1, 1, $2, NULL, $3)",
         )
-        .bind(&id)
+        .bind(&run.id)
         .bind(StateName::Scheduled.as_str())
-        .bind(at.0)
-        .execute(&mut *tx)
+        .bind(run.created_at.0)
+        .execute(&mut *conn)
         .await?;
         events::record(
-            &mut tx,
+            conn,
             NewEvent {
                 name: "run.scheduled",
-                resource: format!("run/{id}"),
-                related: vec![format!("deployment/{}", deployment.full_name())],
-                payload: serde_json::json!({ "state": "SCHEDULED", "scheduled_at": scheduled_at.0 }),
+                resource: format!("run/{}", run.id),
+                related: vec![format!("deployment/{}", run.deployment)],
+                payload: serde_json::json!({ "state": "SCHEDULED", "scheduled_at": run.scheduled_at.0 }),
             },
         )
         .await?;
-        tx.commit().await?;
-        Ok((self.run(&id).await?, true))
+        Ok((run, true))
     }
 
     async fn run_by_key(&self, deployment_id: &str, key: &str) -> StoreResult<Option<FlowRun>> {
@@ -340,8 +391,20 @@ impl Store {
 
     /// Proposes a transition; the orchestration rules decide.
     pub async fn propose_state(&self, id: &str, proposal: ProposeState) -> StoreResult<Transition> {
-        let mut tx = self.write.begin().await?;
-        let row = self.locked_run(&mut tx, id).await?;
+        let id = id.to_owned();
+        self.write_transaction(move |store, conn| {
+            Box::pin(async move { store.propose_in(conn, &id, proposal).await })
+        })
+        .await
+    }
+
+    async fn propose_in(
+        &self,
+        tx: &mut AnyConnection,
+        id: &str,
+        proposal: ProposeState,
+    ) -> StoreResult<Transition> {
+        let row = self.locked_run(tx, id).await?;
         // Only a dispatch (`PENDING`) consults the deployment and its slots;
         // other transitions skip those reads.
         let (deployment_paused, concurrency_limit, concurrency_policy, slots_in_use) = if proposal
@@ -355,7 +418,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            let deployment = Self::deployment_by_id(&mut tx, &row.run.deployment_id).await?;
+            let deployment = Self::deployment_by_id(tx, &row.run.deployment_id).await?;
             let slots_in_use: i64 = sqlx::query(
                     "SELECT COUNT(*) AS n FROM flow_runs WHERE deployment_id = $1 AND id <> $2 AND state IN ('PENDING', 'RUNNING', 'CANCELLING')",
                 )
@@ -397,8 +460,7 @@ impl Store {
                 };
                 let apply =
                     Apply { to: state, message, output: proposal.output.as_ref(), retry_in_ms };
-                let run = self.apply(&mut tx, &row, apply).await?;
-                tx.commit().await?;
+                let run = self.apply(tx, &row, apply).await?;
                 Ok(Transition { verdict: Verdict::Accepted, reason, run })
             }
         }
@@ -407,8 +469,15 @@ impl Store {
     /// Cancels a run: at once if nothing runs, else `CANCELLING` until its
     /// agent confirms.
     pub async fn cancel_run(&self, id: &str) -> StoreResult<Transition> {
-        let mut tx = self.write.begin().await?;
-        let row = self.locked_run(&mut tx, id).await?;
+        let id = id.to_owned();
+        self.write_transaction(move |store, conn| {
+            Box::pin(async move { store.cancel_in(conn, &id).await })
+        })
+        .await
+    }
+
+    async fn cancel_in(&self, tx: &mut AnyConnection, id: &str) -> StoreResult<Transition> {
+        let row = self.locked_run(tx, id).await?;
         match orchestration::cancel_target(row.run.state) {
             Err(reason) => {
                 Ok(Transition { verdict: Verdict::Rejected, reason: Some(reason), run: row.run })
@@ -420,8 +489,7 @@ impl Store {
                     output: None,
                     retry_in_ms: None,
                 };
-                let run = self.apply(&mut tx, &row, apply).await?;
-                tx.commit().await?;
+                let run = self.apply(tx, &row, apply).await?;
                 Ok(Transition { verdict: Verdict::Accepted, reason: None, run })
             }
         }

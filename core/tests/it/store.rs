@@ -659,3 +659,32 @@ async fn every_transition_is_accepted_exactly_when_it_is_legal() {
         }
     }
 }
+
+#[tokio::test]
+async fn racing_creates_with_one_idempotency_key_make_one_run() {
+    for db in both().await {
+        let store = db.store.clone();
+        deploy(&store, "default", DeploymentSpec::default()).await;
+        let racing: Vec<_> = (0..10)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let request = CreateRun {
+                        parameters: json!({"a": 1, "b": 2}).as_object().unwrap().clone(),
+                        idempotency_key: Some("once".into()),
+                        ..Default::default()
+                    };
+                    store.create_run("hello", "default", request).await.unwrap()
+                })
+            })
+            .collect();
+        let mut created = 0;
+        let mut ids = std::collections::BTreeSet::new();
+        for race in racing {
+            let (run, new) = race.await.unwrap();
+            created += usize::from(new);
+            ids.insert(run.id);
+        }
+        assert_eq!((created, ids.len()), (1, 1), "{}", db.label);
+    }
+}
