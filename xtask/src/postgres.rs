@@ -61,18 +61,12 @@ impl Postgres {
             }
         };
         let as_postgres_user = is_root();
-        let data = std::env::temp_dir().join("baton-test-postgres");
+        // One directory per run, so that test runs side by side (two clones
+        // on one machine) never stop each other's server.
+        let data = std::env::temp_dir().join(format!("baton-test-postgres-{}", std::process::id()));
         if data.exists() {
-            let mut server = Postgres {
-                bin: bin.clone(),
-                data: data.clone(),
-                as_postgres_user,
-                url: String::new(),
-            };
-            server.stop();
             std::fs::remove_dir_all(&data)
                 .with_context(|| format!("removing {}", data.display()))?;
-            server.data = PathBuf::new();
         }
         std::fs::create_dir_all(&data)?;
         let mut server = Postgres { bin, data, as_postgres_user, url: String::new() };
@@ -136,5 +130,6 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         self.stop();
+        let _ = std::fs::remove_dir_all(&self.data);
     }
 }
