@@ -97,11 +97,33 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     }
 }
 
+/// What the rules' decision means for the store.
+enum Plan {
+    /// Nothing to write: answer with this verdict and reason.
+    Answer(Verdict, Option<String>),
+    /// Write this transition; `reason` says why it differs from the proposal.
+    Apply(Apply, Option<String>),
+}
+
+fn plan(facts: RunFacts, proposal: ProposeState) -> Plan {
+    match orchestration::decide(&facts, proposal.state) {
+        Decision::Reject { reason } => Plan::Answer(Verdict::Rejected, Some(reason)),
+        Decision::Delay { reason } => Plan::Answer(Verdict::Delayed, Some(reason)),
+        Decision::Accept { state, reason, retry_in_ms } => {
+            let message = match (&reason, proposal.message) {
+                (Some(reason), Some(message)) => Some(format!("{message} ({reason})")),
+                (reason, message) => message.or_else(|| reason.clone()),
+            };
+            Plan::Apply(Apply { to: state, message, output: proposal.output, retry_in_ms }, reason)
+        }
+    }
+}
+
 /// How a transition is to be applied.
-struct Apply<'a> {
+struct Apply {
     to: StateName,
     message: Option<String>,
-    output: Option<&'a serde_json::Value>,
+    output: Option<serde_json::Value>,
     retry_in_ms: Option<i64>,
 }
 
@@ -391,11 +413,64 @@ impl Store {
 
     /// Proposes a transition; the orchestration rules decide.
     pub async fn propose_state(&self, id: &str, proposal: ProposeState) -> StoreResult<Transition> {
+        if self.dialect == Dialect::Sqlite && proposal.state != StateName::Pending {
+            return self.propose_optimistically(id, proposal).await;
+        }
         let id = id.to_owned();
         self.write_transaction(move |store, conn| {
             Box::pin(async move { store.propose_in(conn, &id, proposal).await })
         })
         .await
+    }
+
+    /// On SQLite, a transition that is not a dispatch needs nothing but the
+    /// run itself: read it beside the writer, decide, and let the writer
+    /// apply it only if the run did not change meanwhile (`state_seq`).
+    /// Refusals never reach the writer at all.
+    async fn propose_optimistically(
+        &self,
+        id: &str,
+        proposal: ProposeState,
+    ) -> StoreResult<Transition> {
+        for _ in 0..8 {
+            let row = sqlx::query(&format!("SELECT {COLUMNS} FROM flow_runs WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.read)
+                .await?
+                .ok_or_else(|| StoreError::not_found(format!("run {id}")))?;
+            let row = run_row(&row)?;
+            let facts = RunFacts {
+                current: row.run.state,
+                run_count: row.run.run_count,
+                max_retries: row.run.max_retries,
+                retry_delay_ms: row.retry_delay_ms,
+                deployment_paused: false,
+                concurrency_limit: None,
+                concurrency_policy: Default::default(),
+                slots_in_use: 0,
+            };
+            match plan(facts, proposal.clone()) {
+                Plan::Answer(verdict, reason) => {
+                    return Ok(Transition { verdict, reason, run: row.run });
+                }
+                Plan::Apply(apply, reason) => {
+                    let applied = self
+                        .write_transaction(move |store, conn| {
+                            Box::pin(async move { store.apply(conn, &row, apply).await })
+                        })
+                        .await;
+                    match applied {
+                        Ok(run) => {
+                            return Ok(Transition { verdict: Verdict::Accepted, reason, run });
+                        }
+                        // The run changed after we read it: decide again.
+                        Err(StoreError::Conflict(_)) => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Err(StoreError::Conflict(format!("run {id} kept changing state; propose again")))
     }
 
     async fn propose_in(
@@ -446,20 +521,9 @@ impl Store {
             concurrency_policy,
             slots_in_use,
         };
-        match orchestration::decide(&facts, proposal.state) {
-            Decision::Reject { reason } => {
-                Ok(Transition { verdict: Verdict::Rejected, reason: Some(reason), run: row.run })
-            }
-            Decision::Delay { reason } => {
-                Ok(Transition { verdict: Verdict::Delayed, reason: Some(reason), run: row.run })
-            }
-            Decision::Accept { state, reason, retry_in_ms } => {
-                let message = match (&reason, &proposal.message) {
-                    (Some(reason), Some(message)) => Some(format!("{message} ({reason})")),
-                    (reason, message) => message.clone().or_else(|| reason.clone()),
-                };
-                let apply =
-                    Apply { to: state, message, output: proposal.output.as_ref(), retry_in_ms };
+        match plan(facts, proposal) {
+            Plan::Answer(verdict, reason) => Ok(Transition { verdict, reason, run: row.run }),
+            Plan::Apply(apply, reason) => {
                 let run = self.apply(tx, &row, apply).await?;
                 Ok(Transition { verdict: Verdict::Accepted, reason, run })
             }
@@ -495,12 +559,13 @@ impl Store {
         }
     }
 
-    /// Writes an accepted transition, its history row and its event.
+    /// Writes an accepted transition (the trigger adds its history row and
+    /// its event).
     async fn apply(
         &self,
         conn: &mut AnyConnection,
         row: &RunRow,
-        apply: Apply<'_>,
+        apply: Apply,
     ) -> StoreResult<FlowRun> {
         let run = &row.run;
         let at = now();
@@ -524,8 +589,11 @@ impl Store {
             (StateName::Scheduled, _) if run.state.is_terminal() => at,
             _ => run.scheduled_at,
         };
-        let output =
-            if to == StateName::Completed { apply.output.map(ToString::to_string) } else { None };
+        let output = if to == StateName::Completed {
+            apply.output.as_ref().map(ToString::to_string)
+        } else {
+            None
+        };
         let seq = row.state_seq + 1;
         let updated = sqlx::query(
             "UPDATE flow_runs SET state = $1, state_message = $2, state_changed_at = $3, state_seq = $4, scheduled_at = $5, \
@@ -551,26 +619,8 @@ impl Store {
                 run.id
             )));
         }
-        sqlx::query(
-            "INSERT INTO run_states (run_id, seq, state, message, at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&run.id)
-        .bind(seq)
-        .bind(to.as_str())
-        .bind(apply.message.as_deref())
-        .bind(at.0)
-        .execute(&mut *conn)
-        .await?;
-        events::record(
-            conn,
-            NewEvent {
-                name: &format!("run.{}", to.as_str().to_ascii_lowercase()),
-                resource: format!("run/{}", run.id),
-                related: vec![format!("deployment/{}", run.deployment)],
-                payload: serde_json::json!({ "from": run.state, "to": to, "message": apply.message }),
-            },
-        )
-        .await?;
+        // The history row and the event come from the `flow_runs_history`
+        // trigger (migration 0003), in this same statement.
         // What the UPDATE above wrote, without reading it back.
         Ok(FlowRun {
             state: to,
@@ -581,7 +631,7 @@ impl Store {
             ended_at,
             run_count,
             output: if to == StateName::Completed {
-                apply.output.cloned().or_else(|| run.output.clone())
+                apply.output.or_else(|| run.output.clone())
             } else {
                 run.output.clone()
             },
