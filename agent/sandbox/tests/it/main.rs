@@ -174,11 +174,12 @@ async fn a_flow_that_loops_forever_times_out_promptly() {
     assert!(elapsed < limit + Duration::from_millis(100), "stopped after {elapsed:?}");
 }
 
-#[tokio::test]
-async fn cancelling_stops_a_looping_flow_within_100ms() {
+/// Starts `flow`, cancels it after 200 ms; returns its outcome and how
+/// long it took to stop after the cancel.
+async fn cancel_while_running(flow: &str, params: serde_json::Value) -> (RunOutcome, Duration) {
     let sandbox = Arc::new(sandbox());
-    let flow = sandbox.load(&baton_tests::flow_wasm("loop-forever")).unwrap();
-    let request = RunRequest::new(json!({}), Arc::new(ReportCollector::default()));
+    let flow = sandbox.load(&baton_tests::flow_wasm(flow)).unwrap();
+    let request = RunRequest::new(params, Arc::new(ReportCollector::default()));
     let cancel = request.cancel.clone();
     let running = {
         let sandbox = sandbox.clone();
@@ -188,26 +189,20 @@ async fn cancelling_stops_a_looping_flow_within_100ms() {
     let cancelled_at = Instant::now();
     cancel.cancel();
     let outcome = running.await.unwrap();
-    let stop = cancelled_at.elapsed();
+    (outcome, cancelled_at.elapsed())
+}
+
+#[tokio::test]
+async fn cancelling_stops_a_looping_flow_within_100ms() {
+    let (outcome, stop) = cancel_while_running("loop-forever", json!({})).await;
     assert_eq!(outcome, RunOutcome::Cancelled);
     assert!(stop < Duration::from_millis(100), "stopped {stop:?} after the cancel");
 }
 
 #[tokio::test]
 async fn cancelling_stops_a_flow_waiting_in_the_host_within_100ms() {
-    let sandbox = Arc::new(sandbox());
-    let flow = sandbox.load(&baton_tests::flow_wasm("sleeps")).unwrap();
-    let request = RunRequest::new(json!({"millis": 60_000}), Arc::new(ReportCollector::default()));
-    let cancel = request.cancel.clone();
-    let running = {
-        let sandbox = sandbox.clone();
-        tokio::spawn(async move { sandbox.run(&flow, request).await })
-    };
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let cancelled_at = Instant::now();
-    cancel.cancel();
-    assert_eq!(running.await.unwrap(), RunOutcome::Cancelled);
-    let stop = cancelled_at.elapsed();
+    let (outcome, stop) = cancel_while_running("sleeps", json!({"millis": 60_000})).await;
+    assert_eq!(outcome, RunOutcome::Cancelled);
     assert!(stop < Duration::from_millis(100), "stopped {stop:?} after the cancel");
 }
 
