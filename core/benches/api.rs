@@ -141,6 +141,11 @@ fn main() {
         assert!(status < 300);
 
         let total = clients * per_client;
+        // The floor: the same clients asking for nothing but health.
+        let (elapsed, latencies) =
+            load(address, clients, per_client, |_, _| ("GET".into(), "/api/health".into(), Value::Null)).await;
+        report(&format!("health checks ({clients} clients)"), total, elapsed, latencies);
+
         let (elapsed, latencies) = load(address, clients, per_client, |_, _| {
             ("POST".into(), "/api/deployments/hello/bench/runs".into(), json!({"parameters": {"a": 1, "b": 2}}))
         })

@@ -4,8 +4,8 @@
 use baton_proto::v1::{
     Artifact, Deployment, DeploymentSpec, DeploymentUpserted, Timestamp, validate_params,
 };
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
 
 use super::events::{self, NewEvent};
 use super::{Store, StoreError, StoreResult, found, json_column, new_id, now, to_json};
@@ -173,18 +173,6 @@ impl Store {
         .fetch_optional(&self.read)
         .await?
         .ok_or_else(|| StoreError::not_found(format!("deployment {flow}/{name}")))?;
-        deployment(&row)
-    }
-
-    pub(crate) async fn deployment_by_id(
-        conn: &mut AnyConnection,
-        id: &str,
-    ) -> StoreResult<Deployment> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM deployments WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(conn)
-            .await?
-            .ok_or_else(|| StoreError::not_found(format!("deployment {id}")))?;
         deployment(&row)
     }
 

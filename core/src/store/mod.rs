@@ -13,6 +13,7 @@ mod events;
 mod pools;
 mod retention;
 mod runs;
+mod transitions;
 mod values;
 
 pub use deployments::DeploymentFilter;
@@ -99,13 +100,19 @@ impl Store {
                 let url =
                     if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
                 let options = || {
-                    AnyPoolOptions::new().after_connect(|conn, _| {
+                    // A file's connections do not go stale: no ping
+                    // before each use.
+                    AnyPoolOptions::new().test_before_acquire(false).after_connect(|conn, _| {
                         Box::pin(async move {
                             // WAL lets readers run beside the writer; NORMAL
                             // sync is durable across crashes of the process.
+                            // Statement journals in memory: spilled to disk,
+                            // each statement of a group commit would create
+                            // and delete a temporary file.
                             sqlx::query(
                                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                                 PRAGMA temp_store = MEMORY;",
                             )
                             .execute(conn)
                             .await?;

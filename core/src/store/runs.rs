@@ -4,13 +4,14 @@
 //! runs.
 
 use baton_proto::v1::{
-    CreateRun, FlowRun, FlowRunDetail, LogLine, Page, ProposeState, StateChange, StateName,
-    TaskRun, Timestamp, Transition, Verdict, validate_params,
+    ConcurrencyPolicy, CreateRun, DeploymentSpec, FlowRun, FlowRunDetail, LogLine, Page,
+    ProposeState, StateChange, StateName, TaskRun, Timestamp, Transition, Verdict, validate_params,
 };
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::events::{self, NewEvent};
+use super::transitions::{self, DispatchGuard, StateWrite, slots_in_use_sql};
 use super::{
     Dialect, Store, StoreError, StoreResult, as_u32, json_column, new_id, now, parsed_column,
     to_json,
@@ -125,6 +126,118 @@ struct Apply {
     message: Option<String>,
     output: Option<serde_json::Value>,
     retry_in_ms: Option<i64>,
+}
+
+/// The deployment facts a dispatch (`PENDING`) is decided on; `apply`
+/// writes the decision only if they still hold.
+struct DispatchFacts {
+    /// The deployment's spec as stored (it holds the limit and `paused`).
+    spec: String,
+    slots_in_use: i64,
+    paused: bool,
+    concurrency_limit: Option<u32>,
+    concurrency_policy: ConcurrencyPolicy,
+}
+
+/// Columns giving a dispatch's facts about the deployment of run `r`.
+fn dispatch_columns() -> String {
+    format!(
+        "(SELECT d.spec FROM deployments d WHERE d.id = r.deployment_id) AS deployment_spec, ({}) AS slots",
+        slots_in_use_sql("r.deployment_id", "r.id")
+    )
+}
+
+fn dispatch_facts(row: &AnyRow) -> StoreResult<DispatchFacts> {
+    let spec: String = row.try_get("deployment_spec")?;
+    let parsed: DeploymentSpec =
+        serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(DispatchFacts {
+        spec,
+        slots_in_use: row.try_get("slots")?,
+        paused: parsed.paused,
+        concurrency_limit: parsed.concurrency_limit,
+        concurrency_policy: parsed.concurrency_policy,
+    })
+}
+
+fn run_facts(row: &RunRow, dispatch: Option<&DispatchFacts>) -> RunFacts {
+    RunFacts {
+        current: row.run.state,
+        run_count: row.run.run_count,
+        max_retries: row.run.max_retries,
+        retry_delay_ms: row.retry_delay_ms,
+        deployment_paused: dispatch.is_some_and(|d| d.paused),
+        concurrency_limit: dispatch.and_then(|d| d.concurrency_limit),
+        concurrency_policy: dispatch.map(|d| d.concurrency_policy).unwrap_or_default(),
+        slots_in_use: dispatch.map_or(0, |d| as_u32(d.slots_in_use)),
+    }
+}
+
+fn changed_meanwhile(run_id: &str) -> StoreError {
+    StoreError::Conflict(format!("run {run_id} or its deployment changed meanwhile; propose again"))
+}
+
+/// The write of an accepted transition, and the run as it will be once
+/// written (so nothing is read back).
+fn state_write(
+    row: &RunRow,
+    apply: Apply,
+    dispatch: Option<&DispatchFacts>,
+) -> (StateWrite, FlowRun) {
+    let run = &row.run;
+    let at = now();
+    let to = apply.to;
+    let resumed = run.state == StateName::Paused && to == StateName::Running;
+    let run_count =
+        if to == StateName::Running && !resumed { run.run_count + 1 } else { run.run_count };
+    let started_at = match (to, run.started_at) {
+        (StateName::Running, None) => Some(at),
+        (_, started) => started,
+    };
+    let ended_at = if to.is_terminal() {
+        Some(at)
+    } else if to == StateName::Scheduled {
+        None
+    } else {
+        run.ended_at
+    };
+    let scheduled_at = match (to, apply.retry_in_ms) {
+        (StateName::AwaitingRetry, Some(delay)) => Timestamp(at.0.saturating_add(delay)),
+        (StateName::Scheduled, _) if run.state.is_terminal() => at,
+        _ => run.scheduled_at,
+    };
+    let output = if to == StateName::Completed { apply.output } else { None };
+    let write = StateWrite {
+        run_id: run.id.clone(),
+        read_seq: row.state_seq,
+        state: to,
+        message: apply.message.clone(),
+        changed_at: at.0,
+        scheduled_at: scheduled_at.0,
+        started_at: started_at.map(|t| t.0),
+        ended_at: ended_at.map(|t| t.0),
+        run_count: i64::from(run_count),
+        output: output.as_ref().map(ToString::to_string),
+        // The decision rests on the deployment's spec and on whether a
+        // slot was free: both must still hold.
+        dispatch: dispatch.map(|d| DispatchGuard {
+            deployment_id: run.deployment_id.clone(),
+            spec: d.spec.clone(),
+            slot: d.concurrency_limit.map(|limit| (limit, to == StateName::Pending)),
+        }),
+    };
+    let run = FlowRun {
+        state: to,
+        state_message: apply.message,
+        state_changed_at: at,
+        scheduled_at,
+        started_at,
+        ended_at,
+        run_count,
+        output: output.or_else(|| run.output.clone()),
+        ..run.clone()
+    };
+    (write, run)
 }
 
 impl Store {
@@ -399,132 +512,91 @@ impl Store {
         Ok(Page { items, next_cursor })
     }
 
-    async fn locked_run(&self, conn: &mut AnyConnection, id: &str) -> StoreResult<RunRow> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM flow_runs WHERE id = $1{}",
-            self.lock_clause()
-        ))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?
-        .ok_or_else(|| StoreError::not_found(format!("run {id}")))?;
-        run_row(&row)
+    /// The run `id` (locked for this transaction on PostgreSQL when
+    /// `lock`), with its dispatch facts when `dispatch`.
+    async fn read_run<'e>(
+        &self,
+        executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+        id: &str,
+        lock: bool,
+        dispatch: bool,
+    ) -> StoreResult<(RunRow, Option<DispatchFacts>)> {
+        let lock = if lock { self.lock_clause() } else { "" };
+        let extra = if dispatch { format!(", {}", dispatch_columns()) } else { String::new() };
+        let row =
+            sqlx::query(&format!("SELECT {COLUMNS}{extra} FROM flow_runs r WHERE r.id = $1{lock}"))
+                .bind(id)
+                .fetch_optional(executor)
+                .await?
+                .ok_or_else(|| StoreError::not_found(format!("run {id}")))?;
+        let facts = if dispatch { Some(dispatch_facts(&row)?) } else { None };
+        Ok((run_row(&row)?, facts))
     }
 
     /// Proposes a transition; the orchestration rules decide.
+    ///
+    /// On PostgreSQL the run (and for a dispatch its deployment) is locked
+    /// while the rules decide. On SQLite, whose single writer is the
+    /// bottleneck, the facts are read beside the writer and the writer only
+    /// runs the guarded UPDATE: if the run or its deployment's facts
+    /// changed since they were read, it writes nothing and the proposal is
+    /// decided again. Refusals never reach the writer at all.
     pub async fn propose_state(&self, id: &str, proposal: ProposeState) -> StoreResult<Transition> {
-        if self.dialect == Dialect::Sqlite && proposal.state != StateName::Pending {
-            return self.propose_optimistically(id, proposal).await;
+        if self.dialect == Dialect::Postgres {
+            let id = id.to_owned();
+            return self
+                .write_transaction(move |store, conn| {
+                    Box::pin(async move { store.propose_locked(conn, &id, proposal).await })
+                })
+                .await;
         }
-        let id = id.to_owned();
-        self.write_transaction(move |store, conn| {
-            Box::pin(async move { store.propose_in(conn, &id, proposal).await })
-        })
-        .await
-    }
-
-    /// On SQLite, a transition that is not a dispatch needs nothing but the
-    /// run itself: read it beside the writer, decide, and let the writer
-    /// apply it only if the run did not change meanwhile (`state_seq`).
-    /// Refusals never reach the writer at all.
-    async fn propose_optimistically(
-        &self,
-        id: &str,
-        proposal: ProposeState,
-    ) -> StoreResult<Transition> {
         for _ in 0..8 {
-            let row = sqlx::query(&format!("SELECT {COLUMNS} FROM flow_runs WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&self.read)
-                .await?
-                .ok_or_else(|| StoreError::not_found(format!("run {id}")))?;
-            let row = run_row(&row)?;
-            let facts = RunFacts {
-                current: row.run.state,
-                run_count: row.run.run_count,
-                max_retries: row.run.max_retries,
-                retry_delay_ms: row.retry_delay_ms,
-                deployment_paused: false,
-                concurrency_limit: None,
-                concurrency_policy: Default::default(),
-                slots_in_use: 0,
-            };
-            match plan(facts, proposal.clone()) {
+            let dispatching = proposal.state == StateName::Pending;
+            let (row, dispatch) = self.read_run(&self.read, id, false, dispatching).await?;
+            match plan(run_facts(&row, dispatch.as_ref()), proposal.clone()) {
                 Plan::Answer(verdict, reason) => {
                     return Ok(Transition { verdict, reason, run: row.run });
                 }
                 Plan::Apply(apply, reason) => {
-                    let applied = self
-                        .write_transaction(move |store, conn| {
-                            Box::pin(async move { store.apply(conn, &row, apply).await })
-                        })
-                        .await;
-                    match applied {
-                        Ok(run) => {
-                            return Ok(Transition { verdict: Verdict::Accepted, reason, run });
-                        }
-                        // The run changed after we read it: decide again.
-                        Err(StoreError::Conflict(_)) => continue,
-                        Err(e) => return Err(e),
+                    let (write, run) = state_write(&row, apply, dispatch.as_ref());
+                    if self.write_state(write).await? {
+                        return Ok(Transition { verdict: Verdict::Accepted, reason, run });
                     }
+                    // The facts changed after we read them: decide again.
                 }
             }
         }
         Err(StoreError::Conflict(format!("run {id} kept changing state; propose again")))
     }
 
-    async fn propose_in(
+    async fn propose_locked(
         &self,
         tx: &mut AnyConnection,
         id: &str,
         proposal: ProposeState,
     ) -> StoreResult<Transition> {
-        let row = self.locked_run(tx, id).await?;
-        // Only a dispatch (`PENDING`) consults the deployment and its slots;
-        // other transitions skip those reads.
-        let (deployment_paused, concurrency_limit, concurrency_policy, slots_in_use) = if proposal
-            .state
-            == StateName::Pending
-        {
-            if self.dialect == Dialect::Postgres {
-                // Serialise slot counting per deployment across cores.
-                sqlx::query("SELECT id FROM deployments WHERE id = $1 FOR UPDATE")
-                    .bind(&row.run.deployment_id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let deployment = Self::deployment_by_id(tx, &row.run.deployment_id).await?;
-            let slots_in_use: i64 = sqlx::query(
-                    "SELECT COUNT(*) AS n FROM flow_runs WHERE deployment_id = $1 AND id <> $2 AND state IN ('PENDING', 'RUNNING', 'CANCELLING')",
-                )
+        let (row, _) = self.read_run(&mut *tx, id, true, false).await?;
+        let dispatch = if proposal.state == StateName::Pending {
+            // Serialise slot counting per deployment across cores, then count.
+            sqlx::query(&format!("SELECT id FROM deployments WHERE id = $1{}", self.lock_clause()))
                 .bind(&row.run.deployment_id)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("n")?;
-            (
-                deployment.spec.paused,
-                deployment.spec.concurrency_limit,
-                deployment.spec.concurrency_policy,
-                as_u32(slots_in_use),
-            )
+                .execute(&mut *tx)
+                .await?;
+            let facts = sqlx::query(&format!(
+                "SELECT {} FROM flow_runs r WHERE r.id = $1",
+                dispatch_columns()
+            ))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            Some(dispatch_facts(&facts)?)
         } else {
-            (false, None, Default::default(), 0)
+            None
         };
-        let facts = RunFacts {
-            current: row.run.state,
-            run_count: row.run.run_count,
-            max_retries: row.run.max_retries,
-            retry_delay_ms: row.retry_delay_ms,
-            deployment_paused,
-            concurrency_limit,
-            concurrency_policy,
-            slots_in_use,
-        };
-        match plan(facts, proposal) {
+        match plan(run_facts(&row, dispatch.as_ref()), proposal) {
             Plan::Answer(verdict, reason) => Ok(Transition { verdict, reason, run: row.run }),
             Plan::Apply(apply, reason) => {
-                let run = self.apply(tx, &row, apply).await?;
+                let run = self.apply(tx, &row, apply, dispatch.as_ref()).await?;
                 Ok(Transition { verdict: Verdict::Accepted, reason, run })
             }
         }
@@ -541,7 +613,7 @@ impl Store {
     }
 
     async fn cancel_in(&self, tx: &mut AnyConnection, id: &str) -> StoreResult<Transition> {
-        let row = self.locked_run(tx, id).await?;
+        let (row, _) = self.read_run(&mut *tx, id, true, false).await?;
         match orchestration::cancel_target(row.run.state) {
             Err(reason) => {
                 Ok(Transition { verdict: Verdict::Rejected, reason: Some(reason), run: row.run })
@@ -553,90 +625,45 @@ impl Store {
                     output: None,
                     retry_in_ms: None,
                 };
-                let run = self.apply(tx, &row, apply).await?;
+                let run = self.apply(tx, &row, apply, None).await?;
                 Ok(Transition { verdict: Verdict::Accepted, reason: None, run })
             }
         }
     }
 
-    /// Writes an accepted transition (the trigger adds its history row and
-    /// its event).
+    /// Writes an accepted transition in `conn`'s transaction if the facts
+    /// it was decided on still hold; else `Conflict`.
     async fn apply(
         &self,
         conn: &mut AnyConnection,
         row: &RunRow,
         apply: Apply,
+        dispatch: Option<&DispatchFacts>,
     ) -> StoreResult<FlowRun> {
-        let run = &row.run;
-        let at = now();
-        let to = apply.to;
-        let resumed = run.state == StateName::Paused && to == StateName::Running;
-        let run_count =
-            if to == StateName::Running && !resumed { run.run_count + 1 } else { run.run_count };
-        let started_at = match (to, run.started_at) {
-            (StateName::Running, None) => Some(at),
-            (_, started) => started,
-        };
-        let ended_at = if to.is_terminal() {
-            Some(at)
-        } else if to == StateName::Scheduled {
-            None
+        let (write, run) = state_write(row, apply, dispatch);
+        if transitions::write_states(conn, &[&write]).await?.contains(&write.run_id) {
+            Ok(run)
         } else {
-            run.ended_at
-        };
-        let scheduled_at = match (to, apply.retry_in_ms) {
-            (StateName::AwaitingRetry, Some(delay)) => Timestamp(at.0.saturating_add(delay)),
-            (StateName::Scheduled, _) if run.state.is_terminal() => at,
-            _ => run.scheduled_at,
-        };
-        let output = if to == StateName::Completed {
-            apply.output.as_ref().map(ToString::to_string)
-        } else {
-            None
-        };
-        let seq = row.state_seq + 1;
-        let updated = sqlx::query(
-            "UPDATE flow_runs SET state = $1, state_message = $2, state_changed_at = $3, state_seq = $4, scheduled_at = $5, \
-             started_at = $6, ended_at = $7, run_count = $8, output = COALESCE($9, output) WHERE id = $10 AND state_seq = $11",
-        )
-        .bind(to.as_str())
-        .bind(apply.message.as_deref())
-        .bind(at.0)
-        .bind(seq)
-        .bind(scheduled_at.0)
-        .bind(started_at.map(|t| t.0))
-        .bind(ended_at.map(|t| t.0))
-        .bind(i64::from(run_count))
-        .bind(output)
-        .bind(&run.id)
-        .bind(row.state_seq)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if updated != 1 {
-            return Err(StoreError::Conflict(format!(
-                "run {} changed state meanwhile; propose again",
-                run.id
-            )));
+            Err(changed_meanwhile(&write.run_id))
         }
-        // The history row and the event come from the `flow_runs_history`
-        // trigger (migration 0003), in this same statement.
-        // What the UPDATE above wrote, without reading it back.
-        Ok(FlowRun {
-            state: to,
-            state_message: apply.message,
-            state_changed_at: at,
-            scheduled_at,
-            started_at,
-            ended_at,
-            run_count,
-            output: if to == StateName::Completed {
-                apply.output.or_else(|| run.output.clone())
-            } else {
-                run.output.clone()
-            },
-            ..run.clone()
-        })
+    }
+
+    /// Writes an accepted transition in a write transaction of its own (on
+    /// SQLite, the next group commit); `false` when its facts changed.
+    async fn write_state(&self, write: StateWrite) -> StoreResult<bool> {
+        match &self.batcher {
+            Some(batcher) => batcher.submit_state(write).await,
+            None => {
+                self.write_transaction(move |_, conn| {
+                    Box::pin(async move {
+                        Ok(transitions::write_states(conn, &[&write])
+                            .await?
+                            .contains(&write.run_id))
+                    })
+                })
+                .await
+            }
+        }
     }
 
     /// Marks runs `LATE` whose time passed `late_after_ms` ago undispatched,

@@ -688,3 +688,42 @@ async fn racing_creates_with_one_idempotency_key_make_one_run() {
         assert_eq!((created, ids.len()), (1, 1), "{}", db.label);
     }
 }
+
+#[tokio::test]
+async fn racing_proposals_for_one_run_land_once_each_way() {
+    for db in both().await {
+        let store = db.store.clone();
+        deploy(&store, "default", DeploymentSpec::default()).await;
+        // Many runs moving at once share group commits; several proposals
+        // for one run never both land.
+        let mut ids = Vec::new();
+        for _ in 0..20 {
+            ids.push(run_in(&store, "default", StateName::Running).await);
+        }
+        let racing: Vec<_> = ids
+            .iter()
+            .flat_map(|id| {
+                [StateName::Completed, StateName::Failed, StateName::Completed]
+                    .map(|state| (state, id.clone()))
+            })
+            .map(|(state, id)| {
+                let store = store.clone();
+                tokio::spawn(async move { (id.clone(), propose(&store, &id, state).await) })
+            })
+            .collect();
+        let mut accepted = std::collections::HashMap::new();
+        for race in racing {
+            let (id, (verdict, _)) = race.await.unwrap();
+            if verdict == Verdict::Accepted {
+                *accepted.entry(id).or_insert(0) += 1;
+            }
+        }
+        for id in &ids {
+            assert_eq!(accepted.get(id), Some(&1), "{}: {id}", db.label);
+            let detail = store.run_detail(id).await.unwrap();
+            let ends = detail.states.iter().filter(|s| s.state.is_terminal()).count();
+            assert_eq!(ends, 1, "{}: one terminal state in the history", db.label);
+            assert!(detail.run.state.is_terminal());
+        }
+    }
+}
