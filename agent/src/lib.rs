@@ -1,8 +1,18 @@
-//! The Baton agent: runs the flows it is given.
+//! The Baton agent: connects to the core over QUIC, takes the runs it is
+//! assigned and runs them in the WebAssembly sandbox ([`sandbox`], the
+//! `baton-sandbox` crate, kept separate because it is the only crate that
+//! links wasmtime and is slow to build), streaming their events back.
 //!
-//! Today that is the WebAssembly sandbox ([`sandbox`], the `baton-sandbox`
-//! crate, kept separate because it is the only crate that links wasmtime and
-//! is slow to build). The QUIC link to the core and the process, container
-//! and Kubernetes infrastructure backends arrive with issue 4.
+//! [`Agent::start`] is the entry point. [`tls`] pins the core's CA to the
+//! token's fingerprint; [`outbox`] keeps events until the core acknowledges
+//! them, so they survive a reconnect. The process, container and Kubernetes
+//! infrastructure backends are still to come.
 
+mod agent;
+pub mod outbox;
+mod runs;
+mod session;
+pub mod tls;
+
+pub use agent::{Agent, AgentConfig, AgentError, LinkError};
 pub use baton_sandbox as sandbox;

@@ -1,6 +1,7 @@
 //! `baton`: the one binary. Each subcommand lives in its own module; this
 //! file holds the command-line grammar and the exit-status policy.
 
+mod agent;
 mod client;
 mod deploy;
 mod deployment;
@@ -38,6 +39,9 @@ enum Command {
     /// Run the core (the server that holds deployments and runs).
     #[command(subcommand)]
     Server(server::ServerCommand),
+    /// Run an agent, and manage the tokens that let agents in.
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
     /// Build, push and create or update the deployments of a baton.yaml.
     Deploy {
         #[arg(long, short, default_value = "baton.yaml")]
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
             match cli.command {
                 Command::Flow(command) => flow::run(command).await,
                 Command::Server(command) => server::run(command).await,
+                Command::Agent(command) => agent::run(command).await,
                 Command::Deploy { file } => deploy::deploy(&file).await,
                 Command::Init { dir, name } => deploy::init(&dir, name),
                 Command::Deployment(command) => deployment::run(command).await,

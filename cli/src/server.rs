@@ -31,6 +31,15 @@ pub struct StartArgs {
     /// Address of the REST API.
     #[arg(long, default_value = "127.0.0.1:4200", value_name = "ADDR")]
     http: SocketAddr,
+    /// Where agents connect over QUIC.
+    #[arg(long, default_value = "127.0.0.1:4201", value_name = "ADDR")]
+    quic: SocketAddr,
+    /// Take no agents (no QUIC listener).
+    #[arg(long, conflicts_with = "quic")]
+    no_agents: bool,
+    /// An agent not heard from this long is gone, and its runs crash.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    crash_after: Duration,
     /// Token every API request must carry; required to listen beyond loopback.
     #[arg(long, env = "BATON_API_TOKEN", hide_env_values = true)]
     api_token: Option<String>,
@@ -66,6 +75,8 @@ pub async fn run(command: ServerCommand) -> anyhow::Result<ExitCode> {
     let ServerCommand::Start(args) = command;
     let mut config = ServerConfig::new(args.data_dir.unwrap_or_else(baton_home), args.http);
     config.database_url = args.database_url;
+    config.quic = (!args.no_agents).then_some(args.quic);
+    config.dispatch.crash_after = args.crash_after;
     config.api_token = args.api_token;
     config.secret_key = args.secret_key;
     config.retention = Retention {
@@ -80,6 +91,10 @@ pub async fn run(command: ServerCommand) -> anyhow::Result<ExitCode> {
     let server = Server::start(config).await.context("starting the core")?;
     println!("Baton core listening on http://{} (database: {database})", server.address);
     println!("API: http://{0}/api  OpenAPI: http://{0}/api/openapi.json", server.address);
+    if let Some(link) = &server.link {
+        println!("Agents: quic://{} (CA fingerprint sha256:{})", link.address, link.fingerprint);
+        println!("  make a token with `baton agent token create --pool POOL`");
+    }
     let stopper = server.stopper();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {

@@ -6,10 +6,13 @@
 //! - [`api`]: the REST API (axum); knows no SQL.
 //! - [`server`]: `baton server start`: store, API and background loops.
 //! - [`secrets`]: sealing secrets at rest.
-//!
-//! The QUIC gateway and dispatcher arrive with issue 4.
+//! - [`link`]: the QUIC gateway agents connect to: TLS identity, tokens,
+//!   sessions, component fetches.
+//! - [`dispatch`]: which agent gets which due run; crash detection.
 
 pub mod api;
+pub mod dispatch;
+pub mod link;
 pub mod orchestration;
 pub mod secrets;
 pub mod server;

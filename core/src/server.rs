@@ -10,7 +10,9 @@ use anyhow::{Context, bail};
 use baton_sandbox::{Sandbox, SandboxConfig};
 use tokio::net::TcpListener;
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, LinkInfo};
+use crate::dispatch::{DispatchConfig, Dispatcher};
+use crate::link::{CoreIdentity, Link};
 use crate::secrets::SecretCipher;
 use crate::store::{Retention, Store, redact_url};
 
@@ -21,6 +23,9 @@ pub struct ServerConfig {
     /// `None`: SQLite in `data_dir`.
     pub database_url: Option<String>,
     pub http: SocketAddr,
+    /// Where agents connect (QUIC); `None`: no agents.
+    pub quic: Option<SocketAddr>,
+    pub dispatch: DispatchConfig,
     pub api_token: Option<String>,
     /// Hex key sealing secrets; `None`: a key file in `data_dir`.
     pub secret_key: Option<String>,
@@ -36,6 +41,8 @@ impl ServerConfig {
             data_dir,
             database_url: None,
             http,
+            quic: None,
+            dispatch: DispatchConfig::default(),
             api_token: None,
             secret_key: None,
             retention: Retention::default(),
@@ -48,7 +55,10 @@ impl ServerConfig {
 /// A running core.
 pub struct Server {
     pub address: SocketAddr,
+    /// Where agents connect, and the fingerprint their tokens pin.
+    pub link: Option<LinkInfo>,
     pub store: Store,
+    pub dispatcher: Dispatcher,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     shutdown: tokio_util::sync::CancellationToken,
 }
@@ -82,17 +92,36 @@ impl Server {
             ..SandboxConfig::default()
         })
         .context("setting up the sandbox that checks uploaded components")?;
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let dispatcher = Dispatcher::new(store.clone(), config.dispatch);
+        let link = match config.quic {
+            None => None,
+            Some(quic) => {
+                let identity = CoreIdentity::load_or_create(&config.data_dir)
+                    .context("making or loading the core's TLS identity")?;
+                let link = Link::start(
+                    quic,
+                    &identity,
+                    store.clone(),
+                    dispatcher.clone(),
+                    shutdown.clone(),
+                )?;
+                tokio::spawn(dispatcher.clone().run(shutdown.clone()));
+                Some(LinkInfo { address: link.address, fingerprint: identity.fingerprint() })
+            }
+        };
         let state = AppState {
             store: store.clone(),
             sandbox: Arc::new(sandbox),
             api_token: config.api_token.as_deref().map(Arc::from),
             max_artifact_bytes: config.max_artifact_bytes,
+            dispatcher: dispatcher.clone(),
+            link: link.clone(),
         };
         let listener = TcpListener::bind(config.http)
             .await
             .with_context(|| format!("listening on {}", config.http))?;
         let address = listener.local_addr()?;
-        let shutdown = tokio_util::sync::CancellationToken::new();
         spawn_background(store.clone(), &config, shutdown.clone());
         let stopping = shutdown.clone();
         let task = tokio::spawn(async move {
@@ -102,7 +131,7 @@ impl Server {
                 .context("serving the API")
         });
         tracing::info!(%address, database = %redact_url(&url), "core started");
-        Ok(Self { address, store, task, shutdown })
+        Ok(Self { address, link, store, dispatcher, task, shutdown })
     }
 
     /// Runs until the API stops (on error, or after [`Server::stop`]).

@@ -8,6 +8,7 @@
     reason = "test code: a failed expectation is a failed test"
 )]
 
+mod agents;
 mod cli_flow;
 mod core;
 mod layering;

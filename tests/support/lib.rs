@@ -136,6 +136,8 @@ pub fn flow_wasm(name: &str) -> Vec<u8> {
 pub struct CoreProcess {
     child: std::process::Child,
     pub url: String,
+    /// Where agents connect (`127.0.0.1:PORT`).
+    pub quic: String,
     _data: TempDir,
 }
 
@@ -145,22 +147,35 @@ impl CoreProcess {
     /// Starts a core on SQLite in a fresh directory, or on `database_url`.
     #[allow(clippy::panic, reason = "test support: a core that does not start fails the test")]
     pub fn start(database_url: Option<&str>) -> Self {
+        Self::start_with(database_url, &[])
+    }
+
+    /// Starts a core with more `baton server start` arguments.
+    #[allow(clippy::panic, reason = "test support: a core that does not start fails the test")]
+    pub fn start_with(database_url: Option<&str>, args: &[&str]) -> Self {
         let data = tempfile::tempdir().unwrap_or_else(|e| panic!("temporary directory: {e}"));
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .unwrap_or_else(|e| panic!("finding a free port: {e}"));
+        let quic_port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("finding a free UDP port: {e}"));
+        let quic = format!("127.0.0.1:{quic_port}");
         let mut command = Command::new(baton_binary());
         command
-            .args(["server", "start", "--http", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args(["server", "start", "--http", &format!("127.0.0.1:{port}"), "--quic", &quic])
+            .arg("--data-dir")
             .arg(data.path())
+            .args(args)
             .env_remove("BATON_API_TOKEN")
             .stdout(std::process::Stdio::null());
         if let Some(url) = database_url {
             command.args(["--database-url", url]);
         }
         let child = command.spawn().unwrap_or_else(|e| panic!("starting the core: {e}"));
-        let core = Self { child, url: format!("http://127.0.0.1:{port}"), _data: data };
+        let core = Self { child, url: format!("http://127.0.0.1:{port}"), quic, _data: data };
         for _ in 0..200 {
             if core.healthy() {
                 return core;

@@ -6,10 +6,12 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use baton_proto::v1::link::AgentToken;
 use baton_proto::v1::{
-    Artifact, CreateRun, Deployment, DeploymentSpec, DeploymentUpserted, Event, FlowRun,
-    FlowRunDetail, Health, LogLine, Page, PoolSpec, ProposeState, SecretInfo, SecretValue,
-    SetValue, StateName, Timestamp, Transition, Variable, WorkPool, WorkQueue,
+    AgentInfo, AgentTokenCreated, Artifact, CreateAgentToken, CreateRun, Deployment,
+    DeploymentSpec, DeploymentUpserted, Event, FlowRun, FlowRunDetail, Health, LogLine, Page,
+    PoolSpec, ProposeState, SecretInfo, SecretValue, SetValue, StateName, Timestamp, Transition,
+    Variable, WorkPool, WorkQueue,
 };
 use serde::Deserialize;
 
@@ -146,6 +148,7 @@ pub async fn create_run(
     payload: Result<Json<CreateRun>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<FlowRun>)> {
     let (run, created) = state.store.create_run(&flow, &name, body(payload)?).await?;
+    state.dispatcher.wake();
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(run)))
 }
 
@@ -217,7 +220,13 @@ pub async fn cancel_run(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Transition>> {
-    Ok(Json(state.store.cancel_run(&id).await?))
+    let transition = state.store.cancel_run(&id).await?;
+    if transition.run.state == StateName::Cancelling
+        && let Some(agent) = &transition.run.agent_id
+    {
+        state.dispatcher.cancel(agent, &id);
+    }
+    Ok(Json(transition))
 }
 
 #[derive(Deserialize)]
@@ -388,4 +397,32 @@ pub async fn list_events(
         limit: query.limit.unwrap_or(100),
     };
     Ok(Json(state.store.events(&filter).await?))
+}
+
+pub async fn list_agents(State(state): State<AppState>) -> ApiResult<Json<Vec<AgentInfo>>> {
+    Ok(Json(state.store.agents().await?))
+}
+
+/// Makes a token for agents of a pool (creating the pool if it is new).
+pub async fn create_agent_token(
+    State(state): State<AppState>,
+    payload: Result<Json<CreateAgentToken>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<AgentTokenCreated>)> {
+    let request = body(payload)?;
+    let Some(link) = &state.link else {
+        return Err(ApiFailure::bad_request(
+            "this core does not listen for agents (start it with --quic)",
+        ));
+    };
+    state.store.ensure_pool(&request.pool).await?;
+    let (id, secret) = state.store.create_agent_token(&request.pool).await?;
+    let token = AgentToken { id, secret, fingerprint: link.fingerprint.clone() };
+    Ok((
+        StatusCode::CREATED,
+        Json(AgentTokenCreated {
+            pool: request.pool,
+            token: token.to_string(),
+            quic_address: link.address.to_string(),
+        }),
+    ))
 }

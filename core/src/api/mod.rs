@@ -19,6 +19,7 @@ use baton_sandbox::Sandbox;
 pub use error::{ApiFailure, ApiResult};
 pub use openapi::{ROUTES, RouteDoc, document};
 
+use crate::dispatch::Dispatcher;
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -31,6 +32,17 @@ pub struct AppState {
     /// `Authorization: Bearer <token>`.
     pub api_token: Option<Arc<str>>,
     pub max_artifact_bytes: usize,
+    /// Woken when a run is created; tells agents about cancellations.
+    pub dispatcher: Dispatcher,
+    /// Where agents reach the core, and the fingerprint their tokens pin.
+    pub link: Option<LinkInfo>,
+}
+
+/// What an agent token must carry about the core's QUIC side.
+#[derive(Debug, Clone)]
+pub struct LinkInfo {
+    pub address: std::net::SocketAddr,
+    pub fingerprint: String,
 }
 
 /// The API's routes.
@@ -64,6 +76,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/secrets", get(list_secrets))
         .route("/api/secrets/{name}", put(set_secret).get(get_secret).delete(delete_secret))
         .route("/api/events", get(list_events))
+        .route("/api/agents", get(list_agents))
+        .route("/api/agent-tokens", post(create_agent_token))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/api/health", get(health))

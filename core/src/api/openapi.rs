@@ -163,6 +163,16 @@ pub const ROUTES: &[RouteDoc] = &[
         ],
         ..route("get", "/api/events", "Events, newest first", "Event[]")
     },
+    route("get", "/api/agents", "Agents that ever connected, connected ones first", "AgentInfo[]"),
+    RouteDoc {
+        body: Some("CreateAgentToken"),
+        ..route(
+            "post",
+            "/api/agent-tokens",
+            "Make a token for agents of a pool (shown once)",
+            "AgentTokenCreated",
+        )
+    },
 ];
 
 /// JSON schemas of the wire types, by the names the route table uses, and
@@ -198,6 +208,9 @@ fn schemas() -> (Map<String, Value>, Map<String, Value>) {
         "SecretValue" => SecretValue,
         "SetValue" => SetValue,
         "Event" => Event,
+        "AgentInfo" => AgentInfo,
+        "CreateAgentToken" => CreateAgentToken,
+        "AgentTokenCreated" => AgentTokenCreated,
         "ApiError" => ApiError,
     }
     (named, generator.take_definitions(true))

@@ -76,7 +76,7 @@ where
 
 enum Job {
     Work(Box<dyn BatchJob>),
-    State(StateWrite, oneshot::Sender<StoreResult<bool>>),
+    State(Box<StateWrite>, oneshot::Sender<StoreResult<bool>>),
 }
 
 impl Job {
@@ -132,7 +132,7 @@ impl Batcher {
     /// Writes `write` in the next batch; `false` when its guard failed.
     pub(crate) async fn submit_state(&self, write: StateWrite) -> StoreResult<bool> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::State(write, reply))?;
+        self.send(Job::State(Box::new(write), reply))?;
         answer.await.map_err(|_| dropped())?
     }
 
@@ -159,7 +159,7 @@ async fn run_batch(pool: &AnyPool, store: Store, batch: Vec<Job>) {
     for job in batch {
         match job {
             Job::Work(work) => works.push(work),
-            Job::State(write, reply) => states.push((write, reply)),
+            Job::State(write, reply) => states.push((*write, reply)),
         }
     }
     let writes: Vec<&StateWrite> = states.iter().map(|(write, _)| write).collect();

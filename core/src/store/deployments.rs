@@ -2,7 +2,8 @@
 //! delete.
 
 use baton_proto::v1::{
-    Artifact, Deployment, DeploymentSpec, DeploymentUpserted, Timestamp, validate_params,
+    Artifact, ConcurrencyPolicy, Deployment, DeploymentSpec, DeploymentUpserted, Timestamp,
+    validate_params,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -30,6 +31,16 @@ fn deployment(row: &AnyRow) -> StoreResult<Deployment> {
         created_at: Timestamp(row.try_get("created_at")?),
         updated_at: Timestamp(row.try_get("updated_at")?),
     })
+}
+
+/// The limit a due run of this deployment waits for (the dispatcher skips
+/// runs of a deployment at it); none under `cancel-new`, whose excess runs
+/// must reach the rules to be cancelled.
+fn enqueue_limit(spec: &DeploymentSpec) -> Option<i64> {
+    match spec.concurrency_policy {
+        ConcurrencyPolicy::Enqueue => spec.concurrency_limit.map(i64::from),
+        ConcurrencyPolicy::CancelNew => None,
+    }
 }
 
 /// Checks a deployment's default parameters: each must fit the schema,
@@ -109,8 +120,8 @@ impl Store {
         };
         if created {
             sqlx::query(
-                "INSERT INTO deployments (id, flow_name, name, spec, artifact_digest, parameter_schema, paused, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                "INSERT INTO deployments (id, flow_name, name, spec, artifact_digest, parameter_schema, paused, created_at, updated_at, enqueue_limit) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
             )
             .bind(&id)
             .bind(flow)
@@ -120,11 +131,13 @@ impl Store {
             .bind(artifact.flow.parameters.to_string())
             .bind(i64::from(spec.paused))
             .bind(at.0)
+            .bind(enqueue_limit(&spec))
             .execute(&mut *tx)
             .await?;
         } else if !changed.is_empty() {
             sqlx::query(
-                "UPDATE deployments SET spec = $1, artifact_digest = $2, parameter_schema = $3, paused = $4, updated_at = $5 WHERE id = $6",
+                "UPDATE deployments SET spec = $1, artifact_digest = $2, parameter_schema = $3, paused = $4, updated_at = $5, \
+                 enqueue_limit = $7 WHERE id = $6",
             )
             .bind(to_json(&spec)?)
             .bind(&artifact.digest)
@@ -132,6 +145,7 @@ impl Store {
             .bind(i64::from(spec.paused))
             .bind(at.0)
             .bind(&id)
+            .bind(enqueue_limit(&spec))
             .execute(&mut *tx)
             .await?;
         }

@@ -28,6 +28,35 @@ pub(crate) async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> Sto
     Ok(())
 }
 
+/// Records an event at most once per `key`: its id is a UUIDv7 of `at`
+/// whose random part comes from the key.
+pub(crate) async fn record_once(
+    conn: &mut AnyConnection,
+    key: &str,
+    at: Timestamp,
+    event: NewEvent<'_>,
+) -> StoreResult<()> {
+    use sha2::{Digest as _, Sha256};
+    let hash = Sha256::digest(key.as_bytes());
+    let mut random = [0_u8; 10];
+    random.iter_mut().zip(hash.iter()).for_each(|(r, h)| *r = *h);
+    let millis = u64::try_from(at.0).unwrap_or(0);
+    let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
+    sqlx::query(
+        "INSERT INTO events (id, occurred, name, resource, related, payload) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id.to_string())
+    .bind(at.0)
+    .bind(event.name)
+    .bind(event.resource)
+    .bind(to_json(&event.related)?)
+    .bind(event.payload.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Which events to list.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {

@@ -6,16 +6,19 @@
 //! row and its event) happen in one transaction. On SQLite, writes go
 //! through a single connection so they never contend for the file lock.
 
+mod agents;
 mod artifacts;
 mod batch;
 mod deployments;
 mod events;
 mod pools;
+mod reports;
 mod retention;
 mod runs;
 mod transitions;
 mod values;
 
+pub use agents::{AgentRecord, DueRun, HeldRun};
 pub use deployments::DeploymentFilter;
 pub use events::EventFilter;
 pub use pools::DEFAULT_QUEUE;
@@ -29,7 +32,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use retention::Retention;
-pub use runs::{RunFilter, Sweep};
+pub use runs::{DEFAULT_POOL, RunFilter, Sweep};
 
 use crate::secrets::SecretCipher;
 

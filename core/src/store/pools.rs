@@ -12,6 +12,23 @@ use super::{Store, StoreError, StoreResult, as_u32, found, json_column, now, to_
 pub const DEFAULT_QUEUE: &str = "default";
 
 impl Store {
+    /// Makes sure a pool of this name exists (a `wasm` pool with defaults
+    /// if it is new), for agents and tokens that name one.
+    pub async fn ensure_pool(&self, name: &str) -> StoreResult<()> {
+        match self.pool(name).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::NotFound { .. }) => {
+                let spec = PoolSpec { name: name.to_owned(), ..PoolSpec::default() };
+                match self.create_pool(spec).await {
+                    // Made meanwhile by someone else: there it is.
+                    Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Creates a pool with its `default` queue.
     pub async fn create_pool(&self, spec: PoolSpec) -> StoreResult<WorkPool> {
         check_name("work pool", &spec.name)?;

@@ -20,7 +20,10 @@ use crate::orchestration::{self, Decision, RunFacts};
 
 const COLUMNS: &str = "id, deployment_id, flow_name, deployment_name, parameters, tags, state, state_message, \
     state_changed_at, state_seq, scheduled_at, started_at, ended_at, run_count, max_retries, retry_delay_ms, \
-    timeout_ms, idempotency_key, output, created_at";
+    timeout_ms, idempotency_key, output, created_at, work_pool, work_queue, agent_id";
+
+/// The pool of runs whose deployment names none.
+pub const DEFAULT_POOL: &str = "default";
 
 /// Most runs one page holds.
 pub const MAX_PAGE: u32 = 500;
@@ -82,6 +85,9 @@ fn run_row(row: &AnyRow) -> StoreResult<RunRow> {
             .transpose()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         created_at: Timestamp(row.try_get("created_at")?),
+        work_pool: row.try_get("work_pool")?,
+        work_queue: row.try_get("work_queue")?,
+        agent_id: row.try_get("agent_id")?,
     };
     Ok(RunRow {
         run,
@@ -115,7 +121,9 @@ fn plan(facts: RunFacts, proposal: ProposeState) -> Plan {
                 (Some(reason), Some(message)) => Some(format!("{message} ({reason})")),
                 (reason, message) => message.or_else(|| reason.clone()),
             };
-            Plan::Apply(Apply { to: state, message, output: proposal.output, retry_in_ms }, reason)
+            let apply =
+                Apply { to: state, message, output: proposal.output, retry_in_ms, agent_id: None };
+            Plan::Apply(apply, reason)
         }
     }
 }
@@ -126,6 +134,16 @@ struct Apply {
     message: Option<String>,
     output: Option<serde_json::Value>,
     retry_in_ms: Option<i64>,
+    /// The agent a dispatch pushes the run to.
+    agent_id: Option<String>,
+}
+
+impl Apply {
+    /// Records `agent_id` if this is a dispatch (`PENDING`).
+    fn pushed_to(self, agent_id: Option<String>) -> Self {
+        let agent_id = agent_id.filter(|_| self.to == StateName::Pending);
+        Self { agent_id, ..self }
+    }
 }
 
 /// The deployment facts a dispatch (`PENDING`) is decided on; `apply`
@@ -218,6 +236,7 @@ fn state_write(
         ended_at: ended_at.map(|t| t.0),
         run_count: i64::from(run_count),
         output: output.as_ref().map(ToString::to_string),
+        agent_id: apply.agent_id.clone(),
         // The decision rests on the deployment's spec and on whether a
         // slot was free: both must still hold.
         dispatch: dispatch.map(|d| DispatchGuard {
@@ -235,6 +254,7 @@ fn state_write(
         ended_at,
         run_count,
         output: output.or_else(|| run.output.clone()),
+        agent_id: apply.agent_id.or_else(|| run.agent_id.clone()),
         ..run.clone()
     };
     (write, run)
@@ -302,6 +322,9 @@ impl Store {
             idempotency_key: request.idempotency_key,
             output: None,
             created_at: at,
+            work_pool: deployment.spec.work_pool.clone().unwrap_or_else(|| DEFAULT_POOL.to_owned()),
+            work_queue: deployment.spec.work_queue.clone(),
+            agent_id: None,
         };
         let created = self
             .write_transaction({
@@ -346,7 +369,7 @@ impl Store {
             }
         }
         sqlx::query(&format!(
-            "INSERT INTO flow_runs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, 1, $9, NULL, NULL, 0, $10, $11, $12, $13, NULL, $8)"
+            "INSERT INTO flow_runs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, 1, $9, NULL, NULL, 0, $10, $11, $12, $13, NULL, $8, $14, $15, NULL)"
         ))
         .bind(&run.id)
         .bind(&run.deployment_id)
@@ -361,6 +384,8 @@ impl Store {
         .bind(retry_delay_ms)
         .bind(timeout_ms)
         .bind(run.idempotency_key.as_deref())
+        .bind(&run.work_pool)
+        .bind(run.work_queue.as_deref())
         .execute(&mut *conn)
         .await?;
         for tag in &run.tags {
@@ -542,11 +567,33 @@ impl Store {
     /// changed since they were read, it writes nothing and the proposal is
     /// decided again. Refusals never reach the writer at all.
     pub async fn propose_state(&self, id: &str, proposal: ProposeState) -> StoreResult<Transition> {
+        self.propose(id, proposal, None).await
+    }
+
+    /// Proposes `PENDING` for a run pushed to `agent_id`, which is recorded
+    /// with the state.
+    pub async fn dispatch_run(&self, id: &str, agent_id: &str) -> StoreResult<Transition> {
+        let proposal = ProposeState {
+            state: StateName::Pending,
+            message: Some(format!("pushed to agent {agent_id}")),
+            output: None,
+        };
+        self.propose(id, proposal, Some(agent_id.to_owned())).await
+    }
+
+    async fn propose(
+        &self,
+        id: &str,
+        proposal: ProposeState,
+        agent_id: Option<String>,
+    ) -> StoreResult<Transition> {
         if self.dialect == Dialect::Postgres {
             let id = id.to_owned();
             return self
                 .write_transaction(move |store, conn| {
-                    Box::pin(async move { store.propose_locked(conn, &id, proposal).await })
+                    Box::pin(
+                        async move { store.propose_locked(conn, &id, proposal, agent_id).await },
+                    )
                 })
                 .await;
         }
@@ -558,6 +605,7 @@ impl Store {
                     return Ok(Transition { verdict, reason, run: row.run });
                 }
                 Plan::Apply(apply, reason) => {
+                    let apply = apply.pushed_to(agent_id.clone());
                     let (write, run) = state_write(&row, apply, dispatch.as_ref());
                     if self.write_state(write).await? {
                         return Ok(Transition { verdict: Verdict::Accepted, reason, run });
@@ -574,6 +622,7 @@ impl Store {
         tx: &mut AnyConnection,
         id: &str,
         proposal: ProposeState,
+        agent_id: Option<String>,
     ) -> StoreResult<Transition> {
         let (row, _) = self.read_run(&mut *tx, id, true, false).await?;
         let dispatch = if proposal.state == StateName::Pending {
@@ -596,6 +645,7 @@ impl Store {
         match plan(run_facts(&row, dispatch.as_ref()), proposal) {
             Plan::Answer(verdict, reason) => Ok(Transition { verdict, reason, run: row.run }),
             Plan::Apply(apply, reason) => {
+                let apply = apply.pushed_to(agent_id);
                 let run = self.apply(tx, &row, apply, dispatch.as_ref()).await?;
                 Ok(Transition { verdict: Verdict::Accepted, reason, run })
             }
@@ -624,6 +674,7 @@ impl Store {
                     message: Some("cancelled by request".to_owned()),
                     output: None,
                     retry_in_ms: None,
+                    agent_id: None,
                 };
                 let run = self.apply(tx, &row, apply, None).await?;
                 Ok(Transition { verdict: Verdict::Accepted, reason: None, run })
@@ -725,7 +776,7 @@ impl Store {
             .bind(run_id)
             .bind(i64::try_from(line.seq).unwrap_or(i64::MAX))
             .bind(line.at.0)
-            .bind(serde_json::to_value(line.level).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+            .bind(super::reports::stored_level(line.level))
             .bind(&line.message)
             .bind(line.task_id.and_then(|t| i64::try_from(t).ok()))
             .execute(&mut *tx)

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use baton_core::api::{self, AppState, ROUTES};
+use baton_core::api::{self, AppState, LinkInfo, ROUTES};
+use baton_core::dispatch::{DispatchConfig, Dispatcher};
 use baton_sandbox::{Sandbox, SandboxConfig};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -27,6 +28,11 @@ async fn api_with(token: Option<&str>, max_artifact_bytes: usize) -> Api {
         sandbox: Arc::new(sandbox),
         api_token: token.map(Arc::from),
         max_artifact_bytes,
+        dispatcher: Dispatcher::new(db.store.clone(), DispatchConfig::default()),
+        link: Some(LinkInfo {
+            address: "127.0.0.1:4201".parse().unwrap(),
+            fingerprint: "ab".repeat(32),
+        }),
     };
     Api { router: api::router(state), _db: db }
 }

@@ -727,3 +727,162 @@ async fn racing_proposals_for_one_run_land_once_each_way() {
         }
     }
 }
+
+#[tokio::test]
+async fn due_runs_follow_queue_priority_and_skip_paused_and_full_deployments() {
+    use baton_core::store::AgentRecord;
+    use baton_proto::v1::{PoolSpec, WorkQueue};
+    for db in both().await {
+        let store = &db.store;
+        store.create_pool(PoolSpec { name: "edge".into(), ..Default::default() }).await.unwrap();
+        let urgent = WorkQueue {
+            name: "urgent".into(),
+            priority: 1,
+            concurrency_limit: None,
+            paused: false,
+        };
+        store.upsert_queue("edge", &urgent).await.unwrap();
+        let default = WorkQueue {
+            name: "default".into(),
+            priority: 10,
+            concurrency_limit: None,
+            paused: false,
+        };
+        store.upsert_queue("edge", &default).await.unwrap();
+        let in_queue = |queue: Option<&str>, limit: Option<u32>| DeploymentSpec {
+            work_pool: Some("edge".into()),
+            work_queue: queue.map(str::to_owned),
+            concurrency_limit: limit,
+            ..Default::default()
+        };
+        deploy(store, "slow", in_queue(None, None)).await;
+        deploy(store, "fast", in_queue(Some("urgent"), None)).await;
+        deploy(store, "single", in_queue(None, Some(1))).await;
+        deploy(store, "elsewhere", DeploymentSpec::default()).await;
+        let slow = new_run(store, "slow").await;
+        let fast = new_run(store, "fast").await;
+        let single = [new_run(store, "single").await, new_run(store, "single").await];
+        new_run(store, "elsewhere").await;
+
+        let due: Vec<String> =
+            store.due_runs("edge", 10).await.unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(
+            due,
+            [fast.clone(), slow.clone(), single[0].clone(), single[1].clone()],
+            "{}",
+            db.label
+        );
+
+        // A dispatch records its agent; a deployment at its limit waits.
+        let pushed = store.dispatch_run(&single[0], "agent-1").await.unwrap();
+        assert_eq!(pushed.run.agent_id.as_deref(), Some("agent-1"), "{}", db.label);
+        assert_eq!(store.run(&single[0]).await.unwrap().agent_id.as_deref(), Some("agent-1"));
+        store.set_deployment_paused("hello", "slow", true).await.unwrap();
+        let due: Vec<String> =
+            store.due_runs("edge", 10).await.unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(due, [fast.clone()], "{}", db.label);
+        assert_eq!(store.active_in_pool("edge", None).await.unwrap(), 1);
+        assert_eq!(store.active_in_pool("edge", Some("urgent")).await.unwrap(), 0);
+        let held = store.held_runs().await.unwrap();
+        assert_eq!(held.len(), 1);
+        assert_eq!(
+            (held[0].id.as_str(), held[0].agent_id.as_str()),
+            (single[0].as_str(), "agent-1")
+        );
+
+        // Agents: the last applied event seq survives a reconnect.
+        let agent = AgentRecord {
+            id: "agent-1".into(),
+            name: "box".into(),
+            pool: "edge".into(),
+            queues: vec![],
+            slots: 4,
+            version: "0.1.0".into(),
+        };
+        assert_eq!(store.agent_connected(&agent).await.unwrap(), 0);
+        store.agent_seen("agent-1", 7).await.unwrap();
+        store.agent_seen("agent-1", 5).await.unwrap();
+        store.agent_disconnected("agent-1").await.unwrap();
+        assert_eq!(store.agent_connected(&agent).await.unwrap(), 7, "{}", db.label);
+        let listed = store.agents().await.unwrap();
+        assert_eq!((listed[0].running, listed[0].connected), (1, true), "{}", db.label);
+    }
+}
+
+#[tokio::test]
+async fn agent_tokens_admit_only_their_secret() {
+    for db in both().await {
+        let store = &db.store;
+        let (id, secret) = store.create_agent_token("edge").await.unwrap();
+        assert_eq!(store.agent_token_pool(&id, &secret).await.unwrap().as_deref(), Some("edge"));
+        assert_eq!(
+            store.agent_token_pool(&id, &"0".repeat(64)).await.unwrap(),
+            None,
+            "{}",
+            db.label
+        );
+        assert_eq!(store.agent_token_pool("nope", &secret).await.unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn reports_from_agents_are_stored_once() {
+    use baton_proto::v1::{ReportBody, RunReport, TaskOutcome};
+    for db in both().await {
+        let store = &db.store;
+        deploy(store, "default", DeploymentSpec::default()).await;
+        let id = new_run(store, "default").await;
+        let reports = vec![
+            RunReport {
+                seq: 1,
+                at: Timestamp(10),
+                body: ReportBody::TaskStarted {
+                    task_id: 1,
+                    name: "extract".into(),
+                    attempt: 1,
+                    max_attempts: 2,
+                    cache_key: None,
+                },
+            },
+            RunReport {
+                seq: 2,
+                at: Timestamp(11),
+                body: ReportBody::Log {
+                    level: LogLevel::Warn,
+                    message: "slow".into(),
+                    task_id: Some(1),
+                },
+            },
+            RunReport {
+                seq: 3,
+                at: Timestamp(12),
+                body: ReportBody::TaskFinished { task_id: 1, outcome: TaskOutcome::Completed },
+            },
+            RunReport {
+                seq: 4,
+                at: Timestamp(13),
+                body: ReportBody::Event {
+                    name: "etl.loaded".into(),
+                    resource: "table/x".into(),
+                    payload: json!({"rows": 3}),
+                },
+            },
+        ];
+        store.store_reports(&id, reports.clone()).await.unwrap();
+        store.store_reports(&id, reports).await.unwrap();
+        let logs = store.logs(&id, 0, 100).await.unwrap();
+        assert_eq!(logs.len(), 1, "{}", db.label);
+        assert_eq!((logs[0].level, logs[0].message.as_str()), (LogLevel::Warn, "slow"));
+        let detail = store.run_detail(&id).await.unwrap();
+        assert_eq!(detail.task_runs.len(), 1);
+        assert_eq!(
+            (detail.task_runs[0].state, detail.task_runs[0].ended_at),
+            (StateName::Completed, Some(Timestamp(12)))
+        );
+        let filter = baton_core::store::EventFilter {
+            name: Some("etl.loaded".into()),
+            ..Default::default()
+        };
+        assert_eq!(store.events(&filter).await.unwrap().len(), 1, "{}", db.label);
+    }
+}

@@ -89,6 +89,13 @@ pub struct FlowRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
     pub created_at: Timestamp,
+    /// The work pool (and queue) it waits in.
+    pub work_pool: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_queue: Option<String>,
+    /// The agent it was last pushed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
 }
 
 /// One accepted state change of a run.
@@ -280,4 +287,40 @@ pub struct Event {
     pub related: Vec<String>,
     #[serde(default)]
     pub payload: Value,
+}
+
+/// An agent the core knows (`GET /api/agents`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct AgentInfo {
+    pub id: String,
+    pub name: String,
+    pub pool: String,
+    /// Queues it takes runs from; empty means all of its pool's.
+    pub queues: Vec<String>,
+    pub slots: u32,
+    /// Runs it holds now (`PENDING`, `RUNNING` or `CANCELLING`).
+    pub running: u32,
+    pub version: String,
+    pub connected: bool,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+}
+
+/// `POST /api/agent-tokens`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct CreateAgentToken {
+    pub pool: String,
+}
+
+/// A new agent token: shown once, never stored in the clear.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct AgentTokenCreated {
+    pub pool: String,
+    /// `baton1.<id>.<secret>.<fingerprint>`: give it to `baton agent start --token`.
+    pub token: String,
+    /// Where agents reach the core over QUIC.
+    pub quic_address: String,
 }

@@ -3,15 +3,17 @@
 mod api;
 mod deployment;
 mod flow;
+pub mod link;
 #[cfg(feature = "validate")]
 mod params;
 mod run;
 mod state;
 
 pub use api::{
-    ApiError, Artifact, CreateRun, Event, FieldError, FlowRun, FlowRunDetail, Health, LogLine,
-    Page, PoolKind, PoolSpec, ProposeState, SecretInfo, SecretValue, SetValue, StateChange,
-    TaskRun, Transition, Variable, Verdict, WorkPool, WorkQueue,
+    AgentInfo, AgentTokenCreated, ApiError, Artifact, CreateAgentToken, CreateRun, Event,
+    FieldError, FlowRun, FlowRunDetail, Health, LogLine, Page, PoolKind, PoolSpec, ProposeState,
+    SecretInfo, SecretValue, SetValue, StateChange, TaskRun, Transition, Variable, Verdict,
+    WorkPool, WorkQueue,
 };
 pub use deployment::{
     Capabilities, ConcurrencyPolicy, Deployment, DeploymentSpec, DeploymentUpserted, ScheduleSpec,

@@ -1,0 +1,392 @@
+//! The [`Agent`]: its identity, its sandbox, and the loop that keeps it
+//! connected to the core, reconnecting with backoff while its runs go on.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use baton_proto::v1::link::io::{IoError, read_frame, write_frame};
+use baton_proto::v1::link::{AgentToken, CoreMessage, Hello, MAX_FRAME_BYTES, SERVER_NAME};
+use baton_sandbox::{CancellationToken, Sandbox, SandboxConfig, SandboxError};
+use quinn::{Endpoint, EndpointConfig, TokioRuntime, VarInt};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::outbox::Outbox;
+use crate::runs::Runs;
+use crate::session;
+use crate::tls::{self, FingerprintMismatch, PinnedCaVerifier, TlsError};
+
+/// UDP socket buffers: with the defaults a burst of a few MiB loses
+/// hundreds of packets on loopback (TOOLCHAIN.md).
+const UDP_BUFFER_BYTES: usize = 4 << 20;
+/// How long the core may take to answer the agent's `Hello`.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a stopping agent waits for its cancelled runs to end and their
+/// last events to be acknowledged.
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(2);
+/// The file in the data directory that keeps the agent's id.
+const AGENT_ID_FILE: &str = "agent-id";
+/// The directory in the data directory of compiled components.
+const CACHE_DIR: &str = "cache";
+
+/// How an agent is set up.
+#[derive(Clone)]
+pub struct AgentConfig {
+    /// The core's QUIC address.
+    pub core: SocketAddr,
+    /// From `baton agent token create`: how the agent trusts the core and
+    /// the core trusts the agent.
+    pub token: AgentToken,
+    /// The work pool it takes runs from.
+    pub pool: String,
+    /// Queues of the pool; empty means all.
+    pub queues: Vec<String>,
+    /// Runs it runs at once.
+    pub slots: u32,
+    /// Where it keeps its id and its compiled components.
+    pub data_dir: PathBuf,
+    /// A name for people.
+    pub name: String,
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the token's secret.
+        f.debug_struct("AgentConfig")
+            .field("core", &self.core)
+            .field("token_id", &self.token.id)
+            .field("pool", &self.pool)
+            .field("queues", &self.queues)
+            .field("slots", &self.slots)
+            .field("data_dir", &self.data_dir)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// Why an agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("reading or writing the agent id at {path}: {source}")]
+    AgentId { path: PathBuf, source: std::io::Error },
+    #[error("the agent id at {path} is not a UUID ({reason}): delete the file to get a new id")]
+    BadAgentId { path: PathBuf, reason: String },
+    #[error("setting up the sandbox: {0}")]
+    Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("opening a UDP socket to reach the core at {address}: {source}")]
+    Socket { address: SocketAddr, source: std::io::Error },
+    #[error("connecting to the core at {address}: {mismatch}")]
+    Fingerprint { address: SocketAddr, mismatch: FingerprintMismatch },
+    #[error("connecting to the core at {address}: {source}")]
+    Connect { address: SocketAddr, source: LinkError },
+    #[error("the core refused this agent: {0}")]
+    Refused(String),
+}
+
+/// Why a connection to the core failed or ended.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error(transparent)]
+    Dial(#[from] quinn::ConnectError),
+    #[error(transparent)]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("on the control stream: {0}")]
+    Frame(#[from] IoError),
+    #[error("the core did not answer within {0:?}")]
+    NoAnswer(Duration),
+    #[error("the core closed the control stream without answering")]
+    NoWelcome,
+    #[error("the core answered the hello with a `{0}` message")]
+    Unexpected(&'static str),
+}
+
+/// A running agent. Dropping it stops it, as [`Agent::stop`] does.
+#[derive(Debug)]
+pub struct Agent {
+    id: String,
+    stop: CancellationToken,
+    done: CancellationToken,
+}
+
+impl Agent {
+    /// Sets the agent up and connects to the core; returns once the core
+    /// has welcomed it. Fails if the first connection fails (wrong address,
+    /// a certificate that does not match the token, a refused token); later
+    /// ones are retried for as long as the agent runs.
+    pub async fn start(config: AgentConfig) -> Result<Agent, AgentError> {
+        let id = load_or_create_id(&config.data_dir)?;
+        let sandbox = Sandbox::new(&SandboxConfig {
+            cache_dir: Some(config.data_dir.join(CACHE_DIR)),
+            max_instances: config.slots.max(1),
+            ..SandboxConfig::default()
+        })?;
+        let verifier = Arc::new(PinnedCaVerifier::new(&config.token.fingerprint));
+        let client = tls::quic_client_config(Arc::clone(&verifier))?;
+        let address = config.core;
+        let endpoint =
+            client_endpoint(address).map_err(|source| AgentError::Socket { address, source })?;
+        let shared = Arc::new(Shared {
+            agent_id: id.clone(),
+            runs: Runs::new(config.slots),
+            config,
+            sandbox: Arc::new(sandbox),
+            outbox: Arc::new(Outbox::default()),
+            connection: Mutex::new(None),
+            stop: CancellationToken::new(),
+        });
+        let dialer = Dialer { endpoint, client, verifier };
+        let link = match dialer.connect(&shared).await {
+            Ok(Answer::Welcome(link)) => link,
+            Ok(Answer::Refused(reason)) => return Err(AgentError::Refused(reason)),
+            Err(source) => {
+                return Err(match dialer.verifier.take_mismatch() {
+                    Some(mismatch) => AgentError::Fingerprint { address, mismatch },
+                    None => AgentError::Connect { address, source },
+                });
+            }
+        };
+        tracing::info!(agent_id = %id, core = %address, "connected to the core");
+        let done = CancellationToken::new();
+        let stop = shared.stop.clone();
+        tokio::spawn(keep_connected(shared, dialer, link, done.clone()));
+        Ok(Agent { id, stop, done })
+    }
+
+    /// The agent's id, kept in its data directory across restarts.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Stops the agent: cancels its runs, tells the core how they ended if
+    /// it can within a grace period, and closes the connection. Returns at
+    /// once; [`Agent::wait`] waits for the end.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Waits until the agent has stopped.
+    pub async fn wait(&self) {
+        self.done.cancelled().await;
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// What the agent's tasks share.
+pub(crate) struct Shared {
+    pub(crate) agent_id: String,
+    pub(crate) config: AgentConfig,
+    pub(crate) sandbox: Arc<Sandbox>,
+    pub(crate) outbox: Arc<Outbox>,
+    pub(crate) runs: Runs,
+    /// The connection to the core while there is one (component fetches
+    /// use it).
+    connection: Mutex<Option<quinn::Connection>>,
+    /// Cancelled when the agent stops; every run's token is a child of it.
+    pub(crate) stop: CancellationToken,
+}
+
+impl Shared {
+    pub(crate) fn connection(&self) -> Option<quinn::Connection> {
+        self.connection.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub(crate) fn set_connection(&self, connection: Option<quinn::Connection>) {
+        *self.connection.lock().unwrap_or_else(PoisonError::into_inner) = connection;
+    }
+
+    fn hello(&self) -> Hello {
+        Hello {
+            token: self.config.token.to_string(),
+            agent_id: self.agent_id.clone(),
+            name: self.config.name.clone(),
+            pool: self.config.pool.clone(),
+            queues: self.config.queues.clone(),
+            slots: self.config.slots,
+            cached: self.sandbox.cached_digests().iter().map(|d| format!("sha256:{d}")).collect(),
+            running: self.runs.running(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+}
+
+/// A connection the core has welcomed the agent on.
+pub(crate) struct Link {
+    pub(crate) connection: quinn::Connection,
+    pub(crate) send: quinn::SendStream,
+    pub(crate) recv: quinn::RecvStream,
+    /// Events up to this one were applied by the core.
+    pub(crate) acked_seq: u64,
+    /// How often the core expects a heartbeat.
+    pub(crate) heartbeat: Duration,
+}
+
+enum Answer {
+    Welcome(Link),
+    Refused(String),
+}
+
+/// Dials the core.
+struct Dialer {
+    endpoint: Endpoint,
+    client: quinn::ClientConfig,
+    verifier: Arc<PinnedCaVerifier>,
+}
+
+impl Dialer {
+    /// Connects, says hello and reads the core's answer.
+    async fn connect(&self, shared: &Shared) -> Result<Answer, LinkError> {
+        let connection = self
+            .endpoint
+            .connect_with(self.client.clone(), shared.config.core, SERVER_NAME)?
+            .await?;
+        let (mut send, mut recv) = connection.open_bi().await?;
+        write_frame(&mut send, &shared.hello()).await?;
+        let answer = tokio::time::timeout(
+            HELLO_TIMEOUT,
+            read_frame::<CoreMessage, _>(&mut recv, MAX_FRAME_BYTES),
+        )
+        .await
+        .map_err(|_| LinkError::NoAnswer(HELLO_TIMEOUT))??;
+        match answer {
+            Some(CoreMessage::Welcome { acked_seq, heartbeat_ms }) => Ok(Answer::Welcome(Link {
+                connection,
+                send,
+                recv,
+                acked_seq,
+                heartbeat: Duration::from_millis(heartbeat_ms.clamp(100, 60_000)),
+            })),
+            Some(CoreMessage::Refused { reason }) => {
+                connection.close(VarInt::from_u32(0), b"refused");
+                Ok(Answer::Refused(reason))
+            }
+            Some(other) => {
+                connection.close(VarInt::from_u32(1), b"expected welcome or refused");
+                Err(LinkError::Unexpected(session::kind(&other)))
+            }
+            None => Err(LinkError::NoWelcome),
+        }
+    }
+}
+
+/// Runs the connection `first` until it drops, then reconnects with
+/// backoff, until the agent stops.
+async fn keep_connected(shared: Arc<Shared>, dialer: Dialer, first: Link, done: CancellationToken) {
+    let mut next = Some(first);
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let link = match next.take() {
+            Some(link) => link,
+            None => {
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = shared.stop.cancelled() => break,
+                }
+                backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
+                let answer = tokio::select! {
+                    answer = dialer.connect(&shared) => answer,
+                    () = shared.stop.cancelled() => break,
+                };
+                match answer {
+                    Ok(Answer::Welcome(link)) => {
+                        tracing::info!(core = %shared.config.core, "reconnected to the core");
+                        link
+                    }
+                    Ok(Answer::Refused(reason)) => {
+                        tracing::warn!(core = %shared.config.core, %reason, "the core refused this agent; retrying");
+                        continue;
+                    }
+                    Err(error) => {
+                        match dialer.verifier.take_mismatch() {
+                            Some(mismatch) => {
+                                tracing::warn!(core = %shared.config.core, "reconnecting: {mismatch}")
+                            }
+                            None => {
+                                tracing::warn!(core = %shared.config.core, "reconnecting: {error}")
+                            }
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        backoff = MIN_BACKOFF;
+        session::run(&shared, link).await;
+        if shared.stop.is_cancelled() {
+            break;
+        }
+    }
+    // The runs were cancelled with the agent; give them a moment to end.
+    let _ = tokio::time::timeout(STOP_GRACE, shared.runs.all_ended()).await;
+    dialer.endpoint.close(VarInt::from_u32(0), b"agent stopped");
+    let _ = tokio::time::timeout(Duration::from_secs(1), dialer.endpoint.wait_idle()).await;
+    tracing::info!(agent_id = %shared.agent_id, "agent stopped");
+    done.cancel();
+}
+
+/// A UDP endpoint of the core's address family with large socket buffers.
+fn client_endpoint(core: SocketAddr) -> std::io::Result<Endpoint> {
+    let bind: SocketAddr = match core {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(error) = socket.set_recv_buffer_size(UDP_BUFFER_BYTES) {
+        tracing::warn!("could not enlarge the UDP receive buffer: {error}");
+    }
+    if let Err(error) = socket.set_send_buffer_size(UDP_BUFFER_BYTES) {
+        tracing::warn!("could not enlarge the UDP send buffer: {error}");
+    }
+    socket.bind(&bind.into())?;
+    socket.set_nonblocking(true)?;
+    Endpoint::new(EndpointConfig::default(), None, socket.into(), Arc::new(TokioRuntime))
+}
+
+/// Reads the agent's id from the data directory, or creates one (a UUID v7)
+/// and keeps it there.
+fn load_or_create_id(data_dir: &Path) -> Result<String, AgentError> {
+    let path = data_dir.join(AGENT_ID_FILE);
+    let io_error = |source| AgentError::AgentId { path: path.clone(), source };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => uuid::Uuid::parse_str(text.trim())
+            .map(|id| id.to_string())
+            .map_err(|e| AgentError::BadAgentId { path: path.clone(), reason: e.to_string() }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir).map_err(io_error)?;
+            let id = uuid::Uuid::now_v7().to_string();
+            // Written whole or not at all, so a crash cannot leave half an id.
+            let partial = data_dir.join(format!("{AGENT_ID_FILE}.partial"));
+            std::fs::write(&partial, format!("{id}\n")).map_err(io_error)?;
+            std::fs::rename(&partial, &path).map_err(io_error)?;
+            Ok(id)
+        }
+        Err(error) => Err(io_error(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_id_is_created_once_and_kept() {
+        let dir = std::env::temp_dir().join(format!("baton-agent-id-{}", uuid::Uuid::now_v7()));
+        let id = load_or_create_id(&dir).unwrap();
+        assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 7);
+        assert_eq!(load_or_create_id(&dir).unwrap(), id);
+        std::fs::write(dir.join(AGENT_ID_FILE), "not a uuid").unwrap();
+        let error = load_or_create_id(&dir).unwrap_err().to_string();
+        assert!(error.contains("is not a UUID"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

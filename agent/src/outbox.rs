@@ -1,0 +1,316 @@
+//! The agent's outbox: every event it has produced and the core has not yet
+//! acknowledged. Events are numbered from 1 without gaps for the life of
+//! the agent process, so that after a reconnect the agent can resend all
+//! that were not acknowledged and the core can drop the ones it already
+//! applied: the agent delivers at least once, the core applies exactly once.
+//!
+//! The outbox is in memory and bounded. Past its capacity it drops the
+//! oldest run reports (log lines first), never a run's `Started`,
+//! `Finished` or `Declined`; a dropped report leaves a gap in the numbers.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use baton_proto::v1::ReportBody;
+use baton_proto::v1::link::{AgentEvent, AgentEventBody};
+use tokio::sync::Notify;
+
+/// Events kept by default while the core does not acknowledge them.
+pub const DEFAULT_CAPACITY: usize = 100_000;
+
+/// Events waiting for the core's acknowledgement.
+#[derive(Debug)]
+pub struct Outbox {
+    state: Mutex<State>,
+    /// Woken when an event is pushed (one waiter: the connection's writer).
+    grew: Notify,
+    /// Woken when events are acknowledged.
+    acked: Notify,
+}
+
+#[derive(Debug)]
+struct State {
+    /// The seq of the next event pushed.
+    next_seq: u64,
+    /// Unacknowledged events, in seq order.
+    events: VecDeque<AgentEvent>,
+    capacity: usize,
+    /// Reports dropped because the outbox was full.
+    dropped: u64,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Self::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl Outbox {
+    /// An empty outbox that keeps up to `capacity` events (more only when
+    /// none of them may be dropped).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(State {
+                next_seq: 1,
+                events: VecDeque::new(),
+                capacity: capacity.max(1),
+                dropped: 0,
+            }),
+            grew: Notify::new(),
+            acked: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds an event about `run_id`; returns its seq.
+    pub fn push(&self, run_id: &str, body: AgentEventBody) -> u64 {
+        let seq = {
+            let mut state = self.lock();
+            let seq = state.next_seq;
+            state.next_seq = seq.saturating_add(1);
+            let event = AgentEvent { seq, run_id: run_id.to_owned(), body };
+            let full = state.events.len() >= state.capacity;
+            if full && !state.make_room() && droppable(&event.body).is_some() {
+                // Only lifecycle events are waiting: this report is the
+                // oldest one there is.
+                state.note_dropped();
+            } else {
+                // Lifecycle events are kept even over the bound.
+                state.events.push_back(event);
+            }
+            seq
+        };
+        self.grew.notify_one();
+        seq
+    }
+
+    /// Drops every event up to and including `seq`: the core has applied
+    /// them.
+    pub fn ack(&self, seq: u64) {
+        {
+            let mut state = self.lock();
+            while state.events.front().is_some_and(|e| e.seq <= seq) {
+                state.events.pop_front();
+            }
+        }
+        self.acked.notify_waiters();
+    }
+
+    /// Up to `max` unacknowledged events numbered after `seq`, in order.
+    pub fn after(&self, seq: u64, max: usize) -> Vec<AgentEvent> {
+        let state = self.lock();
+        let start = state.events.partition_point(|e| e.seq <= seq);
+        state.events.range(start..).take(max).cloned().collect()
+    }
+
+    /// Events not yet acknowledged.
+    pub fn len(&self) -> usize {
+        self.lock().events.len()
+    }
+
+    /// Whether every event has been acknowledged.
+    pub fn is_empty(&self) -> bool {
+        self.lock().events.is_empty()
+    }
+
+    /// The seq of the last event pushed (0 before the first).
+    pub fn last_seq(&self) -> u64 {
+        self.lock().next_seq.saturating_sub(1)
+    }
+
+    /// Reports dropped because the outbox was full.
+    pub fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+
+    /// Waits until an event is pushed (returns at once if one was pushed
+    /// since the last wait returned).
+    pub async fn grown(&self) {
+        self.grew.notified().await;
+    }
+
+    /// Waits until every event has been acknowledged.
+    pub async fn drained(&self) {
+        loop {
+            let acked = self.acked.notified();
+            if self.is_empty() {
+                return;
+            }
+            acked.await;
+        }
+    }
+}
+
+impl State {
+    /// Drops the oldest droppable event (a log line if there is one, else
+    /// another report); false if none may be dropped.
+    fn make_room(&mut self) -> bool {
+        let position = self
+            .events
+            .iter()
+            .position(|e| droppable(&e.body) == Some(Priority::Log))
+            .or_else(|| self.events.iter().position(|e| droppable(&e.body).is_some()));
+        let Some(position) = position else { return false };
+        self.events.remove(position);
+        self.note_dropped();
+        true
+    }
+
+    /// Counts a dropped report, with a warning now and then.
+    fn note_dropped(&mut self) {
+        self.dropped = self.dropped.saturating_add(1);
+        if self.dropped.is_power_of_two() {
+            tracing::warn!(
+                dropped = self.dropped,
+                capacity = self.capacity,
+                "the core has not acknowledged {} events; dropping the oldest run reports",
+                self.capacity
+            );
+        }
+    }
+}
+
+/// Which reports go first when the outbox is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Priority {
+    Log,
+    OtherReport,
+}
+
+fn droppable(body: &AgentEventBody) -> Option<Priority> {
+    match body {
+        AgentEventBody::Report { report } => match report.body {
+            ReportBody::Log { .. } => Some(Priority::Log),
+            _ => Some(Priority::OtherReport),
+        },
+        AgentEventBody::Started
+        | AgentEventBody::Finished { .. }
+        | AgentEventBody::Declined { .. } => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use baton_proto::v1::{LogLevel, RunOutcome, RunReport, Timestamp};
+
+    use super::*;
+
+    fn log(n: u64) -> AgentEventBody {
+        AgentEventBody::Report {
+            report: RunReport {
+                seq: n,
+                at: Timestamp(0),
+                body: ReportBody::Log {
+                    level: LogLevel::Info,
+                    message: format!("line {n}"),
+                    task_id: None,
+                },
+            },
+        }
+    }
+
+    fn progress(n: u64) -> AgentEventBody {
+        AgentEventBody::Report {
+            report: RunReport {
+                seq: n,
+                at: Timestamp(0),
+                body: ReportBody::Progress { fraction: 0.5, message: String::new() },
+            },
+        }
+    }
+
+    fn seqs(events: &[AgentEvent]) -> Vec<u64> {
+        events.iter().map(|e| e.seq).collect()
+    }
+
+    #[test]
+    fn numbers_events_from_one_without_gaps() {
+        let outbox = Outbox::default();
+        assert_eq!(outbox.last_seq(), 0);
+        assert_eq!(outbox.push("r1", AgentEventBody::Started), 1);
+        assert_eq!(outbox.push("r1", log(1)), 2);
+        assert_eq!(outbox.push("r2", AgentEventBody::Started), 3);
+        assert_eq!(outbox.last_seq(), 3);
+        let events = outbox.after(0, 10);
+        assert_eq!(seqs(&events), [1, 2, 3]);
+        assert_eq!(events[2].run_id, "r2");
+    }
+
+    #[test]
+    fn ack_drops_up_to_seq_and_numbering_continues() {
+        let outbox = Outbox::default();
+        for _ in 0..5 {
+            outbox.push("r", log(1));
+        }
+        outbox.ack(3);
+        assert_eq!(seqs(&outbox.after(0, 10)), [4, 5]);
+        // An old ack changes nothing; an ack past the end empties it.
+        outbox.ack(2);
+        assert_eq!(outbox.len(), 2);
+        outbox.ack(99);
+        assert!(outbox.is_empty());
+        assert_eq!(outbox.push("r", AgentEventBody::Started), 6);
+    }
+
+    #[test]
+    fn after_resumes_where_a_connection_left_off() {
+        let outbox = Outbox::default();
+        for _ in 0..10 {
+            outbox.push("r", log(1));
+        }
+        assert_eq!(seqs(&outbox.after(0, 3)), [1, 2, 3]);
+        assert_eq!(seqs(&outbox.after(3, 3)), [4, 5, 6]);
+        assert_eq!(seqs(&outbox.after(9, 3)), [10]);
+        assert!(outbox.after(10, 3).is_empty());
+        // After a reconnect whose Welcome acknowledged 4, the rest is resent.
+        outbox.ack(4);
+        assert_eq!(seqs(&outbox.after(0, 100)), [5, 6, 7, 8, 9, 10]);
+    }
+
+    #[test]
+    fn when_full_drops_the_oldest_logs_first_and_never_lifecycle_events() {
+        let outbox = Outbox::new(4);
+        outbox.push("r", AgentEventBody::Started); // 1
+        outbox.push("r", progress(1)); // 2
+        outbox.push("r", log(2)); // 3
+        outbox.push("r", log(3)); // 4
+        outbox.push("r", log(4)); // 5: drops 3
+        assert_eq!(seqs(&outbox.after(0, 10)), [1, 2, 4, 5]);
+        outbox.push("r", AgentEventBody::Finished { outcome: RunOutcome::Cancelled }); // 6: drops 4
+        assert_eq!(seqs(&outbox.after(0, 10)), [1, 2, 5, 6]);
+        outbox.push("s", AgentEventBody::Declined { reason: "no".to_owned() }); // 7: drops 5
+        outbox.push("t", AgentEventBody::Started); // 8: no log left, drops the progress 2
+        assert_eq!(seqs(&outbox.after(0, 10)), [1, 6, 7, 8]);
+        // Nothing droppable: the bound gives way rather than lose a lifecycle event.
+        outbox.push("t", AgentEventBody::Finished { outcome: RunOutcome::Cancelled }); // 9
+        assert_eq!(seqs(&outbox.after(0, 10)), [1, 6, 7, 8, 9]);
+        assert_eq!(outbox.dropped(), 4);
+        // A report arriving then is the oldest report there is.
+        assert_eq!(outbox.push("t", log(5)), 10);
+        assert_eq!(seqs(&outbox.after(0, 10)), [1, 6, 7, 8, 9]);
+        assert_eq!(outbox.dropped(), 5);
+    }
+
+    #[tokio::test]
+    async fn pushes_wake_the_writer_and_acks_wake_the_drain() {
+        let outbox = Arc::new(Outbox::default());
+        // A push before the wait is not missed.
+        outbox.push("r", AgentEventBody::Started);
+        tokio::time::timeout(Duration::from_secs(1), outbox.grown()).await.unwrap();
+
+        let drained = tokio::spawn({
+            let outbox = Arc::clone(&outbox);
+            async move { outbox.drained().await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!drained.is_finished());
+        outbox.ack(1);
+        tokio::time::timeout(Duration::from_secs(1), drained).await.unwrap().unwrap();
+    }
+}

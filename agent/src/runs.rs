@@ -1,0 +1,294 @@
+//! Running what the core assigns: a slot, the component (from the cache or
+//! fetched from the core and checked against its digest), the sandbox run,
+//! and the run's events into the outbox as they happen.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use baton_proto::v1::link::io::{IoError, read_frame, write_frame};
+use baton_proto::v1::link::{AgentEventBody, Assignment, Fetch, FetchAnswer, MAX_FRAME_BYTES};
+use baton_proto::v1::{RunOutcome, RunReport};
+use baton_sandbox::{
+    CancellationToken, Digest, Grants, LoadError, LoadedFlow, MemoryTaskCache, RunLimits,
+    RunReporter, RunRequest,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument as _;
+
+use crate::agent::Shared;
+use crate::outbox::Outbox;
+
+/// The largest component fetched from the core.
+const MAX_COMPONENT_BYTES: u64 = 64 << 20;
+/// How long fetching a component may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The runs in progress and the slots they hold.
+pub(crate) struct Runs {
+    slots: Arc<Semaphore>,
+    capacity: u32,
+    /// Each running run's cancellation.
+    active: Mutex<BTreeMap<String, CancellationToken>>,
+}
+
+/// A run's place: its slot and its entry among the active runs, both given
+/// up when it is dropped.
+struct RunGuard {
+    shared: Arc<Shared>,
+    run_id: String,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        self.shared.runs.lock().remove(&self.run_id);
+    }
+}
+
+enum Refusal {
+    AlreadyRunning,
+    NoFreeSlot,
+}
+
+impl Runs {
+    pub(crate) fn new(slots: u32) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(usize::try_from(slots).unwrap_or(usize::MAX))),
+            capacity: slots,
+            active: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, CancellationToken>> {
+        self.active.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Ids of the runs in progress.
+    pub(crate) fn running(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// Cancels a run; false if it is not running here.
+    pub(crate) fn cancel(&self, run_id: &str) -> bool {
+        match self.lock().get(run_id) {
+            Some(cancel) => {
+                cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Waits until no run holds a slot.
+    pub(crate) async fn all_ended(&self) {
+        // Holding every slot at once means no run holds one; the permits
+        // go back at once.
+        let _all = self.slots.acquire_many(self.capacity).await;
+    }
+
+    /// Takes a slot for `run_id`, with a cancellation that `parent` cancels
+    /// too.
+    fn begin(shared: &Arc<Shared>, run_id: &str) -> Result<(RunGuard, CancellationToken), Refusal> {
+        let mut active = shared.runs.lock();
+        if active.contains_key(run_id) {
+            return Err(Refusal::AlreadyRunning);
+        }
+        let slot =
+            Arc::clone(&shared.runs.slots).try_acquire_owned().map_err(|_| Refusal::NoFreeSlot)?;
+        let cancel = shared.stop.child_token();
+        active.insert(run_id.to_owned(), cancel.clone());
+        let guard = RunGuard { shared: Arc::clone(shared), run_id: run_id.to_owned(), _slot: slot };
+        Ok((guard, cancel))
+    }
+}
+
+/// Starts an assigned run if a slot is free; else declines it.
+pub(crate) fn assign(shared: &Arc<Shared>, assignment: Assignment) {
+    let run_id = assignment.run_id.clone();
+    let decline = |reason: String| {
+        tracing::info!(%run_id, deployment = %assignment.deployment, %reason, "declining a run");
+        shared.outbox.push(&run_id, AgentEventBody::Declined { reason });
+    };
+    if shared.stop.is_cancelled() {
+        return decline("the agent is stopping".to_owned());
+    }
+    let digest = match parse_digest(&assignment.artifact) {
+        Ok(digest) => digest,
+        Err(reason) => return decline(reason),
+    };
+    match Runs::begin(shared, &run_id) {
+        Ok((guard, cancel)) => {
+            let span =
+                tracing::info_span!("run", run_id = %run_id, deployment = %assignment.deployment);
+            tokio::spawn(execute(guard, assignment, digest, cancel).instrument(span));
+        }
+        Err(Refusal::NoFreeSlot) => decline("no free slot".to_owned()),
+        Err(Refusal::AlreadyRunning) => {
+            tracing::debug!(%run_id, "assigned a run that is already running here");
+        }
+    }
+}
+
+/// `sha256:<hex>` (or bare hex) as a digest.
+fn parse_digest(artifact: &str) -> Result<Digest, String> {
+    let hex = artifact.strip_prefix("sha256:").unwrap_or(artifact);
+    hex.parse().map_err(|e| format!("the assignment's artifact `{artifact}` is not a digest: {e}"))
+}
+
+/// Runs one assignment to its end, pushing its events.
+async fn execute(
+    guard: RunGuard,
+    assignment: Assignment,
+    digest: Digest,
+    cancel: CancellationToken,
+) {
+    let shared = Arc::clone(&guard.shared);
+    let outbox = &shared.outbox;
+    let run_id = assignment.run_id.as_str();
+    let flow = match shared.sandbox.load_cached(&digest) {
+        Some(flow) => flow,
+        None => {
+            let fetched = tokio::select! {
+                fetched = fetch_and_load(&shared, &assignment.artifact, digest) => fetched,
+                () = cancel.cancelled() => {
+                    outbox.push(run_id, AgentEventBody::Finished { outcome: RunOutcome::Cancelled });
+                    return;
+                }
+            };
+            match fetched {
+                Ok(flow) => flow,
+                Err(error) => {
+                    let reason = match error {
+                        FetchError::Missing { reason } => reason,
+                        other => other.to_string(),
+                    };
+                    tracing::warn!(%reason, "declining the run: no component");
+                    outbox.push(run_id, AgentEventBody::Declined { reason });
+                    return;
+                }
+            }
+        }
+    };
+    tracing::info!("run started");
+    outbox.push(run_id, AgentEventBody::Started);
+    let defaults = RunLimits::default();
+    let request = RunRequest {
+        params: serde_json::Value::Object(assignment.parameters),
+        limits: RunLimits {
+            memory_bytes: assignment.memory_bytes.unwrap_or(defaults.memory_bytes),
+            timeout: assignment.timeout_ms.map_or(defaults.timeout, Duration::from_millis),
+        },
+        grants: Grants { variables: assignment.variables, secrets: assignment.secrets },
+        reporter: Arc::new(OutboxReporter {
+            outbox: Arc::clone(&shared.outbox),
+            run_id: assignment.run_id.clone(),
+        }),
+        task_cache: Arc::new(MemoryTaskCache::default()),
+        cancel,
+    };
+    let outcome = shared.sandbox.run(&flow, request).await;
+    tracing::info!(outcome = outcome.name(), "run finished");
+    outbox.push(run_id, AgentEventBody::Finished { outcome });
+    // The slot is given back and the run leaves `running` only now, after
+    // its `Finished` is in the outbox.
+    drop(guard);
+}
+
+/// Passes a run's reports into the outbox as they happen.
+struct OutboxReporter {
+    outbox: Arc<Outbox>,
+    run_id: String,
+}
+
+impl RunReporter for OutboxReporter {
+    fn report(&self, report: RunReport) {
+        self.outbox.push(&self.run_id, AgentEventBody::Report { report });
+    }
+}
+
+/// Why a component could not be had.
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    #[error("the agent is not connected to the core to fetch the component")]
+    NotConnected,
+    #[error("fetching the component: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("fetching the component: {0}")]
+    Frame(#[from] IoError),
+    #[error("fetching the component: the core closed the stream without answering")]
+    NoAnswer,
+    #[error("{reason}")]
+    Missing { reason: String },
+    #[error("the component is {size} bytes, over the agent's limit of {limit} bytes")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("reading the component's bytes: {0}")]
+    Read(#[from] quinn::ReadExactError),
+    #[error("fetching the component took over {0:?}")]
+    TimedOut(Duration),
+    #[error(
+        "the component fetched for {expected} has digest sha256:{actual}: it was corrupted or replaced"
+    )]
+    DigestMismatch { expected: String, actual: Digest },
+    #[error("loading the component: {0}")]
+    Load(#[from] LoadError),
+    #[error("loading the component: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Fetches the component from the core, checks its digest and loads it
+/// (which also caches it on disk).
+async fn fetch_and_load(
+    shared: &Shared,
+    artifact: &str,
+    digest: Digest,
+) -> Result<Arc<LoadedFlow>, FetchError> {
+    let bytes = tokio::time::timeout(FETCH_TIMEOUT, fetch(shared, artifact))
+        .await
+        .map_err(|_| FetchError::TimedOut(FETCH_TIMEOUT))??;
+    let actual = Digest::of(&bytes);
+    if actual != digest {
+        return Err(FetchError::DigestMismatch { expected: artifact.to_owned(), actual });
+    }
+    // Compiling takes tens to hundreds of milliseconds: not on the executor.
+    let sandbox = Arc::clone(&shared.sandbox);
+    Ok(tokio::task::spawn_blocking(move || sandbox.load(&bytes)).await??)
+}
+
+/// Asks the core for a component's bytes on a stream of its own.
+async fn fetch(shared: &Shared, artifact: &str) -> Result<Vec<u8>, FetchError> {
+    let connection = shared.connection().ok_or(FetchError::NotConnected)?;
+    let (mut send, mut recv) = connection.open_bi().await?;
+    write_frame(&mut send, &Fetch { digest: artifact.to_owned() }).await?;
+    // Nothing more to say on this stream; if it is already gone, reading
+    // the answer says why.
+    let _ = send.finish();
+    let answer = read_frame::<FetchAnswer, _>(&mut recv, MAX_FRAME_BYTES).await?;
+    match answer.ok_or(FetchError::NoAnswer)? {
+        FetchAnswer::Missing { reason } => Err(FetchError::Missing { reason }),
+        FetchAnswer::Found { size } if size > MAX_COMPONENT_BYTES => {
+            Err(FetchError::TooLarge { size, limit: MAX_COMPONENT_BYTES })
+        }
+        FetchAnswer::Found { size } => {
+            let len = usize::try_from(size)
+                .map_err(|_| FetchError::TooLarge { size, limit: MAX_COMPONENT_BYTES })?;
+            let mut bytes = vec![0; len];
+            recv.read_exact(&mut bytes).await?;
+            Ok(bytes)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_are_read_with_or_without_their_prefix() {
+        let digest = Digest::of(b"x");
+        assert_eq!(parse_digest(&format!("sha256:{digest}")).unwrap(), digest);
+        assert_eq!(parse_digest(&digest.to_string()).unwrap(), digest);
+        let error = parse_digest("sha256:nope").unwrap_err();
+        assert!(error.contains("is not a digest"), "{error}");
+    }
+}

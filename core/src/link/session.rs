@@ -1,0 +1,298 @@
+//! One agent's connection: hello and token check, then its control stream
+//! (assignments out; heartbeats and events in) and its component fetches.
+
+use std::time::Duration;
+
+use baton_proto::v1::link::io::{read_frame, write_frame};
+use baton_proto::v1::link::{
+    AgentEvent, AgentEventBody, AgentMessage, AgentToken, CoreMessage, Fetch, FetchAnswer, Hello,
+    MAX_FRAME_BYTES,
+};
+use baton_proto::v1::{ProposeState, RunOutcome, RunReport, StateName, Verdict};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::dispatch::{AgentSession, Dispatcher};
+use crate::store::{AgentRecord, Store, StoreError};
+
+/// How long an agent may take to open its control stream and say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(super) struct Session {
+    pub store: Store,
+    pub dispatcher: Dispatcher,
+    /// The core's CA fingerprint, which a token for this core carries.
+    pub fingerprint: String,
+    pub stop: CancellationToken,
+}
+
+/// The state name a run's outcome on an agent proposes, with its message.
+fn outcome_proposal(outcome: RunOutcome) -> ProposeState {
+    let (state, message, output) = match outcome {
+        RunOutcome::Completed { output } => (StateName::Completed, None, Some(output)),
+        RunOutcome::Failed { message, .. } => (StateName::Failed, Some(message), None),
+        RunOutcome::Crashed { message } => (StateName::Crashed, Some(message), None),
+        RunOutcome::TimedOut { limit_ms } => {
+            (StateName::Failed, Some(format!("timed out after {limit_ms} ms")), None)
+        }
+        RunOutcome::OutOfMemory { limit_bytes } => (
+            StateName::Failed,
+            Some(format!("ran out of memory (limit {} MiB)", limit_bytes >> 20)),
+            None,
+        ),
+        RunOutcome::Cancelled => (StateName::Cancelled, Some("cancelled".to_owned()), None),
+    };
+    ProposeState { state, message, output }
+}
+
+impl Session {
+    pub async fn serve(self, connection: quinn::Connection) {
+        let remote = connection.remote_address();
+        let opened = tokio::time::timeout(HELLO_TIMEOUT, async {
+            let (send, mut recv) = connection.accept_bi().await.map_err(|e| e.to_string())?;
+            let hello = read_frame::<Hello, _>(&mut recv, MAX_FRAME_BYTES)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "the stream ended before a hello".to_owned())?;
+            Ok::<_, String>((send, recv, hello))
+        })
+        .await;
+        let (mut send, recv, hello) = match opened {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(why)) => {
+                tracing::info!(%remote, %why, "agent refused: no valid hello");
+                connection.close(1_u32.into(), b"no valid hello");
+                return;
+            }
+            Err(_) => {
+                connection.close(1_u32.into(), b"no hello in time");
+                return;
+            }
+        };
+        let acked_seq = match self.admit(&hello).await {
+            Ok(acked) => acked,
+            Err(reason) => {
+                tracing::info!(%remote, agent = %hello.agent_id, %reason, "agent refused");
+                let _ = write_frame(&mut send, &CoreMessage::Refused { reason }).await;
+                let _ = send.finish();
+                // Let the refusal reach the agent before closing.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                connection.close(2_u32.into(), b"refused");
+                return;
+            }
+        };
+        let heartbeat_ms =
+            u64::try_from(self.dispatcher.config().heartbeat.as_millis()).unwrap_or(u64::MAX);
+        if write_frame(&mut send, &CoreMessage::Welcome { acked_seq, heartbeat_ms }).await.is_err()
+        {
+            return;
+        }
+        tracing::info!(%remote, agent = %hello.agent_id, pool = %hello.pool, slots = hello.slots, "agent connected");
+
+        let (sender, mut outgoing) = mpsc::unbounded_channel::<CoreMessage>();
+        let agent_id = hello.agent_id.clone();
+        let session = self.dispatcher.connect(AgentSession {
+            agent_id: agent_id.clone(),
+            pool: hello.pool.clone(),
+            queues: hello.queues.clone(),
+            slots: hello.slots,
+            cached: hello.cached.clone(),
+            running: hello.running.clone(),
+            sender: sender.clone(),
+        });
+        self.resend_cancellations(&agent_id, &sender).await;
+
+        let writer = tokio::spawn(async move {
+            while let Some(message) = outgoing.recv().await {
+                if write_frame(&mut send, &message).await.is_err() {
+                    break;
+                }
+            }
+            let _ = send.finish();
+        });
+        let fetches = tokio::spawn(serve_fetches(connection.clone(), self.store.clone()));
+
+        let ended = tokio::select! {
+            why = self.read_events(&agent_id, recv, acked_seq, &sender) => why,
+            () = self.stop.cancelled() => "the core is stopping".to_owned(),
+        };
+        tracing::info!(%remote, agent = %agent_id, why = %ended, "agent disconnected");
+        self.dispatcher.disconnect(&agent_id, session);
+        if let Err(e) = self.store.agent_disconnected(&agent_id).await {
+            tracing::warn!(agent = %agent_id, error = %e, "could not record the disconnect");
+        }
+        drop(sender);
+        fetches.abort();
+        let _ = writer.await;
+        connection.close(0_u32.into(), ended.as_bytes());
+    }
+
+    /// Checks the hello's token; returns the last event seq applied from
+    /// this agent, or why it is refused.
+    async fn admit(&self, hello: &Hello) -> Result<u64, String> {
+        let token: AgentToken = hello.token.parse()?;
+        if token.fingerprint != self.fingerprint {
+            return Err("this token was made by another core (its fingerprint is not this core's)"
+                .to_owned());
+        }
+        let pool = self
+            .store
+            .agent_token_pool(&token.id, &token.secret)
+            .await
+            .map_err(|e| format!("the core could not check the token: {e}"))?
+            .ok_or_else(|| {
+                "the token is not valid on this core: make one with `baton agent token create`"
+                    .to_owned()
+            })?;
+        if pool != hello.pool {
+            return Err(format!("this token is for pool `{pool}`, not `{}`", hello.pool));
+        }
+        if hello.slots == 0 {
+            return Err("an agent needs at least one slot".to_owned());
+        }
+        let record = AgentRecord {
+            id: hello.agent_id.clone(),
+            name: hello.name.clone(),
+            pool: hello.pool.clone(),
+            queues: hello.queues.clone(),
+            slots: hello.slots,
+            version: hello.version.clone(),
+        };
+        self.store
+            .agent_connected(&record)
+            .await
+            .map_err(|e| format!("the core could not record the agent: {e}"))
+    }
+
+    /// Cancellations requested while the agent was away.
+    async fn resend_cancellations(
+        &self,
+        agent_id: &str,
+        sender: &mpsc::UnboundedSender<CoreMessage>,
+    ) {
+        match self.store.held_runs().await {
+            Ok(held) => {
+                for run in held
+                    .into_iter()
+                    .filter(|r| r.agent_id == agent_id && r.state == StateName::Cancelling)
+                {
+                    let _ = sender.send(CoreMessage::Cancel { run_id: run.id });
+                }
+            }
+            Err(e) => {
+                tracing::warn!(agent = %agent_id, error = %e, "could not look up cancelled runs")
+            }
+        }
+    }
+
+    /// Reads the control stream until it ends; returns why it ended.
+    async fn read_events(
+        &self,
+        agent_id: &str,
+        mut recv: quinn::RecvStream,
+        mut applied: u64,
+        sender: &mpsc::UnboundedSender<CoreMessage>,
+    ) -> String {
+        loop {
+            let message = match read_frame::<AgentMessage, _>(&mut recv, MAX_FRAME_BYTES).await {
+                Ok(Some(message)) => message,
+                Ok(None) => return "the agent closed the link".to_owned(),
+                Err(e) => return e.to_string(),
+            };
+            match message {
+                AgentMessage::Heartbeat { running } => {
+                    self.dispatcher.heard(agent_id, Some(running));
+                    if let Err(e) = self.store.agent_seen(agent_id, applied).await {
+                        tracing::warn!(agent = %agent_id, error = %e, "could not record a heartbeat");
+                    }
+                }
+                AgentMessage::Event(event) => {
+                    self.dispatcher.heard(agent_id, None);
+                    // Sent again after a reconnect: applied already.
+                    if event.seq <= applied {
+                        let _ = sender.send(CoreMessage::Ack { seq: applied });
+                        continue;
+                    }
+                    let seq = event.seq;
+                    if let Err(e) = self.apply(agent_id, event, sender).await {
+                        // Not acknowledged: the agent sends it again.
+                        return format!("could not apply event {seq}: {e}");
+                    }
+                    applied = seq;
+                    let _ = sender.send(CoreMessage::Ack { seq });
+                }
+            }
+        }
+    }
+
+    async fn apply(
+        &self,
+        agent_id: &str,
+        event: AgentEvent,
+        sender: &mpsc::UnboundedSender<CoreMessage>,
+    ) -> Result<(), StoreError> {
+        let run_id = event.run_id;
+        let proposal = match event.body {
+            AgentEventBody::Report { report } => return self.store_report(&run_id, report).await,
+            AgentEventBody::Started => {
+                ProposeState { state: StateName::Running, message: None, output: None }
+            }
+            AgentEventBody::Finished { outcome } => outcome_proposal(outcome),
+            AgentEventBody::Declined { reason } => ProposeState {
+                state: StateName::Scheduled,
+                message: Some(format!("agent {agent_id} handed it back: {reason}")),
+                output: None,
+            },
+        };
+        let state = proposal.state;
+        let transition = match self.store.propose_state(&run_id, proposal).await {
+            Ok(transition) => transition,
+            // A run deleted meanwhile: nothing to record.
+            Err(StoreError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if state == StateName::Running && transition.verdict != Verdict::Accepted {
+            // Cancelled (or otherwise moved on) before it started: stop it.
+            let _ = sender.send(CoreMessage::Cancel { run_id: run_id.clone() });
+        }
+        if state != StateName::Running {
+            self.dispatcher.finished(agent_id, &run_id);
+        }
+        Ok(())
+    }
+
+    async fn store_report(&self, run_id: &str, report: RunReport) -> Result<(), StoreError> {
+        match self.store.store_reports(run_id, vec![report]).await {
+            Err(StoreError::NotFound { .. }) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// Serves component fetches on the streams the agent opens.
+async fn serve_fetches(connection: quinn::Connection, store: Store) {
+    while let Ok((mut send, mut recv)) = connection.accept_bi().await {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let Ok(Some(fetch)) = read_frame::<Fetch, _>(&mut recv, MAX_FRAME_BYTES).await else {
+                return;
+            };
+            let answer = store.artifact_bytes(&fetch.digest).await;
+            let written = match answer {
+                Ok(bytes) => {
+                    let size = bytes.len() as u64;
+                    match write_frame(&mut send, &FetchAnswer::Found { size }).await {
+                        Ok(()) => send.write_all(&bytes).await.is_ok(),
+                        Err(_) => false,
+                    }
+                }
+                Err(e) => write_frame(&mut send, &FetchAnswer::Missing { reason: e.to_string() })
+                    .await
+                    .is_ok(),
+            };
+            if written {
+                let _ = send.finish();
+            }
+        });
+    }
+}

@@ -1,0 +1,155 @@
+//! The core's TLS identity: a CA and a server certificate it signs, made on
+//! first start and kept in the data directory. Agents pin the CA by its
+//! SHA-256 fingerprint (carried in their token), so the server certificate
+//! can be renewed without touching them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use baton_proto::v1::link::{ALPN, SERVER_NAME};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use sha2::{Digest as _, Sha256};
+
+/// Why the identity could not be made or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: {source}")]
+    File { path: PathBuf, source: std::io::Error },
+    #[error("making a certificate: {0}")]
+    Certificate(#[from] rcgen::Error),
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("QUIC configuration: {0}")]
+    Quic(String),
+}
+
+/// The CA and the server certificate and key.
+pub struct CoreIdentity {
+    ca: CertificateDer<'static>,
+    server: CertificateDer<'static>,
+    server_key: Vec<u8>,
+}
+
+fn ca_params() -> Result<CertificateParams, rcgen::Error> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut name = DistinguishedName::new();
+    name.push(DnType::CommonName, "Baton core CA");
+    params.distinguished_name = name;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    Ok(params)
+}
+
+fn read(path: &Path) -> Result<Option<Vec<u8>>, TlsError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(TlsError::File { path: path.to_owned(), source }),
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
+    let fail = |source| TlsError::File { path: path.to_owned(), source };
+    #[cfg(unix)]
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(fail)?;
+        file.write_all(bytes).map_err(fail)
+    }
+    #[cfg(not(unix))]
+    std::fs::write(path, bytes).map_err(fail)
+}
+
+impl CoreIdentity {
+    /// Loads the identity from `data_dir/tls`, making what is missing.
+    pub fn load_or_create(data_dir: &Path) -> Result<Self, TlsError> {
+        let dir = data_dir.join("tls");
+        std::fs::create_dir_all(&dir)
+            .map_err(|source| TlsError::File { path: dir.clone(), source })?;
+        let paths = ["ca.der", "ca.key.der", "server.der", "server.key.der"].map(|f| dir.join(f));
+        let [ca_path, ca_key_path, server_path, server_key_path] = &paths;
+
+        let (ca, ca_key) = match (read(ca_path)?, read(ca_key_path)?) {
+            (Some(ca), Some(key)) => (ca, KeyPair::try_from(key.as_slice())?),
+            _ => {
+                let key = KeyPair::generate()?;
+                let ca = ca_params()?.self_signed(&key)?;
+                write_private(ca_key_path, &key.serialize_der())?;
+                write_private(ca_path, ca.der())?;
+                // A new CA invalidates any server certificate of an old one.
+                let _ = std::fs::remove_file(server_path);
+                (ca.der().to_vec(), key)
+            }
+        };
+        let (server, server_key) = match (read(server_path)?, read(server_key_path)?) {
+            (Some(cert), Some(key)) => (cert, key),
+            _ => {
+                let key = KeyPair::generate()?;
+                let mut params = CertificateParams::new(vec![SERVER_NAME.to_owned()])?;
+                params.distinguished_name.push(DnType::CommonName, SERVER_NAME);
+                let issuer = Issuer::new(ca_params()?, &ca_key);
+                let cert = params.signed_by(&key, &issuer)?;
+                write_private(server_key_path, &key.serialize_der())?;
+                write_private(server_path, cert.der())?;
+                (cert.der().to_vec(), key.serialize_der())
+            }
+        };
+        Ok(Self { ca: CertificateDer::from(ca), server: CertificateDer::from(server), server_key })
+    }
+
+    /// The CA's SHA-256 fingerprint, lower-case hex: what agents pin.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(Sha256::digest(self.ca.as_ref()))
+    }
+
+    /// The QUIC server configuration: TLS 1.3, ALPN `baton/1`, the chain
+    /// [server, CA].
+    pub fn quic_server_config(
+        &self,
+        transport: quinn::TransportConfig,
+    ) -> Result<quinn::ServerConfig, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.server_key.clone()));
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_no_client_auth()
+            .with_single_cert(vec![self.server.clone(), self.ca.clone()], key)?;
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+            .map_err(|e| TlsError::Quic(e.to_string()))?;
+        let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        config.transport_config(Arc::new(transport));
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_identity_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = CoreIdentity::load_or_create(dir.path()).unwrap();
+        let again = CoreIdentity::load_or_create(dir.path()).unwrap();
+        assert_eq!(first.fingerprint(), again.fingerprint());
+        assert_eq!(first.fingerprint().len(), 64);
+        assert_eq!(first.server, again.server);
+        // A lost server certificate is re-issued by the same CA.
+        std::fs::remove_file(dir.path().join("tls/server.der")).unwrap();
+        let renewed = CoreIdentity::load_or_create(dir.path()).unwrap();
+        assert_eq!(renewed.fingerprint(), first.fingerprint());
+        assert_ne!(renewed.server, first.server);
+    }
+}

@@ -1,0 +1,263 @@
+//! Agents: the tokens they connect with, the agents that connected and the
+//! last of their events applied, and the runs due for them.
+
+use std::collections::BTreeMap;
+
+use baton_proto::v1::link::Assignment;
+use baton_proto::v1::{AgentInfo, FlowRun, StateName, Timestamp};
+use sha2::{Digest as _, Sha256};
+use sqlx::Row;
+
+use super::{Store, StoreError, StoreResult, as_u32, json_column, now, to_json};
+
+/// A connecting agent, as its hello describes it.
+#[derive(Debug, Clone)]
+pub struct AgentRecord {
+    pub id: String,
+    pub name: String,
+    pub pool: String,
+    pub queues: Vec<String>,
+    pub slots: u32,
+    pub version: String,
+}
+
+/// A run waiting for an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueRun {
+    pub id: String,
+    pub queue: Option<String>,
+    pub artifact: String,
+}
+
+/// A run an agent holds (`PENDING`, `RUNNING` or `CANCELLING`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldRun {
+    pub id: String,
+    pub agent_id: String,
+    pub state: StateName,
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+fn random_hex(bytes: usize) -> StoreResult<String> {
+    let mut buffer = vec![0_u8; bytes];
+    getrandom::fill(&mut buffer)
+        .map_err(|e| StoreError::Invalid(format!("no randomness for a token: {e}")))?;
+    Ok(hex::encode(buffer))
+}
+
+impl Store {
+    /// Creates a token for agents of `pool`: returns its id and secret.
+    /// Only a hash of the secret is kept.
+    pub async fn create_agent_token(&self, pool: &str) -> StoreResult<(String, String)> {
+        super::deployments::check_name("work pool", pool)?;
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let secret = random_hex(32)?;
+        sqlx::query(
+            "INSERT INTO agent_tokens (id, pool, secret_sha256, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&id)
+        .bind(pool)
+        .bind(sha256_hex(&secret))
+        .bind(now().0)
+        .execute(&self.write)
+        .await?;
+        Ok((id, secret))
+    }
+
+    /// The pool a token admits agents to; `None` if the token is unknown
+    /// or its secret is wrong.
+    pub async fn agent_token_pool(&self, id: &str, secret: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT pool, secret_sha256 FROM agent_tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let stored: String = row.try_get("secret_sha256")?;
+        // Hashes of equal length compared whole: no early exit to time.
+        let matches = stored
+            .bytes()
+            .zip(sha256_hex(secret).bytes())
+            .fold(stored.len() == 64, |same, (a, b)| same & (a == b));
+        Ok(matches.then(|| row.try_get("pool")).transpose()?)
+    }
+
+    /// Records a connecting agent; returns the last of its events applied.
+    pub async fn agent_connected(&self, agent: &AgentRecord) -> StoreResult<u64> {
+        let at = now().0;
+        sqlx::query(
+            "INSERT INTO agents (id, name, pool, queues, slots, version, connected, first_seen, last_seen, last_seq) \
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, 0) \
+             ON CONFLICT (id) DO UPDATE SET name = $2, pool = $3, queues = $4, slots = $5, version = $6, connected = 1, last_seen = $7",
+        )
+        .bind(&agent.id)
+        .bind(&agent.name)
+        .bind(&agent.pool)
+        .bind(to_json(&agent.queues)?)
+        .bind(i64::from(agent.slots))
+        .bind(&agent.version)
+        .bind(at)
+        .execute(&self.write)
+        .await?;
+        let last: i64 = sqlx::query("SELECT last_seq FROM agents WHERE id = $1")
+            .bind(&agent.id)
+            .fetch_one(&self.write)
+            .await?
+            .try_get("last_seq")?;
+        Ok(u64::try_from(last).unwrap_or(0))
+    }
+
+    /// Records that an agent was heard from, and the last of its events
+    /// now applied.
+    pub async fn agent_seen(&self, id: &str, last_seq: u64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE agents SET last_seen = $1, last_seq = CASE WHEN last_seq < $2 THEN $2 ELSE last_seq END WHERE id = $3",
+        )
+        .bind(now().0)
+        .bind(i64::try_from(last_seq).unwrap_or(i64::MAX))
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn agent_disconnected(&self, id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE agents SET connected = 0, last_seen = $1 WHERE id = $2")
+            .bind(now().0)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Every known agent, connected ones first.
+    pub async fn agents(&self) -> StoreResult<Vec<AgentInfo>> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.name, a.pool, a.queues, a.slots, a.version, a.connected, a.first_seen, a.last_seen, \
+             (SELECT COUNT(*) FROM flow_runs r WHERE r.agent_id = a.id AND r.state IN ('PENDING', 'RUNNING', 'CANCELLING')) AS running \
+             FROM agents a ORDER BY a.connected DESC, a.last_seen DESC",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AgentInfo {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    pool: row.try_get("pool")?,
+                    queues: json_column(row, "queues")?,
+                    slots: as_u32(row.try_get("slots")?),
+                    running: as_u32(row.try_get("running")?),
+                    version: row.try_get("version")?,
+                    connected: row.try_get::<i64, _>("connected")? != 0,
+                    first_seen: Timestamp(row.try_get("first_seen")?),
+                    last_seen: Timestamp(row.try_get("last_seen")?),
+                })
+            })
+            .collect()
+    }
+
+    /// Runs of `pool` due now, in the order they should go: queue priority
+    /// (lower first), then due time. Runs in a paused queue or of a paused
+    /// deployment, and runs of a deployment at its (`enqueue`) concurrency
+    /// limit, are left out.
+    pub async fn due_runs(&self, pool: &str, limit: u32) -> StoreResult<Vec<DueRun>> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.work_queue, d.artifact_digest FROM flow_runs r \
+             JOIN deployments d ON d.id = r.deployment_id \
+             LEFT JOIN work_queues q ON q.pool = r.work_pool AND q.name = COALESCE(r.work_queue, 'default') \
+             WHERE r.work_pool = $1 AND r.state IN ('SCHEDULED', 'LATE', 'AWAITING_RETRY') AND r.scheduled_at <= $2 \
+             AND d.paused = 0 AND COALESCE(q.paused, 0) = 0 \
+             AND (d.enqueue_limit IS NULL OR d.enqueue_limit > (SELECT COUNT(*) FROM flow_runs h \
+                  WHERE h.deployment_id = d.id AND h.state IN ('PENDING', 'RUNNING', 'CANCELLING'))) \
+             ORDER BY COALESCE(q.priority, 1000), r.scheduled_at, r.id LIMIT $3",
+        )
+        .bind(pool)
+        .bind(now().0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DueRun {
+                    id: row.try_get("id")?,
+                    queue: row.try_get("work_queue")?,
+                    artifact: row.try_get("artifact_digest")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Runs held by agents: those the crash watchdog checks.
+    pub async fn held_runs(&self) -> StoreResult<Vec<HeldRun>> {
+        let rows = sqlx::query(
+            "SELECT id, agent_id, state FROM flow_runs \
+             WHERE state IN ('PENDING', 'RUNNING', 'CANCELLING') AND agent_id IS NOT NULL",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(HeldRun {
+                    id: row.try_get("id")?,
+                    agent_id: row.try_get("agent_id")?,
+                    state: super::parsed_column(row, "state")?,
+                })
+            })
+            .collect()
+    }
+
+    /// How many runs of `pool` (and of its queue `queue`, if given) hold a
+    /// slot, for pool and queue concurrency limits.
+    pub async fn active_in_pool(&self, pool: &str, queue: Option<&str>) -> StoreResult<u32> {
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM flow_runs WHERE work_pool = $1 \
+             AND (CAST($2 AS TEXT) IS NULL OR COALESCE(work_queue, 'default') = CAST($2 AS TEXT)) \
+             AND state IN ('PENDING', 'RUNNING', 'CANCELLING')",
+        )
+        .bind(pool)
+        .bind(queue)
+        .fetch_one(&self.read)
+        .await?
+        .try_get("n")?;
+        Ok(as_u32(n))
+    }
+
+    /// What an agent needs to run `run`: its component, parameters, limits
+    /// and the values of the variables and secrets its deployment grants.
+    pub async fn assignment(&self, run: &FlowRun) -> StoreResult<Assignment> {
+        let name = run.deployment.split_once('/').map_or("", |(_, name)| name);
+        let deployment = self.deployment(&run.flow, name).await?;
+        let mut variables = BTreeMap::new();
+        for variable in &deployment.spec.capabilities.variables {
+            let value = match self.variable(variable).await {
+                Ok(v) => Some(v.value),
+                Err(StoreError::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            variables.insert(variable.clone(), value);
+        }
+        let mut secrets = BTreeMap::new();
+        for secret in &deployment.spec.capabilities.secrets {
+            let value = match self.secret(secret).await {
+                Ok(v) => Some(v),
+                Err(StoreError::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            secrets.insert(secret.clone(), value);
+        }
+        Ok(Assignment {
+            run_id: run.id.clone(),
+            flow: run.flow.clone(),
+            deployment: run.deployment.clone(),
+            artifact: deployment.spec.artifact.clone(),
+            parameters: run.parameters.clone(),
+            memory_bytes: None,
+            timeout_ms: deployment.spec.timeout_seconds.map(|s| s.saturating_mul(1000)),
+            variables,
+            secrets,
+        })
+    }
+}

@@ -1,0 +1,105 @@
+//! What a running flow reports through its agent: log lines, task runs and
+//! its own events, stored together in one write. Each report carries the
+//! run's report `seq`, so a report sent twice is stored once.
+
+use baton_proto::v1::{LogLevel, ReportBody, RunReport, StateName, TaskOutcome};
+use sqlx::AnyConnection;
+
+use super::events::{self, NewEvent};
+use super::{Store, StoreResult};
+
+/// How a level is stored: its serde name (`info`), which `logs` reads back.
+pub(super) fn stored_level(level: LogLevel) -> String {
+    serde_json::to_value(level).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+fn seq(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+async fn store_report(
+    conn: &mut AnyConnection,
+    run_id: &str,
+    report: &RunReport,
+) -> StoreResult<()> {
+    match &report.body {
+        ReportBody::Log { level, message, task_id } => {
+            sqlx::query(
+                "INSERT INTO logs (run_id, seq, at, level, message, task_id) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (run_id, seq) DO NOTHING",
+            )
+            .bind(run_id)
+            .bind(seq(report.seq))
+            .bind(report.at.0)
+            .bind(stored_level(*level))
+            .bind(message)
+            .bind(task_id.map(seq))
+            .execute(&mut *conn)
+            .await?;
+        }
+        ReportBody::TaskStarted { task_id, name, attempt, max_attempts, .. } => {
+            sqlx::query(
+                "INSERT INTO task_runs (run_id, task_id, name, attempt, max_attempts, state, message, started_at, ended_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'RUNNING', NULL, $6, NULL) ON CONFLICT (run_id, task_id) DO NOTHING",
+            )
+            .bind(run_id)
+            .bind(seq(*task_id))
+            .bind(name)
+            .bind(i64::from(*attempt))
+            .bind(i64::from(*max_attempts))
+            .bind(report.at.0)
+            .execute(&mut *conn)
+            .await?;
+        }
+        ReportBody::TaskFinished { task_id, outcome } => {
+            let (state, message) = match outcome {
+                TaskOutcome::Completed => (StateName::Completed, None),
+                TaskOutcome::Failed { message } => (StateName::Failed, Some(message.as_str())),
+            };
+            sqlx::query(
+                "UPDATE task_runs SET state = $1, message = $2, ended_at = $3 WHERE run_id = $4 AND task_id = $5",
+            )
+            .bind(state.as_str())
+            .bind(message)
+            .bind(report.at.0)
+            .bind(run_id)
+            .bind(seq(*task_id))
+            .execute(&mut *conn)
+            .await?;
+        }
+        ReportBody::Event { name, resource, payload } => {
+            // A flow's own event, once: its id is fixed by run and seq.
+            events::record_once(
+                conn,
+                &format!("{run_id}:{}", report.seq),
+                report.at,
+                NewEvent {
+                    name,
+                    resource: resource.clone(),
+                    related: vec![format!("run/{run_id}")],
+                    payload: payload.clone(),
+                },
+            )
+            .await?;
+        }
+        // Progress is shown live, not kept.
+        ReportBody::TaskCached { .. } | ReportBody::Progress { .. } => {}
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Stores what a run reported, in one write.
+    pub async fn store_reports(&self, run_id: &str, reports: Vec<RunReport>) -> StoreResult<()> {
+        let run_id = run_id.to_owned();
+        self.write_transaction(move |_, conn| {
+            Box::pin(async move {
+                for report in &reports {
+                    store_report(conn, &run_id, report).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,383 @@
+//! The agent link: what core and agents say to each other over QUIC (ALPN
+//! [`ALPN`]), and how it is framed.
+//!
+//! An agent dials the core and opens one bidirectional *control* stream. Its
+//! first frame is [`Hello`]; the core answers [`CoreMessage::Welcome`] or
+//! [`CoreMessage::Refused`]. Then the core pushes assignments and
+//! cancellations, and the agent sends heartbeats and numbered events, which
+//! the core acknowledges. Components are fetched on streams of their own: the
+//! agent sends a [`Fetch`], the core answers a [`FetchAnswer`] frame followed
+//! by the component's raw bytes until the stream ends.
+//!
+//! A frame is a 4-byte big-endian body length, a 2-byte big-endian protocol
+//! version, then the body as JSON. Decoding checks the length against a cap
+//! before reading a byte of the body, and never panics on any input.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use super::run::{RunOutcome, RunReport};
+
+/// The ALPN protocol both ends must offer.
+pub const ALPN: &[u8] = b"baton/1";
+/// The version every frame carries; a peer with another one is refused.
+pub const VERSION: u16 = 1;
+/// Bytes before a frame's body: length (4) and version (2).
+pub const HEADER_BYTES: usize = 6;
+/// The largest frame body either end accepts.
+pub const MAX_FRAME_BYTES: u32 = 8 << 20;
+/// The name the core's certificate is issued for, whatever its address.
+pub const SERVER_NAME: &str = "baton-core";
+
+/// Why a frame could not be read or written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    /// The announced body is larger than the cap.
+    TooLarge { len: u64, cap: u32 },
+    /// The peer speaks another protocol version.
+    Version { theirs: u16 },
+    /// The body is not a message of the expected kind.
+    Malformed(String),
+    /// The bytes end inside a frame.
+    Truncated,
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::TooLarge { len, cap } => {
+                write!(f, "a frame of {len} bytes is over the {cap}-byte cap")
+            }
+            FrameError::Version { theirs } => write!(
+                f,
+                "the peer speaks protocol version {theirs}; this side speaks {VERSION}: upgrade the older one"
+            ),
+            FrameError::Malformed(why) => write!(f, "malformed frame: {why}"),
+            FrameError::Truncated => write!(f, "the stream ended inside a frame"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// Encodes `message` as one frame.
+pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
+    let body = serde_json::to_vec(message).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|len| *len <= MAX_FRAME_BYTES)
+        .ok_or(FrameError::TooLarge { len: body.len() as u64, cap: MAX_FRAME_BYTES })?;
+    let mut frame = Vec::with_capacity(HEADER_BYTES + body.len());
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(&VERSION.to_be_bytes());
+    frame.extend_from_slice(&body);
+    Ok(frame)
+}
+
+/// Reads a frame's header: the length of the body that follows.
+pub fn body_len(header: [u8; HEADER_BYTES], cap: u32) -> Result<usize, FrameError> {
+    let [l0, l1, l2, l3, v0, v1] = header;
+    let len = u32::from_be_bytes([l0, l1, l2, l3]);
+    let version = u16::from_be_bytes([v0, v1]);
+    if version != VERSION {
+        return Err(FrameError::Version { theirs: version });
+    }
+    if len > cap {
+        return Err(FrameError::TooLarge { len: u64::from(len), cap });
+    }
+    usize::try_from(len).map_err(|_| FrameError::TooLarge { len: u64::from(len), cap })
+}
+
+/// Decodes a frame's body.
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+    serde_json::from_slice(body).map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
+/// Decodes the first frame of `bytes`; returns it and the bytes it took.
+pub fn decode_frame<T: DeserializeOwned>(bytes: &[u8], cap: u32) -> Result<(T, usize), FrameError> {
+    let header: [u8; HEADER_BYTES] =
+        bytes.get(..HEADER_BYTES).and_then(|h| h.try_into().ok()).ok_or(FrameError::Truncated)?;
+    let len = body_len(header, cap)?;
+    let end = HEADER_BYTES.checked_add(len).ok_or(FrameError::Truncated)?;
+    let body = bytes.get(HEADER_BYTES..end).ok_or(FrameError::Truncated)?;
+    Ok((decode(body)?, end))
+}
+
+/// What `baton agent token create` prints: everything an agent needs to
+/// trust the core (the SHA-256 fingerprint of the core's CA certificate)
+/// and to be trusted by it (a token id and its secret).
+/// Written `baton1.<id>.<secret>.<fingerprint>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentToken {
+    pub id: String,
+    pub secret: String,
+    /// Lower-case hex SHA-256 of the CA certificate's DER bytes.
+    pub fingerprint: String,
+}
+
+impl std::fmt::Display for AgentToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "baton1.{}.{}.{}", self.id, self.secret, self.fingerprint)
+    }
+}
+
+impl std::str::FromStr for AgentToken {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let hex_part = |part: &str, what: &str, len: usize| {
+            if part.len() == len && part.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Ok(part.to_ascii_lowercase())
+            } else {
+                Err(format!("not an agent token: its {what} should be {len} hex digits"))
+            }
+        };
+        let parts: Vec<&str> = text.trim().split('.').collect();
+        match parts.as_slice() {
+            ["baton1", id, secret, fingerprint] => Ok(AgentToken {
+                id: hex_part(id, "id", 32)?,
+                secret: hex_part(secret, "secret", 64)?,
+                fingerprint: hex_part(fingerprint, "fingerprint", 64)?,
+            }),
+            _ => Err("not an agent token: expected baton1.<id>.<secret>.<fingerprint>, as printed by `baton agent token create`".to_owned()),
+        }
+    }
+}
+
+/// The agent's first frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The token from `baton agent token create`.
+    pub token: String,
+    /// Chosen by the agent once and kept in its data directory, so the core
+    /// knows it again after a reconnect.
+    pub agent_id: String,
+    /// A name for people (the host name by default).
+    pub name: String,
+    pub pool: String,
+    /// Queues of the pool to take runs from; empty means all.
+    #[serde(default)]
+    pub queues: Vec<String>,
+    /// Runs it can run at once.
+    pub slots: u32,
+    /// Digests of the components it has cached.
+    #[serde(default)]
+    pub cached: Vec<String>,
+    /// Runs it is still running (after a reconnect).
+    #[serde(default)]
+    pub running: Vec<String>,
+    /// The agent's version, for people.
+    pub version: String,
+}
+
+/// What the core sends on the control stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CoreMessage {
+    /// The agent is in. Events up to `acked_seq` were applied before (the
+    /// agent drops them and resends the rest); heartbeats are expected
+    /// every `heartbeat_ms`.
+    Welcome { acked_seq: u64, heartbeat_ms: u64 },
+    /// The agent is not let in; the connection closes.
+    Refused { reason: String },
+    /// Run this.
+    Assign(Box<Assignment>),
+    /// Stop this run (it ends `CANCELLED`).
+    Cancel { run_id: String },
+    /// Events up to `seq` are applied.
+    Ack { seq: u64 },
+}
+
+/// A run pushed to an agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub run_id: String,
+    pub flow: String,
+    /// `flow/name`.
+    pub deployment: String,
+    /// The component's `sha256:` digest.
+    pub artifact: String,
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// Linear memory cap in bytes, if the deployment sets one.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+    /// Wall-clock limit in milliseconds, if the deployment sets one.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Variables and secrets the run may read; `None` when granted but unset.
+    #[serde(default)]
+    pub variables: BTreeMap<String, Option<String>>,
+    #[serde(default)]
+    pub secrets: BTreeMap<String, Option<String>>,
+}
+
+/// What the agent sends on the control stream after its [`Hello`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentMessage {
+    /// Still here; these runs are running.
+    Heartbeat {
+        running: Vec<String>,
+    },
+    Event(AgentEvent),
+}
+
+/// Something that happened to a run on the agent. `seq` counts the agent's
+/// events from 1 without gaps, across reconnects, so the core applies each
+/// exactly once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentEvent {
+    pub seq: u64,
+    pub run_id: String,
+    #[serde(flatten)]
+    pub body: AgentEventBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AgentEventBody {
+    /// The flow started (`RUNNING`).
+    Started,
+    /// A log line, a task or an event from the running flow.
+    Report { report: RunReport },
+    /// The run ended.
+    Finished { outcome: RunOutcome },
+    /// The agent could not start the run (say, its component could not be
+    /// fetched); the core hands it back.
+    Declined { reason: String },
+}
+
+/// First frame on a fetch stream, from the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fetch {
+    pub digest: String,
+}
+
+/// The core's answer on a fetch stream; with `Found`, the component's bytes
+/// follow until the stream ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FetchAnswer {
+    Found { size: u64 },
+    Missing { reason: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_bad_ones_say_why() {
+        let token =
+            AgentToken { id: "a".repeat(32), secret: "b".repeat(64), fingerprint: "c".repeat(64) };
+        assert_eq!(token.to_string().parse::<AgentToken>(), Ok(token));
+        let error = "baton1.xyz.1.2".parse::<AgentToken>().unwrap_err();
+        assert!(error.contains("id should be 32 hex digits"), "{error}");
+        assert!("hello".parse::<AgentToken>().is_err());
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let message = CoreMessage::Cancel { run_id: "r1".to_owned() };
+        let frame = encode(&message).unwrap();
+        let (decoded, used) = decode_frame::<CoreMessage>(&frame, MAX_FRAME_BYTES).unwrap();
+        assert_eq!((decoded, used), (message, frame.len()));
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_from_the_header() {
+        let mut frame = encode(&AgentMessage::Heartbeat { running: vec![] }).unwrap();
+        frame[..4].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(
+            decode_frame::<AgentMessage>(&frame, MAX_FRAME_BYTES),
+            Err(FrameError::TooLarge { len: u64::from(u32::MAX), cap: MAX_FRAME_BYTES })
+        );
+    }
+
+    #[test]
+    fn another_version_is_named() {
+        let mut frame = encode(&AgentMessage::Heartbeat { running: vec![] }).unwrap();
+        frame[4..6].copy_from_slice(&7_u16.to_be_bytes());
+        let error = decode_frame::<AgentMessage>(&frame, MAX_FRAME_BYTES).unwrap_err();
+        assert_eq!(error, FrameError::Version { theirs: 7 });
+        assert!(error.to_string().contains("version 7"));
+    }
+
+    #[test]
+    fn truncated_and_corrupt_frames_are_errors() {
+        let frame = encode(&CoreMessage::Ack { seq: 3 }).unwrap();
+        for cut in 0..frame.len() {
+            assert!(decode_frame::<CoreMessage>(&frame[..cut], MAX_FRAME_BYTES).is_err());
+        }
+        let mut corrupt = frame.clone();
+        corrupt[HEADER_BYTES] = b'[';
+        assert!(matches!(
+            decode_frame::<CoreMessage>(&corrupt, MAX_FRAME_BYTES),
+            Err(FrameError::Malformed(_))
+        ));
+    }
+}
+
+/// Reading and writing frames on async streams (QUIC streams, or anything
+/// else that is `AsyncRead`/`AsyncWrite`).
+#[cfg(feature = "io")]
+pub mod io {
+    use serde::{Serialize, de::DeserializeOwned};
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+    use super::{FrameError, HEADER_BYTES, body_len, decode, encode};
+
+    /// Why a frame could not be read or written on a stream.
+    #[derive(Debug)]
+    pub enum IoError {
+        Frame(FrameError),
+        Stream(std::io::Error),
+    }
+
+    impl std::fmt::Display for IoError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                IoError::Frame(e) => e.fmt(f),
+                IoError::Stream(e) => write!(f, "the stream failed: {e}"),
+            }
+        }
+    }
+
+    impl std::error::Error for IoError {}
+
+    /// Reads one frame; `None` when the stream ended cleanly between frames.
+    pub async fn read_frame<T, R>(reader: &mut R, cap: u32) -> Result<Option<T>, IoError>
+    where
+        T: DeserializeOwned,
+        R: AsyncRead + Unpin,
+    {
+        let mut header = [0_u8; HEADER_BYTES];
+        let mut filled = 0;
+        while filled < HEADER_BYTES {
+            let rest = header.get_mut(filled..).unwrap_or_default();
+            match reader.read(rest).await.map_err(IoError::Stream)? {
+                0 if filled == 0 => return Ok(None),
+                0 => return Err(IoError::Frame(FrameError::Truncated)),
+                n => filled += n,
+            }
+        }
+        let len = body_len(header, cap).map_err(IoError::Frame)?;
+        let mut body = vec![0_u8; len];
+        reader.read_exact(&mut body).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => IoError::Frame(FrameError::Truncated),
+            _ => IoError::Stream(e),
+        })?;
+        decode(&body).map(Some).map_err(IoError::Frame)
+    }
+
+    /// Writes one frame.
+    pub async fn write_frame<T, W>(writer: &mut W, message: &T) -> Result<(), IoError>
+    where
+        T: Serialize,
+        W: AsyncWrite + Unpin,
+    {
+        let frame = encode(message).map_err(IoError::Frame)?;
+        writer.write_all(&frame).await.map_err(IoError::Stream)
+    }
+}
