@@ -780,7 +780,7 @@ async fn due_runs_follow_queue_priority_and_skip_paused_and_full_deployments() {
         store.set_deployment_paused("hello", "slow", true).await.unwrap();
         let due: Vec<String> =
             store.due_runs("edge", 10).await.unwrap().into_iter().map(|r| r.id).collect();
-        assert_eq!(due, [fast.clone()], "{}", db.label);
+        assert_eq!(due, [fast], "{}", db.label);
         assert_eq!(store.active_in_pool("edge", None).await.unwrap(), 1);
         assert_eq!(store.active_in_pool("edge", Some("urgent")).await.unwrap(), 0);
         let held = store.held_runs().await.unwrap();
