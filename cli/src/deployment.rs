@@ -58,6 +58,10 @@ pub struct RunArgs {
     tags: Vec<String>,
     #[arg(long)]
     json: bool,
+    /// Stream the run's logs to stderr until it ends, print its output on
+    /// stdout, and exit 0 only if it completed.
+    #[arg(long, conflicts_with = "json")]
+    watch: bool,
 }
 
 pub async fn run(command: DeploymentCommand) -> anyhow::Result<ExitCode> {
@@ -181,6 +185,13 @@ async fn create_run(client: &Client, args: RunArgs) -> anyhow::Result<ExitCode> 
         .post(&format!("{path}/runs"), &request)
         .await
         .with_context(|| format!("creating a run of {}", args.deployment))?;
+    if args.watch {
+        eprintln!("run {} of {}: following its logs", run.id, run.deployment);
+        return crate::runs::follow(client, &run.id, |line| {
+            eprintln!("{}", crate::runs::log_line(line))
+        })
+        .await;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&run)?);
     } else {

@@ -11,6 +11,7 @@ mod pool;
 mod project;
 mod report;
 mod runs;
+mod serve;
 mod server;
 mod table;
 mod values;
@@ -39,6 +40,8 @@ enum Command {
     /// Run the core (the server that holds deployments and runs).
     #[command(subcommand)]
     Server(server::ServerCommand),
+    /// Register a deployment and run its runs in this process until Ctrl-C.
+    Serve(serve::ServeArgs),
     /// Run an agent, and manage the tokens that let agents in.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
                 Command::Flow(command) => flow::run(command).await,
                 Command::Server(command) => server::run(command).await,
                 Command::Agent(command) => agent::run(command).await,
+                Command::Serve(args) => serve::serve(args).await,
                 Command::Deploy { file } => deploy::deploy(&file).await,
                 Command::Init { dir, name } => deploy::init(&dir, name),
                 Command::Deployment(command) => deployment::run(command).await,

@@ -1,8 +1,9 @@
 //! `baton run ls|inspect|logs|cancel`.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-use baton_proto::v1::{FlowRun, FlowRunDetail, LogLine, Page, Transition, Verdict};
+use baton_proto::v1::{FlowRun, FlowRunDetail, LogLine, Page, StateName, Transition, Verdict};
 use clap::Subcommand;
 
 use crate::client::{Client, segment};
@@ -36,6 +37,10 @@ pub enum RunCommand {
         id: String,
         #[arg(long)]
         json: bool,
+        /// Keep printing lines as they are written until the run ends; the
+        /// exit status then says how it ended.
+        #[arg(long, short, conflicts_with = "json")]
+        follow: bool,
     },
     /// Cancel a run (a running one is stopped by its agent).
     Cancel { id: String },
@@ -81,19 +86,17 @@ pub async fn run(command: RunCommand) -> anyhow::Result<ExitCode> {
                 print!("{}", describe(&detail));
             }
         }
-        RunCommand::Logs { id, json } => {
+        RunCommand::Logs { id, follow: true, .. } => {
+            return follow(&client, &id, |line| println!("{}", log_line(line))).await;
+        }
+        RunCommand::Logs { id, json, .. } => {
             let lines: Vec<LogLine> =
                 client.get(&format!("/api/runs/{}/logs", segment(&id))).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&lines)?);
             } else {
-                for line in lines {
-                    println!(
-                        "{} {:<5} {}",
-                        table::time(line.at),
-                        line.level.as_str(),
-                        line.message
-                    );
+                for line in &lines {
+                    println!("{}", log_line(line));
                 }
             }
         }
@@ -110,6 +113,53 @@ pub async fn run(command: RunCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn log_line(line: &LogLine) -> String {
+    format!("{} {:<5} {}", table::time(line.at), line.level.as_str(), line.message)
+}
+
+/// How often a followed run is looked at.
+const FOLLOW_EVERY: Duration = Duration::from_millis(100);
+
+/// Shows a run's log lines with `show` as they are written, until the run
+/// ends; then prints its output on stdout if it completed. The exit status
+/// says how it ended: 0 `COMPLETED`, 1 `FAILED`, 3 `CRASHED`, 6 `CANCELLED`.
+pub async fn follow(
+    client: &Client,
+    id: &str,
+    show: impl Fn(&LogLine),
+) -> anyhow::Result<ExitCode> {
+    let path = format!("/api/runs/{}", segment(id));
+    let mut after = 0;
+    loop {
+        // The state first: once it is final, the lines read next are all.
+        let detail: FlowRunDetail = client.get(&path).await?;
+        loop {
+            let lines: Vec<LogLine> = client.get(&format!("{path}/logs?after={after}")).await?;
+            let Some(last) = lines.last() else { break };
+            after = last.seq;
+            lines.iter().for_each(&show);
+        }
+        let run = detail.run;
+        if run.state.is_terminal() {
+            if run.state == StateName::Completed {
+                println!("{}", run.output.unwrap_or(serde_json::Value::Null));
+                return Ok(ExitCode::SUCCESS);
+            }
+            eprintln!(
+                "run {id} ended {}{}",
+                run.state,
+                run.state_message.map(|m| format!(": {m}")).unwrap_or_default()
+            );
+            return Ok(ExitCode::from(match run.state {
+                StateName::Crashed => 3,
+                StateName::Cancelled => 6,
+                _ => 1,
+            }));
+        }
+        tokio::time::sleep(FOLLOW_EVERY).await;
+    }
 }
 
 fn describe(detail: &FlowRunDetail) -> String {

@@ -194,7 +194,7 @@ impl Dispatcher {
                 () = self.inner.wake.notified() => {}
                 _ = tokio::time::sleep(self.inner.config.tick) => {}
                 _ = watchdog.tick() => {
-                    if let Err(e) = self.crash_silent_agents().await {
+                    if let Err(e) = self.watch_agents().await {
                         tracing::warn!(error = %e, "the crash watchdog failed; retrying");
                     }
                 }
@@ -355,10 +355,16 @@ impl Dispatcher {
         Ok(sent)
     }
 
-    /// Marks `CRASHED` the runs held by agents not heard from within
-    /// `crash_after` (connected but silent, or gone and not back).
-    async fn crash_silent_agents(&self) -> Result<(), StoreError> {
+    /// Ends the runs agents no longer have: those of agents not heard from
+    /// within `crash_after` (connected but silent, or gone and not back)
+    /// become `CRASHED`; a run a connected agent's heartbeats leave out
+    /// (its push was lost, say, when the core restarted) is handed back if
+    /// it never started, and `CRASHED` if it did.
+    async fn watch_agents(&self) -> Result<(), StoreError> {
         let window = self.inner.config.crash_after;
+        // A heartbeat sent before a push reached the agent lacks the run:
+        // only runs older than two heartbeats are judged by them.
+        let settled = self.inner.config.heartbeat.saturating_mul(2) + Duration::from_secs(1);
         let silent: HashSet<String> = {
             let mut agents = self.agents();
             let stale: Vec<String> = agents
@@ -382,28 +388,55 @@ impl Dispatcher {
                 .collect()
         };
         let held = self.inner.store.held_runs().await?;
-        let connected: HashSet<String> = self.agents().connected.keys().cloned().collect();
-        let core_young = self.inner.started.elapsed() <= window;
+        // After a restart, agents get time to reconnect before their runs
+        // are judged.
+        let core_young = self.inner.started.elapsed() <= window.saturating_mul(2);
+        let now = crate::store::now().0;
         for run in held {
-            let lost = silent.contains(&run.agent_id)
-                || (!connected.contains(&run.agent_id)
-                    && !core_young
-                    && !self.agents().gone.contains_key(&run.agent_id));
-            if !lost {
-                continue;
-            }
-            let proposal = ProposeState {
-                state: StateName::Crashed,
-                message: Some(format!(
-                    "agent {} stopped answering (no heartbeat for {} s)",
-                    run.agent_id,
-                    window.as_secs()
-                )),
-                output: None,
+            let verdict = {
+                let agents = self.agents();
+                match agents.connected.get(&run.agent_id) {
+                    Some(agent) => {
+                        let age =
+                            u64::try_from(now.saturating_sub(run.state_changed_at.0)).unwrap_or(0);
+                        let missing = !agent.running.contains(&run.id)
+                            && Duration::from_millis(age) > settled;
+                        missing.then_some(Lost::Dropped)
+                    }
+                    None if silent.contains(&run.agent_id) => Some(Lost::Silent),
+                    // Not seen since this core started.
+                    None if !core_young && !agents.gone.contains_key(&run.agent_id) => {
+                        Some(Lost::Silent)
+                    }
+                    None => None,
+                }
             };
+            let Some(lost) = verdict else { continue };
+            let (state, message) = match (lost, run.state) {
+                // Its cancellation was asked for: nothing runs it now.
+                (_, StateName::Cancelling) => {
+                    (StateName::Cancelled, format!("agent {} no longer runs it", run.agent_id))
+                }
+                (Lost::Dropped, StateName::Pending) => (
+                    StateName::Scheduled,
+                    format!("agent {} never received it; dispatching it again", run.agent_id),
+                ),
+                (Lost::Dropped, _) => {
+                    (StateName::Crashed, format!("agent {} no longer runs it", run.agent_id))
+                }
+                (Lost::Silent, _) => (
+                    StateName::Crashed,
+                    format!(
+                        "agent {} stopped answering (no heartbeat for {} s)",
+                        run.agent_id,
+                        window.as_secs()
+                    ),
+                ),
+            };
+            let proposal = ProposeState { state, message: Some(message), output: None };
             match self.inner.store.propose_state(&run.id, proposal).await {
                 Ok(t) if t.verdict == Verdict::Accepted => {
-                    tracing::warn!(run = %run.id, agent = %run.agent_id, state = %t.run.state, "run of a lost agent crashed");
+                    tracing::warn!(run = %run.id, agent = %run.agent_id, state = %t.run.state, "run lost by its agent");
                 }
                 Ok(_) | Err(StoreError::NotFound { .. }) => {}
                 Err(e) => return Err(e),
@@ -412,4 +445,13 @@ impl Dispatcher {
         self.wake();
         Ok(())
     }
+}
+
+/// How an agent lost a run.
+#[derive(Debug, Clone, Copy)]
+enum Lost {
+    /// The agent is gone or silent.
+    Silent,
+    /// The agent is here but does not have the run.
+    Dropped,
 }

@@ -228,3 +228,113 @@ fn cancelling_a_looping_run_stops_it_on_its_agent() {
     let next = run(&core, home.path(), "hello/default", &["b=1"]);
     wait_for(&core, home.path(), &next, "COMPLETED", Duration::from_secs(30));
 }
+
+#[test]
+fn watch_streams_logs_and_exits_with_the_run_s_outcome() {
+    let core = CoreProcess::start(None);
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let token = token(&core, home.path());
+    let _agent = AgentProcess::start(&core, home.path(), &token, data.path());
+    deploy(&core, home.path(), "hello", "    parameters: {a: 1}\n");
+    deploy(&core, home.path(), "returns-error", "");
+
+    let watched = finish(core.baton(home.path()).args([
+        "deployment",
+        "run",
+        "hello/default",
+        "--param",
+        "b=2",
+        "--watch",
+    ]));
+    assert_eq!(watched.status, Some(0), "{}", watched.stderr);
+    assert_eq!(watched.stdout.trim(), "3");
+    assert!(watched.stderr.contains("the sum is 3"), "{}", watched.stderr);
+
+    let failed = finish(core.baton(home.path()).args([
+        "deployment",
+        "run",
+        "always-fails/default",
+        "--watch",
+    ]));
+    assert_eq!(failed.status, Some(1), "{}", failed.stderr);
+    assert!(failed.stderr.contains("ended FAILED"), "{}", failed.stderr);
+    assert_eq!(failed.stdout.trim(), "");
+}
+
+#[test]
+fn serve_registers_a_deployment_and_runs_its_runs_until_stopped() {
+    let core = CoreProcess::start(None);
+    let home = tempfile::tempdir().unwrap();
+    let component = tempfile::tempdir().unwrap();
+    let wasm = component.path().join("hello.wasm");
+    std::fs::write(&wasm, flow_wasm("hello")).unwrap();
+    let mut serving = core
+        .baton(home.path())
+        .args(["serve"])
+        .arg(&wasm)
+        .args(["--name", "served", "--param", "a=10", "--cron", "*/5 * * * *"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // It says so once it is ready.
+    let mut first_line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(serving.stdout.as_mut().unwrap()),
+        &mut first_line,
+    )
+    .unwrap();
+    assert!(first_line.contains("serving hello/served"), "{first_line}");
+
+    let shown =
+        finish(core.baton(home.path()).args(["deployment", "inspect", "hello/served", "--json"]));
+    let deployment: Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(deployment["schedules"][0]["cron"], "*/5 * * * *", "{deployment:#}");
+    assert_eq!(deployment["paused"], false);
+
+    let watched = finish(core.baton(home.path()).args([
+        "deployment",
+        "run",
+        "hello/served",
+        "--param",
+        "b=5",
+        "--watch",
+    ]));
+    assert_eq!((watched.status, watched.stdout.trim()), (Some(0), "15"), "{}", watched.stderr);
+
+    // Ctrl-C: it stops, and pauses the deployment.
+    let interrupted =
+        Command::new("kill").args(["-INT", &serving.id().to_string()]).status().unwrap();
+    assert!(interrupted.success());
+    let status = serving.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let shown =
+        finish(core.baton(home.path()).args(["deployment", "inspect", "hello/served", "--json"]));
+    let deployment: Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(deployment["paused"], true, "{deployment:#}");
+}
+
+#[test]
+fn a_core_killed_mid_burst_loses_and_doubles_no_run() {
+    let mut core = CoreProcess::start(None);
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let token = token(&core, home.path());
+    let _agent = AgentProcess::start(&core, home.path(), &token, data.path());
+    deploy(&core, home.path(), "sleeps", "    parameters: {millis: 300}\n");
+    let ids: Vec<String> =
+        (0..24).map(|_| run(&core, home.path(), "sleeps/default", &[])).collect();
+    // Some finished, some running, some waiting: then the core dies.
+    wait_for(&core, home.path(), &ids[0], "COMPLETED", Duration::from_secs(30));
+    core.restart();
+    for id in &ids {
+        let (done, _) = wait_for(&core, home.path(), id, "COMPLETED", Duration::from_secs(60));
+        let states = history(&done);
+        assert_eq!(states.iter().filter(|s| *s == "COMPLETED").count(), 1, "{id}: {states:?}");
+        assert_eq!(done["run_count"], 1, "{id} ran once: {states:?}");
+    }
+    let listed = finish(core.baton(home.path()).args(["run", "ls", "--json", "--limit", "100"]));
+    let runs: Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), ids.len(), "no run lost or added");
+}

@@ -135,6 +135,7 @@ pub fn flow_wasm(name: &str) -> Vec<u8> {
 /// A `baton server start` process on a free loopback port, killed on drop.
 pub struct CoreProcess {
     child: std::process::Child,
+    command: Vec<std::ffi::OsString>,
     pub url: String,
     /// Where agents connect (`127.0.0.1:PORT`).
     pub quic: String,
@@ -163,22 +164,48 @@ impl CoreProcess {
             .map(|a| a.port())
             .unwrap_or_else(|e| panic!("finding a free UDP port: {e}"));
         let quic = format!("127.0.0.1:{quic_port}");
-        let mut command = Command::new(baton_binary());
-        command
-            .args(["server", "start", "--http", &format!("127.0.0.1:{port}"), "--quic", &quic])
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(args)
-            .env_remove("BATON_API_TOKEN")
-            .stdout(std::process::Stdio::null());
+        let mut command: Vec<std::ffi::OsString> = ["server", "start", "--http"]
+            .into_iter()
+            .map(Into::into)
+            .chain([format!("127.0.0.1:{port}").into(), "--quic".into(), quic.clone().into()])
+            .chain(["--data-dir".into(), data.path().as_os_str().to_owned()])
+            .chain(args.iter().map(Into::into))
+            .collect();
         if let Some(url) = database_url {
-            command.args(["--database-url", url]);
+            command.extend(["--database-url".into(), url.into()]);
         }
-        let child = command.spawn().unwrap_or_else(|e| panic!("starting the core: {e}"));
-        let core = Self { child, url: format!("http://127.0.0.1:{port}"), quic, _data: data };
+        let child = Self::spawn(&command);
+        let core =
+            Self { child, command, url: format!("http://127.0.0.1:{port}"), quic, _data: data };
+        core.wait_healthy();
+        core
+    }
+
+    #[allow(clippy::panic, reason = "test support: a core that does not start fails the test")]
+    fn spawn(command: &[std::ffi::OsString]) -> std::process::Child {
+        Command::new(baton_binary())
+            .args(command)
+            .env_remove("BATON_API_TOKEN")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting the core: {e}"))
+    }
+
+    /// Kills the core (SIGKILL: no chance to tidy up) and starts it again on
+    /// the same data, database and addresses.
+    #[allow(clippy::panic, reason = "test support: a core that does not start fails the test")]
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(&self.command);
+        self.wait_healthy();
+    }
+
+    #[allow(clippy::panic, reason = "test support: a core that does not start fails the test")]
+    fn wait_healthy(&self) {
         for _ in 0..200 {
-            if core.healthy() {
-                return core;
+            if self.healthy() {
+                return;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }

@@ -67,7 +67,7 @@ impl Link {
         let bind_error = |source| LinkError::Bind { address: listen, source };
         let socket = udp_socket(listen).map_err(bind_error)?;
         let endpoint = quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
+            identity.endpoint_config(),
             Some(config),
             socket,
             Arc::new(quinn::TokioRuntime),

@@ -32,6 +32,11 @@ pub struct CoreIdentity {
     ca: CertificateDer<'static>,
     server: CertificateDer<'static>,
     server_key: Vec<u8>,
+    /// Signs QUIC stateless resets (and keys connection ids). Kept across
+    /// restarts, so that a core started again answers packets of its
+    /// previous life's connections with a reset the agents believe, and
+    /// they reconnect at once instead of waiting out an idle timeout.
+    reset_key: Vec<u8>,
 }
 
 fn ca_params() -> Result<CertificateParams, rcgen::Error> {
@@ -105,12 +110,43 @@ impl CoreIdentity {
                 (cert.der().to_vec(), key.serialize_der())
             }
         };
-        Ok(Self { ca: CertificateDer::from(ca), server: CertificateDer::from(server), server_key })
+        let reset_path = dir.join("reset.key");
+        let reset_key = match read(&reset_path)? {
+            Some(key) if key.len() == 32 => key,
+            _ => {
+                let mut key = vec![0_u8; 32];
+                getrandom::fill(&mut key)
+                    .map_err(|e| TlsError::Quic(format!("no randomness: {e}")))?;
+                write_private(&reset_path, &key)?;
+                key
+            }
+        };
+        Ok(Self {
+            ca: CertificateDer::from(ca),
+            server: CertificateDer::from(server),
+            server_key,
+            reset_key,
+        })
     }
 
     /// The CA's SHA-256 fingerprint, lower-case hex: what agents pin.
     pub fn fingerprint(&self) -> String {
         hex::encode(Sha256::digest(self.ca.as_ref()))
+    }
+
+    /// The endpoint configuration, with the kept stateless-reset key and
+    /// connection ids whose check survives a restart too (a packet with an
+    /// id the core cannot check gets no reset).
+    pub fn endpoint_config(&self) -> quinn::EndpointConfig {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.reset_key);
+        let mut config = quinn::EndpointConfig::new(Arc::new(key));
+        let mut cid_key = [0_u8; 8];
+        cid_key.iter_mut().zip(&self.reset_key).for_each(|(k, r)| *k = *r);
+        let cid_key = u64::from_le_bytes(cid_key);
+        config.cid_generator(move || {
+            Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+        });
+        config
     }
 
     /// The QUIC server configuration: TLS 1.3, ALPN `baton/1`, the chain

@@ -35,6 +35,7 @@ pub struct HeldRun {
     pub id: String,
     pub agent_id: String,
     pub state: StateName,
+    pub state_changed_at: Timestamp,
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -193,7 +194,7 @@ impl Store {
     /// Runs held by agents: those the crash watchdog checks.
     pub async fn held_runs(&self) -> StoreResult<Vec<HeldRun>> {
         let rows = sqlx::query(
-            "SELECT id, agent_id, state FROM flow_runs \
+            "SELECT id, agent_id, state, state_changed_at FROM flow_runs \
              WHERE state IN ('PENDING', 'RUNNING', 'CANCELLING') AND agent_id IS NOT NULL",
         )
         .fetch_all(&self.read)
@@ -204,6 +205,7 @@ impl Store {
                     id: row.try_get("id")?,
                     agent_id: row.try_get("agent_id")?,
                     state: super::parsed_column(row, "state")?,
+                    state_changed_at: Timestamp(row.try_get("state_changed_at")?),
                 })
             })
             .collect()
