@@ -56,9 +56,8 @@ impl Connected {
         self.slots.saturating_sub(u32::try_from(self.running.len()).unwrap_or(u32::MAX))
     }
 
-    fn takes(&self, queue: Option<&str>) -> bool {
-        self.queues.is_empty()
-            || self.queues.iter().any(|q| q == queue.unwrap_or(crate::store::DEFAULT_QUEUE))
+    fn takes(&self, queue: &str) -> bool {
+        self.queues.is_empty() || self.queues.iter().any(|q| q == queue)
     }
 }
 
@@ -243,28 +242,33 @@ impl Dispatcher {
         if room == 0 {
             return Ok(());
         }
-        let due = store.due_runs(pool, room.saturating_mul(2)).await?;
-        // Room left in each limited queue during this pass.
+        // Room left in each limited queue during this pass; queues that are
+        // paused or full are left out of the query.
         let mut queue_room: HashMap<String, u32> = HashMap::new();
-        if let Some(settings) = &settings {
-            for queue in &settings.queues {
-                if let Some(limit) = queue.concurrency_limit {
-                    let active = store.active_in_pool(pool, Some(&queue.name)).await?;
-                    queue_room.insert(queue.name.clone(), limit.saturating_sub(active));
-                }
+        let (mut active, mut closed) = (Vec::new(), Vec::new());
+        for queue in settings.iter().flat_map(|s| &s.queues) {
+            if let Some(limit) = queue.concurrency_limit {
+                let active = store.active_in_pool(pool, Some(&queue.name)).await?;
+                queue_room.insert(queue.name.clone(), limit.saturating_sub(active));
+            }
+            if queue.paused || queue_room.get(&queue.name) == Some(&0) {
+                closed.push(queue.name.clone());
+            } else {
+                active.push(queue.name.clone());
             }
         }
+        // More than the room: some may suit no free agent's queues.
+        let due = store.due_runs(pool, &active, &closed, room.saturating_mul(2)).await?;
         let mut pushes = Vec::new();
         for run in due {
             if room == 0 {
                 break;
             }
-            let queue = run.queue.clone().unwrap_or_else(|| crate::store::DEFAULT_QUEUE.to_owned());
-            if queue_room.get(&queue) == Some(&0) {
+            if queue_room.get(&run.queue) == Some(&0) {
                 continue;
             }
             let Some(agent_id) = self.reserve(pool, &run) else { continue };
-            if let Some(left) = queue_room.get_mut(&queue) {
+            if let Some(left) = queue_room.get_mut(&run.queue) {
                 *left -= 1;
             }
             room -= 1;
@@ -290,7 +294,7 @@ impl Dispatcher {
         let (agent_id, agent) = agents
             .connected
             .iter_mut()
-            .filter(|(_, a)| a.pool == pool && a.free() > 0 && a.takes(run.queue.as_deref()))
+            .filter(|(_, a)| a.pool == pool && a.free() > 0 && a.takes(&run.queue))
             .max_by_key(|(_, a)| (a.cached.contains(&run.artifact), a.free()))?;
         agent.running.insert(run.id.clone());
         Some(agent_id.clone())

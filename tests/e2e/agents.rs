@@ -3,53 +3,11 @@
 //! mid-run, a looping run cancelled.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use baton_tests::{CoreProcess, finish, flow_wasm};
+use baton_tests::{AgentProcess, CoreProcess, finish, flow_wasm};
 use serde_json::Value;
-
-/// An agent process, killed when dropped.
-struct AgentProcess(Child);
-
-impl AgentProcess {
-    fn start(core: &CoreProcess, home: &Path, token: &str, data: &Path) -> Self {
-        let child = agent_command(core, home, token, data)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Self(child)
-    }
-
-    fn kill(&mut self) {
-        // SIGKILL: no goodbye to the core.
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn agent_command(core: &CoreProcess, home: &Path, token: &str, data: &Path) -> Command {
-    let mut command = core.baton(home);
-    command
-        .args(["agent", "start", "--core", &core.quic, "--pool", "default", "--token", token])
-        .args(["--slots", "4", "--data-dir"])
-        .arg(data);
-    command
-}
-
-fn token(core: &CoreProcess, home: &Path) -> String {
-    let made = finish(core.baton(home).args(["agent", "token", "create", "--pool", "default"]));
-    assert_eq!(made.status, Some(0), "{}", made.stderr);
-    made.stdout.lines().last().unwrap().to_owned()
-}
 
 /// Deploys the test flow `flow` as `flow/default` with `yaml_extra`
 /// appended to its deployment.
@@ -119,7 +77,7 @@ fn a_run_is_pushed_to_an_agent_and_completes_with_its_logs() {
     let core = CoreProcess::start(None);
     let home = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
-    let token = token(&core, home.path());
+    let token = core.agent_token(home.path());
     let _agent = AgentProcess::start(&core, home.path(), &token, data.path());
     deploy(&core, home.path(), "hello", "    parameters: {a: 1}\n");
 
@@ -144,18 +102,18 @@ fn agents_without_a_valid_token_are_refused() {
     let core = CoreProcess::start(None);
     let home = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
-    let good = token(&core, home.path());
+    let good = core.agent_token(home.path());
     let parts: Vec<&str> = good.split('.').collect();
 
     // The right core, a secret it never issued.
     let forged = format!("baton1.{}.{}.{}", parts[1], "0".repeat(64), parts[3]);
-    let refused = finish(&mut agent_command(&core, home.path(), &forged, data.path()));
+    let refused = finish(&mut AgentProcess::command(&core, home.path(), &forged, data.path()));
     assert_ne!(refused.status, Some(0));
     assert!(refused.stderr.contains("not valid on this core"), "{}", refused.stderr);
 
     // A token pinning another core's certificate: the agent refuses the core.
     let other_core = format!("baton1.{}.{}.{}", parts[1], parts[2], "ab".repeat(32));
-    let refused = finish(&mut agent_command(&core, home.path(), &other_core, data.path()));
+    let refused = finish(&mut AgentProcess::command(&core, home.path(), &other_core, data.path()));
     assert_ne!(refused.status, Some(0));
     assert!(
         refused.stderr.contains("does not match the token's fingerprint"),
@@ -178,7 +136,7 @@ fn agents_without_a_valid_token_are_refused() {
 fn a_killed_agent_s_run_crashes_and_is_retried_on_another_agent() {
     let core = CoreProcess::start_with(None, &["--crash-after", "2s"]);
     let home = tempfile::tempdir().unwrap();
-    let token = token(&core, home.path());
+    let token = core.agent_token(home.path());
     let first_data = tempfile::tempdir().unwrap();
     let mut first = AgentProcess::start(&core, home.path(), &token, first_data.path());
     deploy(&core, home.path(), "sleeps", "    retries: 1\n");
@@ -207,7 +165,7 @@ fn cancelling_a_looping_run_stops_it_on_its_agent() {
     let core = CoreProcess::start(None);
     let home = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
-    let token = token(&core, home.path());
+    let token = core.agent_token(home.path());
     let _agent = AgentProcess::start(&core, home.path(), &token, data.path());
     deploy(&core, home.path(), "loop-forever", "");
 
@@ -234,7 +192,7 @@ fn watch_streams_logs_and_exits_with_the_run_s_outcome() {
     let core = CoreProcess::start(None);
     let home = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
-    let token = token(&core, home.path());
+    let token = core.agent_token(home.path());
     let _agent = AgentProcess::start(&core, home.path(), &token, data.path());
     deploy(&core, home.path(), "hello", "    parameters: {a: 1}\n");
     deploy(&core, home.path(), "returns-error", "");
@@ -320,7 +278,7 @@ fn a_core_killed_mid_burst_loses_and_doubles_no_run() {
     let mut core = CoreProcess::start(None);
     let home = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
-    let token = token(&core, home.path());
+    let token = core.agent_token(home.path());
     let _agent = AgentProcess::start(&core, home.path(), &token, data.path());
     deploy(&core, home.path(), "sleeps", "    parameters: {millis: 300}\n");
     let ids: Vec<String> =

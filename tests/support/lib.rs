@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests: build the real `baton` binary once and
 //! run it as a user would.
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -229,11 +231,77 @@ impl CoreProcess {
         self.child.id()
     }
 
+    /// A new agent token for pool `default` (`baton agent token create`).
+    #[allow(clippy::panic, reason = "test support: no token fails the test")]
+    pub fn agent_token(&self, home: &Path) -> String {
+        let made = finish(self.baton(home).args(["agent", "token", "create", "--pool", "default"]));
+        if made.status != Some(0) {
+            panic!("baton agent token create failed: {}", made.stderr);
+        }
+        made.stdout.lines().last().unwrap_or_default().to_owned()
+    }
+
     /// A `baton` command that talks to this core.
     pub fn baton(&self, home: &Path) -> Command {
         let mut command = baton(home);
         command.env("BATON_API_URL", &self.url).env_remove("BATON_API_TOKEN");
         command
+    }
+}
+
+/// An agent process (`baton agent start`, pool `default`), killed when
+/// dropped.
+pub struct AgentProcess(std::process::Child);
+
+impl AgentProcess {
+    /// Starts an agent of `core` with `token`, keeping its data in `data`.
+    #[allow(clippy::panic, reason = "test support: an agent that cannot start fails the test")]
+    pub fn start(core: &CoreProcess, home: &Path, token: &str, data: &Path) -> Self {
+        Self::start_with_slots(core, home, token, data, 4)
+    }
+
+    /// Starts such an agent with `slots` slots.
+    #[allow(clippy::panic, reason = "test support: an agent that cannot start fails the test")]
+    pub fn start_with_slots(
+        core: &CoreProcess,
+        home: &Path,
+        token: &str,
+        data: &Path,
+        slots: u32,
+    ) -> Self {
+        let child = Self::command(core, home, token, data)
+            .args(["--slots", &slots.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting an agent: {e}"));
+        Self(child)
+    }
+
+    /// The command that starts such an agent.
+    pub fn command(core: &CoreProcess, home: &Path, token: &str, data: &Path) -> Command {
+        let mut command = core.baton(home);
+        command
+            .args(["agent", "start", "--core", &core.quic, "--pool", "default", "--token", token])
+            .arg("--data-dir")
+            .arg(data);
+        command
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// SIGKILL: no goodbye to the core.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

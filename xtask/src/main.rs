@@ -1,7 +1,8 @@
 //! Developer tasks, in Rust so they run the same everywhere:
 //!
-//! - `cargo xtask start`: the main job (today: build the example flows and
-//!   run them in the sandbox through the `baton` CLI).
+//! - `cargo xtask start`: the main job: build `baton` and the example flows,
+//!   start a core and an agent, deploy the examples, run each once, and keep
+//!   the system running until Ctrl-C (see `start.rs`).
 //! - `cargo xtask test`: set up what the tests need, then run every check
 //!   and test (formatting, clippy, unit, integration and end-to-end tests).
 //! - `cargo xtask bench`: the benchmarks recorded in BENCHMARKS.md.
@@ -14,12 +15,13 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 mod postgres;
+mod start;
 
 fn main() -> anyhow::Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
     let root = repo_root()?;
     match task.as_str() {
-        "start" => start(&root),
+        "start" => start::start(&root),
         "test" => test(&root),
         "bench" => bench(&root),
         "setup" => setup(),
@@ -90,26 +92,6 @@ fn setup() -> anyhow::Result<()> {
 
 fn flow_packages() -> Vec<&'static str> {
     baton_tests::FLOWS.iter().flat_map(|flow| ["-p", flow]).collect()
-}
-
-fn start(root: &Path) -> anyhow::Result<()> {
-    setup()?;
-    run(root, "cargo", &["build", "--release", "-p", "baton"])?;
-    let baton = root.join("target/release/baton");
-    let baton = baton.to_str().context("repository path is not UTF-8")?;
-    let hello = output(root, baton, &["flow", "build", "examples/flows/hello"])?;
-    let hello = hello.lines().last().context("`baton flow build` printed no path")?;
-    let etl = output(root, baton, &["flow", "build", "examples/flows/etl"])?;
-    let etl = etl.lines().last().context("`baton flow build` printed no path")?;
-    run(root, baton, &["flow", "inspect", hello])?;
-    eprintln!("\nhello with a=2, b=3:");
-    run(root, baton, &["flow", "run", hello, "--param", "a=2", "--param", "b=3"])?;
-    eprintln!("\netl with count=6:");
-    run(root, baton, &["flow", "run", etl, "--param", "count=6"])?;
-    eprintln!(
-        "\nThe baton binary is {baton}; try `{baton} flow run {hello} --param a=40 --param b=2`."
-    );
-    Ok(())
 }
 
 fn test(root: &Path) -> anyhow::Result<()> {

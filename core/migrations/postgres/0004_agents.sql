@@ -1,9 +1,12 @@
 -- Agents and where runs go: the pool and queue a run waits in (copied from
 -- its deployment when created), and the agent it was pushed to.
 ALTER TABLE flow_runs ADD COLUMN work_pool TEXT NOT NULL DEFAULT 'default';
-ALTER TABLE flow_runs ADD COLUMN work_queue TEXT;
+ALTER TABLE flow_runs ADD COLUMN work_queue TEXT NOT NULL DEFAULT 'default';
 ALTER TABLE flow_runs ADD COLUMN agent_id TEXT;
-CREATE INDEX flow_runs_due ON flow_runs (work_pool, state, scheduled_at);
+-- Runs waiting for an agent, per pool and queue, oldest first: the
+-- dispatcher reads the first few of each queue without sorting them all.
+CREATE INDEX flow_runs_waiting ON flow_runs (work_pool, work_queue, scheduled_at)
+    WHERE state IN ('SCHEDULED', 'LATE', 'AWAITING_RETRY');
 CREATE INDEX flow_runs_by_agent ON flow_runs (agent_id, state);
 
 -- Tokens made by `baton agent token create`: only a hash of the secret.

@@ -5,6 +5,7 @@
 //! on the control stream while its heartbeats and numbered events flow
 //! back; every other stream the agent opens is a component fetch.
 
+mod events;
 mod session;
 pub mod tls;
 

@@ -3,17 +3,17 @@
 
 use std::time::Duration;
 
+use baton_proto::v1::StateName;
 use baton_proto::v1::link::io::{read_frame, write_frame};
 use baton_proto::v1::link::{
-    AgentEvent, AgentEventBody, AgentMessage, AgentToken, CoreMessage, Fetch, FetchAnswer, Hello,
-    MAX_FRAME_BYTES,
+    AgentMessage, AgentToken, CoreMessage, Fetch, FetchAnswer, Hello, MAX_FRAME_BYTES,
 };
-use baton_proto::v1::{ProposeState, RunOutcome, RunReport, StateName, Verdict};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::events::Applier;
 use crate::dispatch::{AgentSession, Dispatcher};
-use crate::store::{AgentRecord, Store, StoreError};
+use crate::store::{AgentRecord, Store};
 
 /// How long an agent may take to open its control stream and say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,25 +24,6 @@ pub(super) struct Session {
     /// The core's CA fingerprint, which a token for this core carries.
     pub fingerprint: String,
     pub stop: CancellationToken,
-}
-
-/// The state name a run's outcome on an agent proposes, with its message.
-fn outcome_proposal(outcome: RunOutcome) -> ProposeState {
-    let (state, message, output) = match outcome {
-        RunOutcome::Completed { output } => (StateName::Completed, None, Some(output)),
-        RunOutcome::Failed { message, .. } => (StateName::Failed, Some(message), None),
-        RunOutcome::Crashed { message } => (StateName::Crashed, Some(message), None),
-        RunOutcome::TimedOut { limit_ms } => {
-            (StateName::Failed, Some(format!("timed out after {limit_ms} ms")), None)
-        }
-        RunOutcome::OutOfMemory { limit_bytes } => (
-            StateName::Failed,
-            Some(format!("ran out of memory (limit {} MiB)", limit_bytes >> 20)),
-            None,
-        ),
-        RunOutcome::Cancelled => (StateName::Cancelled, Some("cancelled".to_owned()), None),
-    };
-    ProposeState { state, message, output }
 }
 
 impl Session {
@@ -112,10 +93,19 @@ impl Session {
         });
         let fetches = tokio::spawn(serve_fetches(connection.clone(), self.store.clone()));
 
+        let (messages, received) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(read_messages(recv, messages));
+        let applier = Applier {
+            store: self.store.clone(),
+            dispatcher: self.dispatcher.clone(),
+            agent_id: agent_id.clone(),
+            sender: sender.clone(),
+        };
         let ended = tokio::select! {
-            why = self.read_events(&agent_id, recv, acked_seq, &sender) => why,
+            why = applier.run(received, acked_seq) => why,
             () = self.stop.cancelled() => "the core is stopping".to_owned(),
         };
+        reader.abort();
         tracing::info!(%remote, agent = %agent_id, why = %ended, "agent disconnected");
         self.dispatcher.disconnect(&agent_id, session);
         if let Err(e) = self.store.agent_disconnected(&agent_id).await {
@@ -184,87 +174,23 @@ impl Session {
             }
         }
     }
+}
 
-    /// Reads the control stream until it ends; returns why it ended.
-    async fn read_events(
-        &self,
-        agent_id: &str,
-        mut recv: quinn::RecvStream,
-        mut applied: u64,
-        sender: &mpsc::UnboundedSender<CoreMessage>,
-    ) -> String {
-        loop {
-            let message = match read_frame::<AgentMessage, _>(&mut recv, MAX_FRAME_BYTES).await {
-                Ok(Some(message)) => message,
-                Ok(None) => return "the agent closed the link".to_owned(),
-                Err(e) => return e.to_string(),
-            };
-            match message {
-                AgentMessage::Heartbeat { running } => {
-                    self.dispatcher.heard(agent_id, Some(running));
-                    if let Err(e) = self.store.agent_seen(agent_id, applied).await {
-                        tracing::warn!(agent = %agent_id, error = %e, "could not record a heartbeat");
-                    }
-                }
-                AgentMessage::Event(event) => {
-                    self.dispatcher.heard(agent_id, None);
-                    // Sent again after a reconnect: applied already.
-                    if event.seq <= applied {
-                        let _ = sender.send(CoreMessage::Ack { seq: applied });
-                        continue;
-                    }
-                    let seq = event.seq;
-                    if let Err(e) = self.apply(agent_id, event, sender).await {
-                        // Not acknowledged: the agent sends it again.
-                        return format!("could not apply event {seq}: {e}");
-                    }
-                    applied = seq;
-                    let _ = sender.send(CoreMessage::Ack { seq });
-                }
-            }
-        }
-    }
-
-    async fn apply(
-        &self,
-        agent_id: &str,
-        event: AgentEvent,
-        sender: &mpsc::UnboundedSender<CoreMessage>,
-    ) -> Result<(), StoreError> {
-        let run_id = event.run_id;
-        let proposal = match event.body {
-            AgentEventBody::Report { report } => return self.store_report(&run_id, report).await,
-            AgentEventBody::Started => {
-                ProposeState { state: StateName::Running, message: None, output: None }
-            }
-            AgentEventBody::Finished { outcome } => outcome_proposal(outcome),
-            AgentEventBody::Declined { reason } => ProposeState {
-                state: StateName::Scheduled,
-                message: Some(format!("agent {agent_id} handed it back: {reason}")),
-                output: None,
-            },
+/// Reads the control stream into `messages` until it ends or fails (the
+/// last message then says why).
+async fn read_messages(
+    mut recv: quinn::RecvStream,
+    messages: mpsc::UnboundedSender<Result<AgentMessage, String>>,
+) {
+    loop {
+        let message = match read_frame::<AgentMessage, _>(&mut recv, MAX_FRAME_BYTES).await {
+            Ok(Some(message)) => Ok(message),
+            Ok(None) => return,
+            Err(e) => Err(e.to_string()),
         };
-        let state = proposal.state;
-        let transition = match self.store.propose_state(&run_id, proposal).await {
-            Ok(transition) => transition,
-            // A run deleted meanwhile: nothing to record.
-            Err(StoreError::NotFound { .. }) => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        if state == StateName::Running && transition.verdict != Verdict::Accepted {
-            // Cancelled (or otherwise moved on) before it started: stop it.
-            let _ = sender.send(CoreMessage::Cancel { run_id: run_id.clone() });
-        }
-        if state != StateName::Running {
-            self.dispatcher.finished(agent_id, &run_id);
-        }
-        Ok(())
-    }
-
-    async fn store_report(&self, run_id: &str, report: RunReport) -> Result<(), StoreError> {
-        match self.store.store_reports(run_id, vec![report]).await {
-            Err(StoreError::NotFound { .. }) => Ok(()),
-            other => other,
+        let failed = message.is_err();
+        if messages.send(message).is_err() || failed {
+            return;
         }
     }
 }

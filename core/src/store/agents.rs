@@ -25,7 +25,7 @@ pub struct AgentRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueRun {
     pub id: String,
-    pub queue: Option<String>,
+    pub queue: String,
     pub artifact: String,
 }
 
@@ -36,6 +36,14 @@ pub struct HeldRun {
     pub agent_id: String,
     pub state: StateName,
     pub state_changed_at: Timestamp,
+}
+
+fn due_run(row: &sqlx::any::AnyRow) -> StoreResult<DueRun> {
+    Ok(DueRun {
+        id: row.try_get("id")?,
+        queue: row.try_get("work_queue")?,
+        artifact: row.try_get("artifact_digest")?,
+    })
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -160,35 +168,62 @@ impl Store {
             .collect()
     }
 
-    /// Runs of `pool` due now, in the order they should go: queue priority
-    /// (lower first), then due time. Runs in a paused queue or of a paused
-    /// deployment, and runs of a deployment at its (`enqueue`) concurrency
-    /// limit, are left out.
-    pub async fn due_runs(&self, pool: &str, limit: u32) -> StoreResult<Vec<DueRun>> {
-        let rows = sqlx::query(
-            "SELECT r.id, r.work_queue, d.artifact_digest FROM flow_runs r \
+    /// Up to `limit` runs of `pool` due now, in the order they should go:
+    /// the queues of `active` in that order (highest priority first), then
+    /// runs in queues the pool does not list; none from the queues of
+    /// `paused`. Within a queue, the longest due first. Runs of a paused
+    /// deployment, or of one at its (`enqueue`) concurrency limit, are left
+    /// out.
+    pub async fn due_runs(
+        &self,
+        pool: &str,
+        active: &[String],
+        paused: &[String],
+        limit: u32,
+    ) -> StoreResult<Vec<DueRun>> {
+        const DUE: &str = "SELECT r.id, r.work_queue, d.artifact_digest FROM flow_runs r \
              JOIN deployments d ON d.id = r.deployment_id \
-             LEFT JOIN work_queues q ON q.pool = r.work_pool AND q.name = COALESCE(r.work_queue, 'default') \
-             WHERE r.work_pool = $1 AND r.state IN ('SCHEDULED', 'LATE', 'AWAITING_RETRY') AND r.scheduled_at <= $2 \
-             AND d.paused = 0 AND COALESCE(q.paused, 0) = 0 \
-             AND (d.enqueue_limit IS NULL OR d.enqueue_limit > (SELECT COUNT(*) FROM flow_runs h \
-                  WHERE h.deployment_id = d.id AND h.state IN ('PENDING', 'RUNNING', 'CANCELLING'))) \
-             ORDER BY COALESCE(q.priority, 1000), r.scheduled_at, r.id LIMIT $3",
-        )
-        .bind(pool)
-        .bind(now().0)
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(DueRun {
-                    id: row.try_get("id")?,
-                    queue: row.try_get("work_queue")?,
-                    artifact: row.try_get("artifact_digest")?,
-                })
-            })
-            .collect()
+             WHERE r.state IN ('SCHEDULED', 'LATE', 'AWAITING_RETRY') AND r.work_pool = $1 AND r.scheduled_at <= $2 \
+             AND d.paused = 0 AND (d.enqueue_limit IS NULL OR d.enqueue_limit > (SELECT COUNT(*) FROM flow_runs h \
+                  WHERE h.deployment_id = d.id AND h.state IN ('PENDING', 'RUNNING', 'CANCELLING')))";
+        let at = now().0;
+        let mut due = Vec::new();
+        for queue in active {
+            let room = limit.saturating_sub(u32::try_from(due.len()).unwrap_or(u32::MAX));
+            if room == 0 {
+                break;
+            }
+            let rows = sqlx::query(&format!(
+                "{DUE} AND r.work_queue = $3 ORDER BY r.scheduled_at, r.id LIMIT $4"
+            ))
+            .bind(pool)
+            .bind(at)
+            .bind(queue)
+            .bind(i64::from(room))
+            .fetch_all(&self.read)
+            .await?;
+            due.extend(rows.iter().map(due_run).collect::<StoreResult<Vec<_>>>()?);
+        }
+        let room = limit.saturating_sub(u32::try_from(due.len()).unwrap_or(u32::MAX));
+        if room > 0 {
+            // Queues the pool does not list (a deployment may name any).
+            let known: Vec<&String> = active.iter().chain(paused).collect();
+            let placeholders: Vec<String> =
+                (0..known.len()).map(|i| format!("${}", i + 4)).collect();
+            let unknown = if known.is_empty() {
+                String::new()
+            } else {
+                format!(" AND r.work_queue NOT IN ({})", placeholders.join(", "))
+            };
+            let sql = format!("{DUE}{unknown} ORDER BY r.scheduled_at, r.id LIMIT $3");
+            let mut query = sqlx::query(&sql).bind(pool).bind(at).bind(i64::from(room));
+            for queue in known {
+                query = query.bind(queue);
+            }
+            let rows = query.fetch_all(&self.read).await?;
+            due.extend(rows.iter().map(due_run).collect::<StoreResult<Vec<_>>>()?);
+        }
+        Ok(due)
     }
 
     /// Runs held by agents: those the crash watchdog checks.
@@ -216,7 +251,7 @@ impl Store {
     pub async fn active_in_pool(&self, pool: &str, queue: Option<&str>) -> StoreResult<u32> {
         let n: i64 = sqlx::query(
             "SELECT COUNT(*) AS n FROM flow_runs WHERE work_pool = $1 \
-             AND (CAST($2 AS TEXT) IS NULL OR COALESCE(work_queue, 'default') = CAST($2 AS TEXT)) \
+             AND (CAST($2 AS TEXT) IS NULL OR work_queue = CAST($2 AS TEXT)) \
              AND state IN ('PENDING', 'RUNNING', 'CANCELLING')",
         )
         .bind(pool)

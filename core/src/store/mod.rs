@@ -111,11 +111,13 @@ impl Store {
                             // sync is durable across crashes of the process.
                             // Statement journals in memory: spilled to disk,
                             // each statement of a group commit would create
-                            // and delete a temporary file.
+                            // and delete a temporary file. Pages read through
+                            // a memory map: readers re-read whatever the
+                            // writer changed, without a syscall a page.
                             sqlx::query(
                                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                                  PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                                 PRAGMA temp_store = MEMORY;",
+                                 PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 268435456;",
                             )
                             .execute(conn)
                             .await?;

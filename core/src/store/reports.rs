@@ -17,26 +17,53 @@ fn seq(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// Most log lines one INSERT takes (6 values each; SQLite allows 32,766).
+const LOGS_PER_INSERT: usize = 500;
+
+/// The log lines among `reports`, in as few statements as possible.
+async fn store_logs(
+    conn: &mut AnyConnection,
+    run_id: &str,
+    reports: &[RunReport],
+) -> StoreResult<()> {
+    let lines: Vec<&RunReport> =
+        reports.iter().filter(|r| matches!(r.body, ReportBody::Log { .. })).collect();
+    for chunk in lines.chunks(LOGS_PER_INSERT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let n = i * 5;
+                format!("($1, ${}, ${}, ${}, ${}, ${})", n + 2, n + 3, n + 4, n + 5, n + 6)
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO logs (run_id, seq, at, level, message, task_id) VALUES {} \
+             ON CONFLICT (run_id, seq) DO NOTHING",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(run_id);
+        for report in chunk {
+            if let ReportBody::Log { level, message, task_id } = &report.body {
+                query = query
+                    .bind(seq(report.seq))
+                    .bind(report.at.0)
+                    .bind(stored_level(*level))
+                    .bind(message.clone())
+                    .bind(task_id.map(seq));
+            }
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 async fn store_report(
     conn: &mut AnyConnection,
     run_id: &str,
     report: &RunReport,
 ) -> StoreResult<()> {
     match &report.body {
-        ReportBody::Log { level, message, task_id } => {
-            sqlx::query(
-                "INSERT INTO logs (run_id, seq, at, level, message, task_id) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (run_id, seq) DO NOTHING",
-            )
-            .bind(run_id)
-            .bind(seq(report.seq))
-            .bind(report.at.0)
-            .bind(stored_level(*level))
-            .bind(message)
-            .bind(task_id.map(seq))
-            .execute(&mut *conn)
-            .await?;
-        }
+        // Stored together by `store_logs`.
+        ReportBody::Log { .. } => {}
         ReportBody::TaskStarted { task_id, name, attempt, max_attempts, .. } => {
             sqlx::query(
                 "INSERT INTO task_runs (run_id, task_id, name, attempt, max_attempts, state, message, started_at, ended_at) \
@@ -94,6 +121,7 @@ impl Store {
         let run_id = run_id.to_owned();
         self.write_transaction(move |_, conn| {
             Box::pin(async move {
+                store_logs(conn, &run_id, &reports).await?;
                 for report in &reports {
                     store_report(conn, &run_id, report).await?;
                 }

@@ -10,7 +10,6 @@ use baton_proto::v1::{
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::events::{self, NewEvent};
 use super::transitions::{self, DispatchGuard, StateWrite, slots_in_use_sql};
 use super::{
     Dialect, Store, StoreError, StoreResult, as_u32, json_column, new_id, now, parsed_column,
@@ -323,7 +322,11 @@ impl Store {
             output: None,
             created_at: at,
             work_pool: deployment.spec.work_pool.clone().unwrap_or_else(|| DEFAULT_POOL.to_owned()),
-            work_queue: deployment.spec.work_queue.clone(),
+            work_queue: deployment
+                .spec
+                .work_queue
+                .clone()
+                .unwrap_or_else(|| super::pools::DEFAULT_QUEUE.to_owned()),
             agent_id: None,
         };
         let created = self
@@ -385,7 +388,7 @@ impl Store {
         .bind(timeout_ms)
         .bind(run.idempotency_key.as_deref())
         .bind(&run.work_pool)
-        .bind(run.work_queue.as_deref())
+        .bind(&run.work_queue)
         .execute(&mut *conn)
         .await?;
         for tag in &run.tags {
@@ -397,24 +400,8 @@ impl Store {
             .execute(&mut *conn)
             .await?;
         }
-        sqlx::query(
-            "INSERT INTO run_states (run_id, seq, state, message, at) VALUES ($1, 1, $2, NULL, $3)",
-        )
-        .bind(&run.id)
-        .bind(StateName::Scheduled.as_str())
-        .bind(run.created_at.0)
-        .execute(&mut *conn)
-        .await?;
-        events::record(
-            conn,
-            NewEvent {
-                name: "run.scheduled",
-                resource: format!("run/{}", run.id),
-                related: vec![format!("deployment/{}", run.deployment)],
-                payload: serde_json::json!({ "state": "SCHEDULED", "scheduled_at": run.scheduled_at.0 }),
-            },
-        )
-        .await?;
+        // The first history row and the `run.scheduled` event come from the
+        // `flow_runs_created` trigger (migration 0005).
         Ok((run, true))
     }
 

@@ -763,9 +763,15 @@ async fn due_runs_follow_queue_priority_and_skip_paused_and_full_deployments() {
         let fast = new_run(store, "fast").await;
         let single = [new_run(store, "single").await, new_run(store, "single").await];
         new_run(store, "elsewhere").await;
+        let queues = ["urgent".to_owned(), "default".to_owned()];
 
-        let due: Vec<String> =
-            store.due_runs("edge", 10).await.unwrap().into_iter().map(|r| r.id).collect();
+        let due: Vec<String> = store
+            .due_runs("edge", &queues, &[], 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
         assert_eq!(
             due,
             [fast.clone(), slow.clone(), single[0].clone(), single[1].clone()],
@@ -778,8 +784,13 @@ async fn due_runs_follow_queue_priority_and_skip_paused_and_full_deployments() {
         assert_eq!(pushed.run.agent_id.as_deref(), Some("agent-1"), "{}", db.label);
         assert_eq!(store.run(&single[0]).await.unwrap().agent_id.as_deref(), Some("agent-1"));
         store.set_deployment_paused("hello", "slow", true).await.unwrap();
-        let due: Vec<String> =
-            store.due_runs("edge", 10).await.unwrap().into_iter().map(|r| r.id).collect();
+        let due: Vec<String> = store
+            .due_runs("edge", &queues, &[], 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
         assert_eq!(due, [fast], "{}", db.label);
         assert_eq!(store.active_in_pool("edge", None).await.unwrap(), 1);
         assert_eq!(store.active_in_pool("edge", Some("urgent")).await.unwrap(), 0);

@@ -89,10 +89,9 @@ pub struct FlowRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
     pub created_at: Timestamp,
-    /// The work pool (and queue) it waits in.
+    /// The work pool and queue it waits in.
     pub work_pool: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub work_queue: Option<String>,
+    pub work_queue: String,
     /// The agent it was last pushed to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<String>,

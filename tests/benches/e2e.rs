@@ -1,0 +1,205 @@
+//! End to end on loopback, as recorded in BENCHMARKS.md: a core (`baton
+//! server start`, SQLite) and one agent (`baton agent start`), each its own
+//! process, driven through the REST API.
+//!
+//! `cargo bench -p baton-tests --bench e2e`
+//!
+//! - latency: from the API call that creates a run of `hello` until the
+//!   core records it `COMPLETED`, one run at a time; measured by the client
+//!   (polling the run every 0.25 ms) and by the core's own timestamps;
+//! - throughput: a burst of runs created by 8 clients, from the first
+//!   creation to the last completion, by the core's timestamps;
+//! - Windmill's scenario: 40 runs of a flow that sleeps 10 ms, each
+//!   created when the previous one completed;
+//! - the idle agent's resident memory.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "benchmark code"
+)]
+
+use std::time::{Duration, Instant};
+
+use baton_tests::http::Connection;
+use baton_tests::{AgentProcess, CoreProcess, finish, flow_wasm};
+use serde_json::{Value, json};
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn deploy(core: &CoreProcess, home: &std::path::Path, flow: &str, name: &str) {
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(project.path().join("flow.wasm"), flow_wasm(flow)).unwrap();
+    let file = project.path().join("baton.yaml");
+    std::fs::write(
+        &file,
+        format!("name: {flow}\nbuild:\n  component: flow.wasm\ndeployments:\n  - name: {name}\n"),
+    )
+    .unwrap();
+    let deployed = finish(core.baton(home).args(["deploy", "--file"]).arg(&file));
+    assert_eq!(deployed.status, Some(0), "{}", deployed.stderr);
+}
+
+async fn create(connection: &mut Connection, deployment: &str, parameters: Value) -> String {
+    let (status, run) = connection
+        .json(
+            "POST",
+            &format!("/api/deployments/{deployment}/runs"),
+            &json!({ "parameters": parameters }),
+        )
+        .await;
+    assert!(status < 300, "{status} {run}");
+    run["id"].as_str().unwrap().to_owned()
+}
+
+/// Polls until the run is `COMPLETED`; returns the run.
+async fn completed(connection: &mut Connection, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, run) = connection.json("GET", &format!("/api/runs/{id}"), &Value::Null).await;
+        match run["state"].as_str() {
+            Some("COMPLETED") => return run,
+            Some("FAILED" | "CRASHED" | "CANCELLED") => panic!("run {id} ended {run:#}"),
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "run {id} did not complete: {run:#}");
+        tokio::time::sleep(Duration::from_micros(250)).await;
+    }
+}
+
+/// Milliseconds from creation to completion by the core's clock.
+fn recorded_ms(run: &Value) -> i64 {
+    run["ended_at"].as_i64().unwrap() - run["created_at"].as_i64().unwrap()
+}
+
+fn resident(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().to_owned()))
+        .unwrap()
+}
+
+fn main() {
+    // `cargo test --benches` runs this without `--bench`: a quick smoke run.
+    let full = std::env::args().any(|a| a == "--bench");
+    let (latency_runs, burst, clients) = if full { (500, 5_000, 8) } else { (10, 40, 2) };
+
+    let core = CoreProcess::start(None);
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let token = core.agent_token(home.path());
+    deploy(&core, home.path(), "hello", "bench");
+    deploy(&core, home.path(), "sleeps", "bench");
+    // One agent; enough slots that runs in flight, not slots, bound the burst.
+    let agent = AgentProcess::start_with_slots(&core, home.path(), &token, data.path(), 64);
+    std::thread::sleep(Duration::from_secs(2));
+    println!("idle agent, connected 2 s, nothing run yet: resident {}", resident(agent.pid()));
+    let address: std::net::SocketAddr = core.url.strip_prefix("http://").unwrap().parse().unwrap();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut connection = Connection::open(address).await;
+        // Warm up: the agent fetches and compiles both components once.
+        for deployment in ["hello/bench", "sleeps/bench"] {
+            let id = create(&mut connection, deployment, json!({"a": 1, "b": 2, "millis": 1})).await;
+            completed(&mut connection, &id).await;
+        }
+
+        let mut measured = Vec::with_capacity(latency_runs);
+        let mut recorded = Vec::with_capacity(latency_runs);
+        for i in 0..latency_runs {
+            let sent = Instant::now();
+            let id = create(&mut connection, "hello/bench", json!({"a": i, "b": 1})).await;
+            let run = completed(&mut connection, &id).await;
+            measured.push(sent.elapsed());
+            recorded.push(recorded_ms(&run));
+        }
+        measured.sort_unstable();
+        recorded.sort_unstable();
+        println!(
+            "latency, create -> COMPLETED, one run at a time ({latency_runs} runs of hello): \
+             measured by the client p50 {:.2?}, p99 {:.2?}; recorded by the core p50 {} ms, p99 {} ms",
+            percentile(&measured, 0.50),
+            percentile(&measured, 0.99),
+            recorded[recorded.len() / 2],
+            recorded[(recorded.len() - 1) * 99 / 100],
+        );
+
+        // A burst from several clients.
+        let tasks: Vec<_> = (0..clients)
+            .map(|_| {
+                tokio::spawn(async move {
+                    let mut connection = Connection::open(address).await;
+                    let mut ids = Vec::new();
+                    for i in 0..burst / clients {
+                        ids.push(create(&mut connection, "hello/bench", json!({"a": i, "b": 1})).await);
+                    }
+                    ids
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for task in tasks {
+            ids.extend(task.await.unwrap());
+        }
+        // Wait without loading the core: one cheap query every 20 ms.
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let (_, open) = connection
+                .json("GET", "/api/runs?deployment=hello/bench&state=SCHEDULED,LATE,PENDING,RUNNING&limit=1", &Value::Null)
+                .await;
+            if open["items"].as_array().is_some_and(Vec::is_empty) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the burst did not finish: {open:#}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let burst_ids: std::collections::HashSet<&String> = ids.iter().collect();
+        let (mut first_created, mut last_ended, mut seen) = (i64::MAX, 0, 0);
+        let mut cursor: Option<String> = None;
+        loop {
+            let after = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
+            let (_, page) = connection
+                .json("GET", &format!("/api/runs?deployment=hello/bench&limit=500{after}"), &Value::Null)
+                .await;
+            for run in page["items"].as_array().unwrap() {
+                if burst_ids.contains(&run["id"].as_str().unwrap().to_owned()) {
+                    assert_eq!(run["state"], "COMPLETED", "{run:#}");
+                    seen += 1;
+                    first_created = first_created.min(run["created_at"].as_i64().unwrap());
+                    last_ended = last_ended.max(run["ended_at"].as_i64().unwrap());
+                }
+            }
+            cursor = page["next_cursor"].as_str().map(str::to_owned);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        assert_eq!(seen, ids.len());
+        let span = (last_ended - first_created).max(1);
+        println!(
+            "throughput: {} runs of hello created by {clients} clients, all COMPLETED in {span} ms = {:.0} runs/s",
+            ids.len(),
+            ids.len() as f64 * 1000.0 / span as f64
+        );
+
+        // Windmill's scenario: 40 jobs of 10 ms in sequence.
+        let started = Instant::now();
+        for _ in 0..40 {
+            let id = create(&mut connection, "sleeps/bench", json!({"millis": 10})).await;
+            completed(&mut connection, &id).await;
+        }
+        println!(
+            "40 runs of a 10 ms flow in sequence (each created when the previous completed): {:.0?}",
+            started.elapsed()
+        );
+    });
+
+    std::thread::sleep(Duration::from_secs(2));
+    println!("agent after the benchmark, idle 2 s: resident {}", resident(agent.pid()));
+}
