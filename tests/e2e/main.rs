@@ -11,4 +11,5 @@
 mod agents;
 mod cli_flow;
 mod core;
+mod hostile_link;
 mod layering;
