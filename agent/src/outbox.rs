@@ -99,6 +99,27 @@ impl Outbox {
         self.acked.notify_waiters();
     }
 
+    /// Takes the core's welcome: events up to `acked_seq` are applied. A
+    /// core that has applied more than this process ever numbered knew an
+    /// earlier process with this agent id (the id is kept in the data
+    /// directory): numbering continues after its last event, and events
+    /// waiting are renumbered after it, or the core would skip them.
+    pub fn welcome(&self, acked_seq: u64) {
+        {
+            let mut state = self.lock();
+            if acked_seq >= state.next_seq {
+                let mut next = acked_seq.saturating_add(1);
+                for event in &mut state.events {
+                    event.seq = next;
+                    next = next.saturating_add(1);
+                }
+                state.next_seq = next;
+                return;
+            }
+        }
+        self.ack(acked_seq);
+    }
+
     /// Up to `max` unacknowledged events numbered after `seq`, in order.
     pub fn after(&self, seq: u64, max: usize) -> Vec<AgentEvent> {
         let state = self.lock();
@@ -200,6 +221,19 @@ mod tests {
     use baton_proto::v1::{LogLevel, RunOutcome, RunReport, Timestamp};
 
     use super::*;
+
+    #[test]
+    fn a_core_that_knew_an_earlier_process_gets_numbers_after_its_last() {
+        let outbox = Outbox::new(10);
+        outbox.push("r1", AgentEventBody::Started);
+        // The core applied up to 41 from this agent id's previous process.
+        outbox.welcome(41);
+        assert_eq!(outbox.after(0, 10).iter().map(|e| e.seq).collect::<Vec<_>>(), [42]);
+        assert_eq!(outbox.push("r1", AgentEventBody::Started), 43);
+        // A reconnect to the same core: nothing renumbered, applied ones dropped.
+        outbox.welcome(42);
+        assert_eq!(outbox.after(0, 10).iter().map(|e| e.seq).collect::<Vec<_>>(), [43]);
+    }
 
     fn log(n: u64) -> AgentEventBody {
         AgentEventBody::Report {

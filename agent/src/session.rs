@@ -22,7 +22,7 @@ const BATCH: usize = 256;
 /// grace period is over).
 pub(crate) async fn run(shared: &Arc<Shared>, link: Link) {
     let Link { connection, send, recv, acked_seq, heartbeat } = link;
-    shared.outbox.ack(acked_seq);
+    shared.outbox.welcome(acked_seq);
     shared.set_connection(Some(connection.clone()));
     let ended = CancellationToken::new();
     let writer = tokio::spawn(write_loop(Arc::clone(shared), send, heartbeat, ended.clone()));

@@ -296,3 +296,83 @@ fn a_core_killed_mid_burst_loses_and_doubles_no_run() {
     let runs: Value = serde_json::from_str(&listed.stdout).unwrap();
     assert_eq!(runs.as_array().unwrap().len(), ids.len(), "no run lost or added");
 }
+
+#[test]
+fn a_concurrency_limit_holds_under_a_burst_of_a_thousand_runs() {
+    let core = CoreProcess::start(None);
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let token = core.agent_token(home.path());
+    // More slots than the limit: the limit, not the agent, must hold.
+    let _agent = AgentProcess::start_with_slots(&core, home.path(), &token, data.path(), 16);
+    deploy(&core, home.path(), "hello", "    parameters: {a: 1, b: 2}\n    concurrency_limit: 2\n");
+
+    let address: std::net::SocketAddr = core.url.strip_prefix("http://").unwrap().parse().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut http = baton_tests::http::Connection::open(address).await;
+        for _ in 0..1000 {
+            let (status, _) = http
+                .json("POST", "/api/deployments/hello/default/runs", &serde_json::json!({}))
+                .await;
+            assert_eq!(status, 201);
+        }
+        // Watch the runs holding a slot (one consistent read each time)
+        // until none is left waiting.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let (mut looks, mut at_limit) = (0, 0);
+        loop {
+            let (_, holding) = http
+                .json("GET", "/api/runs?state=PENDING,RUNNING,CANCELLING&limit=10", &Value::Null)
+                .await;
+            let holding = holding["items"].as_array().unwrap().len();
+            assert!(holding <= 2, "{holding} runs hold a slot of a deployment limited to 2");
+            looks += 1;
+            at_limit += usize::from(holding == 2);
+            let (_, open) = http
+                .json("GET", "/api/runs?state=SCHEDULED,LATE,PENDING,RUNNING&limit=1", &Value::Null)
+                .await;
+            if open["items"].as_array().unwrap().is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the burst did not finish");
+        }
+        assert!(at_limit > 0, "the limit was reached in {looks} looks");
+        let (_, done) = http.json("GET", "/api/runs?state=COMPLETED&limit=500", &Value::Null).await;
+        assert_eq!(done["items"].as_array().unwrap().len(), 500);
+        let next = done["next_cursor"].as_str().unwrap();
+        let (_, rest) = http
+            .json(
+                "GET",
+                &format!("/api/runs?state=COMPLETED&limit=500&cursor={next}"),
+                &Value::Null,
+            )
+            .await;
+        assert_eq!(rest["items"].as_array().unwrap().len(), 500, "all 1,000 completed");
+    });
+}
+
+#[test]
+fn an_agent_restarted_on_its_data_dir_is_heard_at_once() {
+    let core = CoreProcess::start(None);
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let token = core.agent_token(home.path());
+    deploy(&core, home.path(), "hello", "    parameters: {a: 1}\n");
+    let mut first = AgentProcess::start(&core, home.path(), &token, data.path());
+    let id = run(&core, home.path(), "hello/default", &["b=1"]);
+    let (before, _) = wait_for(&core, home.path(), &id, "COMPLETED", Duration::from_secs(30));
+    first.kill();
+
+    // Same agent id (kept in the data dir), a new process: its events are
+    // numbered after those the core already applied, so none is skipped.
+    let _again = AgentProcess::start(&core, home.path(), &token, data.path());
+    let id = run(&core, home.path(), "hello/default", &["b=2"]);
+    let (after, _) = wait_for(&core, home.path(), &id, "COMPLETED", Duration::from_secs(10));
+    assert_eq!(after["agent_id"], before["agent_id"]);
+    // A push may have gone to the dead process (the core had not noticed it
+    // yet); the new one's heartbeats lack it, so it was handed back and
+    // pushed again, and it ran once.
+    assert_eq!(after["run_count"], 1);
+    assert!(history(&after).ends_with(&["PENDING".into(), "RUNNING".into(), "COMPLETED".into()]));
+}

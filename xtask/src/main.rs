@@ -121,6 +121,8 @@ fn test(root: &Path) -> anyhow::Result<()> {
             "live_instances",
             "--bench",
             "api",
+            "--bench",
+            "e2e",
         ],
         &[("BATON_TEST_POSTGRES_URL", &postgres.url)],
     )?;
@@ -142,5 +144,6 @@ fn with_postgres(root: &Path) -> anyhow::Result<()> {
 fn bench(root: &Path) -> anyhow::Result<()> {
     setup()?;
     run(root, "cargo", &["bench", "-p", "baton-sandbox"])?;
-    run(root, "cargo", &["bench", "-p", "baton-core", "--bench", "api"])
+    run(root, "cargo", &["bench", "-p", "baton-core", "--bench", "api"])?;
+    run(root, "cargo", &["bench", "-p", "baton-tests", "--bench", "e2e"])
 }

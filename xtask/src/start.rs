@@ -75,8 +75,9 @@ pub fn start(root: &Path) -> anyhow::Result<()> {
     system.spawn("core", core, None)?;
     system.wait_healthy(http).with_context(|| {
         format!(
-            "starting the core (API on {http}, QUIC on {quic}): is one of these ports taken \
-             by another process? (`ss -ltnup | grep -E ':{}|:{}'`)",
+            "starting the core (API on {http}, QUIC on {quic}); if the port is taken by another \
+             process (`Address already in use` above; `ss -ltnup | grep -E ':{}|:{}'`), stop it \
+             or choose others with BATON_HTTP and BATON_QUIC",
             http.port(),
             quic.port()
         )
@@ -243,7 +244,8 @@ impl System {
             }
             if Instant::now() > deadline {
                 bail!(
-                    "the core did not answer GET http://{http}/api/health within {} s",
+                    "the core did not answer GET http://{http}/api/health within {} s; its \
+                     output is above, after `core |`",
                     STARTUP.as_secs()
                 );
             }
