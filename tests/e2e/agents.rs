@@ -9,6 +9,25 @@ use std::time::{Duration, Instant};
 use baton_tests::{AgentProcess, CoreProcess, finish, flow_wasm};
 use serde_json::Value;
 
+/// A core with one agent of pool `default`, and a home for the CLI.
+struct System {
+    core: CoreProcess,
+    home: tempfile::TempDir,
+    _data: tempfile::TempDir,
+    _agent: AgentProcess,
+}
+
+impl System {
+    fn start(slots: u32) -> Self {
+        let core = CoreProcess::start(None);
+        let home = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let token = core.agent_token(home.path());
+        let agent = AgentProcess::start_with_slots(&core, home.path(), &token, data.path(), slots);
+        Self { core, home, _data: data, _agent: agent }
+    }
+}
+
 /// Deploys the test flow `flow` as `flow/default` with `yaml_extra`
 /// appended to its deployment.
 fn deploy(core: &CoreProcess, home: &Path, flow: &str, yaml_extra: &str) {
@@ -74,15 +93,12 @@ fn history(run: &Value) -> Vec<String> {
 
 #[test]
 fn a_run_is_pushed_to_an_agent_and_completes_with_its_logs() {
-    let core = CoreProcess::start(None);
-    let home = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let token = core.agent_token(home.path());
-    let _agent = AgentProcess::start(&core, home.path(), &token, data.path());
-    deploy(&core, home.path(), "hello", "    parameters: {a: 1}\n");
+    let system = System::start(4);
+    let (core, home) = (&system.core, &system.home);
+    deploy(core, home.path(), "hello", "    parameters: {a: 1}\n");
 
-    let id = run(&core, home.path(), "hello/default", &["b=41"]);
-    let (done, _) = wait_for(&core, home.path(), &id, "COMPLETED", Duration::from_secs(30));
+    let id = run(core, home.path(), "hello/default", &["b=41"]);
+    let (done, _) = wait_for(core, home.path(), &id, "COMPLETED", Duration::from_secs(30));
     assert_eq!(done["output"], 42);
     assert_eq!(history(&done), ["SCHEDULED", "PENDING", "RUNNING", "COMPLETED"]);
     assert!(done["agent_id"].is_string(), "{done:#}");
@@ -162,40 +178,34 @@ fn a_killed_agent_s_run_crashes_and_is_retried_on_another_agent() {
 
 #[test]
 fn cancelling_a_looping_run_stops_it_on_its_agent() {
-    let core = CoreProcess::start(None);
-    let home = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let token = core.agent_token(home.path());
-    let _agent = AgentProcess::start(&core, home.path(), &token, data.path());
-    deploy(&core, home.path(), "loop-forever", "");
+    let system = System::start(4);
+    let (core, home) = (&system.core, &system.home);
+    deploy(core, home.path(), "loop-forever", "");
 
-    let id = run(&core, home.path(), "loop-forever/default", &[]);
-    wait_for(&core, home.path(), &id, "RUNNING", Duration::from_secs(30));
+    let id = run(core, home.path(), "loop-forever/default", &[]);
+    wait_for(core, home.path(), &id, "RUNNING", Duration::from_secs(30));
     let cancelled = finish(core.baton(home.path()).args(["run", "cancel", &id]));
     assert_eq!(cancelled.status, Some(0), "{}", cancelled.stderr);
     // The bound is 1 s (BENCHMARKS.md records the figure); the
     // test allows for a loaded machine.
-    let (done, took) = wait_for(&core, home.path(), &id, "CANCELLED", Duration::from_secs(10));
+    let (done, took) = wait_for(core, home.path(), &id, "CANCELLED", Duration::from_secs(10));
     eprintln!("cancelled in {took:?}");
     assert_eq!(history(&done).last().map(String::as_str), Some("CANCELLED"));
     let states = history(&done);
     assert!(states.contains(&"CANCELLING".to_owned()), "{states:?}");
 
     // The agent's slot is free again: the next run completes.
-    deploy(&core, home.path(), "hello", "    parameters: {a: 1}\n");
-    let next = run(&core, home.path(), "hello/default", &["b=1"]);
-    wait_for(&core, home.path(), &next, "COMPLETED", Duration::from_secs(30));
+    deploy(core, home.path(), "hello", "    parameters: {a: 1}\n");
+    let next = run(core, home.path(), "hello/default", &["b=1"]);
+    wait_for(core, home.path(), &next, "COMPLETED", Duration::from_secs(30));
 }
 
 #[test]
 fn watch_streams_logs_and_exits_with_the_run_s_outcome() {
-    let core = CoreProcess::start(None);
-    let home = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let token = core.agent_token(home.path());
-    let _agent = AgentProcess::start(&core, home.path(), &token, data.path());
-    deploy(&core, home.path(), "hello", "    parameters: {a: 1}\n");
-    deploy(&core, home.path(), "returns-error", "");
+    let system = System::start(4);
+    let (core, home) = (&system.core, &system.home);
+    deploy(core, home.path(), "hello", "    parameters: {a: 1}\n");
+    deploy(core, home.path(), "returns-error", "");
 
     let watched = finish(core.baton(home.path()).args([
         "deployment",
@@ -275,37 +285,33 @@ fn serve_registers_a_deployment_and_runs_its_runs_until_stopped() {
 
 #[test]
 fn a_core_killed_mid_burst_loses_and_doubles_no_run() {
-    let mut core = CoreProcess::start(None);
-    let home = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let token = core.agent_token(home.path());
-    let _agent = AgentProcess::start(&core, home.path(), &token, data.path());
-    deploy(&core, home.path(), "sleeps", "    parameters: {millis: 300}\n");
+    let mut system = System::start(4);
+    deploy(&system.core, system.home.path(), "sleeps", "    parameters: {millis: 300}\n");
     let ids: Vec<String> =
-        (0..24).map(|_| run(&core, home.path(), "sleeps/default", &[])).collect();
+        (0..24).map(|_| run(&system.core, system.home.path(), "sleeps/default", &[])).collect();
     // Some finished, some running, some waiting: then the core dies.
-    wait_for(&core, home.path(), &ids[0], "COMPLETED", Duration::from_secs(30));
-    core.restart();
+    wait_for(&system.core, system.home.path(), &ids[0], "COMPLETED", Duration::from_secs(30));
+    system.core.restart();
     for id in &ids {
-        let (done, _) = wait_for(&core, home.path(), id, "COMPLETED", Duration::from_secs(60));
+        let (done, _) =
+            wait_for(&system.core, system.home.path(), id, "COMPLETED", Duration::from_secs(60));
         let states = history(&done);
         assert_eq!(states.iter().filter(|s| *s == "COMPLETED").count(), 1, "{id}: {states:?}");
         assert_eq!(done["run_count"], 1, "{id} ran once: {states:?}");
     }
-    let listed = finish(core.baton(home.path()).args(["run", "ls", "--json", "--limit", "100"]));
+    let listed = finish(
+        system.core.baton(system.home.path()).args(["run", "ls", "--json", "--limit", "100"]),
+    );
     let runs: Value = serde_json::from_str(&listed.stdout).unwrap();
     assert_eq!(runs.as_array().unwrap().len(), ids.len(), "no run lost or added");
 }
 
 #[test]
 fn a_concurrency_limit_holds_under_a_burst_of_a_thousand_runs() {
-    let core = CoreProcess::start(None);
-    let home = tempfile::tempdir().unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let token = core.agent_token(home.path());
     // More slots than the limit: the limit, not the agent, must hold.
-    let _agent = AgentProcess::start_with_slots(&core, home.path(), &token, data.path(), 16);
-    deploy(&core, home.path(), "hello", "    parameters: {a: 1, b: 2}\n    concurrency_limit: 2\n");
+    let system = System::start(16);
+    let (core, home) = (&system.core, &system.home);
+    deploy(core, home.path(), "hello", "    parameters: {a: 1, b: 2}\n    concurrency_limit: 2\n");
 
     let address: std::net::SocketAddr = core.url.strip_prefix("http://").unwrap().parse().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();

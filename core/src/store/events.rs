@@ -16,16 +16,7 @@ pub(crate) struct NewEvent<'a> {
 }
 
 pub(crate) async fn record(conn: &mut AnyConnection, event: NewEvent<'_>) -> StoreResult<()> {
-    sqlx::query("INSERT INTO events (id, occurred, name, resource, related, payload) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(new_id())
-        .bind(now().0)
-        .bind(event.name)
-        .bind(event.resource)
-        .bind(to_json(&event.related)?)
-        .bind(event.payload.to_string())
-        .execute(conn)
-        .await?;
-    Ok(())
+    insert(conn, &new_id(), now(), event).await
 }
 
 /// Records an event at most once per `key`: its id is a UUIDv7 of `at`
@@ -42,11 +33,21 @@ pub(crate) async fn record_once(
     random.iter_mut().zip(hash.iter()).for_each(|(r, h)| *r = *h);
     let millis = u64::try_from(at.0).unwrap_or(0);
     let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
+    insert(conn, &id.to_string(), at, event).await
+}
+
+/// Inserts an event; an id already taken means it is recorded already.
+async fn insert(
+    conn: &mut AnyConnection,
+    id: &str,
+    at: Timestamp,
+    event: NewEvent<'_>,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO events (id, occurred, name, resource, related, payload) VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (id) DO NOTHING",
     )
-    .bind(id.to_string())
+    .bind(id)
     .bind(at.0)
     .bind(event.name)
     .bind(event.resource)
