@@ -11,6 +11,8 @@
 //!   creation to the last completion, by the core's timestamps;
 //! - Windmill's scenario: 40 runs of a flow that sleeps 10 ms, each
 //!   created when the previous one completed;
+//! - cancelling a run that loops forever, until the core records it
+//!   `CANCELLED`;
 //! - the idle agent's resident memory.
 
 #![allow(
@@ -95,6 +97,7 @@ fn main() {
     let token = core.agent_token(home.path());
     deploy(&core, home.path(), "hello", "bench");
     deploy(&core, home.path(), "sleeps", "bench");
+    deploy(&core, home.path(), "loop-forever", "bench");
     // One agent; enough slots that runs in flight, not slots, bound the burst.
     let agent = AgentProcess::start_with_slots(&core, home.path(), &token, data.path(), 64);
     std::thread::sleep(Duration::from_secs(2));
@@ -197,6 +200,38 @@ fn main() {
         println!(
             "40 runs of a 10 ms flow in sequence (each created when the previous completed): {:.0?}",
             started.elapsed()
+        );
+
+        // Cancelling a run that spins forever: from the request until the
+        // core records it CANCELLED (the agent stops it by epoch interruption).
+        let mut took = Vec::new();
+        for _ in 0..if full { 20 } else { 2 } {
+            let id = create(&mut connection, "loop-forever/bench", json!({})).await;
+            let path = format!("/api/runs/{id}");
+            while connection.json("GET", &path, &Value::Null).await.1["state"] != "RUNNING" {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            // Let it spin a little.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let asked = Instant::now();
+            let (status, _) = connection.json("POST", &format!("{path}/cancel"), &Value::Null).await;
+            assert!(status < 300);
+            loop {
+                let (_, run) = connection.json("GET", &path, &Value::Null).await;
+                if run["state"] == "CANCELLED" {
+                    break;
+                }
+                assert!(asked.elapsed() < Duration::from_secs(10), "not cancelled: {run:#}");
+                tokio::time::sleep(Duration::from_micros(250)).await;
+            }
+            took.push(asked.elapsed());
+        }
+        took.sort_unstable();
+        println!(
+            "cancel a looping run, request -> CANCELLED ({} runs): p50 {:.2?}, max {:.2?}",
+            took.len(),
+            percentile(&took, 0.5),
+            took[took.len() - 1]
         );
     });
 
