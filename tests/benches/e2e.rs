@@ -10,7 +10,8 @@
 //! - throughput: a burst of runs created by 8 clients, from the first
 //!   creation to the last completion, by the core's timestamps;
 //! - Windmill's scenario: 40 runs of a flow that sleeps 10 ms, each
-//!   created when the previous one completed;
+//!   created when the previous one completed; and as one run of a flow
+//!   with 40 such tasks;
 //! - cancelling a run that loops forever, until the core records it
 //!   `CANCELLED`;
 //! - the idle agent's resident memory.
@@ -98,6 +99,7 @@ fn main() {
     deploy(&core, home.path(), "hello", "bench");
     deploy(&core, home.path(), "sleeps", "bench");
     deploy(&core, home.path(), "loop-forever", "bench");
+    deploy(&core, home.path(), "chain", "bench");
     // One agent; enough slots that runs in flight, not slots, bound the burst.
     let agent = AgentProcess::start_with_slots(&core, home.path(), &token, data.path(), 64);
     std::thread::sleep(Duration::from_secs(2));
@@ -200,6 +202,21 @@ fn main() {
         println!(
             "40 runs of a 10 ms flow in sequence (each created when the previous completed): {:.0?}",
             started.elapsed()
+        );
+        // The same as 40 tasks of one flow (each task reported to the core).
+        let mut took = Vec::new();
+        for _ in 0..if full { 5 } else { 1 } {
+            let started = Instant::now();
+            let id = create(&mut connection, "chain/bench", json!({"tasks": 40, "millis": 10})).await;
+            let run = completed(&mut connection, &id).await;
+            assert_eq!(run["output"], 40);
+            took.push(started.elapsed());
+        }
+        took.sort_unstable();
+        println!(
+            "one run of a flow with 40 tasks of 10 ms in sequence ({} runs): p50 {:.0?}",
+            took.len(),
+            percentile(&took, 0.5)
         );
 
         // Cancelling a run that spins forever: from the request until the

@@ -106,6 +106,7 @@ pub const FLOWS: &[&str] = &[
     "grants",
     "sleeps",
     "prints",
+    "chain",
 ];
 
 /// The bytes of the flow package `name`, built for wasm32-wasip2 (all
