@@ -3,6 +3,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -139,6 +140,7 @@ impl Agent {
             outbox: Arc::new(Outbox::default()),
             connection: Mutex::new(None),
             stop: CancellationToken::new(),
+            welcomed: AtomicBool::new(false),
         });
         let dialer = Dialer { endpoint, client, verifier };
         let link = match dialer.connect(&shared).await {
@@ -194,6 +196,9 @@ pub(crate) struct Shared {
     connection: Mutex<Option<quinn::Connection>>,
     /// Cancelled when the agent stops; every run's token is a child of it.
     pub(crate) stop: CancellationToken,
+    /// Whether a core has welcomed this process yet (a hello before that
+    /// tells the core the runs it remembers for this agent id are lost).
+    welcomed: AtomicBool,
 }
 
 impl Shared {
@@ -216,6 +221,7 @@ impl Shared {
             cached: self.sandbox.cached_digests().iter().map(|d| format!("sha256:{d}")).collect(),
             running: self.runs.running(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            new_process: !self.welcomed.load(Ordering::SeqCst),
         }
     }
 }
@@ -259,13 +265,16 @@ impl Dialer {
         .await
         .map_err(|_| LinkError::NoAnswer(HELLO_TIMEOUT))??;
         match answer {
-            Some(CoreMessage::Welcome { acked_seq, heartbeat_ms }) => Ok(Answer::Welcome(Link {
-                connection,
-                send,
-                recv,
-                acked_seq,
-                heartbeat: Duration::from_millis(heartbeat_ms.clamp(100, 60_000)),
-            })),
+            Some(CoreMessage::Welcome { acked_seq, heartbeat_ms }) => {
+                shared.welcomed.store(true, Ordering::SeqCst);
+                Ok(Answer::Welcome(Link {
+                    connection,
+                    send,
+                    recv,
+                    acked_seq,
+                    heartbeat: Duration::from_millis(heartbeat_ms.clamp(100, 60_000)),
+                }))
+            }
             Some(CoreMessage::Refused { reason }) => {
                 connection.close(VarInt::from_u32(0), b"refused");
                 Ok(Answer::Refused(reason))

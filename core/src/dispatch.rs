@@ -14,7 +14,7 @@ use baton_proto::v1::{ProposeState, StateName, Verdict};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{DueRun, Store, StoreError};
+use crate::store::{DueRun, HeldRun, Store, StoreError};
 
 /// How dispatch and crash detection behave.
 #[derive(Debug, Clone, Copy)]
@@ -416,38 +416,63 @@ impl Dispatcher {
                 }
             };
             let Some(lost) = verdict else { continue };
-            let (state, message) = match (lost, run.state) {
-                // Its cancellation was asked for: nothing runs it now.
-                (_, StateName::Cancelling) => {
-                    (StateName::Cancelled, format!("agent {} no longer runs it", run.agent_id))
-                }
-                (Lost::Dropped, StateName::Pending) => (
-                    StateName::Scheduled,
-                    format!("agent {} never received it; dispatching it again", run.agent_id),
-                ),
-                (Lost::Dropped, _) => {
-                    (StateName::Crashed, format!("agent {} no longer runs it", run.agent_id))
-                }
-                (Lost::Silent, _) => (
-                    StateName::Crashed,
-                    format!(
-                        "agent {} stopped answering (no heartbeat for {} s)",
-                        run.agent_id,
-                        window.as_secs()
-                    ),
-                ),
-            };
-            let proposal = ProposeState { state, message: Some(message), output: None };
-            match self.inner.store.propose_state(&run.id, proposal).await {
-                Ok(t) if t.verdict == Verdict::Accepted => {
-                    tracing::warn!(run = %run.id, agent = %run.agent_id, state = %t.run.state, "run lost by its agent");
-                }
-                Ok(_) | Err(StoreError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
+            self.end_lost_run(&run, lost).await?;
+        }
+        self.wake();
+        Ok(())
+    }
+
+    /// Ends the runs a new process of `agent_id` cannot have: its earlier
+    /// process died with them.
+    pub async fn agent_restarted(&self, agent_id: &str) -> Result<(), StoreError> {
+        for run in self.inner.store.held_runs().await? {
+            if run.agent_id == agent_id {
+                self.end_lost_run(&run, Lost::Restarted).await?;
             }
         }
         self.wake();
         Ok(())
+    }
+
+    /// Moves a run its agent lost to where it can go on: handed back if it
+    /// never started, `CANCELLED` if that was asked for, else `CRASHED`
+    /// (whose retry policy then applies).
+    async fn end_lost_run(&self, run: &HeldRun, lost: Lost) -> Result<(), StoreError> {
+        let agent = &run.agent_id;
+        let (state, message) = match (lost, run.state) {
+            // Its cancellation was asked for: nothing runs it now.
+            (_, StateName::Cancelling) => {
+                (StateName::Cancelled, format!("agent {agent} no longer runs it"))
+            }
+            (Lost::Dropped, StateName::Pending) => (
+                StateName::Scheduled,
+                format!("agent {agent} never received it; dispatching it again"),
+            ),
+            (Lost::Restarted, StateName::Pending) => (
+                StateName::Scheduled,
+                format!("agent {agent} restarted before it received it; dispatching it again"),
+            ),
+            (Lost::Dropped, _) => (StateName::Crashed, format!("agent {agent} no longer runs it")),
+            (Lost::Restarted, _) => {
+                (StateName::Crashed, format!("agent {agent} restarted while running it"))
+            }
+            (Lost::Silent, _) => (
+                StateName::Crashed,
+                format!(
+                    "agent {agent} stopped answering (no heartbeat for {} s)",
+                    self.inner.config.crash_after.as_secs()
+                ),
+            ),
+        };
+        let proposal = ProposeState { state, message: Some(message), output: None };
+        match self.inner.store.propose_state(&run.id, proposal).await {
+            Ok(t) if t.verdict == Verdict::Accepted => {
+                tracing::warn!(run = %run.id, agent = %agent, state = %t.run.state, "run lost by its agent");
+                Ok(())
+            }
+            Ok(_) | Err(StoreError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -458,4 +483,6 @@ enum Lost {
     Silent,
     /// The agent is here but does not have the run.
     Dropped,
+    /// A new process of the agent said hello: the old one died with it.
+    Restarted,
 }

@@ -377,8 +377,14 @@ fn an_agent_restarted_on_its_data_dir_is_heard_at_once() {
     let (after, _) = wait_for(&core, home.path(), &id, "COMPLETED", Duration::from_secs(10));
     assert_eq!(after["agent_id"], before["agent_id"]);
     // A push may have gone to the dead process (the core had not noticed it
-    // yet); the new one's heartbeats lack it, so it was handed back and
-    // pushed again, and it ran once.
+    // yet); the new process says it is new, so such a run is handed back
+    // at once and pushed again, and it ran once.
     assert_eq!(after["run_count"], 1);
     assert!(history(&after).ends_with(&["PENDING".into(), "RUNNING".into(), "COMPLETED".into()]));
+    for handed_back in
+        after["states"].as_array().unwrap().iter().skip(1).filter(|s| s["state"] == "SCHEDULED")
+    {
+        let message = handed_back["message"].as_str().unwrap_or_default();
+        assert!(message.contains("restarted before it received it"), "{message}");
+    }
 }

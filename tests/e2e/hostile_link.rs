@@ -40,6 +40,7 @@ fn hello(token: &str) -> Hello {
         cached: vec![],
         running: vec![],
         version: "0".into(),
+        new_process: true,
     }
 }
 

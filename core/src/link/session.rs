@@ -62,6 +62,11 @@ impl Session {
                 return;
             }
         };
+        if hello.new_process
+            && let Err(e) = self.dispatcher.agent_restarted(&hello.agent_id).await
+        {
+            tracing::warn!(agent = %hello.agent_id, error = %e, "could not end the runs of the agent's previous process");
+        }
         let heartbeat_ms =
             u64::try_from(self.dispatcher.config().heartbeat.as_millis()).unwrap_or(u64::MAX);
         if write_frame(&mut send, &CoreMessage::Welcome { acked_seq, heartbeat_ms }).await.is_err()

@@ -169,6 +169,10 @@ pub struct Hello {
     pub running: Vec<String>,
     /// The agent's version, for people.
     pub version: String,
+    /// The first hello of this agent process: runs the core remembers for
+    /// this agent id died with an earlier process.
+    #[serde(default)]
+    pub new_process: bool,
 }
 
 /// What the core sends on the control stream.
