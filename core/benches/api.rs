@@ -19,11 +19,8 @@ use std::time::{Duration, Instant};
 
 use baton_core::server::{Server, ServerConfig};
 use baton_tests::http::Connection;
+use baton_tests::measure::{percentile, resident_kib};
 use serde_json::{Value, json};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
 
 fn report(what: &str, count: usize, elapsed: Duration, mut latencies: Vec<Duration>) {
     latencies.sort_unstable();
@@ -164,10 +161,8 @@ fn main() {
     // An idle core, as a user starts it.
     let core = baton_tests::CoreProcess::start(None);
     std::thread::sleep(Duration::from_secs(2));
-    let rss = std::fs::read_to_string(format!("/proc/{}/status", core.pid()))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().to_owned()))
-        .unwrap();
-    println!("idle core (baton server start, SQLite): resident {rss}");
+    println!(
+        "idle core (baton server start, SQLite): resident {} kB",
+        resident_kib(Some(core.pid()))
+    );
 }

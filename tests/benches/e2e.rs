@@ -27,25 +27,9 @@
 use std::time::{Duration, Instant};
 
 use baton_tests::http::Connection;
-use baton_tests::{AgentProcess, CoreProcess, finish, flow_wasm};
+use baton_tests::measure::{percentile, resident_kib};
+use baton_tests::{AgentProcess, CoreProcess};
 use serde_json::{Value, json};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn deploy(core: &CoreProcess, home: &std::path::Path, flow: &str, name: &str) {
-    let project = tempfile::tempdir().unwrap();
-    std::fs::write(project.path().join("flow.wasm"), flow_wasm(flow)).unwrap();
-    let file = project.path().join("baton.yaml");
-    std::fs::write(
-        &file,
-        format!("name: {flow}\nbuild:\n  component: flow.wasm\ndeployments:\n  - name: {name}\n"),
-    )
-    .unwrap();
-    let deployed = finish(core.baton(home).args(["deploy", "--file"]).arg(&file));
-    assert_eq!(deployed.status, Some(0), "{}", deployed.stderr);
-}
 
 async fn create(connection: &mut Connection, deployment: &str, parameters: Value) -> String {
     let (status, run) = connection
@@ -79,14 +63,6 @@ fn recorded_ms(run: &Value) -> i64 {
     run["ended_at"].as_i64().unwrap() - run["created_at"].as_i64().unwrap()
 }
 
-fn resident(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().to_owned()))
-        .unwrap()
-}
-
 fn main() {
     // `cargo test --benches` runs this without `--bench`: a quick smoke run.
     let full = std::env::args().any(|a| a == "--bench");
@@ -96,14 +72,17 @@ fn main() {
     let home = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
     let token = core.agent_token(home.path());
-    deploy(&core, home.path(), "hello", "bench");
-    deploy(&core, home.path(), "sleeps", "bench");
-    deploy(&core, home.path(), "loop-forever", "bench");
-    deploy(&core, home.path(), "chain", "bench");
+    core.deploy(home.path(), "hello", "bench", "");
+    core.deploy(home.path(), "sleeps", "bench", "");
+    core.deploy(home.path(), "loop-forever", "bench", "");
+    core.deploy(home.path(), "chain", "bench", "");
     // One agent; enough slots that runs in flight, not slots, bound the burst.
     let agent = AgentProcess::start_with_slots(&core, home.path(), &token, data.path(), 64);
     std::thread::sleep(Duration::from_secs(2));
-    println!("idle agent, connected 2 s, nothing run yet: resident {}", resident(agent.pid()));
+    println!(
+        "idle agent, connected 2 s, nothing run yet: resident {} kB",
+        resident_kib(Some(agent.pid()))
+    );
     let address: std::net::SocketAddr = core.url.strip_prefix("http://").unwrap().parse().unwrap();
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -253,5 +232,8 @@ fn main() {
     });
 
     std::thread::sleep(Duration::from_secs(2));
-    println!("agent after the benchmark, idle 2 s: resident {}", resident(agent.pid()));
+    println!(
+        "agent after the benchmark, idle 2 s: resident {} kB",
+        resident_kib(Some(agent.pid()))
+    );
 }

@@ -28,24 +28,6 @@ impl System {
     }
 }
 
-/// Deploys the test flow `flow` as `flow/default` with `yaml_extra`
-/// appended to its deployment.
-fn deploy(core: &CoreProcess, home: &Path, flow: &str, yaml_extra: &str) {
-    let project = tempfile::tempdir().unwrap();
-    let component = project.path().join("flow.wasm");
-    std::fs::write(&component, flow_wasm(flow)).unwrap();
-    let file = project.path().join("baton.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "name: {flow}\nbuild:\n  component: flow.wasm\ndeployments:\n  - name: default\n{yaml_extra}"
-        ),
-    )
-    .unwrap();
-    let deployed = finish(core.baton(home).args(["deploy", "--file"]).arg(&file));
-    assert_eq!(deployed.status, Some(0), "{}", deployed.stderr);
-}
-
 fn run(core: &CoreProcess, home: &Path, deployment: &str, params: &[&str]) -> String {
     let mut command = core.baton(home);
     command.args(["deployment", "run", deployment]);
@@ -95,7 +77,7 @@ fn history(run: &Value) -> Vec<String> {
 fn a_run_is_pushed_to_an_agent_and_completes_with_its_logs() {
     let system = System::start(4);
     let (core, home) = (&system.core, &system.home);
-    deploy(core, home.path(), "hello", "    parameters: {a: 1}\n");
+    core.deploy(home.path(), "hello", "default", "    parameters: {a: 1}\n");
 
     let id = run(core, home.path(), "hello/default", &["b=41"]);
     let (done, _) = wait_for(core, home.path(), &id, "COMPLETED", Duration::from_secs(30));
@@ -143,7 +125,7 @@ fn agents_without_a_valid_token_are_refused() {
         socket.send_to(&vec![0x5a; size], &core.quic).unwrap();
     }
     let _agent = AgentProcess::start(&core, home.path(), &good, data.path());
-    deploy(&core, home.path(), "hello", "    parameters: {a: 1}\n");
+    core.deploy(home.path(), "hello", "default", "    parameters: {a: 1}\n");
     let id = run(&core, home.path(), "hello/default", &["b=1"]);
     wait_for(&core, home.path(), &id, "COMPLETED", Duration::from_secs(30));
 }
@@ -155,7 +137,7 @@ fn a_killed_agent_s_run_crashes_and_is_retried_on_another_agent() {
     let token = core.agent_token(home.path());
     let first_data = tempfile::tempdir().unwrap();
     let mut first = AgentProcess::start(&core, home.path(), &token, first_data.path());
-    deploy(&core, home.path(), "sleeps", "    retries: 1\n");
+    core.deploy(home.path(), "sleeps", "default", "    retries: 1\n");
 
     let id = run(&core, home.path(), "sleeps/default", &["millis=3000"]);
     let (running, _) = wait_for(&core, home.path(), &id, "RUNNING", Duration::from_secs(30));
@@ -180,7 +162,7 @@ fn a_killed_agent_s_run_crashes_and_is_retried_on_another_agent() {
 fn cancelling_a_looping_run_stops_it_on_its_agent() {
     let system = System::start(4);
     let (core, home) = (&system.core, &system.home);
-    deploy(core, home.path(), "loop-forever", "");
+    core.deploy(home.path(), "loop-forever", "default", "");
 
     let id = run(core, home.path(), "loop-forever/default", &[]);
     wait_for(core, home.path(), &id, "RUNNING", Duration::from_secs(30));
@@ -195,7 +177,7 @@ fn cancelling_a_looping_run_stops_it_on_its_agent() {
     assert!(states.contains(&"CANCELLING".to_owned()), "{states:?}");
 
     // The agent's slot is free again: the next run completes.
-    deploy(core, home.path(), "hello", "    parameters: {a: 1}\n");
+    core.deploy(home.path(), "hello", "default", "    parameters: {a: 1}\n");
     let next = run(core, home.path(), "hello/default", &["b=1"]);
     wait_for(core, home.path(), &next, "COMPLETED", Duration::from_secs(30));
 }
@@ -204,8 +186,8 @@ fn cancelling_a_looping_run_stops_it_on_its_agent() {
 fn watch_streams_logs_and_exits_with_the_run_s_outcome() {
     let system = System::start(4);
     let (core, home) = (&system.core, &system.home);
-    deploy(core, home.path(), "hello", "    parameters: {a: 1}\n");
-    deploy(core, home.path(), "returns-error", "");
+    core.deploy(home.path(), "hello", "default", "    parameters: {a: 1}\n");
+    core.deploy(home.path(), "returns-error", "default", "");
 
     let watched = finish(core.baton(home.path()).args([
         "deployment",
@@ -286,7 +268,7 @@ fn serve_registers_a_deployment_and_runs_its_runs_until_stopped() {
 #[test]
 fn a_core_killed_mid_burst_loses_and_doubles_no_run() {
     let mut system = System::start(4);
-    deploy(&system.core, system.home.path(), "sleeps", "    parameters: {millis: 300}\n");
+    system.core.deploy(system.home.path(), "sleeps", "default", "    parameters: {millis: 300}\n");
     let ids: Vec<String> =
         (0..24).map(|_| run(&system.core, system.home.path(), "sleeps/default", &[])).collect();
     // Some finished, some running, some waiting: then the core dies.
@@ -311,7 +293,12 @@ fn a_concurrency_limit_holds_under_a_burst_of_a_thousand_runs() {
     // More slots than the limit: the limit, not the agent, must hold.
     let system = System::start(16);
     let (core, home) = (&system.core, &system.home);
-    deploy(core, home.path(), "hello", "    parameters: {a: 1, b: 2}\n    concurrency_limit: 2\n");
+    core.deploy(
+        home.path(),
+        "hello",
+        "default",
+        "    parameters: {a: 1, b: 2}\n    concurrency_limit: 2\n",
+    );
 
     let address: std::net::SocketAddr = core.url.strip_prefix("http://").unwrap().parse().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -364,7 +351,7 @@ fn an_agent_restarted_on_its_data_dir_is_heard_at_once() {
     let home = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
     let token = core.agent_token(home.path());
-    deploy(&core, home.path(), "hello", "    parameters: {a: 1}\n");
+    core.deploy(home.path(), "hello", "default", "    parameters: {a: 1}\n");
     let mut first = AgentProcess::start(&core, home.path(), &token, data.path());
     let id = run(&core, home.path(), "hello/default", &["b=1"]);
     let (before, _) = wait_for(&core, home.path(), &id, "COMPLETED", Duration::from_secs(30));

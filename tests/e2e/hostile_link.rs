@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use baton_agent::tls::{PinnedCaVerifier, quic_client_config};
 use baton_proto::v1::link::{self, AgentToken, CoreMessage, Hello, MAX_FRAME_BYTES};
-use baton_tests::{AgentProcess, CoreProcess, finish, flow_wasm};
+use baton_tests::{AgentProcess, CoreProcess, finish};
 
 /// Opens a control stream to the core, writes `bytes`, and returns what the
 /// core answered (a frame, or how the stream ended).
@@ -79,16 +79,7 @@ fn garbage_after_the_handshake_is_cut_off_and_the_core_goes_on() {
     // The core still serves a real agent.
     let data = tempfile::tempdir().unwrap();
     let _agent = AgentProcess::start(&core, home.path(), &token, data.path());
-    let project = tempfile::tempdir().unwrap();
-    std::fs::write(project.path().join("hello.wasm"), flow_wasm("hello")).unwrap();
-    let file = project.path().join("baton.yaml");
-    std::fs::write(
-        &file,
-        "build:\n  component: hello.wasm\ndeployments:\n  - name: default\n    parameters: {a: 1}\n",
-    )
-    .unwrap();
-    let deployed = finish(core.baton(home.path()).args(["deploy", "--file"]).arg(&file));
-    assert_eq!(deployed.status, Some(0), "{}", deployed.stderr);
+    core.deploy(home.path(), "hello", "default", "    parameters: {a: 1}\n");
     let watched = finish(core.baton(home.path()).args([
         "deployment",
         "run",

@@ -2,6 +2,7 @@
 //! run it as a user would.
 
 pub mod http;
+pub mod measure;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -240,6 +241,30 @@ impl CoreProcess {
             panic!("baton agent token create failed: {}", made.stderr);
         }
         made.stdout.lines().last().unwrap_or_default().to_owned()
+    }
+
+    /// Deploys the flow package `flow` as `FLOW/NAME` with `baton deploy`;
+    /// `extra` is more YAML for the deployment (each line indented four
+    /// spaces, e.g. `    parameters: {a: 1}\n`).
+    #[allow(clippy::panic, reason = "test support: a failed deploy fails the test")]
+    pub fn deploy(&self, home: &Path, flow: &str, name: &str, extra: &str) {
+        let project = tempfile::tempdir().unwrap_or_else(|e| panic!("temporary directory: {e}"));
+        let file = project.path().join("baton.yaml");
+        let written = std::fs::write(project.path().join("flow.wasm"), flow_wasm(flow)).and_then(|()| {
+            std::fs::write(
+                &file,
+                format!(
+                    "name: {flow}\nbuild:\n  component: flow.wasm\ndeployments:\n  - name: {name}\n{extra}"
+                ),
+            )
+        });
+        if let Err(e) = written {
+            panic!("writing the project of {flow}: {e}");
+        }
+        let deployed = finish(self.baton(home).args(["deploy", "--file"]).arg(&file));
+        if deployed.status != Some(0) {
+            panic!("deploying {flow}/{name} failed: {}", deployed.stderr);
+        }
     }
 
     /// A `baton` command that talks to this core.

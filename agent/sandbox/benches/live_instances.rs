@@ -20,21 +20,8 @@ use std::time::{Duration, Instant};
 
 use baton_proto::v1::RunOutcome;
 use baton_sandbox::{ReportCollector, RunRequest, Sandbox, SandboxConfig};
+use baton_tests::measure::{percentile, resident_kib};
 use serde_json::json;
-
-fn resident_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
-}
 
 fn main() {
     // `cargo test --benches` runs this without `--bench`: a quick smoke run.
@@ -70,7 +57,7 @@ fn main() {
     );
 
     let sleeps = sandbox.load(&baton_tests::flow_wasm("sleeps")).unwrap();
-    let before = resident_kib();
+    let before = resident_kib(None);
     let hold = Duration::from_secs(if full { 3 } else { 1 });
     let peak = runtime.block_on(async {
         let runs: Vec<_> = (0..instances)
@@ -86,7 +73,7 @@ fn main() {
             })
             .collect();
         tokio::time::sleep(hold / 2).await;
-        let peak = resident_kib();
+        let peak = resident_kib(None);
         for run in runs {
             assert!(matches!(run.await.unwrap(), RunOutcome::Completed { .. }));
         }

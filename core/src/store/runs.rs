@@ -417,12 +417,7 @@ impl Store {
     }
 
     pub async fn run(&self, id: &str) -> StoreResult<FlowRun> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM flow_runs WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or_else(|| StoreError::not_found(format!("run {id}")))?;
-        Ok(run_row(&row)?.run)
+        Ok(self.read_run(&self.read, id, false, false).await?.0.run)
     }
 
     /// A run with its state history and task runs.

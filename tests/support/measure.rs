@@ -1,0 +1,26 @@
+//! What the benchmarks measure with: percentiles of latencies and a
+//! process's resident memory.
+
+use std::time::Duration;
+
+/// The `p` percentile (0.0 to 1.0) of sorted latencies; zero for none.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let last = sorted.len().saturating_sub(1);
+    let index = (last as f64 * p).round() as usize;
+    sorted.get(index.min(last)).copied().unwrap_or_default()
+}
+
+/// Resident memory (VmRSS) of process `pid`, or of this process, in KiB;
+/// 0 if it cannot be read.
+pub fn resident_kib(pid: Option<u32>) -> u64 {
+    let path = pid.map_or_else(|| "/proc/self/status".to_owned(), |p| format!("/proc/{p}/status"));
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
