@@ -1,8 +1,8 @@
-//! `baton pool create|ls|inspect|pause|resume|delete`.
+//! `baton pool create|ls|inspect|queue|pause|resume|delete`.
 
 use std::process::ExitCode;
 
-use baton_proto::v1::{PoolKind, PoolSpec, WorkPool};
+use baton_proto::v1::{PoolKind, PoolSpec, QueueSpec, WorkPool};
 use clap::{Subcommand, ValueEnum};
 
 use crate::client::{Client, segment};
@@ -39,6 +39,19 @@ pub enum PoolCommand {
         name: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Create or update a queue of a pool: its priority (lower numbers are
+    /// served first), its concurrency limit, whether it is paused.
+    Queue {
+        pool: String,
+        queue: String,
+        #[arg(long, default_value_t = 1)]
+        priority: u32,
+        /// Runs of the queue that may be active at once.
+        #[arg(long)]
+        concurrency_limit: Option<u32>,
+        #[arg(long)]
+        paused: bool,
     },
     Pause {
         name: String,
@@ -106,6 +119,12 @@ pub async fn run(command: PoolCommand) -> anyhow::Result<ExitCode> {
         PoolCommand::Inspect { name, json } => {
             let pool: WorkPool = client.get(&format!("/api/pools/{}", segment(&name))).await?;
             show(&pool, json)?;
+        }
+        PoolCommand::Queue { pool, queue, priority, concurrency_limit, paused } => {
+            let spec = QueueSpec { priority, concurrency_limit, paused };
+            let path = format!("/api/pools/{}/queues/{}", segment(&pool), segment(&queue));
+            let pool: WorkPool = client.put(&path, &spec).await?;
+            show(&pool, false)?;
         }
         PoolCommand::Pause { name } => {
             let pool: WorkPool =

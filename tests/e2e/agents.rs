@@ -375,3 +375,63 @@ fn an_agent_restarted_on_its_data_dir_is_heard_at_once() {
         assert!(message.contains("restarted before it received it"), "{message}");
     }
 }
+
+#[test]
+fn runs_go_to_their_pool_s_agents_urgent_queue_first() {
+    let core = CoreProcess::start(None);
+    let home = tempfile::tempdir().unwrap();
+    let baton = |args: &[&str]| {
+        let done = finish(core.baton(home.path()).args(args));
+        assert_eq!(done.status, Some(0), "baton {args:?}: {}", done.stderr);
+    };
+    baton(&["pool", "create", "edge"]);
+    baton(&["pool", "queue", "edge", "bulk", "--priority", "5"]);
+    baton(&["pool", "queue", "edge", "urgent", "--priority", "1"]);
+    for queue in ["bulk", "urgent"] {
+        let extra = format!(
+            "    parameters: {{millis: 40}}\n    work_pool: {{name: edge, work_queue_name: {queue}}}\n"
+        );
+        core.deploy(home.path(), "sleeps", queue, &extra);
+    }
+    core.deploy(home.path(), "sleeps", "default", "    parameters: {millis: 1}\n");
+
+    // Queued while the pool has no agent: bulk first, then urgent.
+    let bulk: Vec<String> = (0..3).map(|_| run(&core, home.path(), "sleeps/bulk", &[])).collect();
+    let urgent: Vec<String> =
+        (0..3).map(|_| run(&core, home.path(), "sleeps/urgent", &[])).collect();
+    let elsewhere = run(&core, home.path(), "sleeps/default", &[]);
+
+    let (data, edge_data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let default_token = core.agent_token(home.path());
+    let _default = AgentProcess::start(&core, home.path(), &default_token, data.path());
+    let (done, _) = wait_for(&core, home.path(), &elsewhere, "COMPLETED", Duration::from_secs(30));
+    let default_agent = done["agent_id"].clone();
+    // The default pool's agent took none of the edge pool's runs.
+    std::thread::sleep(Duration::from_millis(300));
+    for id in bulk.iter().chain(&urgent) {
+        assert_eq!(inspect(&core, home.path(), id)["state"], "SCHEDULED", "{id}");
+    }
+
+    // One slot: the pool's agent takes them one at a time, urgent first.
+    let edge_token = core.agent_token_for(home.path(), "edge");
+    let _edge =
+        AgentProcess::start_in_pool(&core, home.path(), &edge_token, edge_data.path(), "edge", 1);
+    let started = |ids: &[String]| -> Vec<i64> {
+        ids.iter()
+            .map(|id| {
+                let (run, _) =
+                    wait_for(&core, home.path(), id, "COMPLETED", Duration::from_secs(30));
+                assert_ne!(run["agent_id"], default_agent, "{run:#}");
+                assert_eq!(run["work_pool"], "edge");
+                run["started_at"].as_i64().unwrap()
+            })
+            .collect()
+    };
+    let (urgent_started, bulk_started) = (started(&urgent), started(&bulk));
+    let last_urgent = urgent_started.iter().max().unwrap();
+    let first_bulk = bulk_started.iter().min().unwrap();
+    assert!(
+        last_urgent < first_bulk,
+        "urgent runs started at {urgent_started:?}, bulk runs at {bulk_started:?}"
+    );
+}

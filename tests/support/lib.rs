@@ -234,9 +234,14 @@ impl CoreProcess {
     }
 
     /// A new agent token for pool `default` (`baton agent token create`).
-    #[allow(clippy::panic, reason = "test support: no token fails the test")]
     pub fn agent_token(&self, home: &Path) -> String {
-        let made = finish(self.baton(home).args(["agent", "token", "create", "--pool", "default"]));
+        self.agent_token_for(home, "default")
+    }
+
+    /// A token for agents of `pool`.
+    #[allow(clippy::panic, reason = "test support: a failed command fails the test")]
+    pub fn agent_token_for(&self, home: &Path, pool: &str) -> String {
+        let made = finish(self.baton(home).args(["agent", "token", "create", "--pool", pool]));
         if made.status != Some(0) {
             panic!("baton agent token create failed: {}", made.stderr);
         }
@@ -295,7 +300,20 @@ impl AgentProcess {
         data: &Path,
         slots: u32,
     ) -> Self {
-        let child = Self::command(core, home, token, data)
+        Self::start_in_pool(core, home, token, data, "default", slots)
+    }
+
+    /// Starts an agent of `pool` with `slots` slots.
+    #[allow(clippy::panic, reason = "test support: an agent that cannot start fails the test")]
+    pub fn start_in_pool(
+        core: &CoreProcess,
+        home: &Path,
+        token: &str,
+        data: &Path,
+        pool: &str,
+        slots: u32,
+    ) -> Self {
+        let child = Self::command_in_pool(core, home, token, data, pool)
             .args(["--slots", &slots.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -306,9 +324,20 @@ impl AgentProcess {
 
     /// The command that starts such an agent.
     pub fn command(core: &CoreProcess, home: &Path, token: &str, data: &Path) -> Command {
+        Self::command_in_pool(core, home, token, data, "default")
+    }
+
+    /// The command that starts an agent of `pool`.
+    pub fn command_in_pool(
+        core: &CoreProcess,
+        home: &Path,
+        token: &str,
+        data: &Path,
+        pool: &str,
+    ) -> Command {
         let mut command = core.baton(home);
         command
-            .args(["agent", "start", "--core", &core.quic, "--pool", "default", "--token", token])
+            .args(["agent", "start", "--core", &core.quic, "--pool", pool, "--token", token])
             .arg("--data-dir")
             .arg(data);
         command

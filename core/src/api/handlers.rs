@@ -10,8 +10,8 @@ use baton_proto::v1::link::AgentToken;
 use baton_proto::v1::{
     AgentInfo, AgentTokenCreated, Artifact, CreateAgentToken, CreateRun, Deployment,
     DeploymentSpec, DeploymentUpserted, Event, FlowRun, FlowRunDetail, Health, LogLine, Page,
-    PoolSpec, ProposeState, SecretInfo, SecretValue, SetValue, StateName, Timestamp, Transition,
-    Variable, WorkPool, WorkQueue,
+    PoolSpec, ProposeState, QueueSpec, SecretInfo, SecretValue, SetValue, StateName, Timestamp,
+    Transition, Variable, WorkPool, WorkQueue,
 };
 use serde::Deserialize;
 
@@ -249,7 +249,7 @@ pub async fn append_logs(
     Path(id): Path<String>,
     payload: Result<Json<Vec<LogLine>>, JsonRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let stored = state.store.append_logs(&id, &body(payload)?).await?;
+    let stored = state.store.append_logs(&id, body(payload)?).await?;
     Ok(Json(serde_json::json!({ "stored": stored })))
 }
 
@@ -293,25 +293,10 @@ pub async fn resume_pool(
     Ok(Json(state.store.set_pool_paused(&name, false).await?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueueBody {
-    #[serde(default = "one")]
-    priority: u32,
-    #[serde(default)]
-    concurrency_limit: Option<u32>,
-    #[serde(default)]
-    paused: bool,
-}
-
-fn one() -> u32 {
-    1
-}
-
 pub async fn upsert_queue(
     State(state): State<AppState>,
     Path((pool, queue)): Path<(String, String)>,
-    payload: Result<Json<QueueBody>, JsonRejection>,
+    payload: Result<Json<QueueSpec>, JsonRejection>,
 ) -> ApiResult<Json<WorkPool>> {
     let spec = body(payload)?;
     let queue = WorkQueue {

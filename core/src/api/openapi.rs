@@ -137,7 +137,7 @@ pub const ROUTES: &[RouteDoc] = &[
     route("post", "/api/pools/{name}/pause", "Pause a work pool", "WorkPool"),
     route("post", "/api/pools/{name}/resume", "Resume a work pool", "WorkPool"),
     RouteDoc {
-        body: Some("{priority, concurrency_limit, paused}"),
+        body: Some("QueueSpec"),
         ..route("put", "/api/pools/{name}/queues/{queue}", "Create or update a queue", "WorkPool")
     },
     route("get", "/api/variables", "List variables", "Variable[]"),
@@ -202,6 +202,7 @@ fn schemas() -> (Map<String, Value>, Map<String, Value>) {
         "Transition" => Transition,
         "LogLine" => LogLine,
         "PoolSpec" => PoolSpec,
+        "QueueSpec" => QueueSpec,
         "WorkPool" => WorkPool,
         "Variable" => Variable,
         "SecretInfo" => SecretInfo,

@@ -143,11 +143,12 @@ impl Store {
 
     /// Every known agent, connected ones first.
     pub async fn agents(&self) -> StoreResult<Vec<AgentInfo>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(concat!(
             "SELECT a.id, a.name, a.pool, a.queues, a.slots, a.version, a.connected, a.first_seen, a.last_seen, \
-             (SELECT COUNT(*) FROM flow_runs r WHERE r.agent_id = a.id AND r.state IN ('PENDING', 'RUNNING', 'CANCELLING')) AS running \
-             FROM agents a ORDER BY a.connected DESC, a.last_seen DESC",
-        )
+             (SELECT COUNT(*) FROM flow_runs r WHERE r.agent_id = a.id AND r.state IN ",
+            holding_states!(),
+            ") AS running FROM agents a ORDER BY a.connected DESC, a.last_seen DESC",
+        ))
         .fetch_all(&self.read)
         .await?;
         rows.iter()
@@ -181,11 +182,15 @@ impl Store {
         paused: &[String],
         limit: u32,
     ) -> StoreResult<Vec<DueRun>> {
-        const DUE: &str = "SELECT r.id, r.work_queue, d.artifact_digest FROM flow_runs r \
+        const DUE: &str = concat!(
+            "SELECT r.id, r.work_queue, d.artifact_digest FROM flow_runs r \
              JOIN deployments d ON d.id = r.deployment_id \
              WHERE r.state IN ('SCHEDULED', 'LATE', 'AWAITING_RETRY') AND r.work_pool = $1 AND r.scheduled_at <= $2 \
              AND d.paused = 0 AND (d.enqueue_limit IS NULL OR d.enqueue_limit > (SELECT COUNT(*) FROM flow_runs h \
-                  WHERE h.deployment_id = d.id AND h.state IN ('PENDING', 'RUNNING', 'CANCELLING')))";
+             WHERE h.deployment_id = d.id AND h.state IN ",
+            holding_states!(),
+            "))"
+        );
         let at = now().0;
         let mut due = Vec::new();
         for queue in active {
@@ -228,10 +233,11 @@ impl Store {
 
     /// Runs held by agents: those the crash watchdog checks.
     pub async fn held_runs(&self) -> StoreResult<Vec<HeldRun>> {
-        let rows = sqlx::query(
-            "SELECT id, agent_id, state, state_changed_at FROM flow_runs \
-             WHERE state IN ('PENDING', 'RUNNING', 'CANCELLING') AND agent_id IS NOT NULL",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT id, agent_id, state, state_changed_at FROM flow_runs WHERE state IN ",
+            holding_states!(),
+            " AND agent_id IS NOT NULL"
+        ))
         .fetch_all(&self.read)
         .await?;
         rows.iter()
@@ -249,11 +255,11 @@ impl Store {
     /// How many runs of `pool` (and of its queue `queue`, if given) hold a
     /// slot, for pool and queue concurrency limits.
     pub async fn active_in_pool(&self, pool: &str, queue: Option<&str>) -> StoreResult<u32> {
-        let n: i64 = sqlx::query(
+        let n: i64 = sqlx::query(concat!(
             "SELECT COUNT(*) AS n FROM flow_runs WHERE work_pool = $1 \
-             AND (CAST($2 AS TEXT) IS NULL OR work_queue = CAST($2 AS TEXT)) \
-             AND state IN ('PENDING', 'RUNNING', 'CANCELLING')",
-        )
+                 AND (CAST($2 AS TEXT) IS NULL OR work_queue = CAST($2 AS TEXT)) AND state IN ",
+            holding_states!()
+        ))
         .bind(pool)
         .bind(queue)
         .fetch_one(&self.read)

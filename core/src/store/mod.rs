@@ -6,6 +6,14 @@
 //! row and its event) happen in one transaction. On SQLite, writes go
 //! through a single connection so they never contend for the file lock.
 
+/// The states that hold a concurrency slot (`StateName::holds_slot`), as an
+/// SQL list literal for `concat!`; a test keeps the two the same.
+macro_rules! holding_states {
+    () => {
+        "('PENDING', 'RUNNING', 'CANCELLING')"
+    };
+}
+
 mod agents;
 mod artifacts;
 mod batch;
@@ -265,6 +273,16 @@ pub(crate) fn as_u32(value: i64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_slot_holding_states_in_sql_are_those_of_the_state_machine() {
+        let holding: Vec<String> = baton_proto::v1::StateName::ALL
+            .into_iter()
+            .filter(|s| s.holds_slot())
+            .map(|s| format!("'{s}'"))
+            .collect();
+        assert_eq!(holding_states!(), format!("({})", holding.join(", ")));
+    }
 
     #[test]
     fn passwords_are_hidden_from_messages() {

@@ -2,7 +2,7 @@
 //! its own events, stored together in one write. Each report carries the
 //! run's report `seq`, so a report sent twice is stored once.
 
-use baton_proto::v1::{LogLevel, ReportBody, RunReport, StateName, TaskOutcome};
+use baton_proto::v1::{LogLevel, LogLine, ReportBody, RunReport, StateName, TaskOutcome};
 use sqlx::AnyConnection;
 
 use super::events::{self, NewEvent};
@@ -20,14 +20,15 @@ fn seq(value: u64) -> i64 {
 /// Most log lines one INSERT takes (6 values each; SQLite allows 32,766).
 const LOGS_PER_INSERT: usize = 500;
 
-/// The log lines among `reports`, in as few statements as possible.
-async fn store_logs(
+/// Stores log lines in as few statements as possible; a line already
+/// stored (same run and `seq`) is skipped, so a resend stores nothing twice.
+/// Returns how many were new.
+pub(super) async fn insert_logs(
     conn: &mut AnyConnection,
     run_id: &str,
-    reports: &[RunReport],
-) -> StoreResult<()> {
-    let lines: Vec<&RunReport> =
-        reports.iter().filter(|r| matches!(r.body, ReportBody::Log { .. })).collect();
+    lines: &[LogLine],
+) -> StoreResult<u64> {
+    let mut stored = 0;
     for chunk in lines.chunks(LOGS_PER_INSERT) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
@@ -41,19 +42,34 @@ async fn store_logs(
             values.join(", ")
         );
         let mut query = sqlx::query(&sql).bind(run_id);
-        for report in chunk {
-            if let ReportBody::Log { level, message, task_id } = &report.body {
-                query = query
-                    .bind(seq(report.seq))
-                    .bind(report.at.0)
-                    .bind(stored_level(*level))
-                    .bind(message.clone())
-                    .bind(task_id.map(seq));
-            }
+        for line in chunk {
+            query = query
+                .bind(seq(line.seq))
+                .bind(line.at.0)
+                .bind(stored_level(line.level))
+                .bind(line.message.clone())
+                .bind(line.task_id.map(seq));
         }
-        query.execute(&mut *conn).await?;
+        stored += query.execute(&mut *conn).await?.rows_affected();
     }
-    Ok(())
+    Ok(stored)
+}
+
+/// The log lines among `reports`.
+fn log_lines(reports: &[RunReport]) -> Vec<LogLine> {
+    reports
+        .iter()
+        .filter_map(|report| match &report.body {
+            ReportBody::Log { level, message, task_id } => Some(LogLine {
+                seq: report.seq,
+                at: report.at,
+                level: *level,
+                message: message.clone(),
+                task_id: *task_id,
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 async fn store_report(
@@ -62,7 +78,7 @@ async fn store_report(
     report: &RunReport,
 ) -> StoreResult<()> {
     match &report.body {
-        // Stored together by `store_logs`.
+        // Stored together by `insert_logs`.
         ReportBody::Log { .. } => {}
         ReportBody::TaskStarted { task_id, name, attempt, max_attempts, .. } => {
             sqlx::query(
@@ -121,7 +137,7 @@ impl Store {
         let run_id = run_id.to_owned();
         self.write_transaction(move |_, conn| {
             Box::pin(async move {
-                store_logs(conn, &run_id, &reports).await?;
+                insert_logs(conn, &run_id, &log_lines(&reports)).await?;
                 for report in &reports {
                     store_report(conn, &run_id, report).await?;
                 }

@@ -747,26 +747,13 @@ impl Store {
 
     /// Appends log lines; a line already stored (same run and `seq`) is
     /// skipped, so a resend after a reconnect stores nothing twice.
-    pub async fn append_logs(&self, run_id: &str, lines: &[LogLine]) -> StoreResult<u64> {
+    pub async fn append_logs(&self, run_id: &str, lines: Vec<LogLine>) -> StoreResult<u64> {
         self.run(run_id).await?;
-        let mut tx = self.write.begin().await?;
-        let mut stored = 0;
-        for line in lines {
-            stored += sqlx::query(
-                "INSERT INTO logs (run_id, seq, at, level, message, task_id) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id, seq) DO NOTHING",
-            )
-            .bind(run_id)
-            .bind(i64::try_from(line.seq).unwrap_or(i64::MAX))
-            .bind(line.at.0)
-            .bind(super::reports::stored_level(line.level))
-            .bind(&line.message)
-            .bind(line.task_id.and_then(|t| i64::try_from(t).ok()))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        }
-        tx.commit().await?;
-        Ok(stored)
+        let run_id = run_id.to_owned();
+        self.write_transaction(move |_, conn| {
+            Box::pin(async move { super::reports::insert_logs(conn, &run_id, &lines).await })
+        })
+        .await
     }
 
     /// Log lines of a run after `after_seq`, in order.

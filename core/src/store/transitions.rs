@@ -43,11 +43,12 @@ pub(crate) struct DispatchGuard {
 }
 
 /// SQL counting the runs of deployment `deployment` other than `run` that
-/// hold a slot (the states of `StateName::holds_slot`).
+/// hold a slot.
 pub(super) fn slots_in_use_sql(deployment: &str, run: &str) -> String {
     format!(
         "SELECT COUNT(*) FROM flow_runs WHERE deployment_id = {deployment} AND id <> {run} \
-         AND state IN ('PENDING', 'RUNNING', 'CANCELLING')"
+         AND state IN {}",
+        holding_states!()
     )
 }
 

@@ -538,9 +538,9 @@ async fn logs_are_stored_once_each_and_read_in_order() {
             message: format!("line {seq}"),
             task_id: None,
         };
-        assert_eq!(store.append_logs(&id, &[line(1), line(2)]).await.unwrap(), 2);
+        assert_eq!(store.append_logs(&id, vec![line(1), line(2)]).await.unwrap(), 2);
         assert_eq!(
-            store.append_logs(&id, &[line(2), line(3)]).await.unwrap(),
+            store.append_logs(&id, vec![line(2), line(3)]).await.unwrap(),
             1,
             "{}: a resent line is skipped",
             db.label
@@ -548,7 +548,7 @@ async fn logs_are_stored_once_each_and_read_in_order() {
         let lines = store.logs(&id, 1, 100).await.unwrap();
         assert_eq!(lines.iter().map(|l| l.seq).collect::<Vec<_>>(), [2, 3]);
         assert!(matches!(
-            store.append_logs("no-such-run", &[line(1)]).await,
+            store.append_logs("no-such-run", vec![line(1)]).await,
             Err(StoreError::NotFound { .. })
         ));
     }

@@ -217,6 +217,24 @@ pub struct PoolSpec {
     pub base_job_template: Map<String, Value>,
 }
 
+/// What `PUT /api/pools/{name}/queues/{queue}` sets on a queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct QueueSpec {
+    /// Lower numbers are served first.
+    #[serde(default = "first_priority")]
+    pub priority: u32,
+    #[serde(default)]
+    pub concurrency_limit: Option<u32>,
+    #[serde(default)]
+    pub paused: bool,
+}
+
+fn first_priority() -> u32 {
+    1
+}
+
 /// A work queue within a pool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
