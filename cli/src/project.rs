@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use baton_proto::v1::{Capabilities, ConcurrencyPolicy, DeploymentSpec, ScheduleSpec};
+use baton_proto::v1::{
+    Capabilities, CatchUp, ConcurrencyPolicy, DeploymentSpec, ScheduleSpec, Timestamp,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -69,21 +71,57 @@ pub struct WorkPoolEntry {
 pub struct ScheduleEntry {
     #[serde(default)]
     pub cron: Option<String>,
-    /// Seconds between runs.
+    /// Time between runs: seconds, or a duration such as `90s` or `6h`.
     #[serde(default)]
-    pub interval: Option<u64>,
+    pub interval: Option<Interval>,
     #[serde(default)]
     pub rrule: Option<String>,
+    /// Where an interval's steps start (RFC 3339, e.g. `2026-01-01T09:00:00Z`).
+    #[serde(default)]
+    pub anchor: Option<String>,
     #[serde(default)]
     pub timezone: Option<String>,
     #[serde(default)]
     pub parameters: Map<String, Value>,
     #[serde(default = "yes")]
     pub active: bool,
+    /// What happens to times missed while the core was down.
+    #[serde(default)]
+    pub catch_up: CatchUp,
+}
+
+/// An interval as written: seconds or a duration.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Interval {
+    Seconds(u64),
+    Duration(String),
+}
+
+impl Interval {
+    fn seconds(&self) -> anyhow::Result<u64> {
+        match self {
+            Self::Seconds(seconds) => Ok(*seconds),
+            Self::Duration(text) => humantime::parse_duration(text)
+                .map(|d| d.as_secs())
+                .with_context(|| format!("interval `{text}` is not a duration such as 90s or 6h")),
+        }
+    }
 }
 
 fn yes() -> bool {
     true
+}
+
+/// An RFC 3339 time as the API's milliseconds.
+pub fn parse_time(text: &str) -> anyhow::Result<Timestamp> {
+    let at = humantime::parse_rfc3339_weak(text)
+        .with_context(|| format!("`{text}` is not a time such as 2026-01-01T09:00:00Z"))?;
+    let millis = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("times before 1970 are not supported")?
+        .as_millis();
+    Ok(Timestamp(i64::try_from(millis).unwrap_or(i64::MAX)))
 }
 
 /// One deployment of the project's flow.
@@ -136,20 +174,22 @@ impl DeploymentEntry {
                         i + 1
                     );
                 }
-                if s.interval == Some(0) {
-                    bail!(
-                        "deployment `{}`, schedule {}: interval must be at least 1 second",
-                        self.name,
-                        i + 1
-                    );
+                let which = || format!("deployment `{}`, schedule {}", self.name, i + 1);
+                let interval_seconds =
+                    s.interval.as_ref().map(Interval::seconds).transpose().with_context(which)?;
+                if interval_seconds == Some(0) {
+                    bail!("{}: interval must be at least 1 second", which());
                 }
+                let anchor = s.anchor.as_deref().map(parse_time).transpose().with_context(which)?;
                 Ok(ScheduleSpec {
                     cron: s.cron.clone(),
-                    interval_seconds: s.interval,
+                    interval_seconds,
                     rrule: s.rrule.clone(),
+                    anchor,
                     timezone: s.timezone.clone().unwrap_or_else(|| "UTC".to_owned()),
                     parameters: s.parameters.clone(),
                     active: s.active,
+                    catch_up: s.catch_up,
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;

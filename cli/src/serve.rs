@@ -10,8 +10,8 @@ use anyhow::{Context, bail};
 use baton_agent::{Agent, AgentConfig};
 use baton_proto::v1::link::AgentToken;
 use baton_proto::v1::{
-    AgentTokenCreated, Artifact, CreateAgentToken, Deployment, DeploymentSpec, DeploymentUpserted,
-    ScheduleSpec,
+    AgentTokenCreated, Artifact, CatchUp, CreateAgentToken, Deployment, DeploymentSpec,
+    DeploymentUpserted, ScheduleSpec,
 };
 use clap::Args;
 
@@ -68,9 +68,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         cron,
         interval_seconds,
         rrule: None,
+        anchor: None,
         timezone: args.timezone.clone(),
         parameters: serde_json::Map::new(),
         active: true,
+        catch_up: CatchUp::default(),
     };
     let schedules = match (&args.cron, args.interval) {
         (Some(cron), _) => vec![schedule(Some(cron.clone()), None)],

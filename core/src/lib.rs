@@ -14,6 +14,7 @@ pub mod api;
 pub mod dispatch;
 pub mod link;
 pub mod orchestration;
+pub mod schedule;
 pub mod secrets;
 pub mod server;
 pub mod store;

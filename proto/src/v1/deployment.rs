@@ -32,20 +32,41 @@ pub struct Capabilities {
     pub outgoing_hosts: Vec<String>,
 }
 
+/// What the scheduler does about a schedule's times that passed while no
+/// core was running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum CatchUp {
+    /// None of them runs.
+    #[default]
+    Skip,
+    /// One run, for the newest of them.
+    Latest,
+    /// All of them, within the catch-up window.
+    All,
+}
+
 /// One schedule of a deployment (executed by the scheduler).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSpec {
-    /// Cron expression (five fields, or six with seconds).
+    /// Cron expression: five fields as in Unix cron, or six or seven with
+    /// seconds first (and a year last).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<String>,
     /// Interval in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_seconds: Option<u64>,
-    /// iCalendar recurrence rule.
+    /// iCalendar recurrence rule (`FREQ=WEEKLY;BYDAY=MO`, optionally with
+    /// a `DTSTART` line).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rrule: Option<String>,
+    /// Where an interval's steps start, and an rrule's default `DTSTART`
+    /// (default: 2020-01-01 00:00 in the schedule's time zone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<Timestamp>,
     /// IANA time zone the schedule is read in.
     #[serde(default = "utc")]
     pub timezone: String,
@@ -54,6 +75,20 @@ pub struct ScheduleSpec {
     pub parameters: Map<String, Value>,
     #[serde(default = "yes")]
     pub active: bool,
+    #[serde(default)]
+    pub catch_up: CatchUp,
+}
+
+/// A schedule as the core keeps it: its id is derived from its content
+/// (all but `active`), so re-deploying the same schedule keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Schedule {
+    pub id: String,
+    #[serde(flatten)]
+    pub spec: ScheduleSpec,
+    /// Its next times (at most three), while it is active.
+    pub next: Vec<Timestamp>,
 }
 
 fn utc() -> String {

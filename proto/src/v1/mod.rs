@@ -16,7 +16,8 @@ pub use api::{
     Verdict, WorkPool, WorkQueue,
 };
 pub use deployment::{
-    Capabilities, ConcurrencyPolicy, Deployment, DeploymentSpec, DeploymentUpserted, ScheduleSpec,
+    Capabilities, CatchUp, ConcurrencyPolicy, Deployment, DeploymentSpec, DeploymentUpserted,
+    Schedule, ScheduleSpec,
 };
 pub use flow::FlowInfo;
 #[cfg(feature = "validate")]
