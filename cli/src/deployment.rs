@@ -1,4 +1,4 @@
-//! `baton deployment ls|inspect|run|pause|resume|delete`.
+//! `baton deployment ls|inspect|run|schedule|pause|resume|delete`.
 
 use std::process::ExitCode;
 
@@ -29,7 +29,11 @@ pub enum DeploymentCommand {
     },
     /// Create a run; prints its id last.
     Run(RunArgs),
-    /// Pause: nothing of it is dispatched until resumed.
+    /// A deployment's schedules.
+    #[command(subcommand)]
+    Schedule(crate::schedule::ScheduleCommand),
+    /// Pause: nothing of it is dispatched, and its schedules make no runs,
+    /// until resumed.
     Pause { deployment: String },
     /// Resume a paused deployment.
     Resume { deployment: String },
@@ -107,6 +111,7 @@ pub async fn run(command: DeploymentCommand) -> anyhow::Result<ExitCode> {
             }
         }
         DeploymentCommand::Run(args) => return create_run(&client, args).await,
+        DeploymentCommand::Schedule(command) => return crate::schedule::run(command).await,
         DeploymentCommand::Pause { deployment } => {
             let _: Deployment =
                 client.post(&format!("{}/pause", deployment_path(&deployment)?), &()).await?;

@@ -11,6 +11,7 @@ mod pool;
 mod project;
 mod report;
 mod runs;
+mod schedule;
 mod serve;
 mod server;
 mod table;

@@ -311,6 +311,31 @@ deployments:
     }
 
     #[test]
+    fn the_readme_s_schedules_become_schedule_specs() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        let block =
+            readme.split("```yaml\n    schedules:\n").nth(1).unwrap().split("```").next().unwrap();
+        let text = format!("deployments:\n  - name: a\n    schedules:\n{block}");
+        let spec =
+            Project::parse(&text, "baton.yaml").unwrap().deployments[0].spec("sha256:x").unwrap();
+        let [cron, every, rule] = spec.schedules.as_slice() else { panic!("{:?}", spec.schedules) };
+        assert_eq!(
+            (cron.cron.as_deref(), cron.timezone.as_str()),
+            (Some("0 9 * * 1-5"), "Europe/Berlin")
+        );
+        assert_eq!(every.interval_seconds, Some(900));
+        assert_eq!(every.anchor, Some(Timestamp(1_767_225_900_000)));
+        assert_eq!(every.catch_up, CatchUp::Latest);
+        assert_eq!(every.parameters["mode"], "quick");
+        assert!(rule.rrule.is_some() && !rule.active);
+        let bad = "deployments:\n  - name: a\n    schedules: [{interval: soon}]\n";
+        let project = Project::parse(bad, "baton.yaml").unwrap();
+        let message = format!("{:#}", project.deployments[0].spec("sha256:x").unwrap_err());
+        assert!(message.contains("interval `soon` is not a duration"), "{message}");
+    }
+
+    #[test]
     fn an_unknown_field_names_line_column_and_the_nearest_field() {
         let text = "deployments:\n  - name: default\n    tagz: [a]\n";
         let message = error(text);

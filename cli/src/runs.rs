@@ -1,9 +1,11 @@
-//! `baton run ls|inspect|logs|cancel`.
+//! `baton run ls|inspect|logs|cancel|skip-late`.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use baton_proto::v1::{FlowRun, FlowRunDetail, LogLine, Page, StateName, Transition, Verdict};
+use baton_proto::v1::{
+    FlowRun, FlowRunDetail, LogLine, Page, SkipLate, Skipped, StateName, Transition, Verdict,
+};
 use clap::Subcommand;
 
 use crate::client::{Client, segment};
@@ -44,6 +46,12 @@ pub enum RunCommand {
     },
     /// Cancel a run (a running one is stopped by its agent).
     Cancel { id: String },
+    /// Cancel every LATE run (of one deployment) in one go.
+    SkipLate {
+        /// Only runs of FLOW/DEPLOYMENT.
+        #[arg(long)]
+        deployment: Option<String>,
+    },
 }
 
 pub async fn run(command: RunCommand) -> anyhow::Result<ExitCode> {
@@ -99,6 +107,11 @@ pub async fn run(command: RunCommand) -> anyhow::Result<ExitCode> {
                     println!("{}", log_line(line));
                 }
             }
+        }
+        RunCommand::SkipLate { deployment } => {
+            let skipped: Skipped =
+                client.post("/api/runs/skip-late", &SkipLate { deployment }).await?;
+            println!("skipped {} late runs", skipped.skipped);
         }
         RunCommand::Cancel { id } => {
             let transition: Transition =

@@ -40,6 +40,19 @@ pub struct StartArgs {
     /// An agent not heard from this long is gone, and its runs crash.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     crash_after: Duration,
+    /// A run not dispatched this long after its time is marked LATE.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    late_after: Duration,
+    /// Schedules are planned at least this far ahead...
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    plan_ahead: Duration,
+    /// ...and at least this many runs ahead (at most 100 runs and 100 days).
+    #[arg(long, default_value_t = 3)]
+    plan_runs: usize,
+    /// Schedule times missed while no core ran longer ago than this are
+    /// not caught up.
+    #[arg(long, default_value = "1d", value_parser = humantime::parse_duration)]
+    catch_up_window: Duration,
     /// Token every API request must carry; required to listen beyond loopback.
     #[arg(long, env = "BATON_API_TOKEN", hide_env_values = true)]
     api_token: Option<String>,
@@ -77,6 +90,11 @@ pub async fn run(command: ServerCommand) -> anyhow::Result<ExitCode> {
     config.database_url = args.database_url;
     config.quic = (!args.no_agents).then_some(args.quic);
     config.dispatch.crash_after = args.crash_after;
+    config.late_after = args.late_after;
+    config.scheduler.horizon.min_ahead =
+        chrono::Duration::from_std(args.plan_ahead).context("--plan-ahead is too long")?;
+    config.scheduler.horizon.min_runs = args.plan_runs;
+    config.scheduler.catch_up_window = args.catch_up_window;
     config.api_token = args.api_token;
     config.secret_key = args.secret_key;
     config.retention = Retention {

@@ -14,7 +14,7 @@ use baton_proto::v1::{ProposeState, StateName, Verdict};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{DueRun, HeldRun, Store, StoreError};
+use crate::store::{DueRun, HeldRun, Store, StoreError, now};
 
 /// How dispatch and crash detection behave.
 #[derive(Debug, Clone, Copy)]
@@ -187,11 +187,12 @@ impl Dispatcher {
     /// Dispatches and watches until `stop`.
     pub async fn run(self, stop: CancellationToken) {
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+        let mut pause = self.inner.config.tick;
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = self.inner.wake.notified() => {}
-                _ = tokio::time::sleep(self.inner.config.tick) => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = watchdog.tick() => {
                     if let Err(e) = self.watch_agents().await {
                         tracing::warn!(error = %e, "the crash watchdog failed; retrying");
@@ -202,6 +203,15 @@ impl Dispatcher {
                 tracing::warn!(error = %e, "dispatch failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
+            // Wake when the next waiting run falls due (a scheduled one
+            // fires on time), or after a tick at the latest.
+            pause = match self.inner.store.next_due_after(now()).await {
+                Ok(Some(next)) => {
+                    Duration::from_millis(u64::try_from(next.0 - now().0).unwrap_or(0))
+                        .min(self.inner.config.tick)
+                }
+                _ => self.inner.config.tick,
+            };
         }
     }
 

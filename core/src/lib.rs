@@ -15,6 +15,7 @@ pub mod dispatch;
 pub mod link;
 pub mod orchestration;
 pub mod schedule;
+pub mod scheduler;
 pub mod secrets;
 pub mod server;
 pub mod store;

@@ -1,5 +1,6 @@
 //! `baton server start`: the store, the API and the background loops
-//! (sweeping late and overdue runs, pruning by retention) in one process.
+//! (the scheduler, the dispatcher, sweeping late and overdue runs, pruning
+//! by retention) in one process.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::api::{self, AppState, LinkInfo};
 use crate::dispatch::{DispatchConfig, Dispatcher};
 use crate::link::{CoreIdentity, Link};
+use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::secrets::SecretCipher;
 use crate::store::{Retention, Store, redact_url};
 
@@ -26,6 +28,7 @@ pub struct ServerConfig {
     /// Where agents connect (QUIC); `None`: no agents.
     pub quic: Option<SocketAddr>,
     pub dispatch: DispatchConfig,
+    pub scheduler: SchedulerConfig,
     pub api_token: Option<String>,
     /// Hex key sealing secrets; `None`: a key file in `data_dir`.
     pub secret_key: Option<String>,
@@ -43,6 +46,7 @@ impl ServerConfig {
             http,
             quic: None,
             dispatch: DispatchConfig::default(),
+            scheduler: SchedulerConfig::default(),
             api_token: None,
             secret_key: None,
             retention: Retention::default(),
@@ -59,6 +63,7 @@ pub struct Server {
     pub link: Option<LinkInfo>,
     pub store: Store,
     pub dispatcher: Dispatcher,
+    pub scheduler: Scheduler,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     shutdown: tokio_util::sync::CancellationToken,
 }
@@ -93,6 +98,21 @@ impl Server {
         })
         .context("setting up the sandbox that checks uploaded components")?;
         let shutdown = tokio_util::sync::CancellationToken::new();
+        // Times missed while no core ran are decided before anything is
+        // dispatched.
+        let scheduler = Scheduler::new(store.clone(), config.scheduler);
+        let caught_up = scheduler
+            .catch_up(crate::store::now())
+            .await
+            .context("catching up on missed schedule times")?;
+        if caught_up != Default::default() {
+            tracing::info!(
+                skipped = caught_up.skipped,
+                created = caught_up.created,
+                "caught up on schedule times missed while no core ran"
+            );
+        }
+        tokio::spawn(scheduler.clone().run(shutdown.clone()));
         let dispatcher = Dispatcher::new(store.clone(), config.dispatch);
         let link = match config.quic {
             None => None,
@@ -116,6 +136,7 @@ impl Server {
             api_token: config.api_token.as_deref().map(Arc::from),
             max_artifact_bytes: config.max_artifact_bytes,
             dispatcher: dispatcher.clone(),
+            scheduler: scheduler.clone(),
             link: link.clone(),
         };
         let listener = TcpListener::bind(config.http)
@@ -131,7 +152,7 @@ impl Server {
                 .context("serving the API")
         });
         tracing::info!(%address, database = %redact_url(&url), "core started");
-        Ok(Self { address, link, store, dispatcher, task, shutdown })
+        Ok(Self { address, link, store, dispatcher, scheduler, task, shutdown })
     }
 
     /// Runs until the API stops (on error, or after [`Server::stop`]).

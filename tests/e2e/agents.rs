@@ -223,7 +223,8 @@ fn serve_registers_a_deployment_and_runs_its_runs_until_stopped() {
         .baton(home.path())
         .args(["serve"])
         .arg(&wasm)
-        .args(["--name", "served", "--param", "a=10", "--cron", "*/5 * * * *"])
+        // A schedule's runs need every required parameter.
+        .args(["--name", "served", "--param", "a=10", "--param", "b=1", "--cron", "*/5 * * * *"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

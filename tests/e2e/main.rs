@@ -13,3 +13,4 @@ mod cli_flow;
 mod core;
 mod hostile_link;
 mod layering;
+mod schedules;

@@ -197,10 +197,16 @@ impl CoreProcess {
 
     /// Kills the core (SIGKILL: no chance to tidy up) and starts it again on
     /// the same data, database and addresses.
-    #[allow(clippy::panic, reason = "test support: a core that does not start fails the test")]
     pub fn restart(&mut self) {
+        self.restart_after(std::time::Duration::ZERO);
+    }
+
+    /// The same, with the core down for `down` in between.
+    #[allow(clippy::panic, reason = "test support: a core that does not start fails the test")]
+    pub fn restart_after(&mut self, down: std::time::Duration) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        std::thread::sleep(down);
         self.child = Self::spawn(&self.command);
         self.wait_healthy();
     }

@@ -10,13 +10,13 @@ use baton_proto::v1::link::AgentToken;
 use baton_proto::v1::{
     AgentInfo, AgentTokenCreated, Artifact, CreateAgentToken, CreateRun, Deployment,
     DeploymentSpec, DeploymentUpserted, Event, FlowRun, FlowRunDetail, Health, LogLine, Page,
-    PoolSpec, ProposeState, QueueSpec, SecretInfo, SecretValue, SetValue, StateName, Timestamp,
-    Transition, Variable, WorkPool, WorkQueue,
+    PoolSpec, ProposeState, QueueSpec, Schedule, ScheduleSpec, SecretInfo, SecretValue, SetValue,
+    SkipLate, Skipped, StateName, Timestamp, Transition, Variable, WorkPool, WorkQueue,
 };
 use serde::Deserialize;
 
 use super::{ApiFailure, ApiResult, AppState};
-use crate::store::{DeploymentFilter, EventFilter, RunFilter};
+use crate::store::{DeploymentFilter, EventFilter, RunFilter, StoreError};
 
 /// The body, or a 400 that says what is wrong with it.
 fn body<T>(payload: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
@@ -126,6 +126,76 @@ pub async fn delete_deployment(
 ) -> ApiResult<StatusCode> {
     state.store.delete_deployment(&flow, &name).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_schedules(
+    State(state): State<AppState>,
+    Path((flow, name)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<Schedule>>> {
+    Ok(Json(state.store.schedules(&flow, &name).await?))
+}
+
+/// A deployment's schedule by id, as listed.
+async fn schedule_of(
+    state: &AppState,
+    flow: &str,
+    name: &str,
+    id: &str,
+) -> ApiResult<Json<Schedule>> {
+    state.scheduler.wake();
+    let schedules = state.store.schedules(flow, name).await?;
+    schedules
+        .into_iter()
+        .find(|s| s.id == id)
+        .map(Json)
+        .ok_or_else(|| StoreError::not_found(format!("schedule {id} of {flow}/{name}")).into())
+}
+
+pub async fn add_schedule(
+    State(state): State<AppState>,
+    Path((flow, name)): Path<(String, String)>,
+    payload: Result<Json<ScheduleSpec>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Schedule>)> {
+    let id = state.store.add_schedule(&flow, &name, body(payload)?).await?;
+    Ok((StatusCode::CREATED, schedule_of(&state, &flow, &name, &id).await?))
+}
+
+pub async fn pause_schedule(
+    State(state): State<AppState>,
+    Path((flow, name, id)): Path<(String, String, String)>,
+) -> ApiResult<Json<Schedule>> {
+    state.store.set_schedule_active(&flow, &name, &id, false).await?;
+    schedule_of(&state, &flow, &name, &id).await
+}
+
+pub async fn resume_schedule(
+    State(state): State<AppState>,
+    Path((flow, name, id)): Path<(String, String, String)>,
+) -> ApiResult<Json<Schedule>> {
+    state.store.set_schedule_active(&flow, &name, &id, true).await?;
+    schedule_of(&state, &flow, &name, &id).await
+}
+
+pub async fn delete_schedule(
+    State(state): State<AppState>,
+    Path((flow, name, id)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    state.store.delete_schedule(&flow, &name, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn skip_late(
+    State(state): State<AppState>,
+    payload: Result<Json<SkipLate>, JsonRejection>,
+) -> ApiResult<Json<Skipped>> {
+    let request = body(payload)?;
+    let deployment = match &request.deployment {
+        Some(full) => Some(full.split_once('/').ok_or_else(|| {
+            ApiFailure::bad_request(format!("deployment `{full}` is not FLOW/DEPLOYMENT"))
+        })?),
+        None => None,
+    };
+    Ok(Json(Skipped { skipped: state.store.skip_late(deployment).await? }))
 }
 
 pub async fn pause_deployment(

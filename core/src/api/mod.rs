@@ -13,13 +13,14 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use baton_sandbox::Sandbox;
 
 pub use error::{ApiFailure, ApiResult};
 pub use openapi::{ROUTES, RouteDoc, document};
 
 use crate::dispatch::Dispatcher;
+use crate::scheduler::Scheduler;
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -34,6 +35,8 @@ pub struct AppState {
     pub max_artifact_bytes: usize,
     /// Woken when a run is created; tells agents about cancellations.
     pub dispatcher: Dispatcher,
+    /// Woken when schedules change.
+    pub scheduler: Scheduler,
     /// Where agents reach the core, and the fingerprint their tokens pin.
     pub link: Option<LinkInfo>,
 }
@@ -61,7 +64,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/deployments/{flow}/{name}/pause", post(pause_deployment))
         .route("/api/deployments/{flow}/{name}/resume", post(resume_deployment))
         .route("/api/deployments/{flow}/{name}/runs", post(create_run))
+        .route("/api/deployments/{flow}/{name}/schedules", get(list_schedules).post(add_schedule))
+        .route("/api/deployments/{flow}/{name}/schedules/{id}", delete(delete_schedule))
+        .route("/api/deployments/{flow}/{name}/schedules/{id}/pause", post(pause_schedule))
+        .route("/api/deployments/{flow}/{name}/schedules/{id}/resume", post(resume_schedule))
         .route("/api/runs", get(list_runs))
+        .route("/api/runs/skip-late", post(skip_late))
         .route("/api/runs/{id}", get(get_run))
         .route("/api/runs/{id}/state", post(propose_state))
         .route("/api/runs/{id}/cancel", post(cancel_run))

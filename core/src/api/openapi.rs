@@ -85,6 +85,48 @@ pub const ROUTES: &[RouteDoc] = &[
             "FlowRun",
         )
     },
+    route(
+        "get",
+        "/api/deployments/{flow}/{name}/schedules",
+        "A deployment's schedules with their next times",
+        "Schedule[]",
+    ),
+    RouteDoc {
+        body: Some("ScheduleSpec"),
+        ..route(
+            "post",
+            "/api/deployments/{flow}/{name}/schedules",
+            "Add a schedule (409 if the deployment has it already)",
+            "Schedule",
+        )
+    },
+    route(
+        "delete",
+        "/api/deployments/{flow}/{name}/schedules/{id}",
+        "Delete a schedule and the runs it planned that have not started",
+        "nothing (204)",
+    ),
+    route(
+        "post",
+        "/api/deployments/{flow}/{name}/schedules/{id}/pause",
+        "Pause a schedule: its planned runs are withdrawn",
+        "Schedule",
+    ),
+    route(
+        "post",
+        "/api/deployments/{flow}/{name}/schedules/{id}/resume",
+        "Resume a schedule: planned again from now",
+        "Schedule",
+    ),
+    RouteDoc {
+        body: Some("SkipLate"),
+        ..route(
+            "post",
+            "/api/runs/skip-late",
+            "Cancel every LATE run (of one deployment)",
+            "Skipped",
+        )
+    },
     RouteDoc {
         query: &[
             ("state", "comma-separated state names"),
@@ -203,6 +245,10 @@ fn schemas() -> (Map<String, Value>, Map<String, Value>) {
         "LogLine" => LogLine,
         "PoolSpec" => PoolSpec,
         "QueueSpec" => QueueSpec,
+        "Schedule" => Schedule,
+        "ScheduleSpec" => ScheduleSpec,
+        "SkipLate" => SkipLate,
+        "Skipped" => Skipped,
         "WorkPool" => WorkPool,
         "Variable" => Variable,
         "SecretInfo" => SecretInfo,

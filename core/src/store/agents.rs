@@ -231,6 +231,18 @@ impl Store {
         Ok(due)
     }
 
+    /// When the next waiting run after `at` falls due, if any.
+    pub async fn next_due_after(&self, at: Timestamp) -> StoreResult<Option<Timestamp>> {
+        let row = sqlx::query(
+            "SELECT MIN(scheduled_at) AS next FROM flow_runs \
+             WHERE state IN ('SCHEDULED', 'AWAITING_RETRY') AND scheduled_at > $1",
+        )
+        .bind(at.0)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(row.try_get::<Option<i64>, _>("next")?.map(Timestamp))
+    }
+
     /// Runs held by agents: those the crash watchdog checks.
     pub async fn held_runs(&self) -> StoreResult<Vec<HeldRun>> {
         let rows = sqlx::query(concat!(

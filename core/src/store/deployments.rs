@@ -9,9 +9,11 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::events::{self, NewEvent};
+use super::schedules;
 use super::{Store, StoreError, StoreResult, found, json_column, new_id, now, to_json};
 
-const COLUMNS: &str = "id, flow_name, name, spec, parameter_schema, created_at, updated_at";
+pub(super) const COLUMNS: &str =
+    "id, flow_name, name, spec, parameter_schema, created_at, updated_at";
 
 /// Which deployments to list.
 #[derive(Debug, Clone, Default)]
@@ -21,7 +23,7 @@ pub struct DeploymentFilter {
     pub paused: Option<bool>,
 }
 
-fn deployment(row: &AnyRow) -> StoreResult<Deployment> {
+pub(super) fn deployment(row: &AnyRow) -> StoreResult<Deployment> {
     Ok(Deployment {
         id: row.try_get("id")?,
         flow: row.try_get("flow_name")?,
@@ -100,6 +102,7 @@ impl Store {
             )));
         }
         check_defaults(&artifact.flow.parameters, &spec)?;
+        schedules::check_schedules(&artifact.flow.parameters, &spec)?;
         if let Some(pool) = &spec.work_pool {
             self.pool(pool).await?;
         }
@@ -162,6 +165,9 @@ impl Store {
                     .await?;
             }
         }
+        // A changed deployment's planned runs are planned again with what
+        // changed (parameters, pool, retries...).
+        schedules::sync_states(&mut tx, &id, &spec, !changed.is_empty()).await?;
         if created || !changed.is_empty() {
             events::record(
                 &mut tx,
@@ -216,7 +222,8 @@ impl Store {
         query.fetch_all(&self.read).await?.iter().map(deployment).collect()
     }
 
-    /// Pauses or resumes a deployment: a paused one gets nothing dispatched.
+    /// Pauses or resumes a deployment: a paused one gets nothing dispatched
+    /// and its schedules make no runs.
     pub async fn set_deployment_paused(
         &self,
         flow: &str,
@@ -236,6 +243,8 @@ impl Store {
             .bind(&current.id)
             .execute(&mut *tx)
             .await?;
+            // Paused: its planned runs are withdrawn; resumed: planned anew.
+            schedules::sync_states(&mut tx, &current.id, &current.spec, false).await?;
             events::record(
                 &mut tx,
                 NewEvent {

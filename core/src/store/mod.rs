@@ -23,6 +23,7 @@ mod pools;
 mod reports;
 mod retention;
 mod runs;
+mod schedules;
 mod transitions;
 mod values;
 
@@ -41,6 +42,7 @@ use sqlx::{AnyPool, Row};
 
 pub use retention::Retention;
 pub use runs::{DEFAULT_POOL, RunFilter, Sweep};
+pub use schedules::{DueSchedule, ScheduleUpdate, schedule_id};
 
 use crate::secrets::SecretCipher;
 

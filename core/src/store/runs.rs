@@ -4,8 +4,9 @@
 //! runs.
 
 use baton_proto::v1::{
-    ConcurrencyPolicy, CreateRun, DeploymentSpec, FlowRun, FlowRunDetail, LogLine, Page,
-    ProposeState, StateChange, StateName, TaskRun, Timestamp, Transition, Verdict, validate_params,
+    ConcurrencyPolicy, CreateRun, Deployment, DeploymentSpec, FlowRun, FlowRunDetail, LogLine,
+    Page, ProposeState, StateChange, StateName, TaskRun, Timestamp, Transition, Verdict,
+    validate_params,
 };
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -95,12 +96,135 @@ fn run_row(row: &AnyRow) -> StoreResult<RunRow> {
     })
 }
 
-/// A unique-constraint violation (a racing insert of the same key).
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Database(e) => matches!(e.code().as_deref(), Some("23505" | "2067" | "1555")),
-        _ => false,
+/// A run about to be inserted, with what its row keeps beside the wire
+/// type.
+pub(super) struct NewRun {
+    pub run: FlowRun,
+    pub retry_delay_ms: i64,
+    pub timeout_ms: Option<i64>,
+    pub schedule_id: Option<String>,
+}
+
+impl NewRun {
+    /// A `SCHEDULED` run of `deployment` with `parameters` (merged and
+    /// validated by the caller) and the deployment's tags plus `tags`.
+    pub(super) fn of(
+        deployment: &Deployment,
+        parameters: serde_json::Map<String, serde_json::Value>,
+        scheduled_at: Timestamp,
+        tags: &[String],
+        idempotency_key: Option<String>,
+        schedule_id: Option<String>,
+    ) -> Self {
+        let spec = &deployment.spec;
+        let at = now();
+        let mut all_tags = spec.tags.clone();
+        all_tags.extend(tags.iter().filter(|t| !spec.tags.contains(t)).cloned());
+        let millis = |seconds: u64| i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+        Self {
+            run: FlowRun {
+                id: new_id(),
+                flow: deployment.flow.clone(),
+                deployment: deployment.full_name(),
+                deployment_id: deployment.id.clone(),
+                parameters,
+                state: StateName::Scheduled,
+                state_message: None,
+                state_changed_at: at,
+                scheduled_at,
+                started_at: None,
+                ended_at: None,
+                run_count: 0,
+                max_retries: spec.retries,
+                tags: all_tags,
+                idempotency_key,
+                output: None,
+                created_at: at,
+                work_pool: spec.work_pool.clone().unwrap_or_else(|| DEFAULT_POOL.to_owned()),
+                work_queue: spec
+                    .work_queue
+                    .clone()
+                    .unwrap_or_else(|| super::pools::DEFAULT_QUEUE.to_owned()),
+                agent_id: None,
+            },
+            retry_delay_ms: millis(spec.retry_delay_seconds),
+            timeout_ms: spec.timeout_seconds.map(millis),
+            schedule_id,
+        }
     }
+}
+
+/// Most runs one INSERT takes (15 values each).
+const RUNS_PER_INSERT: usize = 400;
+
+/// Inserts new runs; their first history row and `run.scheduled` event
+/// come from the `flow_runs_created` trigger (migration 0005). A run whose
+/// idempotency key its deployment has used already is left out. Returns
+/// the ids inserted.
+pub(super) async fn insert_runs(
+    conn: &mut AnyConnection,
+    runs: &[NewRun],
+) -> StoreResult<Vec<String>> {
+    let mut inserted = Vec::with_capacity(runs.len());
+    for chunk in runs.chunks(RUNS_PER_INSERT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p = |k: usize| format!("${}", i * 15 + k);
+                format!(
+                    "({}, {}, {}, {}, {}, {}, 'SCHEDULED', NULL, {}, 1, {}, NULL, NULL, 0, {}, {}, {}, {}, NULL, {}, {}, {}, NULL, {})",
+                    p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11), p(12), p(7), p(13), p(14), p(15)
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO flow_runs ({COLUMNS}, schedule_id) VALUES {} \
+             ON CONFLICT (deployment_id, idempotency_key) DO NOTHING RETURNING id",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for new in chunk {
+            let run = &new.run;
+            query = query
+                .bind(&run.id)
+                .bind(&run.deployment_id)
+                .bind(&run.flow)
+                .bind(run.deployment.split_once('/').map_or("", |(_, name)| name))
+                .bind(serde_json::Value::Object(run.parameters.clone()).to_string())
+                .bind(to_json(&run.tags)?)
+                .bind(run.created_at.0)
+                .bind(run.scheduled_at.0)
+                .bind(i64::from(run.max_retries))
+                .bind(new.retry_delay_ms)
+                .bind(new.timeout_ms)
+                .bind(run.idempotency_key.as_deref())
+                .bind(&run.work_pool)
+                .bind(&run.work_queue)
+                .bind(new.schedule_id.as_deref());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            inserted.push(row.try_get::<String, _>("id")?);
+        }
+    }
+    let fresh: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
+    let tags: Vec<(&str, &str)> = runs
+        .iter()
+        .filter(|new| fresh.contains(new.run.id.as_str()))
+        .flat_map(|new| new.run.tags.iter().map(|tag| (new.run.id.as_str(), tag.as_str())))
+        .collect();
+    for chunk in tags.chunks(RUNS_PER_INSERT) {
+        let values: Vec<String> =
+            (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+        let sql = format!(
+            "INSERT INTO flow_run_tags (run_id, tag) VALUES {} ON CONFLICT DO NOTHING",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (run_id, tag) in chunk {
+            query = query.bind(*run_id).bind(*tag);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(inserted)
 }
 
 /// What the rules' decision means for the store.
@@ -280,128 +404,38 @@ impl Store {
         let deployment = self.deployment(flow, name).await?;
         let mut parameters = deployment.spec.parameters.clone();
         parameters.extend(request.parameters);
-        let parameters = serde_json::Value::Object(parameters);
-        validate_params(&deployment.parameter_schema, &parameters)
-            .map_err(StoreError::InvalidParameters)?;
+        validate_params(
+            &deployment.parameter_schema,
+            &serde_json::Value::Object(parameters.clone()),
+        )
+        .map_err(StoreError::InvalidParameters)?;
         if let Some(key) = &request.idempotency_key
             && let Some(existing) = self.run_by_key(&deployment.id, key).await?
         {
             return Ok((existing, false));
         }
-        let at = now();
-        let scheduled_at = request.scheduled_at.unwrap_or(at);
-        let mut tags = deployment.spec.tags.clone();
-        tags.extend(request.tags.iter().filter(|t| !deployment.spec.tags.contains(t)).cloned());
-        let retry_delay_ms =
-            i64::try_from(deployment.spec.retry_delay_seconds.saturating_mul(1000))
-                .unwrap_or(i64::MAX);
-        let timeout_ms = deployment
-            .spec
-            .timeout_seconds
-            .map(|s| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX));
-
-        let run = FlowRun {
-            id: new_id(),
-            flow: deployment.flow.clone(),
-            deployment: deployment.full_name(),
-            deployment_id: deployment.id.clone(),
-            parameters: match parameters {
-                serde_json::Value::Object(map) => map,
-                _ => serde_json::Map::new(),
-            },
-            state: StateName::Scheduled,
-            state_message: None,
-            state_changed_at: at,
-            scheduled_at,
-            started_at: None,
-            ended_at: None,
-            run_count: 0,
-            max_retries: deployment.spec.retries,
-            tags,
-            idempotency_key: request.idempotency_key,
-            output: None,
-            created_at: at,
-            work_pool: deployment.spec.work_pool.clone().unwrap_or_else(|| DEFAULT_POOL.to_owned()),
-            work_queue: deployment
-                .spec
-                .work_queue
-                .clone()
-                .unwrap_or_else(|| super::pools::DEFAULT_QUEUE.to_owned()),
-            agent_id: None,
-        };
-        let created = self
-            .write_transaction({
-                let run = run.clone();
-                move |store, conn| {
-                    Box::pin(async move {
-                        store.insert_run(conn, run, retry_delay_ms, timeout_ms).await
-                    })
-                }
+        let new = NewRun::of(
+            &deployment,
+            parameters,
+            request.scheduled_at.unwrap_or_else(now),
+            &request.tags,
+            request.idempotency_key,
+            None,
+        );
+        let run = new.run.clone();
+        let inserted = self
+            .write_transaction(move |_, conn| {
+                Box::pin(async move { insert_runs(conn, &[new]).await })
             })
-            .await;
-        match created {
-            // Two creates with one key raced on PostgreSQL: the other won.
-            Err(StoreError::Database(e)) if is_unique_violation(&e) => {
-                let key = run.idempotency_key.as_deref().unwrap_or_default();
-                let existing = self.run_by_key(&run.deployment_id, key).await?;
-                existing.map(|run| (run, false)).ok_or(StoreError::Database(e))
-            }
-            other => other,
-        }
-    }
-
-    /// Inserts a new run with its first state and event, unless its
-    /// idempotency key is already used (then returns that run, `false`).
-    async fn insert_run(
-        &self,
-        conn: &mut AnyConnection,
-        run: FlowRun,
-        retry_delay_ms: i64,
-        timeout_ms: Option<i64>,
-    ) -> StoreResult<(FlowRun, bool)> {
-        if let Some(key) = &run.idempotency_key {
-            let existing = sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM flow_runs WHERE deployment_id = $1 AND idempotency_key = $2"
-            ))
-            .bind(&run.deployment_id)
-            .bind(key)
-            .fetch_optional(&mut *conn)
             .await?;
-            if let Some(row) = existing {
-                return Ok((run_row(&row)?.run, false));
-            }
+        if inserted.is_empty() {
+            // Another create with the same key came first.
+            let key = run.idempotency_key.as_deref().unwrap_or_default();
+            let existing = self.run_by_key(&run.deployment_id, key).await?;
+            return existing
+                .map(|run| (run, false))
+                .ok_or_else(|| StoreError::Corrupt(format!("run with key {key} vanished")));
         }
-        sqlx::query(&format!(
-            "INSERT INTO flow_runs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, 1, $9, NULL, NULL, 0, $10, $11, $12, $13, NULL, $8, $14, $15, NULL)"
-        ))
-        .bind(&run.id)
-        .bind(&run.deployment_id)
-        .bind(&run.flow)
-        .bind(run.deployment.split_once('/').map_or("", |(_, name)| name))
-        .bind(serde_json::Value::Object(run.parameters.clone()).to_string())
-        .bind(to_json(&run.tags)?)
-        .bind(StateName::Scheduled.as_str())
-        .bind(run.created_at.0)
-        .bind(run.scheduled_at.0)
-        .bind(i64::from(run.max_retries))
-        .bind(retry_delay_ms)
-        .bind(timeout_ms)
-        .bind(run.idempotency_key.as_deref())
-        .bind(&run.work_pool)
-        .bind(&run.work_queue)
-        .execute(&mut *conn)
-        .await?;
-        for tag in &run.tags {
-            sqlx::query(
-                "INSERT INTO flow_run_tags (run_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(&run.id)
-            .bind(tag)
-            .execute(&mut *conn)
-            .await?;
-        }
-        // The first history row and the `run.scheduled` event come from the
-        // `flow_runs_created` trigger (migration 0005).
         Ok((run, true))
     }
 
@@ -754,6 +788,38 @@ impl Store {
             Box::pin(async move { super::reports::insert_logs(conn, &run_id, &lines).await })
         })
         .await
+    }
+
+    /// Cancels every `LATE` run (of one deployment, if given), saying they
+    /// were skipped; returns how many.
+    pub async fn skip_late(&self, deployment: Option<(&str, &str)>) -> StoreResult<u64> {
+        let deployment_id = match deployment {
+            Some((flow, name)) => Some(self.deployment(flow, name).await?.id),
+            None => None,
+        };
+        let ids: Vec<String> = sqlx::query(
+            "SELECT id FROM flow_runs WHERE state = 'LATE' \
+             AND (CAST($1 AS TEXT) IS NULL OR deployment_id = CAST($1 AS TEXT))",
+        )
+        .bind(deployment_id)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|row| row.try_get("id"))
+        .collect::<Result<_, _>>()?;
+        let mut skipped = 0;
+        for id in ids {
+            let proposal = ProposeState {
+                state: StateName::Cancelled,
+                message: Some("skipped: late".to_owned()),
+                output: None,
+            };
+            // One that started meanwhile is left alone.
+            if self.propose_state(&id, proposal).await?.verdict == Verdict::Accepted {
+                skipped += 1;
+            }
+        }
+        Ok(skipped)
     }
 
     /// Log lines of a run after `after_seq`, in order.

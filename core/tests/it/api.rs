@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use baton_core::api::{self, AppState, LinkInfo, ROUTES};
 use baton_core::dispatch::{DispatchConfig, Dispatcher};
+use baton_core::scheduler::{Scheduler, SchedulerConfig};
 use baton_sandbox::{Sandbox, SandboxConfig};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -29,6 +30,7 @@ async fn api_with(token: Option<&str>, max_artifact_bytes: usize) -> Api {
         api_token: token.map(Arc::from),
         max_artifact_bytes,
         dispatcher: Dispatcher::new(db.store.clone(), DispatchConfig::default()),
+        scheduler: Scheduler::new(db.store.clone(), SchedulerConfig::default()),
         link: Some(LinkInfo {
             address: "127.0.0.1:4201".parse().unwrap(),
             fingerprint: "ab".repeat(32),

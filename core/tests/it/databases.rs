@@ -10,6 +10,8 @@ use sqlx::Connection;
 pub struct TestStore {
     pub store: Store,
     pub label: &'static str,
+    /// The PostgreSQL database's URL (another core may connect to it).
+    postgres_url: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -18,7 +20,7 @@ pub async fn sqlite() -> TestStore {
     let store = Store::connect(&Store::sqlite_url(dir.path()), SecretCipher::ephemeral().unwrap())
         .await
         .unwrap();
-    TestStore { store, label: "sqlite", _dir: Some(dir) }
+    TestStore { store, label: "sqlite", postgres_url: None, _dir: Some(dir) }
 }
 
 pub async fn postgres() -> TestStore {
@@ -33,13 +35,19 @@ pub async fn postgres() -> TestStore {
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
     admin.close().await.unwrap();
     let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base);
-    let store = Store::connect(&format!("{base}/{name}"), SecretCipher::ephemeral().unwrap())
-        .await
-        .unwrap();
-    TestStore { store, label: "postgres", _dir: None }
+    let url = format!("{base}/{name}");
+    let store = Store::connect(&url, SecretCipher::ephemeral().unwrap()).await.unwrap();
+    TestStore { store, label: "postgres", postgres_url: Some(url), _dir: None }
 }
 
 /// Both databases, fresh.
 pub async fn both() -> Vec<TestStore> {
     vec![sqlite().await, postgres().await]
+}
+
+/// A second store on the same PostgreSQL database, as a second core would
+/// have; `None` for SQLite (one core per file).
+pub async fn second_store(db: &TestStore) -> Option<Store> {
+    let url = db.postgres_url.as_ref()?;
+    Some(Store::connect(url, SecretCipher::ephemeral().unwrap()).await.unwrap())
 }

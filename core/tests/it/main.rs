@@ -11,4 +11,5 @@
 
 mod api;
 mod databases;
+mod scheduler;
 mod store;

@@ -27,7 +27,7 @@ async fn artifact(store: &Store, flow: &str) -> Artifact {
     store.put_artifact(&digest, &info, flow.as_bytes()).await.unwrap().0
 }
 
-async fn deploy(store: &Store, name: &str, spec: DeploymentSpec) -> String {
+pub async fn deploy(store: &Store, name: &str, spec: DeploymentSpec) -> String {
     let artifact = artifact(store, "hello").await;
     let spec = DeploymentSpec { artifact: artifact.digest.clone(), ..spec };
     store.upsert_deployment("hello", name, spec, &artifact).await.unwrap().deployment.id

@@ -217,6 +217,22 @@ pub struct PoolSpec {
     pub base_job_template: Map<String, Value>,
 }
 
+/// The body of `POST /api/runs/skip-late`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct SkipLate {
+    /// Only this deployment's late runs (`FLOW/DEPLOYMENT`); all when absent.
+    pub deployment: Option<String>,
+}
+
+/// How many runs `POST /api/runs/skip-late` cancelled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Skipped {
+    pub skipped: u64,
+}
+
 /// What `PUT /api/pools/{name}/queues/{queue}` sets on a queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

@@ -12,8 +12,8 @@ mod state;
 pub use api::{
     AgentInfo, AgentTokenCreated, ApiError, Artifact, CreateAgentToken, CreateRun, Event,
     FieldError, FlowRun, FlowRunDetail, Health, LogLine, Page, PoolKind, PoolSpec, ProposeState,
-    QueueSpec, SecretInfo, SecretValue, SetValue, StateChange, TaskRun, Transition, Variable,
-    Verdict, WorkPool, WorkQueue,
+    QueueSpec, SecretInfo, SecretValue, SetValue, SkipLate, Skipped, StateChange, TaskRun,
+    Transition, Variable, Verdict, WorkPool, WorkQueue,
 };
 pub use deployment::{
     Capabilities, CatchUp, ConcurrencyPolicy, Deployment, DeploymentSpec, DeploymentUpserted,
