@@ -56,6 +56,11 @@ impl Client {
         })
     }
 
+    /// A `GET` whose answer is read as it comes (a live stream).
+    pub async fn open(&self, path: &str) -> anyhow::Result<Response> {
+        self.send(self.request(Method::GET, path)).await
+    }
+
     async fn json<T: DeserializeOwned>(&self, request: RequestBuilder) -> anyhow::Result<T> {
         self.send(request).await?.json().await.context("reading the core's answer")
     }

@@ -5,6 +5,7 @@ mod agent;
 mod client;
 mod deploy;
 mod deployment;
+mod events;
 mod flow;
 mod params;
 mod pool;
@@ -74,6 +75,12 @@ enum Command {
     /// Secrets flows can be granted (sealed at rest).
     #[command(subcommand)]
     Secret(values::ValueCommand),
+    /// Events: everything that happens on the core.
+    #[command(subcommand)]
+    Event(events::EventCommand),
+    /// Incoming webhooks that turn outside calls into events.
+    #[command(subcommand)]
+    Webhook(events::WebhookCommand),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +103,8 @@ fn main() -> ExitCode {
                 Command::Init { dir, name } => deploy::init(&dir, name),
                 Command::Deployment(command) => deployment::run(command).await,
                 Command::Run(command) => runs::run(command).await,
+                Command::Event(command) => events::run(command).await,
+                Command::Webhook(command) => events::webhook(command).await,
                 Command::Pool(command) => pool::run(command).await,
                 Command::Variable(command) => {
                     values::run(values::ValueKind::Variable, command).await

@@ -12,6 +12,8 @@
 
 pub mod api;
 pub mod dispatch;
+pub mod feed;
+pub mod hooks;
 pub mod link;
 pub mod orchestration;
 pub mod schedule;

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState, LinkInfo};
 use crate::dispatch::{DispatchConfig, Dispatcher};
+use crate::feed::Feed;
 use crate::link::{CoreIdentity, Link};
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::secrets::SecretCipher;
@@ -113,6 +114,8 @@ impl Server {
             );
         }
         tokio::spawn(scheduler.clone().run(shutdown.clone()));
+        let feed = Feed::new();
+        tokio::spawn(feed.clone().run(store.clone(), shutdown.clone()));
         let dispatcher = Dispatcher::new(store.clone(), config.dispatch);
         let link = match config.quic {
             None => None,
@@ -137,6 +140,7 @@ impl Server {
             max_artifact_bytes: config.max_artifact_bytes,
             dispatcher: dispatcher.clone(),
             scheduler: scheduler.clone(),
+            feed: feed.clone(),
             link: link.clone(),
         };
         let listener = TcpListener::bind(config.http)

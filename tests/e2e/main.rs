@@ -11,6 +11,7 @@
 mod agents;
 mod cli_flow;
 mod core;
+mod events;
 mod hostile_link;
 mod layering;
 mod schedules;

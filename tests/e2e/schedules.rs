@@ -64,6 +64,21 @@ fn missed_runs(policy: &str) -> Vec<Value> {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // Each firing is an event, about its schedule and run.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let fired = loop {
+        let listed =
+            baton(&core, home.path(), &["event", "ls", "--json", "--name", "schedule.fired"]);
+        let fired: Value = serde_json::from_str(&listed).unwrap();
+        if !fired.as_array().unwrap().is_empty() {
+            break fired;
+        }
+        assert!(std::time::Instant::now() < deadline, "no schedule.fired event");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(fired[0]["resource"].as_str().unwrap().starts_with("schedule/"), "{fired:#}");
+    assert_eq!(fired[0]["related"][0], "deployment/hello/default");
+
     // Down from an odd second for 6 s: times K+1, K+3 and K+5 are missed.
     sleep_until_phase(2000, 1000);
     let killed = unix_ms();

@@ -4,14 +4,20 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use tokio::sync::broadcast;
+
+use crate::feed::name_matches;
 use baton_proto::v1::link::AgentToken;
 use baton_proto::v1::{
     AgentInfo, AgentTokenCreated, Artifact, CreateAgentToken, CreateRun, Deployment,
-    DeploymentSpec, DeploymentUpserted, Event, FlowRun, FlowRunDetail, Health, LogLine, Page,
-    PoolSpec, ProposeState, QueueSpec, Schedule, ScheduleSpec, SecretInfo, SecretValue, SetValue,
-    SkipLate, Skipped, StateName, Timestamp, Transition, Variable, WorkPool, WorkQueue,
+    DeploymentSpec, DeploymentUpserted, EmitEvent, Event, FlowRun, FlowRunDetail, Health, LogLine,
+    Page, PoolSpec, ProposeState, QueueSpec, SIGNATURE_HEADER, Schedule, ScheduleSpec, SecretInfo,
+    SecretValue, SetValue, SkipLate, Skipped, StateName, Timestamp, Transition, Variable, Webhook,
+    WebhookSpec, WorkPool, WorkQueue,
 };
 use serde::Deserialize;
 
@@ -433,7 +439,7 @@ pub async fn delete_secret(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct EventQuery {
     name: Option<String>,
     resource: Option<String>,
@@ -452,6 +458,103 @@ pub async fn list_events(
         limit: query.limit.unwrap_or(100),
     };
     Ok(Json(state.store.events(&filter).await?))
+}
+
+pub async fn emit_event(
+    State(state): State<AppState>,
+    payload: Result<Json<EmitEvent>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Event>)> {
+    let event = body(payload)?;
+    if event.name.is_empty() || event.name.contains('*') {
+        return Err(ApiFailure::bad_request("an event name must be non-empty, without `*`"));
+    }
+    let resource = event.resource.unwrap_or_else(|| "api".to_owned());
+    let stored =
+        state.store.record_event(&event.name, resource, event.related, event.payload).await?;
+    Ok((StatusCode::CREATED, Json(stored)))
+}
+
+/// `GET /api/events/stream`: new events as server-sent events, filtered
+/// like the list.
+pub async fn stream_events(
+    State(state): State<AppState>,
+    Query(query): Query<EventQuery>,
+) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
+    let receiver = state.feed.subscribe();
+    let stream = futures_util::stream::unfold(receiver, move |mut receiver| {
+        let query = query.clone();
+        async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(event) => {
+                        let wanted =
+                            query.name.as_deref().is_none_or(|p| name_matches(p, &event.name))
+                                && query
+                                    .resource
+                                    .as_deref()
+                                    .is_none_or(|p| name_matches(p, &event.resource));
+                        if wanted {
+                            let data = serde_json::to_string(&*event).unwrap_or_default();
+                            let sse =
+                                SseEvent::default().id(event.id.clone()).event("event").data(data);
+                            return Some((Ok(sse), receiver));
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        let sse = SseEvent::default().event("lagged").data(missed.to_string());
+                        return Some((Ok(sse), receiver));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+pub async fn list_webhooks(State(state): State<AppState>) -> ApiResult<Json<Vec<Webhook>>> {
+    Ok(Json(state.store.webhooks().await?))
+}
+
+pub async fn create_webhook(
+    State(state): State<AppState>,
+    payload: Result<Json<WebhookSpec>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Webhook>)> {
+    Ok((StatusCode::CREATED, Json(state.store.create_webhook(body(payload)?).await?)))
+}
+
+pub async fn delete_webhook(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.store.delete_webhook(&slug).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /hooks/{slug}`: an outside call becomes an event. A webhook with a
+/// secret needs `X-Baton-Signature: sha256=<hex HMAC-SHA256 of the body>`.
+pub async fn receive_webhook(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult<(StatusCode, Json<Event>)> {
+    let (hook, secret) = state.store.webhook(&slug).await?;
+    if let Some(secret) = secret {
+        let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+        if !crate::hooks::signature_matches(&secret, &bytes, signature) {
+            return Err(ApiFailure::unauthorized(format!(
+                "missing or wrong {SIGNATURE_HEADER}: expected sha256=<hex HMAC-SHA256 of the body with the webhook's secret>"
+            )));
+        }
+    }
+    let payload = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| serde_json::json!({ "body": String::from_utf8_lossy(&bytes) }));
+    let event = state
+        .store
+        .record_event(&hook.event, format!("webhook/{slug}"), Vec::new(), payload)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(event)))
 }
 
 pub async fn list_agents(State(state): State<AppState>) -> ApiResult<Json<Vec<AgentInfo>>> {

@@ -20,6 +20,7 @@ pub use error::{ApiFailure, ApiResult};
 pub use openapi::{ROUTES, RouteDoc, document};
 
 use crate::dispatch::Dispatcher;
+use crate::feed::Feed;
 use crate::scheduler::Scheduler;
 use crate::store::Store;
 
@@ -37,6 +38,8 @@ pub struct AppState {
     pub dispatcher: Dispatcher,
     /// Woken when schedules change.
     pub scheduler: Scheduler,
+    /// New events, for the live stream.
+    pub feed: Feed,
     /// Where agents reach the core, and the fingerprint their tokens pin.
     pub link: Option<LinkInfo>,
 }
@@ -83,12 +86,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/variables/{name}", put(set_variable).get(get_variable).delete(delete_variable))
         .route("/api/secrets", get(list_secrets))
         .route("/api/secrets/{name}", put(set_secret).get(get_secret).delete(delete_secret))
-        .route("/api/events", get(list_events))
+        .route("/api/events", get(list_events).post(emit_event))
+        .route("/api/events/stream", get(stream_events))
+        .route("/api/webhooks", get(list_webhooks).post(create_webhook))
+        .route("/api/webhooks/{slug}", delete(delete_webhook))
         .route("/api/agents", get(list_agents))
         .route("/api/agent-tokens", post(create_agent_token))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/api/health", get(health))
+        // Outside callers: a webhook's secret, not the API token, guards it.
+        .route("/hooks/{slug}", post(receive_webhook))
         .merge(api)
         .fallback(not_found)
         // Room for the artifact limit plus a little, so the handler can
@@ -114,9 +122,7 @@ async fn require_token(
                 && p.bytes().zip(token.bytes()).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0
         });
         if !matches {
-            return Err(ApiFailure::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
+            return Err(ApiFailure::unauthorized(
                 "missing or wrong API token: send `Authorization: Bearer <token>` (BATON_API_TOKEN)",
             ));
         }

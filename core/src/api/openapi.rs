@@ -198,13 +198,41 @@ pub const ROUTES: &[RouteDoc] = &[
     route("delete", "/api/secrets/{name}", "Delete a secret", "nothing (204)"),
     RouteDoc {
         query: &[
-            ("name", "exact, or a prefix ending in *"),
+            ("name", "a name; * stands for any run of characters (run.*)"),
             ("resource", "exact"),
             ("since", "ms since the epoch"),
             ("limit", "at most this many"),
         ],
         ..route("get", "/api/events", "Events, newest first", "Event[]")
     },
+    RouteDoc {
+        body: Some("EmitEvent"),
+        ..route("post", "/api/events", "Record an event", "Event")
+    },
+    RouteDoc {
+        query: &[
+            ("name", "a name; * stands for any run of characters"),
+            ("resource", "a resource; * likewise"),
+        ],
+        ..route(
+            "get",
+            "/api/events/stream",
+            "New events as they happen (text/event-stream; each `event` carries an Event as JSON)",
+            "Event",
+        )
+    },
+    route("get", "/api/webhooks", "Incoming webhooks", "Webhook[]"),
+    RouteDoc {
+        body: Some("WebhookSpec"),
+        ..route("post", "/api/webhooks", "Create an incoming webhook", "Webhook")
+    },
+    route("delete", "/api/webhooks/{slug}", "Delete a webhook", "nothing (204)"),
+    route(
+        "post",
+        "/hooks/{slug}",
+        "A call to a webhook (any body; JSON becomes the payload): recorded as an event, 202; 401 if its signature (x-baton-signature: sha256=<hex HMAC-SHA256>) is missing or wrong",
+        "Event",
+    ),
     route("get", "/api/agents", "Agents that ever connected, connected ones first", "AgentInfo[]"),
     RouteDoc {
         body: Some("CreateAgentToken"),
@@ -245,6 +273,9 @@ fn schemas() -> (Map<String, Value>, Map<String, Value>) {
         "LogLine" => LogLine,
         "PoolSpec" => PoolSpec,
         "QueueSpec" => QueueSpec,
+        "EmitEvent" => EmitEvent,
+        "Webhook" => Webhook,
+        "WebhookSpec" => WebhookSpec,
         "Schedule" => Schedule,
         "ScheduleSpec" => ScheduleSpec,
         "SkipLate" => SkipLate,

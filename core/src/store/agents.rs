@@ -96,6 +96,14 @@ impl Store {
     /// Records a connecting agent; returns the last of its events applied.
     pub async fn agent_connected(&self, agent: &AgentRecord) -> StoreResult<u64> {
         let at = now().0;
+        let payload = serde_json::json!({ "name": agent.name, "slots": agent.slots, "version": agent.version });
+        self.record_event(
+            "agent.connected",
+            format!("agent/{}", agent.id),
+            vec![format!("pool/{}", agent.pool)],
+            payload,
+        )
+        .await?;
         sqlx::query(
             "INSERT INTO agents (id, name, pool, queues, slots, version, connected, first_seen, last_seen, last_seq) \
              VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, 0) \
@@ -133,6 +141,13 @@ impl Store {
     }
 
     pub async fn agent_disconnected(&self, id: &str) -> StoreResult<()> {
+        self.record_event(
+            "agent.disconnected",
+            format!("agent/{id}"),
+            Vec::new(),
+            serde_json::Value::Null,
+        )
+        .await?;
         sqlx::query("UPDATE agents SET connected = 0, last_seen = $1 WHERE id = $2")
             .bind(now().0)
             .bind(id)

@@ -1,5 +1,7 @@
 //! Events: every accepted state change and every change to a deployment,
-//! pool, variable or secret is recorded as one, in the same transaction.
+//! pool, variable or secret is recorded as one, in the same transaction;
+//! agents connecting and leaving, schedules firing, webhook calls and
+//! whatever flows or people emit are too.
 
 use baton_proto::v1::{Event, Timestamp};
 use sqlx::any::AnyRow;
@@ -58,10 +60,27 @@ async fn insert(
     Ok(())
 }
 
+/// A name pattern (`*` for any run of characters) as an SQL `LIKE`
+/// pattern with `\` escaping.
+fn like_pattern(pattern: &str) -> String {
+    let mut like = String::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        match c {
+            '*' => like.push('%'),
+            '%' | '_' | '\\' => {
+                like.push('\\');
+                like.push(c);
+            }
+            c => like.push(c),
+        }
+    }
+    like
+}
+
 /// Which events to list.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
-    /// Exact name, or a prefix ending in `*` (`run.*`).
+    /// A name, where `*` stands for any run of characters (`run.*`).
     pub name: Option<String>,
     pub resource: Option<String>,
     pub since: Option<Timestamp>,
@@ -81,6 +100,62 @@ fn event(row: &AnyRow) -> StoreResult<Event> {
 }
 
 impl Store {
+    /// Records an event now and returns it.
+    pub async fn record_event(
+        &self,
+        name: &str,
+        resource: String,
+        related: Vec<String>,
+        payload: serde_json::Value,
+    ) -> StoreResult<Event> {
+        let event = Event {
+            id: new_id(),
+            occurred: now(),
+            name: name.to_owned(),
+            resource,
+            related,
+            payload,
+        };
+        let stored = event.clone();
+        self.write_transaction(move |_, conn| {
+            Box::pin(async move {
+                insert(
+                    conn,
+                    &stored.id,
+                    stored.occurred,
+                    NewEvent {
+                        name: &stored.name,
+                        resource: stored.resource.clone(),
+                        related: stored.related.clone(),
+                        payload: stored.payload.clone(),
+                    },
+                )
+                .await
+            })
+        })
+        .await?;
+        Ok(event)
+    }
+
+    /// Events from `(occurred, id)` on (after it), oldest first: what the
+    /// live feed tails.
+    pub async fn events_from(
+        &self,
+        from: &(Timestamp, String),
+        limit: u32,
+    ) -> StoreResult<Vec<Event>> {
+        let rows = sqlx::query(
+            "SELECT id, occurred, name, resource, related, payload FROM events \
+             WHERE occurred > $1 OR (occurred = $1 AND id > $2) ORDER BY occurred, id LIMIT $3",
+        )
+        .bind(from.0.0)
+        .bind(&from.1)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(event).collect()
+    }
+
     /// Events, newest first.
     pub async fn events(&self, filter: &EventFilter) -> StoreResult<Vec<Event>> {
         let mut sql = String::from(
@@ -88,16 +163,8 @@ impl Store {
         );
         let mut binds: Vec<String> = Vec::new();
         if let Some(name) = &filter.name {
-            binds.push(match name.strip_suffix('*') {
-                Some(prefix) => {
-                    sql.push_str(&format!(" AND name LIKE ${}", binds.len() + 1));
-                    format!("{prefix}%")
-                }
-                None => {
-                    sql.push_str(&format!(" AND name = ${}", binds.len() + 1));
-                    name.clone()
-                }
-            });
+            binds.push(like_pattern(name));
+            sql.push_str(&format!(" AND name LIKE ${} ESCAPE '\\'", binds.len()));
         }
         if let Some(resource) = &filter.resource {
             binds.push(resource.clone());

@@ -26,6 +26,7 @@ mod runs;
 mod schedules;
 mod transitions;
 mod values;
+mod webhooks;
 
 pub use agents::{AgentRecord, DueRun, HeldRun};
 pub use deployments::DeploymentFilter;
@@ -91,6 +92,8 @@ pub struct Store {
     cipher: SecretCipher,
     /// SQLite only: group commit of run-state transitions.
     batcher: Option<batch::Batcher>,
+    /// Poked after each group write (the live feed waits on it).
+    written: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -144,7 +147,8 @@ impl Store {
                 (pool.clone(), pool)
             }
         };
-        let mut store = Self { read, write, dialect, cipher, batcher: None };
+        let mut store =
+            Self { read, write, dialect, cipher, batcher: None, written: Default::default() };
         store.migrate().await?;
         if dialect == Dialect::Sqlite {
             store.batcher = Some(batch::Batcher::start(store.write.clone(), store.clone()));
@@ -181,13 +185,22 @@ impl Store {
             + Send
             + 'static,
     {
-        if let Some(batcher) = &self.batcher {
-            return batcher.submit(work).await;
-        }
-        let mut tx = self.write.begin().await?;
-        let result = work(self.clone(), &mut tx).await?;
-        tx.commit().await?;
+        let result = match &self.batcher {
+            Some(batcher) => batcher.submit(work).await?,
+            None => {
+                let mut tx = self.write.begin().await?;
+                let result = work(self.clone(), &mut tx).await?;
+                tx.commit().await?;
+                result
+            }
+        };
+        self.written.notify_one();
         Ok(result)
+    }
+
+    /// What is poked after writes: new events may be waiting.
+    pub fn writes(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.written.clone()
     }
 
     pub fn dialect(&self) -> Dialect {

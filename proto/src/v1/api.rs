@@ -322,6 +322,52 @@ pub struct Event {
     pub payload: Value,
 }
 
+/// The body of `POST /api/events`: an event to record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EmitEvent {
+    pub name: String,
+    /// What it is about (default `api`).
+    #[serde(default)]
+    pub resource: Option<String>,
+    #[serde(default)]
+    pub related: Vec<String>,
+    #[serde(default)]
+    pub payload: Value,
+}
+
+/// What `baton webhook create` sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {
+    pub slug: String,
+    /// Callers must sign the body with it (HMAC-SHA256, header
+    /// `X-Baton-Signature: sha256=<hex>`).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// The name of the events its calls become (default `webhook.<slug>`).
+    #[serde(default)]
+    pub event: Option<String>,
+}
+
+/// An incoming webhook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Webhook {
+    pub slug: String,
+    /// Where to call it: `POST` on the core's address.
+    pub path: String,
+    pub event: String,
+    /// Whether calls must be signed.
+    pub signed: bool,
+    pub created_at: Timestamp,
+}
+
+/// The header a signed webhook call carries.
+pub const SIGNATURE_HEADER: &str = "x-baton-signature";
+
 /// An agent the core knows (`GET /api/agents`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

@@ -10,10 +10,11 @@ mod run;
 mod state;
 
 pub use api::{
-    AgentInfo, AgentTokenCreated, ApiError, Artifact, CreateAgentToken, CreateRun, Event,
-    FieldError, FlowRun, FlowRunDetail, Health, LogLine, Page, PoolKind, PoolSpec, ProposeState,
-    QueueSpec, SecretInfo, SecretValue, SetValue, SkipLate, Skipped, StateChange, TaskRun,
-    Transition, Variable, Verdict, WorkPool, WorkQueue,
+    AgentInfo, AgentTokenCreated, ApiError, Artifact, CreateAgentToken, CreateRun, EmitEvent,
+    Event, FieldError, FlowRun, FlowRunDetail, Health, LogLine, Page, PoolKind, PoolSpec,
+    ProposeState, QueueSpec, SIGNATURE_HEADER, SecretInfo, SecretValue, SetValue, SkipLate,
+    Skipped, StateChange, TaskRun, Transition, Variable, Verdict, Webhook, WebhookSpec, WorkPool,
+    WorkQueue,
 };
 pub use deployment::{
     Capabilities, CatchUp, ConcurrencyPolicy, Deployment, DeploymentSpec, DeploymentUpserted,

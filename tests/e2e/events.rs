@@ -1,0 +1,161 @@
+//! Events end to end: webhooks with good and bad signatures, events
+//! emitted and listed by pattern, the live stream, agents' comings and
+//! goings.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use baton_tests::http::Connection;
+use baton_tests::{AgentProcess, CoreProcess, finish};
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+
+fn baton(core: &CoreProcess, home: &Path, args: &[&str]) -> String {
+    let done = finish(core.baton(home).args(args));
+    assert_eq!(done.status, Some(0), "baton {args:?}: {}", done.stderr);
+    done.stdout
+}
+
+fn events(core: &CoreProcess, home: &Path, name: &str) -> Vec<Value> {
+    let listed = baton(core, home, &["event", "ls", "--json", "--name", name]);
+    serde_json::from_str::<Value>(&listed).unwrap().as_array().unwrap().clone()
+}
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[test]
+fn a_signed_webhook_takes_good_signatures_and_refuses_bad_ones() {
+    let core = CoreProcess::start(None);
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    baton(
+        &core,
+        h,
+        &["webhook", "create", "--slug", "github", "--secret", "s3cret", "--event", "github.push"],
+    );
+    baton(&core, h, &["webhook", "create", "--slug", "open"]);
+    let listed: Value =
+        serde_json::from_str(&baton(&core, h, &["webhook", "ls", "--json"])).unwrap();
+    assert_eq!(listed[0]["slug"], "github");
+    assert_eq!(listed[0]["signed"], true);
+    assert_eq!(listed[1]["event"], "webhook.open");
+
+    let address = core.url.strip_prefix("http://").unwrap().parse().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut http = Connection::open(address).await;
+        let body = br#"{"ref":"refs/heads/main","commits":3}"#;
+        let good = sign("s3cret", body);
+        let (status, _) =
+            http.call_with("POST", "/hooks/github", &[("X-Baton-Signature", &good)], body).await;
+        assert_eq!(status, 202);
+        let wrong = sign("guess", body);
+        for headers in [vec![("X-Baton-Signature", wrong.as_str())], vec![]] {
+            let (status, answer) = http.call_with("POST", "/hooks/github", &headers, body).await;
+            assert_eq!(status, 401, "{}", String::from_utf8_lossy(&answer));
+        }
+        // Signed for another body.
+        let (status, _) = http
+            .call_with("POST", "/hooks/github", &[("X-Baton-Signature", &good)], b"{\"ref\":\"x\"}")
+            .await;
+        assert_eq!(status, 401);
+        // Unsigned webhook, and a body that is not JSON.
+        let (status, _) = http.call("POST", "/hooks/open", b"plain words").await;
+        assert_eq!(status, 202);
+        let (status, _) = http.call("POST", "/hooks/nobody", b"{}").await;
+        assert_eq!(status, 404);
+    });
+    let pushes = events(&core, h, "github.*");
+    assert_eq!(pushes.len(), 1, "only the good call is an event: {pushes:#?}");
+    assert_eq!(pushes[0]["payload"]["commits"], 3);
+    assert_eq!(pushes[0]["resource"], "webhook/github");
+    assert_eq!(events(&core, h, "webhook.open")[0]["payload"]["body"], "plain words");
+}
+
+#[test]
+fn events_are_emitted_listed_by_pattern_and_streamed_live() {
+    let core = CoreProcess::start(None);
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let mut watch = core
+        .baton(h)
+        .args(["event", "watch", "--json", "--name", "deploy.*"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    // The stream is open once the watcher is connected; emit until it sees one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (sender, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.by_ref() {
+            if sender.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let seen: Value = loop {
+        baton(&core, h, &["event", "emit", "other.thing"]);
+        baton(
+            &core,
+            h,
+            &[
+                "event",
+                "emit",
+                "deploy.done",
+                "--resource",
+                "app/shop",
+                "--payload",
+                r#"{"version":7}"#,
+            ],
+        );
+        if let Ok(line) = received.recv_timeout(Duration::from_millis(500)) {
+            break serde_json::from_str(&line).unwrap();
+        }
+        assert!(Instant::now() < deadline, "the watcher saw nothing");
+    };
+    assert_eq!(seen["name"], "deploy.done");
+    assert_eq!(seen["resource"], "app/shop");
+    assert_eq!(seen["payload"]["version"], 7);
+    let _ = watch.kill();
+    let _ = watch.wait();
+
+    let listed = events(&core, h, "deploy.*");
+    assert!(!listed.is_empty() && listed.iter().all(|e| e["name"] == "deploy.done"));
+    let refused = finish(core.baton(h).args(["event", "emit", "x", "--payload", "{not json"]));
+    assert!(refused.stderr.contains("--payload is not valid JSON"), "{}", refused.stderr);
+}
+
+#[test]
+fn agents_connecting_and_leaving_are_events() {
+    let core = CoreProcess::start(None);
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let token = core.agent_token(home.path());
+    let mut agent = AgentProcess::start(&core, home.path(), &token, data.path());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while events(&core, home.path(), "agent.connected").is_empty() {
+        assert!(Instant::now() < deadline, "no agent.connected");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let connected = &events(&core, home.path(), "agent.connected")[0];
+    assert_eq!(connected["related"][0], "pool/default");
+    agent.kill();
+    // Killed: the link times out or the watchdog notices.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while events(&core, home.path(), "agent.disconnected").is_empty() {
+        assert!(Instant::now() < deadline, "no agent.disconnected");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        events(&core, home.path(), "agent.disconnected")[0]["resource"],
+        connected["resource"]
+    );
+}
