@@ -2,6 +2,7 @@
 //! file holds the command-line grammar and the exit-status policy.
 
 mod agent;
+mod automation;
 mod client;
 mod deploy;
 mod deployment;
@@ -81,6 +82,9 @@ enum Command {
     /// Incoming webhooks that turn outside calls into events.
     #[command(subcommand)]
     Webhook(events::WebhookCommand),
+    /// Automations: a trigger on events and actions to take.
+    #[command(subcommand)]
+    Automation(automation::AutomationCommand),
 }
 
 fn main() -> ExitCode {
@@ -105,6 +109,7 @@ fn main() -> ExitCode {
                 Command::Run(command) => runs::run(command).await,
                 Command::Event(command) => events::run(command).await,
                 Command::Webhook(command) => events::webhook(command).await,
+                Command::Automation(command) => automation::run(command).await,
                 Command::Pool(command) => pool::run(command).await,
                 Command::Variable(command) => {
                     values::run(values::ValueKind::Variable, command).await

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use baton_proto::v1::link::CoreMessage;
-use baton_proto::v1::{ProposeState, StateName, Verdict};
+use baton_proto::v1::{ProposeState, StateName, Transition, Verdict};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -182,6 +182,17 @@ impl Dispatcher {
         self.agents().connected.get(agent_id).is_some_and(|agent| {
             agent.sender.send(CoreMessage::Cancel { run_id: run_id.to_owned() }).is_ok()
         })
+    }
+
+    /// Cancels a run; a running one is stopped by its agent.
+    pub async fn cancel_run(&self, id: &str) -> Result<Transition, StoreError> {
+        let transition = self.inner.store.cancel_run(id).await?;
+        if transition.run.state == StateName::Cancelling
+            && let Some(agent) = &transition.run.agent_id
+        {
+            self.cancel(agent, id);
+        }
+        Ok(transition)
     }
 
     /// Dispatches and watches until `stop`.

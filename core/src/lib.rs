@@ -11,6 +11,7 @@
 //! - [`dispatch`]: which agent gets which due run; crash detection.
 
 pub mod api;
+pub mod automations;
 pub mod dispatch;
 pub mod feed;
 pub mod hooks;

@@ -1,6 +1,6 @@
 //! `baton server start`: the store, the API and the background loops
-//! (the scheduler, the dispatcher, sweeping late and overdue runs, pruning
-//! by retention) in one process.
+//! (the scheduler, the dispatcher, the event feed and the automations,
+//! sweeping late and overdue runs, pruning by retention) in one process.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,6 +12,7 @@ use baton_sandbox::{Sandbox, SandboxConfig};
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState, LinkInfo};
+use crate::automations::Automations;
 use crate::dispatch::{DispatchConfig, Dispatcher};
 use crate::feed::Feed;
 use crate::link::{CoreIdentity, Link};
@@ -133,6 +134,8 @@ impl Server {
                 Some(LinkInfo { address: link.address, fingerprint: identity.fingerprint() })
             }
         };
+        let automations = Automations::new(store.clone(), feed.clone(), dispatcher.clone());
+        tokio::spawn(automations.clone().run(shutdown.clone()));
         let state = AppState {
             store: store.clone(),
             sandbox: Arc::new(sandbox),
@@ -141,6 +144,7 @@ impl Server {
             dispatcher: dispatcher.clone(),
             scheduler: scheduler.clone(),
             feed: feed.clone(),
+            automations,
             link: link.clone(),
         };
         let listener = TcpListener::bind(config.http)

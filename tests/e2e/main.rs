@@ -9,6 +9,7 @@
 )]
 
 mod agents;
+mod automations;
 mod cli_flow;
 mod core;
 mod events;

@@ -13,11 +13,11 @@ use tokio::sync::broadcast;
 use crate::feed::name_matches;
 use baton_proto::v1::link::AgentToken;
 use baton_proto::v1::{
-    AgentInfo, AgentTokenCreated, Artifact, CreateAgentToken, CreateRun, Deployment,
-    DeploymentSpec, DeploymentUpserted, EmitEvent, Event, FlowRun, FlowRunDetail, Health, LogLine,
-    Page, PoolSpec, ProposeState, QueueSpec, SIGNATURE_HEADER, Schedule, ScheduleSpec, SecretInfo,
-    SecretValue, SetValue, SkipLate, Skipped, StateName, Timestamp, Transition, Variable, Webhook,
-    WebhookSpec, WorkPool, WorkQueue,
+    AgentInfo, AgentTokenCreated, Artifact, Automation, AutomationSpec, CreateAgentToken,
+    CreateRun, Deployment, DeploymentSpec, DeploymentUpserted, EmitEvent, Event, FlowRun,
+    FlowRunDetail, Health, LogLine, Page, PoolSpec, ProposeState, QueueSpec, SIGNATURE_HEADER,
+    Schedule, ScheduleSpec, SecretInfo, SecretValue, SetValue, SkipLate, Skipped, StateName,
+    Timestamp, Transition, Variable, Webhook, WebhookSpec, WorkPool, WorkQueue,
 };
 use serde::Deserialize;
 
@@ -296,13 +296,7 @@ pub async fn cancel_run(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Transition>> {
-    let transition = state.store.cancel_run(&id).await?;
-    if transition.run.state == StateName::Cancelling
-        && let Some(agent) = &transition.run.agent_id
-    {
-        state.dispatcher.cancel(agent, &id);
-    }
-    Ok(Json(transition))
+    Ok(Json(state.dispatcher.cancel_run(&id).await?))
 }
 
 #[derive(Deserialize)]
@@ -555,6 +549,53 @@ pub async fn receive_webhook(
         .record_event(&hook.event, format!("webhook/{slug}"), Vec::new(), payload)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(event)))
+}
+
+pub async fn list_automations(State(state): State<AppState>) -> ApiResult<Json<Vec<Automation>>> {
+    Ok(Json(state.store.automations().await?))
+}
+
+pub async fn create_automation(
+    State(state): State<AppState>,
+    payload: Result<Json<AutomationSpec>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Automation>)> {
+    let automation = state.store.create_automation(body(payload)?).await?;
+    state.automations.reload();
+    Ok((StatusCode::CREATED, Json(automation)))
+}
+
+pub async fn get_automation(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Automation>> {
+    Ok(Json(state.store.automation(&id).await?))
+}
+
+pub async fn pause_automation(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Automation>> {
+    let automation = state.store.set_automation_paused(&id, true).await?;
+    state.automations.reload();
+    Ok(Json(automation))
+}
+
+pub async fn resume_automation(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Automation>> {
+    let automation = state.store.set_automation_paused(&id, false).await?;
+    state.automations.reload();
+    Ok(Json(automation))
+}
+
+pub async fn delete_automation(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.store.delete_automation(&id).await?;
+    state.automations.reload();
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn list_agents(State(state): State<AppState>) -> ApiResult<Json<Vec<AgentInfo>>> {

@@ -19,6 +19,7 @@ use baton_sandbox::Sandbox;
 pub use error::{ApiFailure, ApiResult};
 pub use openapi::{ROUTES, RouteDoc, document};
 
+use crate::automations::Automations;
 use crate::dispatch::Dispatcher;
 use crate::feed::Feed;
 use crate::scheduler::Scheduler;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub scheduler: Scheduler,
     /// New events, for the live stream.
     pub feed: Feed,
+    /// Told when automations change.
+    pub automations: Automations,
     /// Where agents reach the core, and the fingerprint their tokens pin.
     pub link: Option<LinkInfo>,
 }
@@ -90,6 +93,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events/stream", get(stream_events))
         .route("/api/webhooks", get(list_webhooks).post(create_webhook))
         .route("/api/webhooks/{slug}", delete(delete_webhook))
+        .route("/api/automations", get(list_automations).post(create_automation))
+        .route("/api/automations/{id}", get(get_automation).delete(delete_automation))
+        .route("/api/automations/{id}/pause", post(pause_automation))
+        .route("/api/automations/{id}/resume", post(resume_automation))
         .route("/api/agents", get(list_agents))
         .route("/api/agent-tokens", post(create_agent_token))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));

@@ -233,6 +233,20 @@ pub const ROUTES: &[RouteDoc] = &[
         "A call to a webhook (any body; JSON becomes the payload): recorded as an event, 202; 401 if its signature (x-baton-signature: sha256=<hex HMAC-SHA256>) is missing or wrong",
         "Event",
     ),
+    route("get", "/api/automations", "Automations", "Automation[]"),
+    RouteDoc {
+        body: Some("AutomationSpec"),
+        ..route("post", "/api/automations", "Create an automation", "Automation")
+    },
+    route("get", "/api/automations/{id}", "An automation, by id or name", "Automation"),
+    route("delete", "/api/automations/{id}", "Delete an automation", "nothing (204)"),
+    route("post", "/api/automations/{id}/pause", "Pause an automation", "Automation"),
+    route(
+        "post",
+        "/api/automations/{id}/resume",
+        "Resume an automation (a proactive trigger's window starts again)",
+        "Automation",
+    ),
     route("get", "/api/agents", "Agents that ever connected, connected ones first", "AgentInfo[]"),
     RouteDoc {
         body: Some("CreateAgentToken"),
@@ -273,6 +287,8 @@ fn schemas() -> (Map<String, Value>, Map<String, Value>) {
         "LogLine" => LogLine,
         "PoolSpec" => PoolSpec,
         "QueueSpec" => QueueSpec,
+        "Automation" => Automation,
+        "AutomationSpec" => AutomationSpec,
         "EmitEvent" => EmitEvent,
         "Webhook" => Webhook,
         "WebhookSpec" => WebhookSpec,

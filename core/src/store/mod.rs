@@ -16,6 +16,7 @@ macro_rules! holding_states {
 
 mod agents;
 mod artifacts;
+mod automations;
 mod batch;
 mod deployments;
 mod events;

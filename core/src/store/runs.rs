@@ -103,6 +103,8 @@ pub(super) struct NewRun {
     pub retry_delay_ms: i64,
     pub timeout_ms: Option<i64>,
     pub schedule_id: Option<String>,
+    /// The automations whose actions led to it (JSON list), if any.
+    pub caused_by: Option<String>,
 }
 
 impl NewRun {
@@ -150,11 +152,12 @@ impl NewRun {
             retry_delay_ms: millis(spec.retry_delay_seconds),
             timeout_ms: spec.timeout_seconds.map(millis),
             schedule_id,
+            caused_by: None,
         }
     }
 }
 
-/// Most runs one INSERT takes (15 values each).
+/// Most runs one INSERT takes (16 values each).
 const RUNS_PER_INSERT: usize = 400;
 
 /// Inserts new runs; their first history row and `run.scheduled` event
@@ -169,15 +172,15 @@ pub(super) async fn insert_runs(
     for chunk in runs.chunks(RUNS_PER_INSERT) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
-                let p = |k: usize| format!("${}", i * 15 + k);
+                let p = |k: usize| format!("${}", i * 16 + k);
                 format!(
-                    "({}, {}, {}, {}, {}, {}, 'SCHEDULED', NULL, {}, 1, {}, NULL, NULL, 0, {}, {}, {}, {}, NULL, {}, {}, {}, NULL, {})",
-                    p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11), p(12), p(7), p(13), p(14), p(15)
+                    "({}, {}, {}, {}, {}, {}, 'SCHEDULED', NULL, {}, 1, {}, NULL, NULL, 0, {}, {}, {}, {}, NULL, {}, {}, {}, NULL, {}, {})",
+                    p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11), p(12), p(7), p(13), p(14), p(15), p(16)
                 )
             })
             .collect();
         let sql = format!(
-            "INSERT INTO flow_runs ({COLUMNS}, schedule_id) VALUES {} \
+            "INSERT INTO flow_runs ({COLUMNS}, schedule_id, caused_by) VALUES {} \
              ON CONFLICT (deployment_id, idempotency_key) DO NOTHING RETURNING id",
             values.join(", ")
         );
@@ -199,7 +202,8 @@ pub(super) async fn insert_runs(
                 .bind(run.idempotency_key.as_deref())
                 .bind(&run.work_pool)
                 .bind(&run.work_queue)
-                .bind(new.schedule_id.as_deref());
+                .bind(new.schedule_id.as_deref())
+                .bind(new.caused_by.as_deref());
         }
         for row in query.fetch_all(&mut *conn).await? {
             inserted.push(row.try_get::<String, _>("id")?);
@@ -401,6 +405,18 @@ impl Store {
         name: &str,
         request: CreateRun,
     ) -> StoreResult<(FlowRun, bool)> {
+        self.create_run_caused_by(flow, name, request, &[]).await
+    }
+
+    /// Creates a run that the actions of the automations `caused_by` led
+    /// to (none: a run asked for directly).
+    pub async fn create_run_caused_by(
+        &self,
+        flow: &str,
+        name: &str,
+        request: CreateRun,
+        caused_by: &[String],
+    ) -> StoreResult<(FlowRun, bool)> {
         let deployment = self.deployment(flow, name).await?;
         let mut parameters = deployment.spec.parameters.clone();
         parameters.extend(request.parameters);
@@ -414,7 +430,7 @@ impl Store {
         {
             return Ok((existing, false));
         }
-        let new = NewRun::of(
+        let mut new = NewRun::of(
             &deployment,
             parameters,
             request.scheduled_at.unwrap_or_else(now),
@@ -422,6 +438,9 @@ impl Store {
             request.idempotency_key,
             None,
         );
+        if !caused_by.is_empty() {
+            new.caused_by = Some(to_json(&caused_by)?);
+        }
         let run = new.run.clone();
         let inserted = self
             .write_transaction(move |_, conn| {
@@ -788,6 +807,21 @@ impl Store {
             Box::pin(async move { super::reports::insert_logs(conn, &run_id, &lines).await })
         })
         .await
+    }
+
+    /// The automations whose actions led to a run (empty if none, or if
+    /// the run is gone).
+    pub async fn run_caused_by(&self, id: &str) -> StoreResult<Vec<String>> {
+        let row = sqlx::query("SELECT caused_by FROM flow_runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        match row.map(|r| r.try_get::<Option<String>, _>("caused_by")).transpose()?.flatten() {
+            Some(text) => {
+                serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
+            }
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Cancels every `LATE` run (of one deployment, if given), saying they

@@ -24,14 +24,21 @@ async fn api_with(token: Option<&str>, max_artifact_bytes: usize) -> Api {
     let db = sqlite().await;
     let sandbox =
         Sandbox::new(&SandboxConfig { max_instances: 4, ..SandboxConfig::default() }).unwrap();
+    let dispatcher = Dispatcher::new(db.store.clone(), DispatchConfig::default());
+    let feed = baton_core::feed::Feed::new();
     let state = AppState {
         store: db.store.clone(),
         sandbox: Arc::new(sandbox),
         api_token: token.map(Arc::from),
         max_artifact_bytes,
-        dispatcher: Dispatcher::new(db.store.clone(), DispatchConfig::default()),
+        automations: baton_core::automations::Automations::new(
+            db.store.clone(),
+            feed.clone(),
+            dispatcher.clone(),
+        ),
+        dispatcher,
         scheduler: Scheduler::new(db.store.clone(), SchedulerConfig::default()),
-        feed: baton_core::feed::Feed::new(),
+        feed,
         link: Some(LinkInfo {
             address: "127.0.0.1:4201".parse().unwrap(),
             fingerprint: "ab".repeat(32),

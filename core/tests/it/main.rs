@@ -10,6 +10,7 @@
 )]
 
 mod api;
+mod automations;
 mod databases;
 mod scheduler;
 mod store;

@@ -1,6 +1,7 @@
 //! Version 1 of Baton's wire types.
 
 mod api;
+mod automation;
 mod deployment;
 mod flow;
 pub mod link;
@@ -16,6 +17,7 @@ pub use api::{
     Skipped, StateChange, TaskRun, Transition, Variable, Verdict, Webhook, WebhookSpec, WorkPool,
     WorkQueue,
 };
+pub use automation::{Action, Automation, AutomationSpec, EventTrigger, Trigger, parse_seconds};
 pub use deployment::{
     Capabilities, CatchUp, ConcurrencyPolicy, Deployment, DeploymentSpec, DeploymentUpserted,
     Schedule, ScheduleSpec,

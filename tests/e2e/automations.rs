@@ -1,0 +1,214 @@
+//! Automations end to end, with a core and an agent: run B when run A
+//! fails (a failing action recorded, the others still done, an outgoing
+//! webhook with the event rendered in), a proactive trigger firing once
+//! when its event does not come, and a loop cut off.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use baton_tests::{AgentProcess, CoreProcess, finish, flow_wasm};
+use serde_json::Value;
+
+struct System {
+    core: CoreProcess,
+    home: tempfile::TempDir,
+    _data: tempfile::TempDir,
+    _agent: AgentProcess,
+}
+
+impl System {
+    fn start() -> Self {
+        let core = CoreProcess::start(None);
+        let home = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let token = core.agent_token(home.path());
+        let agent = AgentProcess::start(&core, home.path(), &token, data.path());
+        Self { core, home, _data: data, _agent: agent }
+    }
+
+    fn baton(&self, args: &[&str]) -> String {
+        let done = finish(self.core.baton(self.home.path()).args(args));
+        assert_eq!(done.status, Some(0), "baton {args:?}: {}", done.stderr);
+        done.stdout
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.baton(args)).unwrap()
+    }
+
+    fn automation(&self, yaml: &str) {
+        let file = self.home.path().join("automation.yaml");
+        std::fs::write(&file, yaml).unwrap();
+        self.baton(&["automation", "create", "-f", file.to_str().unwrap()]);
+    }
+
+    fn runs(&self, deployment: &str) -> Vec<Value> {
+        self.json(&["run", "ls", "--deployment", deployment, "--json"]).as_array().unwrap().clone()
+    }
+
+    fn events(&self, name: &str) -> Vec<Value> {
+        self.json(&["event", "ls", "--json", "--name", name]).as_array().unwrap().clone()
+    }
+
+    fn wait_until(&self, what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + within;
+        while !done() {
+            assert!(Instant::now() < deadline, "{what} within {within:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Deploys the flow that always fails (`always-fails/a`).
+fn deploy_failing(core: &CoreProcess, home: &Path) {
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(project.path().join("flow.wasm"), flow_wasm("returns-error")).unwrap();
+    let file = project.path().join("baton.yaml");
+    std::fs::write(
+        &file,
+        "name: always-fails\nbuild:\n  component: flow.wasm\ndeployments:\n  - name: a\n",
+    )
+    .unwrap();
+    let deployed = finish(core.baton(home).args(["deploy", "--file"]).arg(&file));
+    assert_eq!(deployed.status, Some(0), "{}", deployed.stderr);
+}
+
+/// A one-request HTTP server; returns its address and the body it got.
+fn one_request_server() -> (String, std::sync::mpsc::Receiver<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let (sender, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut chunk = [0_u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).unwrap();
+            request.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&request).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    stream
+                        .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                        .unwrap();
+                    let _ = sender.send(body.to_owned());
+                    return;
+                }
+            }
+            if n == 0 {
+                return;
+            }
+        }
+    });
+    (address, received)
+}
+
+#[test]
+fn run_b_when_run_a_fails() {
+    let system = System::start();
+    deploy_failing(&system.core, system.home.path());
+    system.core.deploy(system.home.path(), "hello", "b", "    parameters: {a: 1}\n");
+    let (hook, received) = one_request_server();
+    system.automation(&format!(
+        r#"name: b-after-a
+description: Run B when A fails
+trigger:
+  reactive:
+    event: run.failed
+    related: deployment/always-fails/a
+actions:
+  - pause-deployment: {{deployment: no-such/deployment}}
+  - run-deployment:
+      deployment: hello/b
+      parameters: {{b: "{{{{ event.occurred }}}}"}}
+  - call-webhook:
+      url: http://{hook}/notify
+      body: "{{{{ event.resource }}}} went {{{{ event.payload.to }}}}"
+"#
+    ));
+    let listed = system.json(&["automation", "ls", "--json"]);
+    assert_eq!(listed[0]["name"], "b-after-a");
+
+    system.baton(&["deployment", "run", "always-fails/a"]);
+    system.wait_until("run B completed", Duration::from_secs(30), || {
+        system.runs("hello/b").first().is_some_and(|r| r["state"] == "COMPLETED")
+    });
+    let failed = system.events("run.failed");
+    let b = &system.runs("hello/b")[0];
+    assert_eq!(b["parameters"]["b"], failed[0]["occurred"], "the parameter came from the event");
+    let body = received.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(body, format!("{} went FAILED", failed[0]["resource"].as_str().unwrap()));
+
+    // The failing first action is on record, and did not stop the others.
+    let failures = system.events("automation.action-failed");
+    assert_eq!(failures.len(), 1, "{failures:#?}");
+    assert_eq!(failures[0]["payload"]["action"], 0);
+    assert!(
+        failures[0]["payload"]["error"].as_str().unwrap().contains("not found"),
+        "{failures:#?}"
+    );
+    assert_eq!(system.events("automation.triggered").len(), 1);
+
+    // Paused, it acts on nothing.
+    system.baton(&["automation", "pause", "b-after-a"]);
+    system.baton(&["deployment", "run", "always-fails/a"]);
+    system.wait_until("two failures", Duration::from_secs(30), || {
+        system.events("run.failed").len() == 2
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(system.runs("hello/b").len(), 1);
+    system.baton(&["automation", "delete", "b-after-a"]);
+    assert_eq!(system.json(&["automation", "ls", "--json"]), serde_json::json!([]));
+}
+
+#[test]
+fn a_proactive_trigger_fires_once_when_its_event_does_not_come() {
+    let system = System::start();
+    system.core.deploy(system.home.path(), "hello", "alarm", "    parameters: {a: 1, b: 2}\n");
+    for (name, event) in [("silent", "nightly.done"), ("chatty", "chatty.done")] {
+        system.automation(&format!(
+            "name: {name}\ntrigger:\n  proactive:\n    event: {event}\n    within: 3s\nactions:\n  - run-deployment: {{deployment: hello/alarm}}\n"
+        ));
+    }
+    // `chatty.done` keeps coming; `nightly.done` never does.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(4500) {
+        system.baton(&["event", "emit", "chatty.done"]);
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    let triggered = system.events("automation.triggered");
+    assert_eq!(triggered.len(), 1, "{triggered:#?}");
+    assert_eq!(triggered[0]["payload"]["automation"], "silent");
+    assert_eq!(triggered[0]["payload"]["cause"]["expected"], "nightly.done");
+    system.wait_until("the alarm run", Duration::from_secs(20), || {
+        system.runs("hello/alarm").first().is_some_and(|r| r["state"] == "COMPLETED")
+    });
+    assert_eq!(system.runs("hello/alarm").len(), 1);
+}
+
+#[test]
+fn an_automation_that_would_trigger_itself_is_cut_off() {
+    let system = System::start();
+    system.core.deploy(system.home.path(), "hello", "again", "    parameters: {a: 1, b: 2}\n");
+    system.automation(
+        "name: forever\ntrigger:\n  reactive:\n    event: run.completed\n    related: deployment/hello/again\nactions:\n  - run-deployment: {deployment: hello/again}\n",
+    );
+    system.baton(&["deployment", "run", "hello/again"]);
+    system.wait_until("the automation's run", Duration::from_secs(30), || {
+        let runs = system.runs("hello/again");
+        runs.len() == 2 && runs.iter().all(|r| r["state"] == "COMPLETED")
+    });
+    // Its own run's completion does not start a third.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(system.runs("hello/again").len(), 2);
+    assert_eq!(system.events("automation.triggered").len(), 1);
+}
