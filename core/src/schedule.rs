@@ -349,10 +349,15 @@ impl Schedule {
                 && upcoming.last().is_some_and(|last| *last >= now + horizon.min_ahead)
         };
         let mut until = planned_until;
-        if !enough(&upcoming) {
+        // Candidates a few at a time: most schedules need only a few.
+        let mut ask = horizon.min_runs.max(4);
+        while !enough(&upcoming) {
             let room = horizon.max_runs.saturating_sub(upcoming.len());
-            let candidates = self.times(planned_until, limit, room);
-            let exhausted = candidates.len() < room;
+            if room == 0 {
+                break;
+            }
+            let candidates = self.times(until, limit, ask.min(room));
+            let exhausted = candidates.len() < ask.min(room);
             for time in candidates {
                 upcoming.push(time);
                 create.push(time);
@@ -361,10 +366,12 @@ impl Schedule {
                     break;
                 }
             }
-            if !enough(&upcoming) && exhausted {
+            if exhausted && !enough(&upcoming) {
                 // No more times before the limit: all of it is planned.
                 until = limit;
+                break;
             }
+            ask *= 4;
         }
         // Look again when fewer than `min_runs` remain or the plan reaches
         // less than `min_ahead` ahead, but not in a busy loop.

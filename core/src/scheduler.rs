@@ -77,7 +77,7 @@ fn update(due: DueSchedule, at: Timestamp, horizon: Horizon) -> ScheduleUpdate {
         // Checked when it was stored; if it no longer reads (a newer
         // time-zone database?), look again in an hour.
         Err(error) => {
-            tracing::warn!(deployment = %due.deployment.full_name(), %error, "a schedule does not read");
+            tracing::warn!(deployment = %due.deployment_id, %error, "a schedule does not read");
             ScheduleUpdate {
                 create: Vec::new(),
                 planned_until: due.planned_until,

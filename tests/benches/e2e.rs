@@ -63,6 +63,23 @@ fn recorded_ms(run: &Value) -> i64 {
     run["ended_at"].as_i64().unwrap() - run["created_at"].as_i64().unwrap()
 }
 
+/// When a run's history first reached `state` (ms since the epoch).
+fn state_at(detail: &Value, state: &str) -> i64 {
+    detail["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["state"] == state)
+        .unwrap_or_else(|| panic!("never {state}: {detail:#}"))["at"]
+        .as_i64()
+        .unwrap()
+}
+
+fn unix_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    i64::try_from(since.as_millis()).unwrap()
+}
+
 fn main() {
     // `cargo test --benches` runs this without `--bench`: a quick smoke run.
     let full = std::env::args().any(|a| a == "--bench");
@@ -225,6 +242,77 @@ fn main() {
         took.sort_unstable();
         println!(
             "cancel a looping run, request -> CANCELLED ({} runs): p50 {:.2?}, max {:.2?}",
+            took.len(),
+            percentile(&took, 0.5),
+            took[took.len() - 1]
+        );
+
+        // Schedules fire on time: an every-second schedule; the lag is from
+        // a run's time until the core records it PENDING (pushed).
+        let (status, schedule) = connection
+            .json(
+                "POST",
+                "/api/deployments/hello/bench/schedules",
+                &json!({"interval_seconds": 1, "parameters": {"a": 1, "b": 1}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{schedule}");
+        let fired = if full { 30 } else { 3 };
+        tokio::time::sleep(Duration::from_secs(fired + 2)).await;
+        let path = format!("/api/deployments/hello/bench/schedules/{}", schedule["id"].as_str().unwrap());
+        let (status, _) = connection.json("DELETE", &path, &Value::Null).await;
+        assert_eq!(status, 204);
+        let (_, page) = connection.json("GET", "/api/runs?deployment=hello/bench&state=COMPLETED&limit=200", &Value::Null).await;
+        let mut lags = Vec::new();
+        for run in page["items"].as_array().unwrap() {
+            if !run["idempotency_key"].as_str().unwrap_or_default().starts_with("schedule:") {
+                continue;
+            }
+            let (_, detail) = connection.json("GET", &format!("/api/runs/{}", run["id"].as_str().unwrap()), &Value::Null).await;
+            let pending = state_at(&detail, "PENDING");
+            lags.push(Duration::from_millis(u64::try_from(pending - run["scheduled_at"].as_i64().unwrap()).unwrap_or(0)));
+        }
+        assert!(lags.len() as u64 >= fired, "{} scheduled runs completed", lags.len());
+        lags.sort_unstable();
+        println!(
+            "schedule fire lag, a run's time -> PENDING ({} runs of an every-second schedule): p50 {:?}, p99 {:?}",
+            lags.len(),
+            percentile(&lags, 0.5),
+            percentile(&lags, 0.99)
+        );
+
+        // Event to action: a webhook call until the run its automation
+        // starts is RUNNING (by the core's clock; same machine).
+        let (status, _) = connection.json("POST", "/api/webhooks", &json!({"slug": "bench"})).await;
+        assert_eq!(status, 201);
+        let automation = json!({
+            "name": "bench",
+            "trigger": {"reactive": {"event": "webhook.bench"}},
+            "actions": [{"run-deployment": {"deployment": "hello/bench", "parameters": {"a": 0, "b": "{{ event.payload.i }}"}}}],
+        });
+        let (status, answer) = connection.json("POST", "/api/automations", &automation).await;
+        assert_eq!(status, 201, "{answer}");
+        let mut took = Vec::new();
+        for i in 0..if full { 50 } else { 3 } {
+            let marker = 1_000_000 + i;
+            let sent = unix_ms();
+            let (status, _) = connection.json("POST", "/hooks/bench", &json!({"i": marker})).await;
+            assert_eq!(status, 202);
+            let started = loop {
+                let (_, page) = connection.json("GET", "/api/runs?deployment=hello/bench&limit=5", &Value::Null).await;
+                let run = page["items"].as_array().unwrap().iter().find(|r| r["parameters"]["b"] == marker).cloned();
+                if let Some(run) = run.filter(|r| r["started_at"].is_i64()) {
+                    break run["started_at"].as_i64().unwrap();
+                }
+                tokio::time::sleep(Duration::from_micros(250)).await;
+            };
+            took.push(Duration::from_millis(u64::try_from(started - sent).unwrap_or(0)));
+            // Let it finish before the next.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        took.sort_unstable();
+        println!(
+            "webhook call -> triggered run RUNNING ({} calls): p50 {:?}, max {:?}",
             took.len(),
             percentile(&took, 0.5),
             took[took.len() - 1]

@@ -122,6 +122,8 @@ fn test(root: &Path) -> anyhow::Result<()> {
             "--bench",
             "api",
             "--bench",
+            "scheduler",
+            "--bench",
             "e2e",
         ],
         &[("BATON_TEST_POSTGRES_URL", &postgres.url)],
