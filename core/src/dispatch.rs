@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use baton_proto::v1::link::CoreMessage;
-use baton_proto::v1::{ProposeState, StateName, Transition, Verdict};
+use baton_proto::v1::{ProposeState, StateName, Timestamp, Transition, Verdict};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -88,6 +88,9 @@ struct Inner {
     /// Agents not seen since the core started count from here.
     started: Instant,
 }
+
+/// How often the dispatcher reads when the next waiting run falls due.
+const NEXT_DUE_EVERY: Duration = Duration::from_millis(100);
 
 /// The dispatcher's handle; clones share it.
 #[derive(Clone)]
@@ -199,6 +202,9 @@ impl Dispatcher {
     pub async fn run(self, stop: CancellationToken) {
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
         let mut pause = self.inner.config.tick;
+        // When the next waiting run falls due, as last read (read again at
+        // most every `NEXT_DUE_EVERY`, not on every pass of a burst).
+        let mut next_due: Option<(Instant, Option<Timestamp>)> = None;
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -216,12 +222,14 @@ impl Dispatcher {
             }
             // Wake when the next waiting run falls due (a scheduled one
             // fires on time), or after a tick at the latest.
-            pause = match self.inner.store.next_due_after(now()).await {
-                Ok(Some(next)) => {
-                    Duration::from_millis(u64::try_from(next.0 - now().0).unwrap_or(0))
-                        .min(self.inner.config.tick)
-                }
-                _ => self.inner.config.tick,
+            if next_due.is_none_or(|(read, _)| read.elapsed() >= NEXT_DUE_EVERY) {
+                let next = self.inner.store.next_due_after(now()).await.ok().flatten();
+                next_due = Some((Instant::now(), next));
+            }
+            pause = match next_due.and_then(|(_, next)| next) {
+                Some(next) => Duration::from_millis(u64::try_from(next.0 - now().0).unwrap_or(0))
+                    .min(self.inner.config.tick),
+                None => self.inner.config.tick,
             };
         }
     }

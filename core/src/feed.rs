@@ -2,8 +2,8 @@
 //! to whoever listens (the API's stream, the automations). Events come from
 //! many writers (database triggers included, and other cores on a shared
 //! PostgreSQL), so the feed tails the events table: at once when the store
-//! says it wrote something, and every `POLL` anyway. A window of recent
-//! events is read again each time, since an event may commit a little after
+//! says it wrote something, and every `POLL` anyway. Every `SWEEP` a window
+//! of recent events is read again, since an event may commit a little after
 //! a later one; ids already sent are skipped.
 
 use std::collections::HashMap;
@@ -18,6 +18,8 @@ use crate::store::{Store, now};
 
 /// How often the table is read when nothing pokes the feed.
 const POLL: Duration = Duration::from_millis(250);
+/// How often the overlap window is read again.
+const SWEEP: Duration = Duration::from_secs(1);
 /// How late an event may commit after its time and still be sent.
 const OVERLAP_MS: i64 = 2_000;
 /// Events read per query.
@@ -64,43 +66,68 @@ impl Feed {
         self.sender.subscribe()
     }
 
-    /// Tails the store's events until `stop`.
+    /// Tails the store's events until `stop`: after each write it reads on
+    /// from where it stopped; every `SWEEP` it reads the last `OVERLAP_MS`
+    /// again for events that committed late.
     pub async fn run(self, store: Store, stop: CancellationToken) {
         let written = store.writes();
-        let mut cursor = now().0;
-        // Ids sent, with their time, for the overlap window.
+        let start = Timestamp(now().0);
+        let mut tail = (start, String::new());
+        // Ids sent, with their time, within the overlap window.
         let mut sent: HashMap<String, i64> = HashMap::new();
+        let mut last_sweep = tokio::time::Instant::now();
         loop {
-            // One round: the window from `cursor - OVERLAP_MS`, page by page.
-            let mut from = (Timestamp(cursor - OVERLAP_MS), String::new());
-            loop {
-                let events = match store.events_from(&from, BATCH).await {
-                    Ok(events) => events,
-                    Err(error) => {
-                        tracing::warn!(%error, "reading new events failed; retrying");
-                        break;
-                    }
-                };
-                let full = events.len() == BATCH as usize;
-                for event in events {
-                    from = (event.occurred, event.id.clone());
-                    if sent.contains_key(&event.id) {
-                        continue;
-                    }
-                    cursor = cursor.max(event.occurred.0);
-                    sent.insert(event.id.clone(), event.occurred.0);
-                    // Nobody listening is fine.
-                    let _ = self.sender.send(Arc::new(event));
-                }
-                if !full {
-                    break;
-                }
+            let sweep = last_sweep.elapsed() >= SWEEP;
+            let from = if sweep {
+                last_sweep = tokio::time::Instant::now();
+                (Timestamp(tail.0.0 - OVERLAP_MS), String::new())
+            } else {
+                tail.clone()
+            };
+            self.read_from(&store, from, &mut tail, &mut sent).await;
+            if sweep {
+                let keep_from = tail.0.0 - OVERLAP_MS;
+                sent.retain(|_, at| *at >= keep_from);
             }
-            sent.retain(|_, at| *at >= cursor - OVERLAP_MS);
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = written.notified() => {}
                 () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    /// Sends the events after `from` not sent yet, page by page; `tail`
+    /// moves to the newest read.
+    async fn read_from(
+        &self,
+        store: &Store,
+        mut from: (Timestamp, String),
+        tail: &mut (Timestamp, String),
+        sent: &mut HashMap<String, i64>,
+    ) {
+        loop {
+            let events = match store.events_from(&from, BATCH).await {
+                Ok(events) => events,
+                Err(error) => {
+                    tracing::warn!(%error, "reading new events failed; retrying");
+                    return;
+                }
+            };
+            let full = events.len() == BATCH as usize;
+            for event in events {
+                from = (event.occurred, event.id.clone());
+                if from > *tail {
+                    *tail = from.clone();
+                }
+                if sent.insert(event.id.clone(), event.occurred.0).is_some() {
+                    continue;
+                }
+                // Nobody listening is fine.
+                let _ = self.sender.send(Arc::new(event));
+            }
+            if !full {
+                return;
             }
         }
     }
