@@ -28,9 +28,7 @@ impl System {
     }
 
     fn baton(&self, args: &[&str]) -> String {
-        let done = finish(self.core.baton(self.home.path()).args(args));
-        assert_eq!(done.status, Some(0), "baton {args:?}: {}", done.stderr);
-        done.stdout
+        self.core.ok(self.home.path(), args)
     }
 
     fn json(&self, args: &[&str]) -> Value {

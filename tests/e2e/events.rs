@@ -12,14 +12,8 @@ use baton_tests::{AgentProcess, CoreProcess, finish};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 
-fn baton(core: &CoreProcess, home: &Path, args: &[&str]) -> String {
-    let done = finish(core.baton(home).args(args));
-    assert_eq!(done.status, Some(0), "baton {args:?}: {}", done.stderr);
-    done.stdout
-}
-
 fn events(core: &CoreProcess, home: &Path, name: &str) -> Vec<Value> {
-    let listed = baton(core, home, &["event", "ls", "--json", "--name", name]);
+    let listed = core.ok(home, &["event", "ls", "--json", "--name", name]);
     serde_json::from_str::<Value>(&listed).unwrap().as_array().unwrap().clone()
 }
 
@@ -34,14 +28,12 @@ fn a_signed_webhook_takes_good_signatures_and_refuses_bad_ones() {
     let core = CoreProcess::start(None);
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
-    baton(
-        &core,
+    core.ok(
         h,
         &["webhook", "create", "--slug", "github", "--secret", "s3cret", "--event", "github.push"],
     );
-    baton(&core, h, &["webhook", "create", "--slug", "open"]);
-    let listed: Value =
-        serde_json::from_str(&baton(&core, h, &["webhook", "ls", "--json"])).unwrap();
+    core.ok(h, &["webhook", "create", "--slug", "open"]);
+    let listed: Value = serde_json::from_str(&core.ok(h, &["webhook", "ls", "--json"])).unwrap();
     assert_eq!(listed[0]["slug"], "github");
     assert_eq!(listed[0]["signed"], true);
     assert_eq!(listed[1]["event"], "webhook.open");
@@ -102,9 +94,8 @@ fn events_are_emitted_listed_by_pattern_and_streamed_live() {
         }
     });
     let seen: Value = loop {
-        baton(&core, h, &["event", "emit", "other.thing"]);
-        baton(
-            &core,
+        core.ok(h, &["event", "emit", "other.thing"]);
+        core.ok(
             h,
             &[
                 "event",

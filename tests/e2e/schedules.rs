@@ -8,15 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use baton_tests::{AgentProcess, CoreProcess, finish};
 use serde_json::Value;
 
-fn baton(core: &CoreProcess, home: &Path, args: &[&str]) -> String {
-    let done = finish(core.baton(home).args(args));
-    assert_eq!(done.status, Some(0), "baton {args:?}: {}", done.stderr);
-    done.stdout
-}
-
 fn runs(core: &CoreProcess, home: &Path, deployment: &str) -> Vec<Value> {
     let listed =
-        baton(core, home, &["run", "ls", "--deployment", deployment, "--limit", "500", "--json"]);
+        core.ok(home, &["run", "ls", "--deployment", deployment, "--limit", "500", "--json"]);
     serde_json::from_str::<Value>(&listed).unwrap().as_array().unwrap().clone()
 }
 
@@ -40,8 +34,7 @@ fn missed_runs(policy: &str) -> Vec<Value> {
     let _agent = AgentProcess::start(&core, home.path(), &token, data.path());
     core.deploy(home.path(), "hello", "default", "    parameters: {a: 1, b: 2}\n");
     // Times on even seconds.
-    let added = baton(
-        &core,
+    let added = core.ok(
         home.path(),
         &[
             "deployment",
@@ -67,8 +60,7 @@ fn missed_runs(policy: &str) -> Vec<Value> {
     // Each firing is an event, about its schedule and run.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let fired = loop {
-        let listed =
-            baton(&core, home.path(), &["event", "ls", "--json", "--name", "schedule.fired"]);
+        let listed = core.ok(home.path(), &["event", "ls", "--json", "--name", "schedule.fired"]);
         let fired: Value = serde_json::from_str(&listed).unwrap();
         if !fired.as_array().unwrap().is_empty() {
             break fired;
@@ -158,8 +150,7 @@ fn schedules_are_listed_paused_resumed_and_deleted() {
     ]));
     assert!(bad.stderr.contains("invalid cron expression"), "{}", bad.stderr);
 
-    let added = baton(
-        &core,
+    let added = core.ok(
         h,
         &[
             "deployment",
@@ -175,11 +166,9 @@ fn schedules_are_listed_paused_resumed_and_deleted() {
         ],
     );
     let id = added.lines().last().unwrap().to_owned();
-    let listed: Value = serde_json::from_str(&baton(
-        &core,
-        h,
-        &["deployment", "schedule", "ls", "hello/default", "--json"],
-    ))
+    let listed: Value = serde_json::from_str(
+        &core.ok(h, &["deployment", "schedule", "ls", "hello/default", "--json"]),
+    )
     .unwrap();
     assert_eq!(listed[0]["id"], id.as_str());
     assert_eq!(listed[0]["cron"], "0 9 * * 1-5");
@@ -211,9 +200,9 @@ fn schedules_are_listed_paused_resumed_and_deleted() {
             .collect::<Vec<_>>()
     );
 
-    baton(&core, h, &["deployment", "schedule", "pause", "hello/default", &id]);
+    core.ok(h, &["deployment", "schedule", "pause", "hello/default", &id]);
     assert!(planned(&core).is_empty(), "a paused schedule's planned runs are withdrawn");
-    baton(&core, h, &["deployment", "schedule", "resume", "hello/default", &id]);
+    core.ok(h, &["deployment", "schedule", "resume", "hello/default", &id]);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while planned(&core).len() < 3 {
         assert!(std::time::Instant::now() < deadline, "not planned again");
@@ -225,9 +214,9 @@ fn schedules_are_listed_paused_resumed_and_deleted() {
     times.dedup();
     assert_eq!(times.len(), again.len());
 
-    baton(&core, h, &["deployment", "schedule", "delete", "hello/default", &id]);
+    core.ok(h, &["deployment", "schedule", "delete", "hello/default", &id]);
     assert!(planned(&core).is_empty());
-    let listed = baton(&core, h, &["deployment", "schedule", "ls", "hello/default", "--json"]);
+    let listed = core.ok(h, &["deployment", "schedule", "ls", "hello/default", "--json"]);
     assert_eq!(serde_json::from_str::<Value>(&listed).unwrap(), serde_json::json!([]));
 }
 
@@ -240,7 +229,7 @@ fn skip_late_cancels_a_backlog_in_one_command() {
     core.deploy(h, "hello", "default", "    parameters: {a: 1, b: 2}\n");
     core.deploy(h, "hello", "other", "    parameters: {a: 1, b: 2}\n");
     for deployment in ["hello/default", "hello/default", "hello/default", "hello/other"] {
-        baton(&core, h, &["deployment", "run", deployment]);
+        core.ok(h, &["deployment", "run", deployment]);
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while runs(&core, h, "hello/default")
@@ -251,7 +240,7 @@ fn skip_late_cancels_a_backlog_in_one_command() {
         assert!(std::time::Instant::now() < deadline, "runs did not become LATE");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let skipped = baton(&core, h, &["run", "skip-late", "--deployment", "hello/default"]);
+    let skipped = core.ok(h, &["run", "skip-late", "--deployment", "hello/default"]);
     assert!(skipped.contains("skipped 3 late runs"), "{skipped}");
     for run in runs(&core, h, "hello/default") {
         assert_eq!(run["state"], "CANCELLED");
@@ -262,6 +251,6 @@ fn skip_late_cancels_a_backlog_in_one_command() {
         "LATE",
         "another deployment's backlog stays"
     );
-    let skipped = baton(&core, h, &["run", "skip-late"]);
+    let skipped = core.ok(h, &["run", "skip-late"]);
     assert!(skipped.contains("skipped 1 late runs"), "{skipped}");
 }

@@ -278,6 +278,17 @@ impl CoreProcess {
         }
     }
 
+    /// Runs `baton ARGS` against this core and returns its stdout; the test
+    /// fails unless it succeeds.
+    #[allow(clippy::panic, reason = "test support: a failed command fails the test")]
+    pub fn ok(&self, home: &Path, args: &[&str]) -> String {
+        let done = finish(self.baton(home).args(args));
+        if done.status != Some(0) {
+            panic!("baton {args:?} failed: {}", done.stderr);
+        }
+        done.stdout
+    }
+
     /// A `baton` command that talks to this core.
     pub fn baton(&self, home: &Path) -> Command {
         let mut command = baton(home);
