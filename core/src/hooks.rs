@@ -12,12 +12,6 @@ fn mac(secret: &str, body: &[u8]) -> Option<Hmac<Sha256>> {
     Some(mac)
 }
 
-/// The header value a caller signing `body` with `secret` sends.
-pub fn signature(secret: &str, body: &[u8]) -> String {
-    let digest = mac(secret, body).map(|m| hex::encode(m.finalize().into_bytes()));
-    format!("sha256={}", digest.unwrap_or_default())
-}
-
 /// Whether `header` is the signature of `body` under `secret`.
 pub fn signature_matches(secret: &str, body: &[u8], header: Option<&str>) -> bool {
     let Some(hex_digest) = header.and_then(|h| h.trim().strip_prefix("sha256=")) else {
@@ -30,6 +24,12 @@ pub fn signature_matches(secret: &str, body: &[u8], header: Option<&str>) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The header value a caller signing `body` with `secret` sends.
+    fn signature(secret: &str, body: &[u8]) -> String {
+        let digest = mac(secret, body).map(|m| hex::encode(m.finalize().into_bytes()));
+        format!("sha256={}", digest.unwrap_or_default())
+    }
 
     #[test]
     fn a_signature_matches_its_body_and_secret_only() {

@@ -148,7 +148,6 @@ async fn schedule_of(
     name: &str,
     id: &str,
 ) -> ApiResult<Json<Schedule>> {
-    state.scheduler.wake();
     let schedules = state.store.schedules(flow, name).await?;
     schedules
         .into_iter()
@@ -163,6 +162,7 @@ pub async fn add_schedule(
     payload: Result<Json<ScheduleSpec>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Schedule>)> {
     let id = state.store.add_schedule(&flow, &name, body(payload)?).await?;
+    state.scheduler.wake();
     Ok((StatusCode::CREATED, schedule_of(&state, &flow, &name, &id).await?))
 }
 
@@ -171,6 +171,7 @@ pub async fn pause_schedule(
     Path((flow, name, id)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Schedule>> {
     state.store.set_schedule_active(&flow, &name, &id, false).await?;
+    state.scheduler.wake();
     schedule_of(&state, &flow, &name, &id).await
 }
 
@@ -179,6 +180,7 @@ pub async fn resume_schedule(
     Path((flow, name, id)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Schedule>> {
     state.store.set_schedule_active(&flow, &name, &id, true).await?;
+    state.scheduler.wake();
     schedule_of(&state, &flow, &name, &id).await
 }
 

@@ -35,6 +35,29 @@ pub(super) fn deployment(row: &AnyRow) -> StoreResult<Deployment> {
     })
 }
 
+/// The deployment `flow/name`, read through `executor` (a pool, or the
+/// transaction that is about to change it).
+pub(super) async fn find<'e, E>(
+    executor: E,
+    flow: &str,
+    name: &str,
+) -> StoreResult<Option<Deployment>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query(&format!("SELECT {COLUMNS} FROM deployments WHERE flow_name = $1 AND name = $2"))
+        .bind(flow)
+        .bind(name)
+        .fetch_optional(executor)
+        .await?
+        .map(|row| deployment(&row))
+        .transpose()
+}
+
+pub(super) fn missing(flow: &str, name: &str) -> StoreError {
+    StoreError::not_found(format!("deployment {flow}/{name}"))
+}
+
 /// The limit a due run of this deployment waits for (the dispatcher skips
 /// runs of a deployment at it); none under `cancel-new`, whose excess runs
 /// must reach the rules to be cancelled.
@@ -107,15 +130,7 @@ impl Store {
             self.pool(pool).await?;
         }
         let mut tx = self.write.begin().await?;
-        let existing = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM deployments WHERE flow_name = $1 AND name = $2"
-        ))
-        .bind(flow)
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|row| deployment(&row))
-        .transpose()?;
+        let existing = find(&mut *tx, flow, name).await?;
         let at = now();
         let (id, created, changed) = match &existing {
             None => (new_id(), true, Vec::new()),
@@ -185,15 +200,7 @@ impl Store {
     }
 
     pub async fn deployment(&self, flow: &str, name: &str) -> StoreResult<Deployment> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM deployments WHERE flow_name = $1 AND name = $2"
-        ))
-        .bind(flow)
-        .bind(name)
-        .fetch_optional(&self.read)
-        .await?
-        .ok_or_else(|| StoreError::not_found(format!("deployment {flow}/{name}")))?;
-        deployment(&row)
+        find(&self.read, flow, name).await?.ok_or_else(|| missing(flow, name))
     }
 
     /// Deployments sorted by flow and name.

@@ -279,15 +279,9 @@ impl Store {
         edit: impl FnOnce(&mut Vec<ScheduleSpec>) -> StoreResult<R>,
     ) -> StoreResult<R> {
         let mut tx = self.write.begin().await?;
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM deployments WHERE flow_name = $1 AND name = $2"
-        ))
-        .bind(flow)
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StoreError::not_found(format!("deployment {flow}/{name}")))?;
-        let mut deployment = deployments::deployment(&row)?;
+        let mut deployment = deployments::find(&mut *tx, flow, name)
+            .await?
+            .ok_or_else(|| deployments::missing(flow, name))?;
         let result = edit(&mut deployment.spec.schedules)?;
         check_schedules(&deployment.parameter_schema, &deployment.spec)?;
         sqlx::query("UPDATE deployments SET spec = $1, updated_at = $2 WHERE id = $3")
