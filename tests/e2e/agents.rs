@@ -6,27 +6,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use baton_tests::{AgentProcess, CoreProcess, finish, flow_wasm};
+use baton_tests::{AgentProcess, CoreProcess, System, finish, flow_wasm};
 use serde_json::Value;
-
-/// A core with one agent of pool `default`, and a home for the CLI.
-struct System {
-    core: CoreProcess,
-    home: tempfile::TempDir,
-    _data: tempfile::TempDir,
-    _agent: AgentProcess,
-}
-
-impl System {
-    fn start(slots: u32) -> Self {
-        let core = CoreProcess::start(None);
-        let home = tempfile::tempdir().unwrap();
-        let data = tempfile::tempdir().unwrap();
-        let token = core.agent_token(home.path());
-        let agent = AgentProcess::start_with_slots(&core, home.path(), &token, data.path(), slots);
-        Self { core, home, _data: data, _agent: agent }
-    }
-}
 
 fn run(core: &CoreProcess, home: &Path, deployment: &str, params: &[&str]) -> String {
     let mut command = core.baton(home);

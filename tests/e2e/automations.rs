@@ -7,55 +7,18 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use baton_tests::{AgentProcess, CoreProcess, finish, flow_wasm};
+use baton_tests::{CoreProcess, System, finish, flow_wasm, wait_until};
 use serde_json::Value;
 
-struct System {
-    core: CoreProcess,
-    home: tempfile::TempDir,
-    _data: tempfile::TempDir,
-    _agent: AgentProcess,
+/// Creates an automation from YAML with `baton automation create -f`.
+fn create_automation(system: &System, yaml: &str) {
+    let file = system.home.path().join("automation.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    system.ok(&["automation", "create", "-f", file.to_str().unwrap()]);
 }
 
-impl System {
-    fn start() -> Self {
-        let core = CoreProcess::start(None);
-        let home = tempfile::tempdir().unwrap();
-        let data = tempfile::tempdir().unwrap();
-        let token = core.agent_token(home.path());
-        let agent = AgentProcess::start(&core, home.path(), &token, data.path());
-        Self { core, home, _data: data, _agent: agent }
-    }
-
-    fn baton(&self, args: &[&str]) -> String {
-        self.core.ok(self.home.path(), args)
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        serde_json::from_str(&self.baton(args)).unwrap()
-    }
-
-    fn automation(&self, yaml: &str) {
-        let file = self.home.path().join("automation.yaml");
-        std::fs::write(&file, yaml).unwrap();
-        self.baton(&["automation", "create", "-f", file.to_str().unwrap()]);
-    }
-
-    fn runs(&self, deployment: &str) -> Vec<Value> {
-        self.json(&["run", "ls", "--deployment", deployment, "--json"]).as_array().unwrap().clone()
-    }
-
-    fn events(&self, name: &str) -> Vec<Value> {
-        self.json(&["event", "ls", "--json", "--name", name]).as_array().unwrap().clone()
-    }
-
-    fn wait_until(&self, what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-        let deadline = Instant::now() + within;
-        while !done() {
-            assert!(Instant::now() < deadline, "{what} within {within:?}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+fn automations(system: &System) -> Value {
+    serde_json::from_str(&system.ok(&["automation", "ls", "--json"])).unwrap()
 }
 
 /// Deploys the flow that always fails (`always-fails/a`).
@@ -112,12 +75,14 @@ fn one_request_server() -> (String, std::sync::mpsc::Receiver<String>) {
 
 #[test]
 fn run_b_when_run_a_fails() {
-    let system = System::start();
+    let system = System::start(4);
     deploy_failing(&system.core, system.home.path());
     system.core.deploy(system.home.path(), "hello", "b", "    parameters: {a: 1}\n");
     let (hook, received) = one_request_server();
-    system.automation(&format!(
-        r#"name: b-after-a
+    create_automation(
+        &system,
+        &format!(
+            r#"name: b-after-a
 description: Run B when A fails
 trigger:
   reactive:
@@ -132,12 +97,13 @@ actions:
       url: http://{hook}/notify
       body: "{{{{ event.resource }}}} went {{{{ event.payload.to }}}}"
 "#
-    ));
-    let listed = system.json(&["automation", "ls", "--json"]);
+        ),
+    );
+    let listed = automations(&system);
     assert_eq!(listed[0]["name"], "b-after-a");
 
-    system.baton(&["deployment", "run", "always-fails/a"]);
-    system.wait_until("run B completed", Duration::from_secs(30), || {
+    system.ok(&["deployment", "run", "always-fails/a"]);
+    wait_until("run B completed", Duration::from_secs(30), || {
         system.runs("hello/b").first().is_some_and(|r| r["state"] == "COMPLETED")
     });
     let failed = system.events("run.failed");
@@ -157,37 +123,38 @@ actions:
     assert_eq!(system.events("automation.triggered").len(), 1);
 
     // Paused, it acts on nothing.
-    system.baton(&["automation", "pause", "b-after-a"]);
-    system.baton(&["deployment", "run", "always-fails/a"]);
-    system.wait_until("two failures", Duration::from_secs(30), || {
-        system.events("run.failed").len() == 2
-    });
+    system.ok(&["automation", "pause", "b-after-a"]);
+    system.ok(&["deployment", "run", "always-fails/a"]);
+    wait_until("two failures", Duration::from_secs(30), || system.events("run.failed").len() == 2);
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(system.runs("hello/b").len(), 1);
-    system.baton(&["automation", "delete", "b-after-a"]);
-    assert_eq!(system.json(&["automation", "ls", "--json"]), serde_json::json!([]));
+    system.ok(&["automation", "delete", "b-after-a"]);
+    assert_eq!(automations(&system), serde_json::json!([]));
 }
 
 #[test]
 fn a_proactive_trigger_fires_once_when_its_event_does_not_come() {
-    let system = System::start();
+    let system = System::start(4);
     system.core.deploy(system.home.path(), "hello", "alarm", "    parameters: {a: 1, b: 2}\n");
     for (name, event) in [("silent", "nightly.done"), ("chatty", "chatty.done")] {
-        system.automation(&format!(
-            "name: {name}\ntrigger:\n  proactive:\n    event: {event}\n    within: 3s\nactions:\n  - run-deployment: {{deployment: hello/alarm}}\n"
-        ));
+        create_automation(
+            &system,
+            &format!(
+                "name: {name}\ntrigger:\n  proactive:\n    event: {event}\n    within: 3s\nactions:\n  - run-deployment: {{deployment: hello/alarm}}\n"
+            ),
+        );
     }
     // `chatty.done` keeps coming; `nightly.done` never does.
     let started = Instant::now();
     while started.elapsed() < Duration::from_millis(4500) {
-        system.baton(&["event", "emit", "chatty.done"]);
+        system.ok(&["event", "emit", "chatty.done"]);
         std::thread::sleep(Duration::from_millis(700));
     }
     let triggered = system.events("automation.triggered");
     assert_eq!(triggered.len(), 1, "{triggered:#?}");
     assert_eq!(triggered[0]["payload"]["automation"], "silent");
     assert_eq!(triggered[0]["payload"]["cause"]["expected"], "nightly.done");
-    system.wait_until("the alarm run", Duration::from_secs(20), || {
+    wait_until("the alarm run", Duration::from_secs(20), || {
         system.runs("hello/alarm").first().is_some_and(|r| r["state"] == "COMPLETED")
     });
     assert_eq!(system.runs("hello/alarm").len(), 1);
@@ -195,13 +162,14 @@ fn a_proactive_trigger_fires_once_when_its_event_does_not_come() {
 
 #[test]
 fn an_automation_that_would_trigger_itself_is_cut_off() {
-    let system = System::start();
+    let system = System::start(4);
     system.core.deploy(system.home.path(), "hello", "again", "    parameters: {a: 1, b: 2}\n");
-    system.automation(
+    create_automation(
+        &system,
         "name: forever\ntrigger:\n  reactive:\n    event: run.completed\n    related: deployment/hello/again\nactions:\n  - run-deployment: {deployment: hello/again}\n",
     );
-    system.baton(&["deployment", "run", "hello/again"]);
-    system.wait_until("the automation's run", Duration::from_secs(30), || {
+    system.ok(&["deployment", "run", "hello/again"]);
+    wait_until("the automation's run", Duration::from_secs(30), || {
         let runs = system.runs("hello/again");
         runs.len() == 2 && runs.iter().all(|r| r["state"] == "COMPLETED")
     });

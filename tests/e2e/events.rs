@@ -3,19 +3,13 @@
 //! goings.
 
 use std::io::BufRead;
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use baton_tests::http::Connection;
-use baton_tests::{AgentProcess, CoreProcess, finish};
+use baton_tests::{AgentProcess, CoreProcess, finish, wait_until};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
-
-fn events(core: &CoreProcess, home: &Path, name: &str) -> Vec<Value> {
-    let listed = core.ok(home, &["event", "ls", "--json", "--name", name]);
-    serde_json::from_str::<Value>(&listed).unwrap().as_array().unwrap().clone()
-}
 
 fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
@@ -63,11 +57,11 @@ fn a_signed_webhook_takes_good_signatures_and_refuses_bad_ones() {
         let (status, _) = http.call("POST", "/hooks/nobody", b"{}").await;
         assert_eq!(status, 404);
     });
-    let pushes = events(&core, h, "github.*");
+    let pushes = core.events(h, "github.*");
     assert_eq!(pushes.len(), 1, "only the good call is an event: {pushes:#?}");
     assert_eq!(pushes[0]["payload"]["commits"], 3);
     assert_eq!(pushes[0]["resource"], "webhook/github");
-    assert_eq!(events(&core, h, "webhook.open")[0]["payload"]["body"], "plain words");
+    assert_eq!(core.events(h, "webhook.open")[0]["payload"]["body"], "plain words");
 }
 
 #[test]
@@ -118,7 +112,7 @@ fn events_are_emitted_listed_by_pattern_and_streamed_live() {
     let _ = watch.kill();
     let _ = watch.wait();
 
-    let listed = events(&core, h, "deploy.*");
+    let listed = core.events(h, "deploy.*");
     assert!(!listed.is_empty() && listed.iter().all(|e| e["name"] == "deploy.done"));
     let refused = finish(core.baton(h).args(["event", "emit", "x", "--payload", "{not json"]));
     assert!(refused.stderr.contains("--payload is not valid JSON"), "{}", refused.stderr);
@@ -131,22 +125,18 @@ fn agents_connecting_and_leaving_are_events() {
     let data = tempfile::tempdir().unwrap();
     let token = core.agent_token(home.path());
     let mut agent = AgentProcess::start(&core, home.path(), &token, data.path());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while events(&core, home.path(), "agent.connected").is_empty() {
-        assert!(Instant::now() < deadline, "no agent.connected");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let connected = &events(&core, home.path(), "agent.connected")[0];
+    wait_until("agent.connected", Duration::from_secs(10), || {
+        !core.events(home.path(), "agent.connected").is_empty()
+    });
+    let connected = &core.events(home.path(), "agent.connected")[0];
     assert_eq!(connected["related"][0], "pool/default");
     agent.kill();
     // Killed: the link times out or the watchdog notices.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while events(&core, home.path(), "agent.disconnected").is_empty() {
-        assert!(Instant::now() < deadline, "no agent.disconnected");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until("agent.disconnected", Duration::from_secs(30), || {
+        !core.events(home.path(), "agent.disconnected").is_empty()
+    });
     assert_eq!(
-        events(&core, home.path(), "agent.disconnected")[0]["resource"],
+        core.events(home.path(), "agent.disconnected")[0]["resource"],
         connected["resource"]
     );
 }

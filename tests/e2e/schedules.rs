@@ -2,17 +2,10 @@
 //! CLI, the core stopped across schedule times and restarted under each
 //! catch-up policy, and a backlog of late runs skipped in one command.
 
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use baton_tests::{AgentProcess, CoreProcess, finish};
+use baton_tests::{AgentProcess, CoreProcess, finish, wait_until};
 use serde_json::Value;
-
-fn runs(core: &CoreProcess, home: &Path, deployment: &str) -> Vec<Value> {
-    let listed =
-        core.ok(home, &["run", "ls", "--deployment", deployment, "--limit", "500", "--json"]);
-    serde_json::from_str::<Value>(&listed).unwrap().as_array().unwrap().clone()
-}
 
 fn unix_ms() -> i64 {
     i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
@@ -51,24 +44,15 @@ fn missed_runs(policy: &str) -> Vec<Value> {
     );
     assert!(added.contains("every 2s"), "{added}");
     // It fires on its own.
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while !runs(&core, home.path(), "hello/default").iter().any(|r| r["state"] == "COMPLETED") {
-        assert!(std::time::Instant::now() < deadline, "no scheduled run completed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until("a scheduled run completed", Duration::from_secs(15), || {
+        core.runs(home.path(), "hello/default").iter().any(|r| r["state"] == "COMPLETED")
+    });
 
     // Each firing is an event, about its schedule and run.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let fired = loop {
-        let listed = core.ok(home.path(), &["event", "ls", "--json", "--name", "schedule.fired"]);
-        let fired: Value = serde_json::from_str(&listed).unwrap();
-        if !fired.as_array().unwrap().is_empty() {
-            break fired;
-        }
-        assert!(std::time::Instant::now() < deadline, "no schedule.fired event");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(fired[0]["resource"].as_str().unwrap().starts_with("schedule/"), "{fired:#}");
+    let fired = || core.events(home.path(), "schedule.fired");
+    wait_until("a schedule.fired event", Duration::from_secs(5), || !fired().is_empty());
+    let fired = fired();
+    assert!(fired[0]["resource"].as_str().unwrap().starts_with("schedule/"), "{fired:#?}");
     assert_eq!(fired[0]["related"][0], "deployment/hello/default");
 
     // Down from an odd second for 6 s: times K+1, K+3 and K+5 are missed.
@@ -78,7 +62,8 @@ fn missed_runs(policy: &str) -> Vec<Value> {
     let restarted = killed + 6000;
     // Let the agent reconnect and the kept runs finish.
     std::thread::sleep(Duration::from_secs(4));
-    let mut missed: Vec<Value> = runs(&core, home.path(), "hello/default")
+    let mut missed: Vec<Value> = core
+        .runs(home.path(), "hello/default")
         .into_iter()
         .filter(|r| {
             let at = r["scheduled_at"].as_i64().unwrap();
@@ -177,16 +162,12 @@ fn schedules_are_listed_paused_resumed_and_deleted() {
 
     // Planned ahead: at least three runs, each with the schedule's parameters.
     let planned = |core: &CoreProcess| {
-        runs(core, h, "hello/default")
+        core.runs(h, "hello/default")
             .into_iter()
             .filter(|r| r["state"] == "SCHEDULED")
             .collect::<Vec<_>>()
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while planned(&core).len() < 3 {
-        assert!(std::time::Instant::now() < deadline, "not planned");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until("three runs planned", Duration::from_secs(10), || planned(&core).len() >= 3);
     let first = planned(&core);
     assert!(first.iter().all(|r| r["parameters"] == serde_json::json!({"a": 1, "b": 5})));
     assert_eq!(
@@ -203,11 +184,7 @@ fn schedules_are_listed_paused_resumed_and_deleted() {
     core.ok(h, &["deployment", "schedule", "pause", "hello/default", &id]);
     assert!(planned(&core).is_empty(), "a paused schedule's planned runs are withdrawn");
     core.ok(h, &["deployment", "schedule", "resume", "hello/default", &id]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while planned(&core).len() < 3 {
-        assert!(std::time::Instant::now() < deadline, "not planned again");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until("planned again", Duration::from_secs(10), || planned(&core).len() >= 3);
     // Planned again for the same times: never two runs for one time.
     let again = planned(&core);
     let mut times: Vec<i64> = again.iter().map(|r| r["scheduled_at"].as_i64().unwrap()).collect();
@@ -231,23 +208,20 @@ fn skip_late_cancels_a_backlog_in_one_command() {
     for deployment in ["hello/default", "hello/default", "hello/default", "hello/other"] {
         core.ok(h, &["deployment", "run", deployment]);
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while runs(&core, h, "hello/default")
-        .iter()
-        .chain(&runs(&core, h, "hello/other"))
-        .any(|r| r["state"] != "LATE")
-    {
-        assert!(std::time::Instant::now() < deadline, "runs did not become LATE");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until("every run LATE", Duration::from_secs(15), || {
+        core.runs(h, "hello/default")
+            .iter()
+            .chain(&core.runs(h, "hello/other"))
+            .all(|r| r["state"] == "LATE")
+    });
     let skipped = core.ok(h, &["run", "skip-late", "--deployment", "hello/default"]);
     assert!(skipped.contains("skipped 3 late runs"), "{skipped}");
-    for run in runs(&core, h, "hello/default") {
+    for run in core.runs(h, "hello/default") {
         assert_eq!(run["state"], "CANCELLED");
         assert_eq!(run["state_message"], "skipped: late");
     }
     assert_eq!(
-        runs(&core, h, "hello/other")[0]["state"],
+        core.runs(h, "hello/other")[0]["state"],
         "LATE",
         "another deployment's backlog stays"
     );

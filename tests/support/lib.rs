@@ -8,6 +8,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+/// Checks `done` every 100 ms until it holds; after `within`, fails the
+/// test saying `what` did not happen.
+#[allow(clippy::panic, reason = "test support: a wait that times out fails the test")]
+pub fn wait_until(what: &str, within: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        if std::time::Instant::now() >= deadline {
+            panic!("{what}: not within {within:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// The repository's root directory.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
@@ -289,11 +302,66 @@ impl CoreProcess {
         done.stdout
     }
 
+    /// Runs of `FLOW/DEPLOYMENT`, newest first (`baton run ls --json`).
+    #[allow(clippy::panic, reason = "test support: unreadable output fails the test")]
+    pub fn runs(&self, home: &Path, deployment: &str) -> Vec<serde_json::Value> {
+        let args = ["run", "ls", "--deployment", deployment, "--limit", "500", "--json"];
+        self.json_list(home, &args)
+    }
+
+    /// Events whose name matches `pattern`, newest first (`baton event ls`).
+    pub fn events(&self, home: &Path, pattern: &str) -> Vec<serde_json::Value> {
+        self.json_list(home, &["event", "ls", "--json", "--name", pattern])
+    }
+
+    #[allow(clippy::panic, reason = "test support: unreadable output fails the test")]
+    fn json_list(&self, home: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+        let listed = self.ok(home, args);
+        match serde_json::from_str(&listed) {
+            Ok(serde_json::Value::Array(items)) => items,
+            _ => panic!("baton {args:?} did not print a JSON list: {listed}"),
+        }
+    }
+
     /// A `baton` command that talks to this core.
     pub fn baton(&self, home: &Path) -> Command {
         let mut command = baton(home);
         command.env("BATON_API_URL", &self.url).env_remove("BATON_API_TOKEN");
         command
+    }
+}
+
+/// A core with one agent of pool `default`, and a home for the CLI.
+pub struct System {
+    pub core: CoreProcess,
+    pub home: TempDir,
+    _data: TempDir,
+    _agent: AgentProcess,
+}
+
+impl System {
+    /// Starts both, the agent with `slots` slots.
+    #[allow(clippy::panic, reason = "test support: a system that cannot start fails the test")]
+    pub fn start(slots: u32) -> Self {
+        let core = CoreProcess::start(None);
+        let dir = || tempfile::tempdir().unwrap_or_else(|e| panic!("temporary directory: {e}"));
+        let (home, data) = (dir(), dir());
+        let token = core.agent_token(home.path());
+        let agent = AgentProcess::start_with_slots(&core, home.path(), &token, data.path(), slots);
+        Self { core, home, _data: data, _agent: agent }
+    }
+
+    /// Runs `baton ARGS` that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.core.ok(self.home.path(), args)
+    }
+
+    pub fn runs(&self, deployment: &str) -> Vec<serde_json::Value> {
+        self.core.runs(self.home.path(), deployment)
+    }
+
+    pub fn events(&self, pattern: &str) -> Vec<serde_json::Value> {
+        self.core.events(self.home.path(), pattern)
     }
 }
 
