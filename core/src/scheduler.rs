@@ -40,7 +40,10 @@ impl Default for SchedulerConfig {
 }
 
 /// Schedules looked at per read.
-const BATCH: u32 = 2000;
+const BATCH: u32 = 10_000;
+
+/// Schedules whose decisions are written in one transaction.
+const PER_WRITE: usize = 2000;
 
 /// What a catch-up did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -88,6 +91,39 @@ fn update(due: DueSchedule, at: Timestamp, horizon: Horizon) -> ScheduleUpdate {
     }
 }
 
+/// Plans a batch on every CPU (planning is most of a pass's own work; the
+/// database is the rest).
+async fn plan_all(due: Vec<DueSchedule>, at: Timestamp, horizon: Horizon) -> Vec<ScheduleUpdate> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let share = due.len().div_ceil(threads).max(64);
+    let planning: Vec<_> = parts(due, share)
+        .into_iter()
+        .map(|part| {
+            tokio::task::spawn_blocking(move || {
+                part.into_iter().map(|d| update(d, at, horizon)).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut updates = Vec::new();
+    for part in planning {
+        match part.await {
+            Ok(part) => updates.extend(part),
+            // Planning does not panic on any input; if it ever did, the
+            // part's schedules stay due.
+            Err(error) => tracing::error!(%error, "planning schedules failed"),
+        }
+    }
+    updates
+}
+
+/// `items` in parts of at most `size`, in order.
+fn parts<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
+    let mut items = items.into_iter();
+    std::iter::from_fn(|| Some(items.by_ref().take(size).collect::<Vec<T>>()))
+        .take_while(|part| !part.is_empty())
+        .collect()
+}
+
 impl Scheduler {
     pub fn new(store: Store, config: SchedulerConfig) -> Self {
         Self { store, config, wake: Arc::new(Notify::new()) }
@@ -107,10 +143,15 @@ impl Scheduler {
         for _ in 0..10_000 {
             let due = self.store.schedules_due(at, BATCH).await?;
             let full = due.len() == BATCH as usize;
-            let horizon = self.config.horizon;
-            let updates: Vec<ScheduleUpdate> =
-                due.into_iter().map(|d| update(d, at, horizon)).collect();
-            created += self.store.apply_schedule_updates(updates).await?;
+            // A part is planned while the one before it is written.
+            let mut planned = Vec::new();
+            for part in parts(due, PER_WRITE) {
+                let write = self.store.apply_schedule_updates(std::mem::take(&mut planned));
+                let (written, next) = tokio::join!(write, plan_all(part, at, self.config.horizon));
+                created += written?;
+                planned = next;
+            }
+            created += self.store.apply_schedule_updates(planned).await?;
             if !full {
                 break;
             }

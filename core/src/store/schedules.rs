@@ -150,6 +150,14 @@ pub struct ScheduleUpdate {
 /// Most schedules one progress UPDATE takes.
 const PROGRESS_PER_UPDATE: usize = 5000;
 
+/// Whether a progress write reports which schedules it wrote (only those
+/// that make runs need to know: returning rows costs as much as writing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Report {
+    Written,
+    Nothing,
+}
+
 /// Writes the progress of `updates` in as few statements as possible, each
 /// only if no other core moved that schedule since it was read; returns
 /// the schedules written. The rows travel as one JSON array (one bound
@@ -157,7 +165,8 @@ const PROGRESS_PER_UPDATE: usize = 5000;
 async fn write_progress(
     conn: &mut AnyConnection,
     dialect: Dialect,
-    updates: &[ScheduleUpdate],
+    updates: &[&ScheduleUpdate],
+    report: Report,
 ) -> StoreResult<HashSet<(String, String)>> {
     let rows = match dialect {
         Dialect::Sqlite => {
@@ -175,8 +184,12 @@ async fn write_progress(
         "WITH v AS ({rows}) \
          UPDATE schedule_states SET planned_until = v.planned_until, next_look = v.next_look \
          FROM v WHERE schedule_states.deployment_id = v.deployment_id \
-         AND schedule_states.schedule_id = v.schedule_id AND schedule_states.planned_until = v.read_until \
-         RETURNING schedule_states.deployment_id, schedule_states.schedule_id"
+         AND schedule_states.schedule_id = v.schedule_id AND schedule_states.planned_until = v.read_until{}",
+        match report {
+            Report::Written =>
+                " RETURNING schedule_states.deployment_id, schedule_states.schedule_id",
+            Report::Nothing => "",
+        }
     );
     let mut written = HashSet::new();
     for chunk in updates.chunks(PROGRESS_PER_UPDATE) {
@@ -192,11 +205,12 @@ async fn write_progress(
                 ])
             })
             .collect();
-        let rows = sqlx::query(&sql)
-            .bind(serde_json::Value::Array(values).to_string())
-            .fetch_all(&mut *conn)
-            .await?;
-        for row in rows {
+        let query = sqlx::query(&sql).bind(serde_json::Value::Array(values).to_string());
+        if report == Report::Nothing {
+            query.execute(&mut *conn).await?;
+            continue;
+        }
+        for row in query.fetch_all(&mut *conn).await? {
             written.insert((row.try_get("deployment_id")?, row.try_get("schedule_id")?));
         }
     }
@@ -362,25 +376,32 @@ impl Store {
     /// Schedules whose `next_look` has come, of deployments not paused,
     /// most overdue first.
     pub async fn schedules_due(&self, at: Timestamp, limit: u32) -> StoreResult<Vec<DueSchedule>> {
-        let rows = sqlx::query(
-            "SELECT s.deployment_id, s.schedule_id, s.spec, s.planned_until FROM schedule_states s \
-             JOIN deployments d ON d.id = s.deployment_id \
-             WHERE s.next_look <= $1 AND d.paused = 0 ORDER BY s.next_look LIMIT $2",
-        )
-        .bind(at.0)
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(DueSchedule {
-                    deployment_id: row.try_get("deployment_id")?,
-                    schedule_id: row.try_get("schedule_id")?,
-                    spec: json_column(row, "spec")?,
-                    planned_until: Timestamp(row.try_get("planned_until")?),
-                })
+        // The rows come back as one JSON array in one row: sqlx hands each
+        // row over from its worker thread, which costs more than the row.
+        let due = "SELECT s.deployment_id, s.schedule_id, s.spec, s.planned_until FROM schedule_states s \
+                   JOIN deployments d ON d.id = s.deployment_id \
+                   WHERE s.next_look <= $1 AND d.paused = 0 ORDER BY s.next_look LIMIT $2";
+        let sql = match self.dialect() {
+            Dialect::Sqlite => format!(
+                "SELECT json_group_array(json_array(deployment_id, schedule_id, json(spec), planned_until)) \
+                 AS due FROM ({due})"
+            ),
+            Dialect::Postgres => format!(
+                "SELECT COALESCE(json_agg(json_build_array(deployment_id, schedule_id, \
+                 CAST(spec AS JSON), planned_until)), '[]')::TEXT AS due FROM ({due}) AS due"
+            ),
+        };
+        let row = sqlx::query(&sql).bind(at.0).bind(i64::from(limit)).fetch_one(&self.read).await?;
+        let due: Vec<(String, String, ScheduleSpec, i64)> = json_column(&row, "due")?;
+        Ok(due
+            .into_iter()
+            .map(|(deployment_id, schedule_id, spec, planned_until)| DueSchedule {
+                deployment_id,
+                schedule_id,
+                spec,
+                planned_until: Timestamp(planned_until),
             })
-            .collect()
+            .collect())
     }
 
     /// Writes the scheduler's decisions in one transaction: each schedule's
@@ -392,7 +413,11 @@ impl Store {
         }
         self.write_transaction(move |store, conn| {
             Box::pin(async move {
-                let written = write_progress(conn, store.dialect(), &updates).await?;
+                let (creating, quiet): (Vec<_>, Vec<_>) =
+                    updates.iter().partition(|u| !u.create.is_empty());
+                write_progress(conn, store.dialect(), &quiet, Report::Nothing).await?;
+                let written =
+                    write_progress(conn, store.dialect(), &creating, Report::Written).await?;
                 let wanted = updates
                     .iter()
                     .filter(|u| {
