@@ -179,6 +179,18 @@ impl Dispatcher {
         self.wake();
     }
 
+    /// The components a connected agent holds compiled, sorted.
+    pub fn cached(&self, agent_id: &str) -> Vec<String> {
+        let mut cached: Vec<String> = self
+            .agents()
+            .connected
+            .get(agent_id)
+            .map(|agent| agent.cached.iter().cloned().collect())
+            .unwrap_or_default();
+        cached.sort();
+        cached
+    }
+
     /// Tells the agent running `run_id` to stop it; `false` if that agent
     /// is not connected.
     pub fn cancel(&self, agent_id: &str, run_id: &str) -> bool {

@@ -16,3 +16,4 @@ mod events;
 mod hostile_link;
 mod layering;
 mod schedules;
+mod ui;

@@ -5,6 +5,7 @@
 //!   the system running until Ctrl-C (see `start.rs`).
 //! - `cargo xtask test`: set up what the tests need, then run every check
 //!   and test (formatting, clippy, unit, integration and end-to-end tests).
+//! - `cargo xtask ui`: build the web UI into `web/dist` (see `ui.rs`).
 //! - `cargo xtask bench`: the benchmarks recorded in BENCHMARKS.md.
 //! - `cargo xtask with-postgres COMMAND...`: runs a command with a private
 //!   PostgreSQL server in `BATON_TEST_POSTGRES_URL` (for one test, say).
@@ -16,6 +17,7 @@ use anyhow::{Context, bail};
 
 mod postgres;
 mod start;
+mod ui;
 
 fn main() -> anyhow::Result<()> {
     let task = std::env::args().nth(1).unwrap_or_default();
@@ -25,8 +27,9 @@ fn main() -> anyhow::Result<()> {
         "test" => test(&root),
         "bench" => bench(&root),
         "setup" => setup(),
+        "ui" => ui::build(&root),
         "with-postgres" => with_postgres(&root),
-        _ => bail!("usage: cargo xtask <start|test|bench|setup|with-postgres COMMAND...>"),
+        _ => bail!("usage: cargo xtask <start|test|bench|ui|setup|with-postgres COMMAND...>"),
     }
 }
 
@@ -90,6 +93,41 @@ fn setup() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Debian packages the browser tests need: Chromium and its WebDriver, and
+/// a font for legible screenshots.
+const BROWSER_PACKAGES: [&str; 3] = ["chromium", "chromium-driver", "fonts-dejavu-core"];
+
+/// Installs those of `packages` that are missing, with apt-get.
+fn apt_install(why: &str, packages: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|package| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", package])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("installing {} with apt-get ({why})", missing.join(" "));
+    let mut install = vec!["install", "-y", "-q"];
+    install.extend(&missing);
+    for args in [vec!["update", "-q"], install] {
+        let status = Command::new("apt-get")
+            .args(&args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .with_context(|| format!("running apt-get ({why})"))?;
+        if !status.success() {
+            bail!("`apt-get {}` failed", args.join(" "));
+        }
+    }
+    Ok(())
+}
+
 fn flow_packages() -> Vec<&'static str> {
     baton_tests::FLOWS.iter().flat_map(|flow| ["-p", flow]).collect()
 }
@@ -97,6 +135,24 @@ fn flow_packages() -> Vec<&'static str> {
 fn test(root: &Path) -> anyhow::Result<()> {
     setup()?;
     run(root, "cargo", &["fmt", "--all", "--check"])?;
+    apt_install("the browser tests", &BROWSER_PACKAGES)?;
+    // The UI first: the core embeds it, and its own lints run on wasm32.
+    ui::build(root)?;
+    run(
+        root,
+        "cargo",
+        &[
+            "clippy",
+            "--release",
+            "--target",
+            "wasm32-unknown-unknown",
+            "-p",
+            "baton-web",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
     run(root, "cargo", &["clippy", "--release", "--all-targets", "--", "-D", "warnings"])?;
     let mut flows_clippy =
         vec!["clippy", "--release", "--target", "wasm32-wasip2", "-p", "baton-sdk"];

@@ -34,27 +34,12 @@ fn find_bin() -> Option<PathBuf> {
     candidates.pop()
 }
 
-fn install() -> anyhow::Result<()> {
-    eprintln!("PostgreSQL is not installed; installing it with apt-get");
-    for args in [&["update", "-q"][..], &["install", "-y", "-q", "postgresql"][..]] {
-        let status = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .context("running apt-get (PostgreSQL is needed by the tests)")?;
-        if !status.success() {
-            bail!("`apt-get {}` failed", args.join(" "));
-        }
-    }
-    Ok(())
-}
-
 impl Postgres {
     pub fn start() -> anyhow::Result<Self> {
         let bin = match find_bin() {
             Some(bin) => bin,
             None => {
-                install()?;
+                crate::apt_install("the store's tests on PostgreSQL", &["postgresql"])?;
                 find_bin().context(
                     "PostgreSQL was installed but initdb is not under /usr/lib/postgresql",
                 )?

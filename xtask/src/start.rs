@@ -45,6 +45,7 @@ pub fn start(root: &Path) -> anyhow::Result<()> {
     }
 
     crate::setup()?;
+    crate::ui::build(root)?;
     crate::run(root, "cargo", &["build", "--release", "-p", "baton"])?;
     let baton = root.join("target/release/baton");
     let baton_str = baton.to_str().context("repository path is not UTF-8")?;

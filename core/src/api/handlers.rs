@@ -15,14 +15,15 @@ use baton_proto::v1::link::AgentToken;
 use baton_proto::v1::{
     AgentInfo, AgentTokenCreated, Artifact, Automation, AutomationSpec, CreateAgentToken,
     CreateRun, Deployment, DeploymentSpec, DeploymentUpserted, EmitEvent, Event, FlowRun,
-    FlowRunDetail, Health, LogLine, Page, PoolSpec, ProposeState, QueueSpec, SIGNATURE_HEADER,
-    Schedule, ScheduleSpec, SecretInfo, SecretValue, SetValue, SkipLate, Skipped, StateName,
-    Timestamp, Transition, Variable, Webhook, WebhookSpec, WorkPool, WorkQueue,
+    FlowRunDetail, Health, LogLine, Page, PoolSpec, ProposeState, QueueSpec, RunBucket, RunStats,
+    SIGNATURE_HEADER, Schedule, ScheduleSpec, SecretInfo, SecretValue, SetValue, SkipLate, Skipped,
+    StateCount, StateName, Timestamp, Transition, Variable, Webhook, WebhookSpec, WorkPool,
+    WorkQueue,
 };
 use serde::Deserialize;
 
 use super::{ApiFailure, ApiResult, AppState};
-use crate::store::{DeploymentFilter, EventFilter, RunFilter, StoreError};
+use crate::store::{DeploymentFilter, EventFilter, RunFilter, StoreError, now};
 
 /// The body, or a 400 that says what is wrong with it.
 fn body<T>(payload: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
@@ -242,6 +243,54 @@ pub struct RunQuery {
     until: Option<i64>,
     cursor: Option<String>,
     limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StatsQuery {
+    since: i64,
+    until: Option<i64>,
+    #[serde(default = "hourly")]
+    bucket_seconds: u64,
+}
+
+fn hourly() -> u64 {
+    3600
+}
+
+/// Most buckets one stats answer has.
+const MAX_BUCKETS: i64 = 1000;
+
+/// `GET /api/runs/stats`: runs by state per time bucket, for charts.
+pub async fn run_stats(
+    State(state): State<AppState>,
+    Query(query): Query<StatsQuery>,
+) -> ApiResult<Json<RunStats>> {
+    let until = query.until.unwrap_or_else(|| now().0);
+    let bucket = i64::try_from(query.bucket_seconds).unwrap_or(i64::MAX).saturating_mul(1000);
+    if bucket < 1000 || until <= query.since {
+        return Err(ApiFailure::bad_request("want since < until and bucket_seconds >= 1"));
+    }
+    let count = (until - query.since + bucket - 1) / bucket;
+    if count > MAX_BUCKETS {
+        return Err(ApiFailure::bad_request(format!(
+            "{count} buckets asked for; at most {MAX_BUCKETS} (widen bucket_seconds)"
+        )));
+    }
+    let mut buckets: Vec<RunBucket> = (0..count)
+        .map(|i| RunBucket { start: Timestamp(query.since + i * bucket), counts: Vec::new() })
+        .collect();
+    let counts = state.store.run_counts(Timestamp(query.since), Timestamp(until), bucket).await?;
+    for (index, run_state, count) in counts {
+        if let Some(b) = usize::try_from(index).ok().and_then(|i| buckets.get_mut(i)) {
+            b.counts.push(StateCount { state: run_state, count });
+        }
+    }
+    Ok(Json(RunStats {
+        since: Timestamp(query.since),
+        until: Timestamp(until),
+        bucket_seconds: query.bucket_seconds,
+        buckets,
+    }))
 }
 
 pub async fn list_runs(
@@ -601,7 +650,11 @@ pub async fn delete_automation(
 }
 
 pub async fn list_agents(State(state): State<AppState>) -> ApiResult<Json<Vec<AgentInfo>>> {
-    Ok(Json(state.store.agents().await?))
+    let mut agents = state.store.agents().await?;
+    for agent in agents.iter_mut().filter(|a| a.connected) {
+        agent.cached = state.dispatcher.cached(&agent.id);
+    }
+    Ok(Json(agents))
 }
 
 /// Makes a token for agents of a pool (creating the pool if it is new).

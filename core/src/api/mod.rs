@@ -5,6 +5,7 @@
 mod error;
 mod handlers;
 mod openapi;
+mod ui;
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::{delete, get, post, put};
 use baton_sandbox::Sandbox;
 
@@ -76,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/deployments/{flow}/{name}/schedules/{id}/resume", post(resume_schedule))
         .route("/api/runs", get(list_runs))
         .route("/api/runs/skip-late", post(skip_late))
+        .route("/api/runs/stats", get(run_stats))
         .route("/api/runs/{id}", get(get_run))
         .route("/api/runs/{id}/state", post(propose_state))
         .route("/api/runs/{id}/cancel", post(cancel_run))
@@ -119,10 +121,19 @@ async fn require_token(
     next: Next,
 ) -> Result<Response, ApiFailure> {
     if let Some(token) = &state.api_token {
+        // A browser's EventSource cannot send headers: the event stream
+        // also takes the token as `?token=`.
+        let from_query = || {
+            (request.uri().path() == "/api/events/stream")
+                .then(|| request.uri().query())
+                .flatten()
+                .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("token=")))
+        };
         let presented = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .or_else(from_query);
         // Compare without an early exit, so timing says nothing of the token.
         let matches = presented.is_some_and(|p| {
             p.len() == token.len()
@@ -137,6 +148,18 @@ async fn require_token(
     Ok(next.run(request).await)
 }
 
-async fn not_found() -> ApiFailure {
+/// Paths outside the API are the web UI's: its files, or its page for
+/// every route it has (`/runs/ID`), so any page's URL can be opened.
+async fn not_found(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let path = uri.path();
+    let api = path.starts_with("/api/") || path == "/api" || path.starts_with("/hooks/");
+    if !api && (method == axum::http::Method::GET || method == axum::http::Method::HEAD) {
+        return ui::serve(path, &headers);
+    }
     ApiFailure::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /api/openapi.json")
+        .into_response()
 }

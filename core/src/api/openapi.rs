@@ -129,6 +129,14 @@ pub const ROUTES: &[RouteDoc] = &[
     },
     RouteDoc {
         query: &[
+            ("since", "first bucket's start (ms since the epoch)"),
+            ("until", "window's end (default now)"),
+            ("bucket_seconds", "bucket width (default 3600; at most 1000 buckets)"),
+        ],
+        ..route("get", "/api/runs/stats", "Runs by state per bucket of scheduled time", "RunStats")
+    },
+    RouteDoc {
+        query: &[
             ("state", "comma-separated state names"),
             ("deployment", "FLOW/NAME"),
             ("flow", "flow name"),
@@ -282,6 +290,7 @@ fn schemas() -> (Map<String, Value>, Map<String, Value>) {
         "FlowRun" => FlowRun,
         "FlowRunDetail" => FlowRunDetail,
         "Page<FlowRun>" => Page<FlowRun>,
+        "RunStats" => RunStats,
         "ProposeState" => ProposeState,
         "Transition" => Transition,
         "LogLine" => LogLine,

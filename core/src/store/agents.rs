@@ -179,6 +179,8 @@ impl Store {
                     connected: row.try_get::<i64, _>("connected")? != 0,
                     first_seen: Timestamp(row.try_get("first_seen")?),
                     last_seen: Timestamp(row.try_get("last_seen")?),
+                    // Known to the dispatcher (in memory), not stored.
+                    cached: Vec::new(),
                 })
             })
             .collect()

@@ -572,6 +572,35 @@ impl Store {
         Ok(Page { items, next_cursor })
     }
 
+    /// Runs scheduled in `[since, until)`, counted by `(bucket, state)`
+    /// where bucket `i` holds the times from `since + i * bucket`.
+    pub async fn run_counts(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        bucket_millis: i64,
+    ) -> StoreResult<Vec<(i64, StateName, u64)>> {
+        let rows = sqlx::query(
+            "SELECT (scheduled_at - $1) / $3 AS bucket, state, COUNT(*) AS n FROM flow_runs \
+             WHERE scheduled_at >= $1 AND scheduled_at < $2 GROUP BY 1, 2",
+        )
+        .bind(since.0)
+        .bind(until.0)
+        .bind(bucket_millis.max(1))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let count: i64 = row.try_get("n")?;
+                Ok((
+                    row.try_get("bucket")?,
+                    parsed_column(row, "state")?,
+                    u64::try_from(count).unwrap_or(0),
+                ))
+            })
+            .collect()
+    }
+
     /// The run `id` (locked for this transaction on PostgreSQL when
     /// `lock`), with its dispatch facts when `dispatch`.
     async fn read_run<'e>(

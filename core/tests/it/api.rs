@@ -305,3 +305,83 @@ async fn a_real_server_answers_on_loopback_and_refuses_open_addresses_without_a_
     let error = baton_core::server::Server::start(open).await.err().unwrap();
     assert!(error.to_string().contains("without an API token"), "{error}");
 }
+
+#[tokio::test]
+async fn the_event_stream_takes_the_token_in_its_query_and_nothing_else_does() {
+    let api = api_with(Some("t0ken"), 1 << 20).await;
+    assert_eq!(api.get("/api/events/stream?token=t0ken").await.0, StatusCode::OK);
+    assert_eq!(api.get("/api/events/stream?token=wrong").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.get("/api/deployments?token=t0ken").await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn run_stats_count_runs_by_state_per_bucket_of_their_scheduled_time() {
+    let api = api().await;
+    api.deploy_hello(json!({"parameters": {"a": 1, "b": 2}})).await;
+    let hour = 3_600_000i64;
+    let since = 1_800_000_000_000i64;
+    for (offset, count) in [(0, 2), (2 * hour + 5, 1)] {
+        for _ in 0..count {
+            let body = json!({"scheduled_at": since + offset});
+            let (status, run) =
+                api.json(Method::POST, "/api/deployments/hello/default/runs", body).await;
+            assert_eq!(status, StatusCode::CREATED, "{run}");
+        }
+    }
+    let (status, stats) = api
+        .get(&format!(
+            "/api/runs/stats?since={since}&until={}&bucket_seconds=3600",
+            since + 3 * hour
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    let buckets = stats["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 3, "every bucket, empty ones too: {stats}");
+    assert_eq!(buckets[0]["start"], since);
+    assert_eq!(buckets[0]["counts"], json!([{"state": "SCHEDULED", "count": 2}]));
+    assert_eq!(buckets[1]["counts"], json!([]));
+    assert_eq!(buckets[2]["counts"], json!([{"state": "SCHEDULED", "count": 1}]));
+    // Bounded: too many buckets is refused, not computed.
+    let (status, error) =
+        api.get(&format!("/api/runs/stats?since=0&until={since}&bucket_seconds=60")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error["message"].as_str().unwrap().contains("at most 1000"), "{error}");
+}
+
+#[tokio::test]
+async fn the_ui_is_served_at_every_page_path_and_api_paths_stay_json() {
+    let api = api().await;
+    let page = |path: &'static str, gzip: bool| {
+        let router = api.router.clone();
+        async move {
+            let mut request = Request::get(path);
+            if gzip {
+                request = request.header("accept-encoding", "br, gzip");
+            }
+            router.oneshot(request.body(Body::empty()).unwrap()).await.unwrap()
+        }
+    };
+    let index = baton_web::index();
+    for path in ["/", "/runs/0192-abc", "/deployments/hello/default", "/work-pools"] {
+        let response = page(path, false).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(response.headers()["content-type"], index.content_type);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], index.body, "{path} is not the UI's page");
+    }
+    // The page compressed when the browser takes it, and revalidated by tag.
+    let response = page("/", true).await;
+    if !index.gzip.is_empty() {
+        assert_eq!(response.headers()["content-encoding"], "gzip");
+    }
+    let request =
+        Request::get("/").header("if-none-match", index.etag).body(Body::empty()).unwrap();
+    let response = api.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+    // Unknown API paths and other methods are the API's 404.
+    let (status, error) = api.get("/api/no-such-thing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error["code"], "not_found");
+    let (status, _) = api.json(Method::POST, "/runs/x", json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

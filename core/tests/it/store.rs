@@ -897,3 +897,34 @@ async fn reports_from_agents_are_stored_once() {
         assert_eq!(store.events(&filter).await.unwrap().len(), 1, "{}", db.label);
     }
 }
+
+#[tokio::test]
+async fn runs_are_counted_by_state_and_bucket_of_scheduled_time() {
+    for db in both().await {
+        let store = &db.store;
+        deploy(store, "counted", DeploymentSpec::default()).await;
+        let since = Timestamp(1_800_000_000_000);
+        let minute = 60_000;
+        let mut ids = Vec::new();
+        for offset in [0, 1, 2 * minute + 7, 5 * minute] {
+            let request = CreateRun {
+                parameters: json!({"a": 1, "b": 2}).as_object().unwrap().clone(),
+                scheduled_at: Some(Timestamp(since.0 + offset)),
+                ..CreateRun::default()
+            };
+            ids.push(store.create_run("hello", "counted", request).await.unwrap().0.id);
+        }
+        propose(store, &ids[1], StateName::Cancelled).await;
+        let counts =
+            store.run_counts(since, Timestamp(since.0 + 5 * minute), minute).await.unwrap();
+        let mut counts: Vec<_> = counts.into_iter().map(|(b, s, n)| (b, s.as_str(), n)).collect();
+        counts.sort();
+        // The run at exactly `until` is outside the window.
+        assert_eq!(
+            counts,
+            [(0, "CANCELLED", 1), (0, "SCHEDULED", 1), (2, "SCHEDULED", 1)],
+            "{}",
+            db.label
+        );
+    }
+}

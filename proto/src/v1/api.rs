@@ -184,6 +184,34 @@ pub struct Transition {
     pub run: FlowRun,
 }
 
+/// `GET /api/runs/stats`: runs counted by state in equal time buckets of
+/// their scheduled time, oldest bucket first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RunStats {
+    pub since: Timestamp,
+    pub until: Timestamp,
+    pub bucket_seconds: u64,
+    /// Every bucket of the window, empty ones too.
+    pub buckets: Vec<RunBucket>,
+}
+
+/// One bucket of [`RunStats`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RunBucket {
+    pub start: Timestamp,
+    /// States with at least one run.
+    pub counts: Vec<StateCount>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct StateCount {
+    pub state: StateName,
+    pub count: u64,
+}
+
 /// A page of a list, newest first; pass `next_cursor` back as `cursor`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -384,6 +412,10 @@ pub struct AgentInfo {
     pub connected: bool,
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
+    /// Digests of the components it holds compiled (as of its last
+    /// connection and the runs since).
+    #[serde(default)]
+    pub cached: Vec<String>,
 }
 
 /// `POST /api/agent-tokens`.

@@ -1,0 +1,253 @@
+//! Automations, the live event feed, and incoming webhooks.
+
+use baton_proto::v1::{Action, Automation, Event as CoreEvent, Trigger, Webhook, WebhookSpec};
+use yew::prelude::*;
+
+use super::act;
+use crate::app::api::{Load, escape, send, use_get};
+use crate::app::live::{use_batch, use_events, use_ticks};
+use crate::app::view::{Empty, When, changed_value, input_value, loaded, local_time, use_title};
+
+fn trigger_text(trigger: &Trigger) -> String {
+    let (kind, t) = match trigger {
+        Trigger::Reactive(t) => ("when", t),
+        Trigger::Proactive(t) => ("when fewer than threshold of", t),
+    };
+    let mut text = format!("{kind} `{}`", t.event);
+    if let Some(resource) = &t.resource {
+        text.push_str(&format!(" on {resource}"));
+    }
+    if t.threshold > 1 || matches!(trigger, Trigger::Proactive(_)) {
+        text.push_str(&format!(" ×{}", t.threshold));
+    }
+    if t.within > 0 {
+        text.push_str(&format!(" within {}", crate::app::view::duration(t.within as i64 * 1000)));
+    }
+    text
+}
+
+fn action_text(action: &Action) -> String {
+    match action {
+        Action::RunDeployment { deployment, .. } => format!("run {deployment}"),
+        Action::PauseDeployment { deployment } => format!("pause {deployment}"),
+        Action::ResumeDeployment { deployment } => format!("resume {deployment}"),
+        Action::PausePool { pool } => format!("pause pool {pool}"),
+        Action::ResumePool { pool } => format!("resume pool {pool}"),
+        Action::CancelRun { run } => {
+            format!("cancel {}", run.as_deref().unwrap_or("the event's run"))
+        }
+        Action::ChangeRunState { run, state, .. } => {
+            format!("set {} to {}", run.as_deref().unwrap_or("the event's run"), state.as_str())
+        }
+        Action::CallWebhook { url, .. } => format!("call {url}"),
+    }
+}
+
+#[function_component(Automations)]
+pub fn automations() -> Html {
+    use_title("Automations".into());
+    let changed = use_state(|| 0u64);
+    let list = use_get::<Vec<Automation>>("/api/automations".into(), *changed);
+    let failure = use_state(|| None::<String>);
+    let done = {
+        let changed = changed.clone();
+        Callback::from(move |()| changed.set(*changed + 1))
+    };
+    let button = |automation: &Automation, verb: &'static str, label: &'static str| {
+        let (failure, done) = (failure.clone(), done.clone());
+        let method = if verb.is_empty() { "DELETE" } else { "POST" };
+        let path = if verb.is_empty() {
+            format!("/api/automations/{}", escape(&automation.id))
+        } else {
+            format!("/api/automations/{}/{verb}", escape(&automation.id))
+        };
+        let onclick = Callback::from(move |_| {
+            let path = path.clone();
+            act(failure.clone(), done.clone(), async move {
+                send::<serde_json::Value>(method, &path, None::<&()>).await.map(|_| ())
+            });
+        });
+        html! { <button class="small" {onclick} aria-label={format!("{label} {}", automation.spec.name)}>{ label }</button> }
+    };
+    html! {
+        <section>
+            <h1>{ "Automations" }</h1>
+            <p class="muted">{ "Create them from YAML with `baton automation create -f FILE`." }</p>
+            if let Some(message) = &*failure { <p class="failure" role="alert">{ message }</p> }
+            { loaded(&list, |list| {
+                if list.is_empty() {
+                    return html! { <Empty>{ "No automations." }</Empty> };
+                }
+                html! {
+                    <table class="table">
+                        <thead><tr><th>{ "Name" }</th><th>{ "Trigger" }</th><th>{ "Actions" }</th><th>{ "Status" }</th><th></th></tr></thead>
+                        <tbody>
+                        { for list.iter().map(|a| html! {
+                            <tr>
+                                <td><strong>{ &a.spec.name }</strong>
+                                    if let Some(d) = &a.spec.description { <div class="muted small">{ d }</div> }</td>
+                                <td>{ trigger_text(&a.spec.trigger) }</td>
+                                <td>{ a.spec.actions.iter().map(action_text).collect::<Vec<_>>().join("; ") }</td>
+                                <td>{ if a.paused { "paused" } else { "active" } }</td>
+                                <td class="actions">
+                                    { if a.paused { button(a, "resume", "Resume") } else { button(a, "pause", "Pause") } }
+                                    { button(a, "", "Delete") }
+                                </td>
+                            </tr>
+                        }) }
+                        </tbody>
+                    </table>
+                }
+            }) }
+        </section>
+    }
+}
+
+/// Events kept on the page at most.
+const KEPT: usize = 300;
+
+#[function_component(Events)]
+pub fn events() -> Html {
+    use_title("Events".into());
+    let pattern = use_state(|| "*".to_owned());
+    let first =
+        use_get::<Vec<CoreEvent>>(format!("/api/events?limit=100&name={}", escape(&pattern)), 0);
+    let shown = use_state(Vec::<CoreEvent>::new);
+    {
+        let shown = shown.clone();
+        use_effect_with(first.clone(), move |first| {
+            if let Load::Ready(events) = first {
+                shown.set(events.clone());
+            }
+        });
+    }
+    let (batch, push) = use_batch();
+    use_events((*pattern).clone(), None, push);
+    let ticks = use_ticks(300, true);
+    {
+        let shown = shown.clone();
+        use_effect_with(ticks, move |_| {
+            let new = batch.take();
+            if !new.is_empty() {
+                let mut next: Vec<CoreEvent> = new.into_iter().rev().collect();
+                next.extend(shown.iter().cloned());
+                next.truncate(KEPT);
+                shown.set(next);
+            }
+        });
+    }
+    let on_pattern = {
+        let pattern = pattern.clone();
+        Callback::from(move |e: Event| {
+            let value = changed_value(&e);
+            pattern.set(if value.is_empty() { "*".into() } else { value });
+        })
+    };
+    html! {
+        <section>
+            <h1>{ "Events" }</h1>
+            <div class="filters">
+                <label>{ "Name " }<input type="search" value={(*pattern).clone()} onchange={on_pattern}
+                    placeholder="run.* or webhook.*" /></label>
+                <span class="live" role="status">{ "live" }</span>
+            </div>
+            { loaded(&first, |_| {
+                if shown.is_empty() {
+                    return html! { <Empty>{ "No events yet." }</Empty> };
+                }
+                html! {
+                    <table class="table events">
+                        <thead><tr><th>{ "When" }</th><th>{ "Event" }</th><th>{ "Resource" }</th><th>{ "Payload" }</th></tr></thead>
+                        <tbody>
+                        { for shown.iter().map(|e| html! {
+                            <tr key={e.id.clone()}>
+                                <td title={local_time(e.occurred)}><When at={e.occurred} /></td>
+                                <td class="mono">{ &e.name }</td>
+                                <td class="mono">{ &e.resource }</td>
+                                <td class="mono small">{ if e.payload.is_null() { String::new() } else { e.payload.to_string() } }</td>
+                            </tr>
+                        }) }
+                        </tbody>
+                    </table>
+                }
+            }) }
+        </section>
+    }
+}
+
+#[function_component(Webhooks)]
+pub fn webhooks() -> Html {
+    use_title("Webhooks".into());
+    let changed = use_state(|| 0u64);
+    let list = use_get::<Vec<Webhook>>("/api/webhooks".into(), *changed);
+    let failure = use_state(|| None::<String>);
+    let done = {
+        let changed = changed.clone();
+        Callback::from(move |()| changed.set(*changed + 1))
+    };
+    let slug = use_state(String::new);
+    let secret = use_state(String::new);
+    let create = {
+        let (slug, secret, failure, done) =
+            (slug.clone(), secret.clone(), failure.clone(), done.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let spec = WebhookSpec {
+                slug: (*slug).clone(),
+                secret: (!secret.is_empty()).then(|| (*secret).clone()),
+                event: None,
+            };
+            act(failure.clone(), done.clone(), async move {
+                send::<Webhook>("POST", "/api/webhooks", Some(&spec)).await.map(|_| ())
+            });
+        })
+    };
+    let text = |state: &UseStateHandle<String>| {
+        let state = state.clone();
+        Callback::from(move |e: InputEvent| state.set(input_value(&e)))
+    };
+    html! {
+        <section>
+            <h1>{ "Webhooks" }</h1>
+            <p class="muted">{ "A call to a webhook's path becomes an event that automations can act on." }</p>
+            if let Some(message) = &*failure { <p class="failure" role="alert">{ message }</p> }
+            { loaded(&list, |list| {
+                if list.is_empty() {
+                    return html! { <Empty>{ "No webhooks." }</Empty> };
+                }
+                html! {
+                    <table class="table">
+                        <thead><tr><th>{ "Path" }</th><th>{ "Event" }</th><th>{ "Signed" }</th><th>{ "Created" }</th><th></th></tr></thead>
+                        <tbody>
+                        { for list.iter().map(|w| {
+                            let path = format!("/api/webhooks/{}", escape(&w.slug));
+                            let (failure, done) = (failure.clone(), done.clone());
+                            let delete = Callback::from(move |_| {
+                                let path = path.clone();
+                                act(failure.clone(), done.clone(), async move {
+                                    send::<serde_json::Value>("DELETE", &path, None::<&()>).await.map(|_| ())
+                                });
+                            });
+                            html! {
+                                <tr>
+                                    <td class="mono">{ format!("POST {}", w.path) }</td>
+                                    <td class="mono">{ &w.event }</td>
+                                    <td>{ if w.signed { "HMAC-SHA256" } else { "no" } }</td>
+                                    <td><When at={w.created_at} /></td>
+                                    <td><button class="small" onclick={delete} aria-label={format!("Delete webhook {}", w.slug)}>{ "Delete" }</button></td>
+                                </tr>
+                            }
+                        }) }
+                        </tbody>
+                    </table>
+                }
+            }) }
+            <form class="inline panel" onsubmit={create}>
+                <h2>{ "New webhook" }</h2>
+                <label>{ "Slug " }<input required=true value={(*slug).clone()} oninput={text(&slug)} /></label>
+                <label>{ "Secret (optional) " }<input type="password" autocomplete="off" value={(*secret).clone()} oninput={text(&secret)} /></label>
+                <button type="submit">{ "Create" }</button>
+            </form>
+        </section>
+    }
+}

@@ -1,0 +1,105 @@
+//! Work pools with their queues, and the agents serving them.
+
+use baton_proto::v1::{AgentInfo, WorkPool};
+use yew::prelude::*;
+
+use super::act;
+use crate::app::api::{escape, send, use_get};
+use crate::app::live::use_live_refresh;
+use crate::app::view::{Empty, When, loaded, use_title};
+
+#[function_component(Pools)]
+pub fn pools() -> Html {
+    use_title("Work pools".into());
+    let changed = use_state(|| 0u64);
+    let live = use_live_refresh("agent.*".into(), None, 2000, 5);
+    let refresh = live + *changed;
+    let pools = use_get::<Vec<WorkPool>>("/api/pools".into(), refresh);
+    let agents = use_get::<Vec<AgentInfo>>("/api/agents".into(), refresh);
+    let failure = use_state(|| None::<String>);
+    let done = {
+        let changed = changed.clone();
+        Callback::from(move |()| changed.set(*changed + 1))
+    };
+    html! {
+        <section>
+            <h1>{ "Work pools" }</h1>
+            if let Some(message) = &*failure { <p class="failure" role="alert">{ message }</p> }
+            { loaded(&pools, |pools| {
+                if pools.is_empty() {
+                    return html! { <Empty>{ "No work pools." }</Empty> };
+                }
+                html! {
+                    <div class="cards">
+                    { for pools.iter().map(|pool| {
+                        let verb = if pool.paused { "resume" } else { "pause" };
+                        let toggle = {
+                            let path = format!("/api/pools/{}/{verb}", escape(&pool.spec.name));
+                            let (failure, done) = (failure.clone(), done.clone());
+                            Callback::from(move |_| {
+                                let path = path.clone();
+                                act(failure.clone(), done.clone(), async move {
+                                    send::<WorkPool>("POST", &path, None::<&()>).await.map(|_| ())
+                                });
+                            })
+                        };
+                        html! {
+                            <article class="panel">
+                                <header class="page-head">
+                                    <h2>{ &pool.spec.name }
+                                        if pool.paused { <span class="tag paused">{ "paused" }</span> }
+                                    </h2>
+                                    <button class="small" onclick={toggle}
+                                        aria-label={format!("{} pool {}", if pool.paused { "Resume" } else { "Pause" }, pool.spec.name)}>
+                                        { if pool.paused { "Resume" } else { "Pause" } }
+                                    </button>
+                                </header>
+                                <p class="muted">{ format!("{:?}", pool.spec.kind).to_lowercase() }
+                                    { pool.spec.concurrency_limit.map(|l| format!(" · at most {l} runs at once")).unwrap_or_default() }
+                                </p>
+                                <table class="table">
+                                    <thead><tr><th>{ "Queue" }</th><th>{ "Priority" }</th><th>{ "Limit" }</th><th>{ "Status" }</th></tr></thead>
+                                    <tbody>
+                                    { for pool.queues.iter().map(|q| html! {
+                                        <tr>
+                                            <td>{ &q.name }</td>
+                                            <td>{ q.priority }</td>
+                                            <td>{ q.concurrency_limit.map_or("none".to_owned(), |l| l.to_string()) }</td>
+                                            <td>{ if q.paused { "paused" } else { "active" } }</td>
+                                        </tr>
+                                    }) }
+                                    </tbody>
+                                </table>
+                            </article>
+                        }
+                    }) }
+                    </div>
+                }
+            }) }
+            <h2>{ "Agents" }</h2>
+            { loaded(&agents, |agents| {
+                if agents.is_empty() {
+                    return html! { <Empty>{ "No agent has connected. `baton agent token create` makes a token; `baton agent start --token …` connects one." }</Empty> };
+                }
+                html! {
+                    <table class="table">
+                        <thead><tr><th>{ "Agent" }</th><th>{ "Pool" }</th><th>{ "Status" }</th><th>{ "Slots in use" }</th><th>{ "Last heartbeat" }</th><th>{ "Cached components" }</th><th>{ "Version" }</th></tr></thead>
+                        <tbody>
+                        { for agents.iter().map(|agent| html! {
+                            <tr>
+                                <td>{ &agent.name }</td>
+                                <td>{ &agent.pool }{ if agent.queues.is_empty() { String::new() } else { format!(" ({})", agent.queues.join(", ")) } }</td>
+                                <td><span class={if agent.connected { "dot up" } else { "dot down" }} />{ if agent.connected { " connected" } else { " disconnected" } }</td>
+                                <td>{ format!("{} / {}", agent.running, agent.slots) }</td>
+                                <td><When at={agent.last_seen} /></td>
+                                <td class="mono small">{ agent.cached.iter().map(|d| d.trim_start_matches("sha256:").get(..12).unwrap_or(d)).collect::<Vec<_>>().join(" ") }</td>
+                                <td>{ &agent.version }</td>
+                            </tr>
+                        }) }
+                        </tbody>
+                    </table>
+                }
+            }) }
+        </section>
+    }
+}

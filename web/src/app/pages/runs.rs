@@ -1,0 +1,427 @@
+//! Runs: the filterable list that updates live, and a run's page.
+
+use std::collections::HashMap;
+
+use baton_proto::v1::{CreateRun, FlowRun, FlowRunDetail, LogLine, Page, StateName};
+use serde::{Deserialize, Serialize};
+use yew::prelude::*;
+use yew_router::prelude::*;
+
+use super::act;
+use super::deployments::{short, took};
+use crate::app::api::{Load, escape, get, send, use_get};
+use crate::app::charts::Gantt;
+use crate::app::live::{use_batch, use_events, use_live_refresh, use_ticks};
+use crate::app::route::Route;
+use crate::app::view::{
+    Empty, FailureView, Loading, StateBadge, When, changed_value, clock, duration, loaded,
+    local_time, now, use_title,
+};
+
+/// The list's filters, kept in the URL so a filtered list can be shared.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunFilters {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub state: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub deployment: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub tag: String,
+    /// `1h`, `24h`, `7d` or empty for any time.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub window: String,
+}
+
+impl RunFilters {
+    fn api_path(&self, cursor: Option<&str>) -> String {
+        let mut path = String::from("/api/runs?limit=50");
+        for (key, value) in
+            [("state", &self.state), ("deployment", &self.deployment), ("tag", &self.tag)]
+        {
+            if !value.is_empty() {
+                path.push_str(&format!("&{key}={}", escape(value)));
+            }
+        }
+        let window = match self.window.as_str() {
+            "1h" => Some(3_600_000),
+            "24h" => Some(86_400_000),
+            "7d" => Some(7 * 86_400_000),
+            _ => None,
+        };
+        if let Some(window) = window {
+            // Rounded to the minute, so re-reads ask for the same window.
+            path.push_str(&format!("&since={}", (now().0 - window) / 60_000 * 60_000));
+        }
+        if let Some(cursor) = cursor {
+            path.push_str(&format!("&cursor={}", escape(cursor)));
+        }
+        path
+    }
+
+    fn admits(&self, state: StateName) -> bool {
+        self.state.is_empty()
+            || self.state.split(',').any(|s| s.eq_ignore_ascii_case(state.as_str()))
+    }
+}
+
+const STATES: [&str; 12] = [
+    "SCHEDULED",
+    "LATE",
+    "PENDING",
+    "RUNNING",
+    "PAUSED",
+    "AWAITING_RETRY",
+    "CANCELLING",
+    "COMPLETED",
+    "FAILED",
+    "CRASHED",
+    "CANCELLED",
+    "LATE,FAILED,CRASHED",
+];
+
+#[function_component(Runs)]
+pub fn runs() -> Html {
+    use_title("Runs".into());
+    let navigator = use_navigator();
+    let location = use_location();
+    let filters: RunFilters =
+        location.as_ref().and_then(|l| l.query::<RunFilters>().ok()).unwrap_or_default();
+    let set_filter = {
+        let filters = filters.clone();
+        move |apply: fn(&mut RunFilters, String)| {
+            let (filters, navigator) = (filters.clone(), navigator.clone());
+            Callback::from(move |value: String| {
+                let mut next = filters.clone();
+                apply(&mut next, value);
+                if let Some(navigator) = &navigator {
+                    let _ = navigator.push_with_query(&Route::Runs, &next);
+                }
+            })
+        }
+    };
+    let on_state = set_filter(|f, v| f.state = v);
+    let on_window = set_filter(|f, v| f.window = v);
+    let on_deployment = set_filter(|f, v| f.deployment = v);
+    let on_tag = set_filter(|f, v| f.tag = v);
+
+    // The first page, re-read when a run the page does not show changes
+    // (a new run); runs it shows are updated in place from their events.
+    let reload = use_state(|| 0u64);
+    let page = use_get::<Page<FlowRun>>(filters.api_path(None), *reload);
+    let rows = use_state(Vec::<FlowRun>::new);
+    let older = use_state(|| None::<Option<String>>);
+    {
+        let (rows, older) = (rows.clone(), older.clone());
+        use_effect_with(page.clone(), move |page| {
+            if let Load::Ready(page) = page {
+                rows.set(page.items.clone());
+                older.set(Some(page.next_cursor.clone()));
+            }
+        });
+    }
+    let (batch, push) = use_batch();
+    use_events("run.*".into(), None, push);
+    let ticks = use_ticks(250, true);
+    {
+        let (rows, reload, filters) = (rows.clone(), reload.clone(), filters.clone());
+        use_effect_with(ticks, move |_| {
+            let events = batch.take();
+            if events.is_empty() {
+                return;
+            }
+            let mut next = (*rows).clone();
+            let index: HashMap<String, usize> =
+                next.iter().enumerate().map(|(i, r)| (format!("run/{}", r.id), i)).collect();
+            let mut unknown = false;
+            for event in events {
+                let state = event
+                    .payload
+                    .get("state")
+                    .and_then(|s| s.as_str())
+                    .and_then(|s| s.parse::<StateName>().ok());
+                match (index.get(&event.resource), state) {
+                    (Some(i), Some(state)) => {
+                        if let Some(run) = next.get_mut(*i) {
+                            run.state = state;
+                            run.state_changed_at = event.occurred;
+                            if state == StateName::Running && run.started_at.is_none() {
+                                run.started_at = Some(event.occurred);
+                            }
+                            if state.is_terminal() {
+                                run.ended_at = Some(event.occurred);
+                            }
+                        }
+                    }
+                    (None, Some(state)) if filters.admits(state) => unknown = true,
+                    _ => {}
+                }
+            }
+            rows.set(next);
+            if unknown {
+                reload.set(*reload + 1);
+            }
+        });
+    }
+    let more = {
+        let (rows, older, filters) = (rows.clone(), older.clone(), filters.clone());
+        Callback::from(move |_| {
+            let Some(Some(cursor)) = (*older).clone() else { return };
+            let (rows, older, path) =
+                (rows.clone(), older.clone(), filters.api_path(Some(&cursor)));
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Ok(page) = get::<Page<FlowRun>>(&path).await {
+                    let mut next = (*rows).clone();
+                    next.extend(page.items);
+                    rows.set(next);
+                    older.set(Some(page.next_cursor));
+                }
+            });
+        })
+    };
+
+    html! {
+        <section>
+            <h1>{ "Runs" }</h1>
+            <form class="filters" onsubmit={Callback::from(|e: SubmitEvent| e.prevent_default())}>
+                <label>{ "State " }
+                    <select onchange={Callback::from(move |e: Event| on_state.emit(changed_value(&e)))}>
+                        <option value="" selected={filters.state.is_empty()}>{ "any" }</option>
+                        { for STATES.iter().map(|s| html! {
+                            <option value={*s} selected={filters.state == *s}>
+                                { if s.contains(',') { "needs attention".to_owned() } else { s.to_lowercase().replace('_', " ") } }
+                            </option>
+                        }) }
+                    </select>
+                </label>
+                <label>{ "Deployment " }
+                    <input type="search" placeholder="flow/name" value={filters.deployment.clone()}
+                        onchange={Callback::from(move |e: Event| on_deployment.emit(changed_value(&e)))} />
+                </label>
+                <label>{ "Tag " }
+                    <input type="search" value={filters.tag.clone()}
+                        onchange={Callback::from(move |e: Event| on_tag.emit(changed_value(&e)))} />
+                </label>
+                <label>{ "Created " }
+                    <select onchange={Callback::from(move |e: Event| on_window.emit(changed_value(&e)))}>
+                        { for [("", "any time"), ("1h", "last hour"), ("24h", "last 24 hours"), ("7d", "last 7 days")].iter().map(|(v, label)| html! {
+                            <option value={*v} selected={filters.window == *v}>{ *label }</option>
+                        }) }
+                    </select>
+                </label>
+            </form>
+            { match &page {
+                Load::Loading => html! { <Loading /> },
+                Load::Failed(failure) => html! { <FailureView failure={failure.clone()} /> },
+                Load::Ready(_) if rows.is_empty() => html! { <Empty>{ "No runs match." }</Empty> },
+                Load::Ready(_) => html! {
+                    <table class="table runs" aria-live="off">
+                        <thead><tr><th>{ "Run" }</th><th>{ "Deployment" }</th><th>{ "State" }</th><th>{ "Scheduled" }</th><th>{ "Took" }</th><th>{ "Tags" }</th></tr></thead>
+                        <tbody>
+                        { for rows.iter().map(|run| html! {
+                            <tr key={run.id.clone()}>
+                                <td><Link<Route> to={Route::Run { id: run.id.clone() }} classes="mono">{ short(&run.id) }</Link<Route>></td>
+                                <td>{ &run.deployment }</td>
+                                <td><StateBadge state={run.state} /></td>
+                                <td><When at={run.scheduled_at} /></td>
+                                <td>{ took(run) }</td>
+                                <td>{ for run.tags.iter().map(|t| html! { <span class="tag">{ t }</span> }) }</td>
+                            </tr>
+                        }) }
+                        </tbody>
+                    </table>
+                },
+            } }
+            if matches!(&*older, Some(Some(_))) {
+                <button onclick={more}>{ "Older runs" }</button>
+            }
+        </section>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct RunProps {
+    pub id: String,
+}
+
+#[function_component(RunPage)]
+pub fn run_page(props: &RunProps) -> Html {
+    use_title(format!("Run {}", short(&props.id)));
+    let navigator = use_navigator();
+    let changed = use_state(|| 0u64);
+    let live = use_live_refresh("*".into(), Some(format!("run/{}", props.id)), 500, 10);
+    let detail =
+        use_get::<FlowRunDetail>(format!("/api/runs/{}", escape(&props.id)), live + *changed);
+    let active = matches!(&detail, Load::Ready(d) if !d.run.state.is_terminal())
+        || matches!(detail, Load::Loading);
+    let failure = use_state(|| None::<String>);
+    let done = {
+        let changed = changed.clone();
+        Callback::from(move |()| changed.set(*changed + 1))
+    };
+    let Load::Ready(detail) = detail else {
+        return html! { <section>{ loaded(&detail, |_| html! {}) }</section> };
+    };
+    let run = &detail.run;
+    let cancel = {
+        let path = format!("/api/runs/{}/cancel", escape(&run.id));
+        let (failure, done) = (failure.clone(), done.clone());
+        Callback::from(move |_| {
+            let path = path.clone();
+            act(failure.clone(), done.clone(), async move {
+                send::<serde_json::Value>("POST", &path, None::<&()>).await.map(|_| ())
+            });
+        })
+    };
+    let retry = {
+        let (flow, name) = run
+            .deployment
+            .split_once('/')
+            .map(|(f, n)| (f.to_owned(), n.to_owned()))
+            .unwrap_or_default();
+        let path = format!("/api/deployments/{}/{}/runs", escape(&flow), escape(&name));
+        let body = CreateRun {
+            parameters: run.parameters.clone(),
+            tags: run.tags.clone(),
+            ..CreateRun::default()
+        };
+        let failure = failure.clone();
+        Callback::from(move |_| {
+            let (path, body, failure, navigator) =
+                (path.clone(), body.clone(), failure.clone(), navigator.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                match send::<FlowRun>("POST", &path, Some(&body)).await {
+                    Ok(run) => {
+                        if let Some(navigator) = navigator {
+                            navigator.push(&Route::Run { id: run.id });
+                        }
+                    }
+                    Err(error) => failure.set(Some(error.message)),
+                }
+            });
+        })
+    };
+    let (flow, name) = run.deployment.split_once('/').unwrap_or_default();
+    let end = run.ended_at.unwrap_or_else(now);
+    html! {
+        <section>
+            <p class="crumbs"><Link<Route> to={Route::Runs}>{ "Runs" }</Link<Route>>{ " /" }</p>
+            <header class="page-head">
+                <h1>{ format!("Run {}", short(&run.id)) }{ " " }<StateBadge state={run.state} /></h1>
+                <div class="actions">
+                    if !run.state.is_terminal() && run.state != StateName::Cancelling {
+                        <button class="danger" onclick={cancel}>{ "Cancel" }</button>
+                    }
+                    if run.state.is_terminal() {
+                        <button onclick={retry}>{ "Retry" }</button>
+                    }
+                </div>
+            </header>
+            if let Some(message) = &*failure { <p class="failure" role="alert">{ message }</p> }
+            if let Some(message) = &run.state_message { <p class="state-message">{ message }</p> }
+            <dl class="facts">
+                <dt>{ "Deployment" }</dt>
+                <dd><Link<Route> to={Route::Deployment { flow: flow.to_owned(), name: name.to_owned() }}>{ &run.deployment }</Link<Route>></dd>
+                <dt>{ "Id" }</dt><dd class="mono">{ &run.id }</dd>
+                <dt>{ "Scheduled" }</dt><dd>{ local_time(run.scheduled_at) }</dd>
+                if let Some(started) = run.started_at { <dt>{ "Started" }</dt><dd>{ local_time(started) }</dd> }
+                if let Some(started) = run.started_at { <dt>{ "Duration" }</dt><dd>{ duration(end.0 - started.0) }</dd> }
+                <dt>{ "Attempt" }</dt><dd>{ format!("{} of {}", run.run_count.max(1), run.max_retries + 1) }</dd>
+                <dt>{ "Pool" }</dt><dd>{ format!("{} / {}", run.work_pool, run.work_queue) }</dd>
+                if let Some(agent) = &run.agent_id { <dt>{ "Agent" }</dt><dd class="mono">{ agent }</dd> }
+                if !run.tags.is_empty() { <dt>{ "Tags" }</dt><dd>{ for run.tags.iter().map(|t| html! { <span class="tag">{ t }</span> }) }</dd> }
+            </dl>
+            <div class="columns">
+                <div class="panel">
+                    <h2>{ "States" }</h2>
+                    <ol class="states">
+                        { for detail.states.iter().enumerate().map(|(i, change)| {
+                            let next = detail.states.get(i + 1).map_or(end, |n| n.at);
+                            html! {
+                                <li>
+                                    <StateBadge state={change.state} />
+                                    <span class="muted">{ format!(" {} · {}", clock(change.at), duration(next.0 - change.at.0)) }</span>
+                                    if let Some(message) = &change.message { <div class="small">{ message }</div> }
+                                </li>
+                            }
+                        }) }
+                    </ol>
+                </div>
+                <div class="panel">
+                    <h2>{ "Parameters" }</h2>
+                    <pre class="json">{ serde_json::to_string_pretty(&run.parameters).unwrap_or_default() }</pre>
+                    if let Some(output) = &run.output {
+                        <h2>{ "Output" }</h2>
+                        <pre class="json">{ serde_json::to_string_pretty(output).unwrap_or_default() }</pre>
+                    }
+                </div>
+            </div>
+            <div class="panel">
+                <h2>{ "Task runs" }</h2>
+                if detail.task_runs.is_empty() {
+                    <Empty>{ "No task runs reported." }</Empty>
+                } else {
+                    <Gantt tasks={detail.task_runs.clone()} start={run.started_at.unwrap_or(run.scheduled_at)} {end} />
+                }
+            </div>
+            <div class="panel">
+                <h2>{ "Logs" }</h2>
+                <Logs id={run.id.clone()} active={active} />
+            </div>
+        </section>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct LogsProps {
+    id: String,
+    /// Read on while the run may still write.
+    active: bool,
+}
+
+/// The run's log lines, read on from the last one seen every half second
+/// while the run is active (and once more when it ends).
+#[function_component(Logs)]
+fn logs(props: &LogsProps) -> Html {
+    let lines = use_state(Vec::<LogLine>::new);
+    let failure = use_state(|| None::<String>);
+    let ticks = use_ticks(500, props.active);
+    {
+        let (lines, failure, id) = (lines.clone(), failure.clone(), props.id.clone());
+        use_effect_with((ticks, props.active), move |_| {
+            let after = lines.last().map_or(0, |l| l.seq);
+            let path = format!("/api/runs/{}/logs?after={after}", escape(&id));
+            wasm_bindgen_futures::spawn_local(async move {
+                match get::<Vec<LogLine>>(&path).await {
+                    Ok(new) if !new.is_empty() => {
+                        let mut all = (*lines).clone();
+                        let last = all.last().map_or(0, |l| l.seq);
+                        all.extend(new.into_iter().filter(|l| l.seq > last));
+                        lines.set(all);
+                        failure.set(None);
+                    }
+                    Ok(_) => failure.set(None),
+                    Err(error) => failure.set(Some(error.message)),
+                }
+            });
+        });
+    }
+    html! {
+        <>
+            if let Some(message) = &*failure { <p class="failure">{ message }</p> }
+            if lines.is_empty() {
+                <Empty>{ if props.active { "No log lines yet." } else { "This run wrote no log lines." } }</Empty>
+            } else {
+                <ol class="logs" aria-label="Log lines">
+                    { for lines.iter().map(|line| html! {
+                        <li class={format!("log {}", line.level.as_str().to_lowercase())}>
+                            <time>{ clock(line.at) }</time>
+                            <span class="level">{ line.level.as_str() }</span>
+                            <span class="message">{ &line.message }</span>
+                        </li>
+                    }) }
+                </ol>
+            }
+        </>
+    }
+}
