@@ -20,9 +20,6 @@ struct Browser {
 
 impl Browser {
     async fn start() -> Self {
-        // fantoccini's rustls needs a process-wide provider; any earlier
-        // install is as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -46,8 +43,9 @@ impl Browser {
         let url = format!("http://127.0.0.1:{port}");
         let mut last = None;
         for _ in 0..100 {
-            match ClientBuilder::rustls()
-                .unwrap()
+            // chromedriver is plain HTTP on loopback: no TLS stack needed.
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
                 .capabilities(capabilities.clone())
                 .connect(&url)
                 .await

@@ -6,6 +6,7 @@
 //! - `cargo xtask test`: set up what the tests need, then run every check
 //!   and test (formatting, clippy, unit, integration and end-to-end tests).
 //! - `cargo xtask ui`: build the web UI into `web/dist` (see `ui.rs`).
+//! - `cargo xtask desktop`: set up and run the desktop app (`desktop.rs`).
 //! - `cargo xtask bench`: the benchmarks recorded in BENCHMARKS.md.
 //! - `cargo xtask with-postgres COMMAND...`: runs a command with a private
 //!   PostgreSQL server in `BATON_TEST_POSTGRES_URL` (for one test, say).
@@ -15,6 +16,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
+mod desktop;
 mod postgres;
 mod start;
 mod ui;
@@ -28,8 +30,11 @@ fn main() -> anyhow::Result<()> {
         "bench" => bench(&root),
         "setup" => setup(),
         "ui" => ui::build(&root),
+        "desktop" => desktop::start(&root),
         "with-postgres" => with_postgres(&root),
-        _ => bail!("usage: cargo xtask <start|test|bench|ui|setup|with-postgres COMMAND...>"),
+        _ => {
+            bail!("usage: cargo xtask <start|test|bench|ui|desktop|setup|with-postgres COMMAND...>")
+        }
     }
 }
 
@@ -136,8 +141,9 @@ fn test(root: &Path) -> anyhow::Result<()> {
     setup()?;
     run(root, "cargo", &["fmt", "--all", "--check"])?;
     apt_install("the browser tests", &BROWSER_PACKAGES)?;
-    // The UI first: the core embeds it, and its own lints run on wasm32.
-    ui::build(root)?;
+    // The UI and the desktop's flows first: the core and the desktop app
+    // embed them; the UI's own lints run on wasm32.
+    desktop::prepare(root)?;
     run(
         root,
         "cargo",

@@ -45,7 +45,8 @@ pub fn start(root: &Path) -> anyhow::Result<()> {
     }
 
     crate::setup()?;
-    crate::ui::build(root)?;
+    // The UI (the core serves it) and what `cargo run -p baton-desktop` needs.
+    crate::desktop::prepare(root)?;
     crate::run(root, "cargo", &["build", "--release", "-p", "baton"])?;
     let baton = root.join("target/release/baton");
     let baton_str = baton.to_str().context("repository path is not UTF-8")?;

@@ -6,7 +6,7 @@ use yew::prelude::*;
 use yew_router::prelude::*;
 
 use super::route::Route;
-use super::view::{clock, duration, now};
+use super::view::{clock, duration, now, plural};
 
 const WIDTH: f64 = 720.0;
 
@@ -80,7 +80,7 @@ pub fn state_bars(props: &StatsProps) -> Html {
     html! {
         <svg class="chart" viewBox={format!("0 0 {WIDTH} {height}")} role="img"
             aria-label="Runs by state per hour">
-            <text class="axis" x="0" y="10">{ format!("{max} runs") }</text>
+            <text class="axis" x="0" y="10">{ plural(max, "run") }</text>
             <line class="grid" x1="0" x2={WIDTH.to_string()} y1={top.to_string()} y2={top.to_string()} />
             <line class="grid" x1="0" x2={WIDTH.to_string()} y1={(top + plot).to_string()} y2={(top + plot).to_string()} />
             { for bars }
@@ -115,7 +115,9 @@ pub fn timeline(props: &TimelineProps) -> Html {
             if end < since || start > until {
                 return None;
             }
-            let (x0, x1) = (x_of(start), x_of(end).max(x_of(start) + 2.0));
+            // At least 2 units wide, and inside the chart even at "now".
+            let x0 = x_of(start).min(WIDTH - 2.0);
+            let x1 = x_of(end).max(x0 + 2.0);
             let lane = match lanes.iter().position(|free| *free <= x0) {
                 Some(lane) => lane,
                 None if lanes.len() < 8 => {

@@ -41,6 +41,11 @@ pub fn duration(millis: i64) -> String {
     }
 }
 
+/// `1 run`, `2 runs`.
+pub fn plural(count: u64, noun: &str) -> String {
+    if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
+}
+
 /// `5 s ago`, `in 3 min`.
 pub fn relative(at: Timestamp) -> String {
     let delta = at.0 - now().0;

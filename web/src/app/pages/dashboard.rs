@@ -8,7 +8,7 @@ use crate::app::api::{Load, use_get};
 use crate::app::charts::{StateBars, Timeline};
 use crate::app::live::use_live_refresh;
 use crate::app::route::Route;
-use crate::app::view::{Empty, StateBadge, When, loaded, now, use_title};
+use crate::app::view::{Empty, StateBadge, When, loaded, now, plural, use_title};
 
 const DAY: i64 = 24 * 3600 * 1000;
 const HOUR: i64 = 3600 * 1000;
@@ -85,7 +85,7 @@ fn totals(props: &TotalsProps) -> Html {
     let all: u64 = totals.iter().map(|(_, n)| n).sum();
     html! {
         <ul class="totals">
-            <li><strong>{ all }</strong>{ " runs" }</li>
+            <li>{ plural(all, "run") }</li>
             { for totals.iter().map(|(state, n)| html! {
                 <li><StateBadge state={*state} />{ " " }<strong>{ n }</strong></li>
             }) }
