@@ -4,110 +4,10 @@
 //! from it and followed to COMPLETED with its logs, a schedule paused and
 //! resumed, a long run cancelled from its page, and deep links.
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use baton_tests::System;
-use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::{Value, json};
-
-/// chromedriver and a headless Chromium session; both end when dropped.
-struct Browser {
-    client: Client,
-    driver: Child,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver (Debian's chromium-driver; `cargo xtask test` installs it)");
-        let profile = tempfile::tempdir().unwrap();
-        let capabilities = json!({
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--disable-quic", "--no-first-run", "--window-size=1280,900",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-            }
-        });
-        let Value::Object(capabilities) = capabilities else { unreachable!() };
-        let url = format!("http://127.0.0.1:{port}");
-        let mut last = None;
-        for _ in 0..100 {
-            // chromedriver is plain HTTP on loopback: no TLS stack needed.
-            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            match ClientBuilder::new(connector)
-                .capabilities(capabilities.clone())
-                .connect(&url)
-                .await
-            {
-                Ok(client) => return Self { client, driver, _profile: profile },
-                Err(error) => last = Some(error),
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("chromedriver did not take a session: {last:?}");
-    }
-
-    /// The text of the first element matching `css`, once it contains
-    /// `wanted` (within 20 s).
-    async fn wait_text(&self, css: &str, wanted: &str) -> String {
-        let mut seen = String::new();
-        for _ in 0..200 {
-            if let Ok(element) = self.client.find(Locator::Css(css)).await {
-                seen = element.text().await.unwrap_or_default();
-                if seen.contains(wanted) {
-                    return seen;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("`{css}` did not come to contain {wanted:?}; it says {seen:?}");
-    }
-
-    async fn click(&self, locator: Locator<'_>) {
-        let element =
-            self.client.wait().at_most(Duration::from_secs(20)).for_element(locator).await.unwrap();
-        element.click().await.unwrap();
-    }
-
-    async fn fill(&self, css: &str, value: &str) {
-        let field = self
-            .client
-            .wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap();
-        field.clear().await.unwrap();
-        field.send_keys(value).await.unwrap();
-    }
-
-    async fn path(&self) -> String {
-        self.client.current_url().await.unwrap().path().to_owned()
-    }
-
-    async fn close(mut self) {
-        let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-    }
-}
+use baton_tests::browser::Browser;
+use fantoccini::Locator;
+use serde_json::Value;
 
 #[test]
 fn a_person_runs_follows_and_cancels_runs_from_the_ui() {
@@ -135,6 +35,19 @@ fn a_person_runs_follows_and_cancels_runs_from_the_ui() {
         }
         browser.wait_text("main", "Runs in the last 24 hours").await;
         browser.wait_text("main", "pool default").await; // the agent
+        // Settled, the dashboard reads again only when runs change: its
+        // windows must not move with every render (which once re-read
+        // without end).
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let reads = client
+            .execute(
+                "return performance.getEntriesByType('resource')\
+                 .filter(e => e.name.includes('/api/runs')).length;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(reads.as_u64().unwrap() <= 12, "the dashboard read runs {reads} times in 2 s");
         for (link, heading) in
             [("Work pools", "Work pools"), ("Automations", "Automations"), ("Runs", "Runs")]
         {

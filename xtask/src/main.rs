@@ -187,6 +187,8 @@ fn test(root: &Path) -> anyhow::Result<()> {
             "scheduler",
             "--bench",
             "e2e",
+            "--bench",
+            "ui",
         ],
         &[("BATON_TEST_POSTGRES_URL", &postgres.url)],
     )?;
@@ -207,7 +209,11 @@ fn with_postgres(root: &Path) -> anyhow::Result<()> {
 
 fn bench(root: &Path) -> anyhow::Result<()> {
     setup()?;
+    apt_install("the UI benchmark", &BROWSER_PACKAGES)?;
+    ui::build(root)?;
     run(root, "cargo", &["bench", "-p", "baton-sandbox"])?;
     run(root, "cargo", &["bench", "-p", "baton-core", "--bench", "api"])?;
-    run(root, "cargo", &["bench", "-p", "baton-tests", "--bench", "e2e"])
+    run(root, "cargo", &["bench", "-p", "baton-core", "--bench", "scheduler"])?;
+    run(root, "cargo", &["bench", "-p", "baton-tests", "--bench", "e2e"])?;
+    run(root, "cargo", &["bench", "-p", "baton-tests", "--bench", "ui"])
 }

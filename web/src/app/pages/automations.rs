@@ -3,7 +3,7 @@
 use baton_proto::v1::{Action, Automation, Event as CoreEvent, Trigger, Webhook, WebhookSpec};
 use yew::prelude::*;
 
-use super::act;
+use super::{ActionButton, use_changes};
 use crate::app::api::{Load, escape, send, use_get};
 use crate::app::live::{use_batch, use_events, use_ticks};
 use crate::app::view::{Empty, When, changed_value, input_value, loaded, local_time, use_title};
@@ -46,34 +46,23 @@ fn action_text(action: &Action) -> String {
 #[function_component(Automations)]
 pub fn automations() -> Html {
     use_title("Automations".into());
-    let changed = use_state(|| 0u64);
-    let list = use_get::<Vec<Automation>>("/api/automations".into(), *changed);
-    let failure = use_state(|| None::<String>);
-    let done = {
-        let changed = changed.clone();
-        Callback::from(move |()| changed.set(*changed + 1))
-    };
+    let changes = use_changes();
+    let list = use_get::<Vec<Automation>>("/api/automations".into(), changes.count());
     let button = |automation: &Automation, verb: &'static str, label: &'static str| {
-        let (failure, done) = (failure.clone(), done.clone());
-        let method = if verb.is_empty() { "DELETE" } else { "POST" };
-        let path = if verb.is_empty() {
-            format!("/api/automations/{}", escape(&automation.id))
-        } else {
-            format!("/api/automations/{}/{verb}", escape(&automation.id))
+        let (method, path) = match verb {
+            "" => ("DELETE", format!("/api/automations/{}", escape(&automation.id))),
+            verb => ("POST", format!("/api/automations/{}/{verb}", escape(&automation.id))),
         };
-        let onclick = Callback::from(move |_| {
-            let path = path.clone();
-            act(failure.clone(), done.clone(), async move {
-                send::<serde_json::Value>(method, &path, None::<&()>).await.map(|_| ())
-            });
-        });
-        html! { <button class="small" {onclick} aria-label={format!("{label} {}", automation.spec.name)}>{ label }</button> }
+        html! {
+            <ActionButton {method} {path} {label} class="small"
+                describe={format!("{label} {}", automation.spec.name)} changes={changes.clone()} />
+        }
     };
     html! {
         <section>
             <h1>{ "Automations" }</h1>
             <p class="muted">{ "Create them from YAML with `baton automation create -f FILE`." }</p>
-            if let Some(message) = &*failure { <p class="failure" role="alert">{ message }</p> }
+            { changes.failure() }
             { loaded(&list, |list| {
                 if list.is_empty() {
                     return html! { <Empty>{ "No automations." }</Empty> };
@@ -178,18 +167,12 @@ pub fn events() -> Html {
 #[function_component(Webhooks)]
 pub fn webhooks() -> Html {
     use_title("Webhooks".into());
-    let changed = use_state(|| 0u64);
-    let list = use_get::<Vec<Webhook>>("/api/webhooks".into(), *changed);
-    let failure = use_state(|| None::<String>);
-    let done = {
-        let changed = changed.clone();
-        Callback::from(move |()| changed.set(*changed + 1))
-    };
+    let changes = use_changes();
+    let list = use_get::<Vec<Webhook>>("/api/webhooks".into(), changes.count());
     let slug = use_state(String::new);
     let secret = use_state(String::new);
     let create = {
-        let (slug, secret, failure, done) =
-            (slug.clone(), secret.clone(), failure.clone(), done.clone());
+        let (slug, secret, changes) = (slug.clone(), secret.clone(), changes.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let spec = WebhookSpec {
@@ -197,7 +180,7 @@ pub fn webhooks() -> Html {
                 secret: (!secret.is_empty()).then(|| (*secret).clone()),
                 event: None,
             };
-            act(failure.clone(), done.clone(), async move {
+            changes.run(async move {
                 send::<Webhook>("POST", "/api/webhooks", Some(&spec)).await.map(|_| ())
             });
         })
@@ -210,7 +193,7 @@ pub fn webhooks() -> Html {
         <section>
             <h1>{ "Webhooks" }</h1>
             <p class="muted">{ "A call to a webhook's path becomes an event that automations can act on." }</p>
-            if let Some(message) = &*failure { <p class="failure" role="alert">{ message }</p> }
+            { changes.failure() }
             { loaded(&list, |list| {
                 if list.is_empty() {
                     return html! { <Empty>{ "No webhooks." }</Empty> };
@@ -220,21 +203,15 @@ pub fn webhooks() -> Html {
                         <thead><tr><th>{ "Path" }</th><th>{ "Event" }</th><th>{ "Signed" }</th><th>{ "Created" }</th><th></th></tr></thead>
                         <tbody>
                         { for list.iter().map(|w| {
-                            let path = format!("/api/webhooks/{}", escape(&w.slug));
-                            let (failure, done) = (failure.clone(), done.clone());
-                            let delete = Callback::from(move |_| {
-                                let path = path.clone();
-                                act(failure.clone(), done.clone(), async move {
-                                    send::<serde_json::Value>("DELETE", &path, None::<&()>).await.map(|_| ())
-                                });
-                            });
                             html! {
                                 <tr>
                                     <td class="mono">{ format!("POST {}", w.path) }</td>
                                     <td class="mono">{ &w.event }</td>
                                     <td>{ if w.signed { "HMAC-SHA256" } else { "no" } }</td>
                                     <td><When at={w.created_at} /></td>
-                                    <td><button class="small" onclick={delete} aria-label={format!("Delete webhook {}", w.slug)}>{ "Delete" }</button></td>
+                                    <td><ActionButton method="DELETE" path={format!("/api/webhooks/{}", escape(&w.slug))}
+                                        label="Delete" class="small" describe={format!("Delete webhook {}", w.slug)}
+                                        changes={changes.clone()} /></td>
                                 </tr>
                             }
                         }) }

@@ -19,31 +19,50 @@ pub fn dashboard() -> Html {
     // Runs change: re-read at most once a second while their events come,
     // and every 15 s anyway (runs become late without an event).
     let refresh = use_live_refresh("run.*".into(), None, 1000, 15);
-    // The windows are fixed per refresh, so the reads are bounded.
-    let day_ago = Timestamp((now().0 - DAY) / HOUR * HOUR + HOUR);
-    let hour_ago = Timestamp(now().0 - HOUR);
+    // The windows are bounded, and fixed between refreshes: a path that
+    // changed on every render would be read again on every render.
+    let at = *use_memo(refresh, |_| now().0);
+    let day_ago = Timestamp((at - DAY) / HOUR * HOUR + HOUR);
+    let hour_ago = Timestamp(at - HOUR);
     let stats = use_get::<RunStats>(
         format!("/api/runs/stats?since={}&bucket_seconds=3600", day_ago.0),
         refresh,
     );
     let attention = use_get::<Page<FlowRun>>(
-        format!("/api/runs?state=LATE,FAILED,CRASHED&since={}&limit=10", now().0 - DAY),
+        format!("/api/runs?state=LATE,FAILED,CRASHED&since={}&limit=10", at - DAY),
         refresh,
     );
     let recent =
         use_get::<Page<FlowRun>>(format!("/api/runs?since={}&limit=200", hour_ago.0), refresh);
     let agents = use_get::<Vec<AgentInfo>>("/api/agents".into(), refresh);
+    // When the charts first show data (after the render): a user timing
+    // mark, which the UI benchmark reads as the dashboard's first
+    // meaningful paint.
+    let charted = matches!((&stats, &recent), (Load::Ready(_), Load::Ready(_)));
+    use_effect_with(charted, |charted| {
+        if *charted
+            && let Some(performance) = web_sys::window().and_then(|w| w.performance())
+            && performance.get_entries_by_name("baton:dashboard").length() == 0
+        {
+            let _ = performance.mark("baton:dashboard");
+        }
+    });
 
     html! {
         <section class="dashboard">
             <h1>{ "Dashboard" }</h1>
             <div class="panel">
                 <h2>{ "Runs in the last 24 hours" }</h2>
-                { loaded(&stats, |stats| html! {
-                    <>
-                        <Totals stats={stats.clone()} />
-                        <StateBars stats={stats.clone()} />
-                    </>
+                { loaded(&stats, |stats| {
+                    if stats.buckets.iter().all(|b| b.counts.is_empty()) {
+                        return html! { <Empty>{ "No runs in the last 24 hours." }</Empty> };
+                    }
+                    html! {
+                        <>
+                            <Totals stats={stats.clone()} />
+                            <StateBars stats={stats.clone()} />
+                        </>
+                    }
                 }) }
             </div>
             <div class="columns">

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use yew::prelude::*;
 use yew_router::prelude::*;
 
-use super::act;
+use super::{ActionButton, Changes, use_changes};
 use crate::app::api::{Failure, escape, send, use_get};
 use crate::app::form::{RunForm, RunRequest};
 use crate::app::live::use_live_refresh;
@@ -109,43 +109,34 @@ pub fn deployment_page(props: &DeploymentProps) -> Html {
     let full = format!("{}/{}", props.flow, props.name);
     use_title(full.clone());
     let base = format!("/api/deployments/{}/{}", escape(&props.flow), escape(&props.name));
-    let changed = use_state(|| 0u64);
+    let changes = use_changes();
     let live = use_live_refresh("*".into(), Some(format!("deployment/{full}")), 1000, 30);
     let runs_live = use_live_refresh("run.*".into(), None, 1000, 30);
-    let refresh = *changed + live;
+    let refresh = changes.count() + live;
     let deployment = use_get::<Deployment>(base.clone(), refresh);
     let schedules = use_get::<Vec<Schedule>>(format!("{base}/schedules"), refresh);
     let runs = use_get::<Page<FlowRun>>(
         format!("/api/runs?deployment={}&limit=15", escape(&full)),
         refresh + runs_live,
     );
-    let failure = use_state(|| None::<String>);
-    let done = {
-        let changed = changed.clone();
-        Callback::from(move |()| changed.set(*changed + 1))
+    let saved = {
+        let changes = changes.clone();
+        Callback::from(move |()| changes.done())
     };
 
     html! {
         <section>
             <p class="crumbs"><Link<Route> to={Route::Deployments}>{ "Deployments" }</Link<Route>>{ " /" }</p>
             { loaded(&deployment, |d| {
-                let toggle = {
-                    let (failure, done, base) = (failure.clone(), done.clone(), base.clone());
-                    let verb = if d.spec.paused { "resume" } else { "pause" };
-                    Callback::from(move |_| {
-                        let path = format!("{base}/{verb}");
-                        act(failure.clone(), done.clone(), async move {
-                            send::<Deployment>("POST", &path, None::<&()>).await.map(|_| ())
-                        });
-                    })
-                };
+                let (verb, label) =
+                    if d.spec.paused { ("resume", "Resume deployment") } else { ("pause", "Pause deployment") };
                 html! {
                     <>
                     <header class="page-head">
                         <h1>{ d.full_name() }
                             if d.spec.paused { <span class="tag paused">{ "paused" }</span> }
                         </h1>
-                        <button onclick={toggle}>{ if d.spec.paused { "Resume deployment" } else { "Pause deployment" } }</button>
+                        <ActionButton method="POST" path={format!("{base}/{verb}")} {label} changes={changes.clone()} />
                     </header>
                     if let Some(description) = &d.spec.description { <p>{ description }</p> }
                     <dl class="facts">
@@ -158,7 +149,7 @@ pub fn deployment_page(props: &DeploymentProps) -> Html {
                     </>
                 }
             }) }
-            if let Some(message) = &*failure { <p class="failure" role="alert">{ message }</p> }
+            { changes.failure() }
             <div class="columns">
                 <div class="panel">
                     <h2>{ "Run" }</h2>
@@ -166,7 +157,7 @@ pub fn deployment_page(props: &DeploymentProps) -> Html {
                 </div>
                 <div class="panel">
                     <h2>{ "Schedules" }</h2>
-                    { loaded(&schedules, |list| schedule_list(list, &base, failure.clone(), done.clone())) }
+                    { loaded(&schedules, |list| schedule_list(list, &base, &changes)) }
                 </div>
             </div>
             <div class="panel">
@@ -175,18 +166,13 @@ pub fn deployment_page(props: &DeploymentProps) -> Html {
             </div>
             <div class="panel">
                 <h2>{ "Default parameters" }</h2>
-                { loaded(&deployment, |d| html! { <ParametersEditor deployment={d.clone()} saved={done.clone()} /> }) }
+                { loaded(&deployment, |d| html! { <ParametersEditor deployment={d.clone()} saved={saved.clone()} /> }) }
             </div>
         </section>
     }
 }
 
-fn schedule_list(
-    schedules: &[Schedule],
-    base: &str,
-    failure: UseStateHandle<Option<String>>,
-    done: Callback<()>,
-) -> Html {
+fn schedule_list(schedules: &[Schedule], base: &str, changes: &Changes) -> Html {
     if schedules.is_empty() {
         return html! { <Empty>{ "No schedules: runs start only when asked." }</Empty> };
     }
@@ -200,17 +186,8 @@ fn schedule_list(
                 } else {
                     format!("rrule {}", schedule.spec.rrule.clone().unwrap_or_default())
                 };
-                let verb = if schedule.spec.active { "pause" } else { "resume" };
-                let onclick = {
-                    let path = format!("{base}/schedules/{}/{verb}", escape(&schedule.id));
-                    let (failure, done) = (failure.clone(), done.clone());
-                    Callback::from(move |_| {
-                        let path = path.clone();
-                        act(failure.clone(), done.clone(), async move {
-                            send::<Value>("POST", &path, None::<&()>).await.map(|_| ())
-                        });
-                    })
-                };
+                let (verb, label) =
+                    if schedule.spec.active { ("pause", "Pause") } else { ("resume", "Resume") };
                 html! {
                     <li class="schedule">
                         <div>
@@ -223,10 +200,9 @@ fn schedule_list(
                                 { for schedule.next.iter().map(|t| html! { <span class="next">{ local_time(*t) }</span> }) }
                             </div>
                         }
-                        <button class="small" {onclick}
-                            aria-label={format!("{} schedule {}", if schedule.spec.active { "Pause" } else { "Resume" }, schedule.id)}>
-                            { if schedule.spec.active { "Pause" } else { "Resume" } }
-                        </button>
+                        <ActionButton method="POST" class="small" {label}
+                            path={format!("{base}/schedules/{}/{verb}", escape(&schedule.id))}
+                            describe={format!("{label} schedule {}", schedule.id)} changes={changes.clone()} />
                     </li>
                 }
             }) }

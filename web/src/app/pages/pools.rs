@@ -3,28 +3,23 @@
 use baton_proto::v1::{AgentInfo, WorkPool};
 use yew::prelude::*;
 
-use super::act;
-use crate::app::api::{escape, send, use_get};
+use super::{ActionButton, use_changes};
+use crate::app::api::{escape, use_get};
 use crate::app::live::use_live_refresh;
 use crate::app::view::{Empty, When, loaded, use_title};
 
 #[function_component(Pools)]
 pub fn pools() -> Html {
     use_title("Work pools".into());
-    let changed = use_state(|| 0u64);
+    let changes = use_changes();
     let live = use_live_refresh("agent.*".into(), None, 2000, 5);
-    let refresh = live + *changed;
+    let refresh = live + changes.count();
     let pools = use_get::<Vec<WorkPool>>("/api/pools".into(), refresh);
     let agents = use_get::<Vec<AgentInfo>>("/api/agents".into(), refresh);
-    let failure = use_state(|| None::<String>);
-    let done = {
-        let changed = changed.clone();
-        Callback::from(move |()| changed.set(*changed + 1))
-    };
     html! {
         <section>
             <h1>{ "Work pools" }</h1>
-            if let Some(message) = &*failure { <p class="failure" role="alert">{ message }</p> }
+            { changes.failure() }
             { loaded(&pools, |pools| {
                 if pools.is_empty() {
                     return html! { <Empty>{ "No work pools." }</Empty> };
@@ -33,26 +28,17 @@ pub fn pools() -> Html {
                     <div class="cards">
                     { for pools.iter().map(|pool| {
                         let verb = if pool.paused { "resume" } else { "pause" };
-                        let toggle = {
-                            let path = format!("/api/pools/{}/{verb}", escape(&pool.spec.name));
-                            let (failure, done) = (failure.clone(), done.clone());
-                            Callback::from(move |_| {
-                                let path = path.clone();
-                                act(failure.clone(), done.clone(), async move {
-                                    send::<WorkPool>("POST", &path, None::<&()>).await.map(|_| ())
-                                });
-                            })
-                        };
+                        let label = if pool.paused { "Resume" } else { "Pause" };
                         html! {
                             <article class="panel">
                                 <header class="page-head">
                                     <h2>{ &pool.spec.name }
                                         if pool.paused { <span class="tag paused">{ "paused" }</span> }
                                     </h2>
-                                    <button class="small" onclick={toggle}
-                                        aria-label={format!("{} pool {}", if pool.paused { "Resume" } else { "Pause" }, pool.spec.name)}>
-                                        { if pool.paused { "Resume" } else { "Pause" } }
-                                    </button>
+                                    <ActionButton method="POST" class="small" label={label}
+                                        path={format!("/api/pools/{}/{verb}", escape(&pool.spec.name))}
+                                        describe={format!("{label} pool {}", pool.spec.name)}
+                                        changes={changes.clone()} />
                                 </header>
                                 <p class="muted">{ format!("{:?}", pool.spec.kind).to_lowercase() }
                                     { pool.spec.concurrency_limit.map(|l| format!(" · at most {l} runs at once")).unwrap_or_default() }

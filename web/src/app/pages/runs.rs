@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use yew::prelude::*;
 use yew_router::prelude::*;
 
-use super::act;
 use super::deployments::{short, took};
+use super::{ActionButton, use_changes};
 use crate::app::api::{Load, escape, get, send, use_get};
 use crate::app::charts::Gantt;
 use crate::app::live::{use_batch, use_events, use_live_refresh, use_ticks};
@@ -34,7 +34,8 @@ pub struct RunFilters {
 }
 
 impl RunFilters {
-    fn api_path(&self, cursor: Option<&str>) -> String {
+    /// The API's path for the list as of `at` (the window ends there).
+    fn api_path(&self, at: i64, cursor: Option<&str>) -> String {
         let mut path = String::from("/api/runs?limit=50");
         for (key, value) in
             [("state", &self.state), ("deployment", &self.deployment), ("tag", &self.tag)]
@@ -50,8 +51,7 @@ impl RunFilters {
             _ => None,
         };
         if let Some(window) = window {
-            // Rounded to the minute, so re-reads ask for the same window.
-            path.push_str(&format!("&since={}", (now().0 - window) / 60_000 * 60_000));
+            path.push_str(&format!("&since={}", at - window));
         }
         if let Some(cursor) = cursor {
             path.push_str(&format!("&cursor={}", escape(cursor)));
@@ -108,7 +108,10 @@ pub fn runs() -> Html {
     // The first page, re-read when a run the page does not show changes
     // (a new run); runs it shows are updated in place from their events.
     let reload = use_state(|| 0u64);
-    let page = use_get::<Page<FlowRun>>(filters.api_path(None), *reload);
+    // Fixed between reloads: a path that changed on every render would be
+    // read again on every render.
+    let at = *use_memo(*reload, |_| now().0);
+    let page = use_get::<Page<FlowRun>>(filters.api_path(at, None), *reload);
     let rows = use_state(Vec::<FlowRun>::new);
     let older = use_state(|| None::<Option<String>>);
     {
@@ -168,7 +171,7 @@ pub fn runs() -> Html {
         Callback::from(move |_| {
             let Some(Some(cursor)) = (*older).clone() else { return };
             let (rows, older, path) =
-                (rows.clone(), older.clone(), filters.api_path(Some(&cursor)));
+                (rows.clone(), older.clone(), filters.api_path(at, Some(&cursor)));
             wasm_bindgen_futures::spawn_local(async move {
                 if let Ok(page) = get::<Page<FlowRun>>(&path).await {
                     let mut next = (*rows).clone();
@@ -248,31 +251,18 @@ pub struct RunProps {
 pub fn run_page(props: &RunProps) -> Html {
     use_title(format!("Run {}", short(&props.id)));
     let navigator = use_navigator();
-    let changed = use_state(|| 0u64);
+    let changes = use_changes();
     let live = use_live_refresh("*".into(), Some(format!("run/{}", props.id)), 500, 10);
-    let detail =
-        use_get::<FlowRunDetail>(format!("/api/runs/{}", escape(&props.id)), live + *changed);
+    let detail = use_get::<FlowRunDetail>(
+        format!("/api/runs/{}", escape(&props.id)),
+        live + changes.count(),
+    );
     let active = matches!(&detail, Load::Ready(d) if !d.run.state.is_terminal())
         || matches!(detail, Load::Loading);
-    let failure = use_state(|| None::<String>);
-    let done = {
-        let changed = changed.clone();
-        Callback::from(move |()| changed.set(*changed + 1))
-    };
     let Load::Ready(detail) = detail else {
         return html! { <section>{ loaded(&detail, |_| html! {}) }</section> };
     };
     let run = &detail.run;
-    let cancel = {
-        let path = format!("/api/runs/{}/cancel", escape(&run.id));
-        let (failure, done) = (failure.clone(), done.clone());
-        Callback::from(move |_| {
-            let path = path.clone();
-            act(failure.clone(), done.clone(), async move {
-                send::<serde_json::Value>("POST", &path, None::<&()>).await.map(|_| ())
-            });
-        })
-    };
     let retry = {
         let (flow, name) = run
             .deployment
@@ -285,19 +275,15 @@ pub fn run_page(props: &RunProps) -> Html {
             tags: run.tags.clone(),
             ..CreateRun::default()
         };
-        let failure = failure.clone();
+        let changes = changes.clone();
         Callback::from(move |_| {
-            let (path, body, failure, navigator) =
-                (path.clone(), body.clone(), failure.clone(), navigator.clone());
-            wasm_bindgen_futures::spawn_local(async move {
-                match send::<FlowRun>("POST", &path, Some(&body)).await {
-                    Ok(run) => {
-                        if let Some(navigator) = navigator {
-                            navigator.push(&Route::Run { id: run.id });
-                        }
-                    }
-                    Err(error) => failure.set(Some(error.message)),
+            let (path, body, navigator) = (path.clone(), body.clone(), navigator.clone());
+            changes.run(async move {
+                let run = send::<FlowRun>("POST", &path, Some(&body)).await?;
+                if let Some(navigator) = navigator {
+                    navigator.push(&Route::Run { id: run.id });
                 }
+                Ok(())
             });
         })
     };
@@ -310,14 +296,15 @@ pub fn run_page(props: &RunProps) -> Html {
                 <h1>{ format!("Run {}", short(&run.id)) }{ " " }<StateBadge state={run.state} /></h1>
                 <div class="actions">
                     if !run.state.is_terminal() && run.state != StateName::Cancelling {
-                        <button class="danger" onclick={cancel}>{ "Cancel" }</button>
+                        <ActionButton method="POST" class="danger" label="Cancel"
+                            path={format!("/api/runs/{}/cancel", escape(&run.id))} changes={changes.clone()} />
                     }
                     if run.state.is_terminal() {
                         <button onclick={retry}>{ "Retry" }</button>
                     }
                 </div>
             </header>
-            if let Some(message) = &*failure { <p class="failure" role="alert">{ message }</p> }
+            { changes.failure() }
             if let Some(message) = &run.state_message { <p class="state-message">{ message }</p> }
             <dl class="facts">
                 <dt>{ "Deployment" }</dt>

@@ -1,19 +1,101 @@
-//! Variables and secrets (whose values the UI never reads back).
+//! Variables and secrets: one page each, the same list and form (a secret's
+//! value is never read back).
 
-use baton_proto::v1::{SecretInfo, SetValue, Variable};
+use baton_proto::v1::{SecretInfo, SetValue, Timestamp, Variable};
+use serde::de::DeserializeOwned;
 use yew::prelude::*;
 
-use super::act;
+use super::{ActionButton, Changes, use_changes};
 use crate::app::api::{escape, send, use_get};
 use crate::app::view::{Empty, When, input_value, loaded, use_title};
 
+/// What the page needs of a listed value.
+pub trait Named: DeserializeOwned + Clone + PartialEq + 'static {
+    /// The API's collection: `variables`, `secrets`.
+    const KIND: &'static str;
+    const TITLE: &'static str;
+    const NOTE: &'static str;
+    const SECRET: bool;
+    fn name(&self) -> &str;
+    /// The value as shown.
+    fn shown(&self) -> Html;
+    fn updated_at(&self) -> Timestamp;
+}
+
+impl Named for Variable {
+    const KIND: &'static str = "variables";
+    const TITLE: &'static str = "Variables";
+    const NOTE: &'static str = "Plain values that deployments grant to their flows.";
+    const SECRET: bool = false;
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn shown(&self) -> Html {
+        html! { <td class="mono">{ &self.value }</td> }
+    }
+    fn updated_at(&self) -> Timestamp {
+        self.updated_at
+    }
+}
+
+impl Named for SecretInfo {
+    const KIND: &'static str = "secrets";
+    const TITLE: &'static str = "Secrets";
+    const NOTE: &'static str =
+        "Sealed at rest; flows granted a secret read it. Values are never shown here.";
+    const SECRET: bool = true;
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn shown(&self) -> Html {
+        html! { <td class="mono masked" aria-label="hidden">{ "••••••••" }</td> }
+    }
+    fn updated_at(&self) -> Timestamp {
+        self.updated_at
+    }
+}
+
+#[function_component(NamedValues)]
+pub fn named_values<T: Named>() -> Html {
+    use_title(T::TITLE.into());
+    let changes = use_changes();
+    let list = use_get::<Vec<T>>(format!("/api/{}", T::KIND), changes.count());
+    html! {
+        <section>
+            <h1>{ T::TITLE }</h1>
+            <p class="muted">{ T::NOTE }</p>
+            { changes.failure() }
+            { loaded(&list, |list| if list.is_empty() {
+                html! { <Empty>{ format!("No {}.", T::KIND) }</Empty> }
+            } else {
+                html! {
+                    <table class="table">
+                        <thead><tr><th>{ "Name" }</th><th>{ "Value" }</th><th>{ "Updated" }</th><th></th></tr></thead>
+                        <tbody>
+                        { for list.iter().map(|item| html! {
+                            <tr>
+                                <td class="mono">{ item.name() }</td>
+                                { item.shown() }
+                                <td><When at={item.updated_at()} /></td>
+                                <td><ActionButton method="DELETE" label="Delete" class="small"
+                                    path={format!("/api/{}/{}", T::KIND, escape(item.name()))}
+                                    describe={format!("Delete {}", item.name())} changes={changes.clone()} /></td>
+                            </tr>
+                        }) }
+                        </tbody>
+                    </table>
+                }
+            }) }
+            <ValueForm kind={T::KIND} secret={T::SECRET} changes={changes.clone()} />
+        </section>
+    }
+}
+
 #[derive(Properties, PartialEq)]
 struct ValueFormProps {
-    /// `variables` or `secrets`.
     kind: &'static str,
     secret: bool,
-    done: Callback<()>,
-    failure: UseStateHandle<Option<String>>,
+    changes: Changes,
 }
 
 /// Sets a value by name (new or replacing).
@@ -22,23 +104,18 @@ fn value_form(props: &ValueFormProps) -> Html {
     let name = use_state(String::new);
     let value = use_state(String::new);
     let onsubmit = {
-        let (name, value, kind) = (name.clone(), value.clone(), props.kind);
-        let (failure, done) = (props.failure.clone(), props.done.clone());
+        let (name, value, kind, changes) =
+            (name.clone(), value.clone(), props.kind, props.changes.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let path = format!("/api/{kind}/{}", escape(&name));
             let body = SetValue { value: (*value).clone() };
             let (name, value) = (name.clone(), value.clone());
-            let done = Callback::from({
-                let done = done.clone();
-                move |()| {
-                    name.set(String::new());
-                    value.set(String::new());
-                    done.emit(());
-                }
-            });
-            act(failure.clone(), done, async move {
-                send::<serde_json::Value>("PUT", &path, Some(&body)).await.map(|_| ())
+            changes.run(async move {
+                send::<serde_json::Value>("PUT", &path, Some(&body)).await?;
+                name.set(String::new());
+                value.set(String::new());
+                Ok(())
             });
         })
     };
@@ -54,99 +131,5 @@ fn value_form(props: &ValueFormProps) -> Html {
                 value={(*value).clone()} oninput={text(&value)} /></label>
             <button type="submit">{ "Save" }</button>
         </form>
-    }
-}
-
-fn delete_button(
-    kind: &'static str,
-    name: &str,
-    failure: &UseStateHandle<Option<String>>,
-    done: &Callback<()>,
-) -> Html {
-    let path = format!("/api/{kind}/{}", escape(name));
-    let (failure, done) = (failure.clone(), done.clone());
-    let onclick = Callback::from(move |_| {
-        let path = path.clone();
-        act(failure.clone(), done.clone(), async move {
-            send::<serde_json::Value>("DELETE", &path, None::<&()>).await.map(|_| ())
-        });
-    });
-    html! { <button class="small" {onclick} aria-label={format!("Delete {name}")}>{ "Delete" }</button> }
-}
-
-#[function_component(Variables)]
-pub fn variables() -> Html {
-    use_title("Variables".into());
-    let changed = use_state(|| 0u64);
-    let list = use_get::<Vec<Variable>>("/api/variables".into(), *changed);
-    let failure = use_state(|| None::<String>);
-    let done = {
-        let changed = changed.clone();
-        Callback::from(move |()| changed.set(*changed + 1))
-    };
-    html! {
-        <section>
-            <h1>{ "Variables" }</h1>
-            if let Some(message) = &*failure { <p class="failure" role="alert">{ message }</p> }
-            { loaded(&list, |list| if list.is_empty() {
-                html! { <Empty>{ "No variables." }</Empty> }
-            } else {
-                html! {
-                    <table class="table">
-                        <thead><tr><th>{ "Name" }</th><th>{ "Value" }</th><th>{ "Updated" }</th><th></th></tr></thead>
-                        <tbody>
-                        { for list.iter().map(|v| html! {
-                            <tr>
-                                <td class="mono">{ &v.name }</td>
-                                <td class="mono">{ &v.value }</td>
-                                <td><When at={v.updated_at} /></td>
-                                <td>{ delete_button("variables", &v.name, &failure, &done) }</td>
-                            </tr>
-                        }) }
-                        </tbody>
-                    </table>
-                }
-            }) }
-            <ValueForm kind="variables" secret=false done={done.clone()} failure={failure.clone()} />
-        </section>
-    }
-}
-
-#[function_component(Secrets)]
-pub fn secrets() -> Html {
-    use_title("Secrets".into());
-    let changed = use_state(|| 0u64);
-    let list = use_get::<Vec<SecretInfo>>("/api/secrets".into(), *changed);
-    let failure = use_state(|| None::<String>);
-    let done = {
-        let changed = changed.clone();
-        Callback::from(move |()| changed.set(*changed + 1))
-    };
-    html! {
-        <section>
-            <h1>{ "Secrets" }</h1>
-            <p class="muted">{ "Sealed at rest; flows granted a secret read it. Values are never shown here." }</p>
-            if let Some(message) = &*failure { <p class="failure" role="alert">{ message }</p> }
-            { loaded(&list, |list| if list.is_empty() {
-                html! { <Empty>{ "No secrets." }</Empty> }
-            } else {
-                html! {
-                    <table class="table">
-                        <thead><tr><th>{ "Name" }</th><th>{ "Value" }</th><th>{ "Updated" }</th><th></th></tr></thead>
-                        <tbody>
-                        { for list.iter().map(|s| html! {
-                            <tr>
-                                <td class="mono">{ &s.name }</td>
-                                <td class="mono masked" aria-label="hidden">{ "••••••••" }</td>
-                                <td><When at={s.updated_at} /></td>
-                                <td>{ delete_button("secrets", &s.name, &failure, &done) }</td>
-                            </tr>
-                        }) }
-                        </tbody>
-                    </table>
-                }
-            }) }
-            <ValueForm kind="secrets" secret=true done={done.clone()} failure={failure.clone()} />
-        </section>
     }
 }
