@@ -63,13 +63,13 @@ fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn the_desktop_app_shows_a_working_dashboard_from_its_embedded_core() {
-    let (_xvfb, display) = virtual_display();
-    let data = tempfile::tempdir().unwrap();
+/// Starts the app on `display` with `data` as its data directory; returns
+/// it and the URL its window shows.
+fn launch(display: &str, data: &std::path::Path, args: &[&str]) -> (Killed, String) {
     let mut app = Command::new(env!("CARGO_BIN_EXE_baton-desktop"))
-        .env("DISPLAY", &display)
-        .env("BATON_DESKTOP_DATA", data.path())
+        .args(args)
+        .env("DISPLAY", display)
+        .env("BATON_DESKTOP_DATA", data)
         // Software rendering: there is no GPU behind a virtual display.
         .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
         .env("LIBGL_ALWAYS_SOFTWARE", "1")
@@ -78,12 +78,20 @@ fn the_desktop_app_shows_a_working_dashboard_from_its_embedded_core() {
         .spawn()
         .unwrap();
     let stdout = BufReader::new(app.stdout.take().unwrap());
-    let _app = Killed(app);
+    let app = Killed(app);
     let url = stdout
         .lines()
         .map_while(Result::ok)
         .find_map(|line| line.strip_prefix("Baton UI at ").map(str::to_owned))
         .expect("the app never said where its UI is");
+    (app, url)
+}
+
+#[test]
+fn the_desktop_app_shows_a_working_dashboard_from_its_embedded_core() {
+    let (_xvfb, display) = virtual_display();
+    let data = tempfile::tempdir().unwrap();
+    let (_app, url) = launch(&display, data.path(), &[]);
     // The embedded system works: examples deployed, the agent connected,
     // and a run of the example goes through it.
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -151,4 +159,17 @@ fn the_desktop_app_shows_a_working_dashboard_from_its_embedded_core() {
             kept.display()
         );
     }
+
+    // A second app, told to use that core instead of its own: it starts
+    // none, shows that core's UI, and remembers the choice.
+    let remote = tempfile::tempdir().unwrap();
+    let (mut second, shown) = launch(&display, remote.path(), &["--core", &url, "--token", "t0k"]);
+    assert_eq!(shown, url);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(second.0.try_wait().unwrap().is_none(), "the remote-mode app exited");
+    assert!(!remote.path().join("core").exists(), "the remote-mode app started a core of its own");
+    let saved = std::fs::read_to_string(remote.path().join("desktop.json")).unwrap();
+    let saved: Value = serde_json::from_str(&saved).unwrap();
+    assert_eq!(saved["core"]["url"], url.as_str());
+    assert_eq!(saved["core"]["token"], "t0k");
 }

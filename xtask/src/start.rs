@@ -112,7 +112,7 @@ pub fn start(root: &Path) -> anyhow::Result<()> {
     eprintln!(
         "\nBaton is running (Ctrl-C stops it):\n\
          \x20 API          {api_url}/api (OpenAPI: {api_url}/api/openapi.json)\n\
-         \x20 web UI       {api_url}/ once it exists (it is still being built)\n\
+         \x20 web UI       {api_url}/ (the same UI in the desktop app: cargo run -p baton-desktop)\n\
          \x20 agents       QUIC on {quic}; one agent here, pool `{POOL}`\n\
          \x20 data         {home} (SQLite in core/, the agent in agent/)\n\
          \x20 deployments  hello/default, etl/nightly (cron `0 2 * * *`)\n\
