@@ -1,9 +1,6 @@
 //! The core's REST API, as the app calls it: same origin, JSON, the API
 //! token (when the core has one) from local storage.
 
-use std::cell::Cell;
-use std::rc::Rc;
-
 use baton_proto::v1::{ApiError, FieldError};
 use gloo_net::http::{Request, RequestBuilder};
 use serde::Serialize;
@@ -129,17 +126,16 @@ where
     T: DeserializeOwned + Clone + PartialEq + 'static,
 {
     let state = use_state(|| Load::Loading);
-    let generation = use_mut_ref(|| Rc::new(Cell::new(0u64)));
+    let latest = use_mut_ref(|| 0u64);
     {
         let state = state.clone();
         use_effect_with((path, refresh), move |(path, _)| {
             let path = path.clone();
-            let counter = generation.borrow().clone();
-            let mine = counter.get() + 1;
-            counter.set(mine);
+            *latest.borrow_mut() += 1;
+            let mine = *latest.borrow();
             wasm_bindgen_futures::spawn_local(async move {
                 let answer = get::<T>(&path).await;
-                if counter.get() == mine {
+                if *latest.borrow() == mine {
                     state.set(match answer {
                         Ok(value) => Load::Ready(value),
                         Err(failure) => Load::Failed(failure),
