@@ -70,7 +70,7 @@ impl Feed {
     /// from where it stopped; every `SWEEP` it reads the last `OVERLAP_MS`
     /// again for events that committed late.
     pub async fn run(self, store: Store, stop: CancellationToken) {
-        let written = store.writes();
+        let mut written = store.writes();
         let start = Timestamp(now().0);
         let mut tail = (start, String::new());
         // Ids sent, with their time, within the overlap window.
@@ -91,7 +91,7 @@ impl Feed {
             }
             tokio::select! {
                 () = stop.cancelled() => return,
-                () = written.notified() => {}
+                Ok(()) = written.changed() => {}
                 () = tokio::time::sleep(POLL) => {}
             }
         }

@@ -82,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/runs/{id}/state", post(propose_state))
         .route("/api/runs/{id}/cancel", post(cancel_run))
         .route("/api/runs/{id}/logs", get(get_logs).post(append_logs))
+        .route("/api/runs/{id}/logs/stream", get(stream_logs))
         .route("/api/pools", get(list_pools).post(create_pool))
         .route("/api/pools/{name}", get(get_pool).delete(delete_pool))
         .route("/api/pools/{name}/pause", post(pause_pool))
@@ -121,13 +122,14 @@ async fn require_token(
     next: Next,
 ) -> Result<Response, ApiFailure> {
     if let Some(token) = &state.api_token {
-        // A browser's EventSource cannot send headers: the event stream
-        // also takes the token as `?token=`.
+        // A browser's EventSource cannot send headers: the streams (events,
+        // a run's logs) also take the token as `?token=`.
         let from_query = || {
-            (request.uri().path() == "/api/events/stream")
-                .then(|| request.uri().query())
-                .flatten()
-                .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("token=")))
+            (request.method() == axum::http::Method::GET
+                && request.uri().path().ends_with("/stream"))
+            .then(|| request.uri().query())
+            .flatten()
+            .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("token=")))
         };
         let presented = headers
             .get(axum::http::header::AUTHORIZATION)

@@ -169,6 +169,15 @@ pub const ROUTES: &[RouteDoc] = &[
         ..route("get", "/api/runs/{id}/logs", "A run's log lines in order", "LogLine[]")
     },
     RouteDoc {
+        query: &[("after", "only lines after this seq (or the Last-Event-ID header)")],
+        ..route(
+            "get",
+            "/api/runs/{id}/logs/stream",
+            "A run's log lines as they are written (text/event-stream; each `logs` event carries LogLine[] as JSON, `end` follows the last)",
+            "LogLine[]",
+        )
+    },
+    RouteDoc {
         body: Some("LogLine[]"),
         ..route(
             "post",

@@ -94,7 +94,8 @@ pub struct Store {
     /// SQLite only: group commit of run-state transitions.
     batcher: Option<batch::Batcher>,
     /// Poked after each group write (the live feed waits on it).
-    written: std::sync::Arc<tokio::sync::Notify>,
+    /// Counts committed writes; every subscriber sees each change.
+    written: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Store {
@@ -148,8 +149,14 @@ impl Store {
                 (pool.clone(), pool)
             }
         };
-        let mut store =
-            Self { read, write, dialect, cipher, batcher: None, written: Default::default() };
+        let mut store = Self {
+            read,
+            write,
+            dialect,
+            cipher,
+            batcher: None,
+            written: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+        };
         store.migrate().await?;
         if dialect == Dialect::Sqlite {
             store.batcher = Some(batch::Batcher::start(store.write.clone(), store.clone()));
@@ -195,13 +202,14 @@ impl Store {
                 result
             }
         };
-        self.written.notify_one();
+        self.written.send_modify(|count| *count = count.wrapping_add(1));
         Ok(result)
     }
 
-    /// What is poked after writes: new events may be waiting.
-    pub fn writes(&self) -> std::sync::Arc<tokio::sync::Notify> {
-        self.written.clone()
+    /// Changes after each committed write (new events or log lines may be
+    /// waiting); each receiver sees it.
+    pub fn writes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.written.subscribe()
     }
 
     pub fn dialect(&self) -> Dialect {

@@ -385,3 +385,60 @@ async fn the_ui_is_served_at_every_page_path_and_api_paths_stay_json() {
     let (status, _) = api.json(Method::POST, "/runs/x", json!({})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_run_s_logs_stream_as_they_are_written_and_end_with_the_run() {
+    let api = api().await;
+    api.deploy_hello(json!({"parameters": {"a": 1, "b": 2}})).await;
+    let (_, run) = api.json(Method::POST, "/api/deployments/hello/default/runs", json!({})).await;
+    let id = run["id"].as_str().unwrap().to_owned();
+    let line =
+        |seq: u64, message: &str| json!({"seq": seq, "at": 1, "level": "info", "message": message});
+    let (status, _) =
+        api.json(Method::POST, &format!("/api/runs/{id}/logs"), json!([line(1, "first")])).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // While the run lives, the stream stays open and sends what comes.
+    let request = Request::get(format!("/api/runs/{id}/logs/stream")).body(Body::empty()).unwrap();
+    let response = api.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut seen = String::new();
+    let mut wrote_second = false;
+    while !seen.contains("second") {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(5), body.frame())
+            .await
+            .expect("the stream went quiet")
+            .unwrap()
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            seen.push_str(&String::from_utf8_lossy(&data));
+        }
+        if seen.contains("first") && !wrote_second {
+            wrote_second = true;
+            api.json(Method::POST, &format!("/api/runs/{id}/logs"), json!([line(2, "second")]))
+                .await;
+        }
+    }
+    assert!(seen.contains("event: logs") && seen.contains("id: 2"), "{seen}");
+
+    // Once the run has ended, the stream sends what is left and ends; a
+    // reconnecting browser's Last-Event-ID picks up after that line.
+    api.json(Method::POST, &format!("/api/runs/{id}/cancel"), json!({})).await;
+    let request = Request::get(format!("/api/runs/{id}/logs/stream"))
+        .header("last-event-id", "1")
+        .body(Body::empty())
+        .unwrap();
+    let response = api.router.clone().oneshot(request).await.unwrap();
+    let all =
+        tokio::time::timeout(std::time::Duration::from_secs(5), response.into_body().collect())
+            .await
+            .expect("the stream of an ended run did not end")
+            .unwrap()
+            .to_bytes();
+    let all = String::from_utf8_lossy(&all);
+    assert!(all.contains("second") && !all.contains("first"), "{all}");
+    assert!(all.trim_end().ends_with("event: end\ndata: ended"), "{all}");
+    let (status, _) = api.get("/api/runs/no-such-run/logs/stream").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

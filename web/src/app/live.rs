@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use baton_proto::v1::Event;
+use baton_proto::v1::{Event, LogLine};
 use gloo_timers::callback::Interval;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
@@ -115,4 +115,83 @@ pub fn use_live_refresh(name: String, resource: Option<String>, millis: u32, idl
         *last = ticks;
     }
     *refresh
+}
+
+/// A run's log lines as the core streams them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunLog {
+    pub lines: Vec<LogLine>,
+    /// The run has ended and every line has come.
+    pub ended: bool,
+}
+
+pub enum RunLogChange {
+    Append(Vec<LogLine>),
+    End,
+}
+
+impl Reducible for RunLog {
+    type Action = RunLogChange;
+
+    fn reduce(self: Rc<Self>, change: RunLogChange) -> Rc<Self> {
+        let mut next = (*self).clone();
+        match change {
+            RunLogChange::Append(lines) => {
+                // A reconnected stream may repeat a batch.
+                let last = next.lines.last().map_or(0, |l| l.seq);
+                next.lines.extend(lines.into_iter().filter(|l| l.seq > last));
+            }
+            RunLogChange::End => next.ended = true,
+        }
+        Rc::new(next)
+    }
+}
+
+/// Follows `/api/runs/{id}/logs/stream`: lines as they are written, until
+/// the run has ended.
+#[hook]
+pub fn use_run_log(id: String) -> UseReducerHandle<RunLog> {
+    let log = use_reducer(RunLog::default);
+    let dispatcher = log.dispatcher();
+    use_effect_with(id, move |id| {
+        let mut url = format!("/api/runs/{}/logs/stream", api::escape(id));
+        if let Some(token) = api::token() {
+            url.push_str(&format!("?token={}", api::escape(&token)));
+        }
+        let source = web_sys::EventSource::new(&url).ok();
+        let on_lines = {
+            let dispatcher = dispatcher.clone();
+            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
+                move |message: web_sys::MessageEvent| {
+                    let lines =
+                        message.data().as_string().and_then(|d| serde_json::from_str(&d).ok());
+                    if let Some(lines) = lines {
+                        dispatcher.dispatch(RunLogChange::Append(lines));
+                    }
+                },
+            )
+        };
+        let on_end = {
+            let source = source.clone();
+            Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_: web_sys::MessageEvent| {
+                // Closed, or the browser would reconnect and wait again.
+                if let Some(source) = &source {
+                    source.close();
+                }
+                dispatcher.dispatch(RunLogChange::End);
+            })
+        };
+        if let Some(source) = &source {
+            let _ =
+                source.add_event_listener_with_callback("logs", on_lines.as_ref().unchecked_ref());
+            let _ = source.add_event_listener_with_callback("end", on_end.as_ref().unchecked_ref());
+        }
+        move || {
+            if let Some(source) = source {
+                source.close();
+            }
+            drop((on_lines, on_end));
+        }
+    });
+    log
 }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use baton_proto::v1::{CreateRun, FlowRun, FlowRunDetail, LogLine, Page, StateName};
+use baton_proto::v1::{CreateRun, FlowRun, FlowRunDetail, Page, StateName};
 use serde::{Deserialize, Serialize};
 use yew::prelude::*;
 use yew_router::prelude::*;
@@ -11,7 +11,7 @@ use super::deployments::{short, took};
 use super::{ActionButton, use_changes};
 use crate::app::api::{Load, escape, get, send, use_get};
 use crate::app::charts::Gantt;
-use crate::app::live::{use_batch, use_events, use_live_refresh, use_ticks};
+use crate::app::live::{use_batch, use_events, use_live_refresh, use_run_log, use_ticks};
 use crate::app::route::Route;
 use crate::app::view::{
     Empty, FailureView, Loading, StateBadge, When, changed_value, clock, duration, loaded,
@@ -257,8 +257,6 @@ pub fn run_page(props: &RunProps) -> Html {
         format!("/api/runs/{}", escape(&props.id)),
         live + changes.count(),
     );
-    let active = matches!(&detail, Load::Ready(d) if !d.run.state.is_terminal())
-        || matches!(detail, Load::Loading);
     let Load::Ready(detail) = detail else {
         return html! { <section>{ loaded(&detail, |_| html! {}) }</section> };
     };
@@ -353,7 +351,7 @@ pub fn run_page(props: &RunProps) -> Html {
             </div>
             <div class="panel">
                 <h2>{ "Logs" }</h2>
-                <Logs id={run.id.clone()} active={active} />
+                <Logs id={run.id.clone()} />
             </div>
         </section>
     }
@@ -362,53 +360,26 @@ pub fn run_page(props: &RunProps) -> Html {
 #[derive(Properties, PartialEq)]
 struct LogsProps {
     id: String,
-    /// Read on while the run may still write.
-    active: bool,
 }
 
-/// The run's log lines, read on from the last one seen every half second
-/// while the run is active (and once more when it ends).
+/// The run's log lines, streamed by the core as they are written.
 #[function_component(Logs)]
 fn logs(props: &LogsProps) -> Html {
-    let lines = use_state(Vec::<LogLine>::new);
-    let failure = use_state(|| None::<String>);
-    let ticks = use_ticks(500, props.active);
-    {
-        let (lines, failure, id) = (lines.clone(), failure.clone(), props.id.clone());
-        use_effect_with((ticks, props.active), move |_| {
-            let after = lines.last().map_or(0, |l| l.seq);
-            let path = format!("/api/runs/{}/logs?after={after}", escape(&id));
-            wasm_bindgen_futures::spawn_local(async move {
-                match get::<Vec<LogLine>>(&path).await {
-                    Ok(new) if !new.is_empty() => {
-                        let mut all = (*lines).clone();
-                        let last = all.last().map_or(0, |l| l.seq);
-                        all.extend(new.into_iter().filter(|l| l.seq > last));
-                        lines.set(all);
-                        failure.set(None);
-                    }
-                    Ok(_) => failure.set(None),
-                    Err(error) => failure.set(Some(error.message)),
-                }
-            });
-        });
+    let log = use_run_log(props.id.clone());
+    if log.lines.is_empty() {
+        return html! {
+            <Empty>{ if log.ended { "This run wrote no log lines." } else { "No log lines yet." } }</Empty>
+        };
     }
     html! {
-        <>
-            if let Some(message) = &*failure { <p class="failure">{ message }</p> }
-            if lines.is_empty() {
-                <Empty>{ if props.active { "No log lines yet." } else { "This run wrote no log lines." } }</Empty>
-            } else {
-                <ol class="logs" aria-label="Log lines">
-                    { for lines.iter().map(|line| html! {
-                        <li class={format!("log {}", line.level.as_str().to_lowercase())}>
-                            <time>{ clock(line.at) }</time>
-                            <span class="level">{ line.level.as_str() }</span>
-                            <span class="message">{ &line.message }</span>
-                        </li>
-                    }) }
-                </ol>
-            }
-        </>
+        <ol class="logs" aria-label="Log lines" aria-live="polite">
+            { for log.lines.iter().map(|line| html! {
+                <li class={format!("log {}", line.level.as_str().to_lowercase())}>
+                    <time>{ clock(line.at) }</time>
+                    <span class="level">{ line.level.as_str() }</span>
+                    <span class="message">{ &line.message }</span>
+                </li>
+            }) }
+        </ol>
     }
 }
