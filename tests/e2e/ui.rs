@@ -117,6 +117,27 @@ fn a_person_runs_follows_and_cancels_runs_from_the_ui() {
         browser.wait_text("main h1", "COMPLETED").await;
         browser.wait_text(".logs", "printed 5 lines").await;
 
+        // The dashboard's timeline: a run's bar is reached by keyboard and
+        // Enter opens the run.
+        client.goto(&format!("{base}/")).await.unwrap();
+        let bar = client
+            .wait()
+            .at_most(std::time::Duration::from_secs(20))
+            .for_element(Locator::Css("svg.chart rect[role=link]"))
+            .await
+            .unwrap();
+        bar.send_keys("\u{E007}").await.unwrap();
+        for _ in 0..100 {
+            if browser.path().await.starts_with("/runs/") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(
+            browser.path().await.starts_with("/runs/"),
+            "Enter on a timeline bar opened no run"
+        );
+
         // A long run, cancelled from its page.
         client.goto(&format!("{base}/deployments/sleeps/long")).await.unwrap();
         browser.click(Locator::Css("form.run-form button[type=submit]")).await;

@@ -131,20 +131,31 @@ pub fn timeline(props: &TimelineProps) -> Html {
             }
             let title =
                 format!("{} · {} · {}", run.deployment, run.state.as_str(), duration(end - start));
-            let onclick = {
+            let open = {
                 let navigator = navigator.clone();
                 let id = run.id.clone();
-                Callback::from(move |_| {
+                move || {
                     if let Some(navigator) = &navigator {
                         navigator.push(&Route::Run { id: id.clone() });
                     }
-                })
+                }
             };
+            let onclick = {
+                let open = open.clone();
+                Callback::from(move |_: MouseEvent| open())
+            };
+            // Reachable by keyboard too: Tab to a bar, Enter opens its run.
+            let onkeydown = Callback::from(move |event: KeyboardEvent| {
+                if event.key() == "Enter" || event.key() == " " {
+                    event.prevent_default();
+                    open();
+                }
+            });
             Some(html! {
                 <rect class={classes!(fill(run.state), "clickable")} x={format!("{x0:.1}")}
                     y={format!("{:.1}", 4.0 + lane as f64 * lane_height)}
                     width={format!("{:.1}", x1 - x0)} height={format!("{:.1}", lane_height - 3.0)}
-                    rx="2" {onclick}>
+                    rx="2" tabindex="0" role="link" aria-label={title.clone()} {onclick} {onkeydown}>
                     <title>{ title }</title>
                 </rect>
             })
