@@ -414,31 +414,27 @@ impl LogTail {
     /// The next event: new lines as soon as there are some, or the end.
     async fn next(&mut self) -> SseEvent {
         loop {
+            // The state first: lines are written before a run's final
+            // state, so once it reads ended, the read after it has them all.
+            let ended = self.store.run(&self.id).await.map_or(true, |run| run.state.is_terminal());
             let lines = self.store.logs(&self.id, self.after, LOG_BATCH).await.unwrap_or_default();
             if let Some(last) = lines.last() {
                 self.after = last.seq;
                 let data = serde_json::to_string(&lines).unwrap_or_default();
                 return SseEvent::default().id(self.after.to_string()).event("logs").data(data);
             }
-            // Lines are written before the run's final state, so once it
-            // has ended, one more read finds any that were still on the way.
-            let ended = self.store.run(&self.id).await.map_or(true, |run| run.state.is_terminal());
-            if ended
-                && self.store.logs(&self.id, self.after, 1).await.unwrap_or_default().is_empty()
-            {
+            if ended {
                 self.ended = true;
                 // Browsers drop an event without data.
                 return SseEvent::default().event("end").data("ended");
             }
-            if !ended {
-                tokio::select! {
-                    _ = self.writes.changed() => {}
-                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                }
-                // At most a few reads a second per stream, however busy
-                // the store is.
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            tokio::select! {
+                _ = self.writes.changed() => {}
+                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
             }
+            // At most a few reads a second per stream, however busy the
+            // store is.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
 }

@@ -93,8 +93,8 @@ pub struct Store {
     cipher: SecretCipher,
     /// SQLite only: group commit of run-state transitions.
     batcher: Option<batch::Batcher>,
-    /// Poked after each group write (the live feed waits on it).
-    /// Counts committed writes; every subscriber sees each change.
+    /// Counts committed writes; every subscriber (the live feed, log
+    /// streams) sees each change.
     written: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
