@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::{apt_install, run};
+use super::{apt_install, run, write_if_changed};
 
 /// Debian packages Tauri (WebKitGTK) builds and runs with, and what the
 /// desktop test uses: a virtual display, a screenshot tool, OCR.
@@ -31,15 +31,12 @@ pub fn prepare(root: &Path) -> anyhow::Result<()> {
         "cargo",
         &["build", "--release", "--target", "wasm32-wasip2", "-p", "hello", "-p", "etl"],
     )?;
-    let built = super::ui::target_dir(root).join("wasm32-wasip2/release");
+    let built = baton_tests::target_dir().join("wasm32-wasip2/release");
     let flows = root.join("desktop/flows");
     std::fs::create_dir_all(&flows)?;
     for name in ["hello", "etl"] {
-        let bytes = std::fs::read(built.join(format!("{name}.wasm")))?;
-        let target = flows.join(format!("{name}.wasm"));
-        if std::fs::read(&target).ok().as_deref() != Some(bytes.as_slice()) {
-            std::fs::write(&target, bytes)?;
-        }
+        let file = format!("{name}.wasm");
+        write_if_changed(&flows.join(&file), &std::fs::read(built.join(&file))?)?;
     }
     Ok(())
 }

@@ -29,8 +29,8 @@ fn main() -> anyhow::Result<()> {
         "test" => test(&root),
         "bench" => bench(&root),
         "setup" => setup(),
-        "ui" => ui::build(&root),
-        "desktop" => desktop::start(&root),
+        "ui" => setup().and_then(|()| ui::build(&root)),
+        "desktop" => setup().and_then(|()| desktop::start(&root)),
         "with-postgres" => with_postgres(&root),
         _ => {
             bail!("usage: cargo xtask <start|test|bench|ui|desktop|setup|with-postgres COMMAND...>")
@@ -85,9 +85,12 @@ fn output(dir: &Path, program: &str, args: &[&str]) -> anyhow::Result<String> {
 /// Installs what building and testing need and a fresh machine may lack.
 fn setup() -> anyhow::Result<()> {
     let installed = output(Path::new("."), "rustup", &["target", "list", "--installed"])
-        .context("rustup is needed to add the wasm32-wasip2 target")?;
-    if !installed.lines().any(|t| t.trim() == "wasm32-wasip2") {
-        run(Path::new("."), "rustup", &["target", "add", "wasm32-wasip2"])?;
+        .context("rustup is needed to add the wasm32 targets")?;
+    // Flows are built for wasm32-wasip2, the web UI for wasm32-unknown-unknown.
+    for target in ["wasm32-wasip2", "wasm32-unknown-unknown"] {
+        if !installed.lines().any(|t| t.trim() == target) {
+            run(Path::new("."), "rustup", &["target", "add", target])?;
+        }
     }
     let components = output(Path::new("."), "rustup", &["component", "list", "--installed"])?;
     for component in ["rustfmt", "clippy"] {
@@ -129,6 +132,15 @@ fn apt_install(why: &str, packages: &[&str]) -> anyhow::Result<()> {
         if !status.success() {
             bail!("`apt-get {}` failed", args.join(" "));
         }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` unless it holds them already: an unchanged
+/// file keeps its time, so cargo rebuilds nothing that embeds it.
+fn write_if_changed(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if std::fs::read(path).ok().as_deref() != Some(bytes) {
+        std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

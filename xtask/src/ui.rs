@@ -5,24 +5,20 @@
 //! files whose bytes changed are rewritten, so an unchanged UI makes cargo
 //! rebuild nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 
-use super::{output, run};
+use super::{run, write_if_changed};
 
 pub fn build(root: &Path) -> anyhow::Result<()> {
-    let installed = output(root, "rustup", &["target", "list", "--installed"])?;
-    if !installed.lines().any(|t| t.trim() == "wasm32-unknown-unknown") {
-        run(root, "rustup", &["target", "add", "wasm32-unknown-unknown"])?;
-    }
     ensure_wasm_bindgen(root)?;
     run(
         root,
         "cargo",
         &["build", "--profile", "web", "--target", "wasm32-unknown-unknown", "-p", "baton-web"],
     )?;
-    let target = target_dir(root);
+    let target = baton_tests::target_dir();
     let wasm = target.join("wasm32-unknown-unknown/web/baton_web.wasm");
     let staging = target.join("ui-staging");
     let _ = std::fs::remove_dir_all(&staging);
@@ -46,10 +42,6 @@ pub fn build(root: &Path) -> anyhow::Result<()> {
         .sum();
     eprintln!("web UI built into web/dist ({} KiB)", size / 1024);
     Ok(())
-}
-
-pub fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
 /// Installs wasm-bindgen-cli unless the version `Cargo.lock` pins is on PATH
@@ -79,12 +71,7 @@ fn sync(from: &Path, to: &Path) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(from)? {
         let path = entry?.path();
         let Some(name) = path.file_name().map(ToOwned::to_owned) else { continue };
-        let bytes = std::fs::read(&path)?;
-        let target = to.join(&name);
-        if std::fs::read(&target).ok().as_deref() != Some(bytes.as_slice()) {
-            std::fs::write(&target, bytes)
-                .with_context(|| format!("writing {}", target.display()))?;
-        }
+        write_if_changed(&to.join(&name), &std::fs::read(&path)?)?;
         wanted.push(name);
     }
     for entry in std::fs::read_dir(to)? {
