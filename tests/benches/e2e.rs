@@ -27,7 +27,7 @@
 use std::time::{Duration, Instant};
 
 use baton_tests::http::Connection;
-use baton_tests::measure::{percentile, resident_kib};
+use baton_tests::measure::{percentile, resident_kib, unix_ms};
 use baton_tests::{AgentProcess, CoreProcess};
 use serde_json::{Value, json};
 
@@ -73,11 +73,6 @@ fn state_at(detail: &Value, state: &str) -> i64 {
         .unwrap_or_else(|| panic!("never {state}: {detail:#}"))["at"]
         .as_i64()
         .unwrap()
-}
-
-fn unix_ms() -> i64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    i64::try_from(since.as_millis()).unwrap()
 }
 
 fn main() {

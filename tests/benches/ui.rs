@@ -23,13 +23,10 @@ use std::time::{Duration, Instant};
 use baton_tests::CoreProcess;
 use baton_tests::browser::Browser;
 use baton_tests::http::Connection;
+use baton_tests::measure::unix_ms;
 use serde_json::{Value, json};
 
 const DAY: i64 = 86_400_000;
-
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-}
 
 fn main() {
     // `cargo test --benches` runs this without `--bench`: a quick smoke run.

@@ -1,5 +1,5 @@
-//! What the benchmarks measure with: percentiles of latencies and a
-//! process's resident memory.
+//! What the benchmarks measure with: percentiles of latencies, a
+//! process's resident memory, the wall clock.
 
 use std::time::Duration;
 
@@ -23,4 +23,11 @@ pub fn resident_kib(pid: Option<u32>) -> u64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Milliseconds since the Unix epoch, as the core stamps runs.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
