@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use baton_proto::v1::link::io::{IoError, read_frame, write_frame};
 use baton_proto::v1::link::{AgentToken, CoreMessage, Hello, MAX_FRAME_BYTES, SERVER_NAME};
@@ -141,6 +141,7 @@ impl Agent {
             connection: Mutex::new(None),
             stop: CancellationToken::new(),
             welcomed: AtomicBool::new(false),
+            lease: Mutex::new((Instant::now(), Duration::ZERO)),
         });
         let dialer = Dialer { endpoint, client, verifier };
         let link = match dialer.connect(&shared).await {
@@ -156,6 +157,7 @@ impl Agent {
         tracing::info!(agent_id = %id, core = %address, "connected to the core");
         let done = CancellationToken::new();
         let stop = shared.stop.clone();
+        tokio::spawn(watch_lease(Arc::clone(&shared)));
         tokio::spawn(keep_connected(shared, dialer, link, done.clone()));
         Ok(Agent { id, stop, done })
     }
@@ -199,6 +201,9 @@ pub(crate) struct Shared {
     /// Whether a core has welcomed this process yet (a hello before that
     /// tells the core the runs it remembers for this agent id are lost).
     welcomed: AtomicBool,
+    /// When the core was last heard from, and for how long after that the
+    /// agent's runs are still its to report (the core's crash window).
+    pub(crate) lease: Mutex<(Instant, Duration)>,
 }
 
 impl Shared {
@@ -208,6 +213,17 @@ impl Shared {
 
     pub(crate) fn set_connection(&self, connection: Option<quinn::Connection>) {
         *self.connection.lock().unwrap_or_else(PoisonError::into_inner) = connection;
+    }
+
+    /// The core said something: the agent's lease runs from now.
+    pub(crate) fn heard_core(&self) {
+        self.lease.lock().unwrap_or_else(PoisonError::into_inner).0 = Instant::now();
+    }
+
+    /// Whether the core has been silent longer than the lease (none: never).
+    fn lease_lost(&self) -> Option<Duration> {
+        let (heard, lease) = *self.lease.lock().unwrap_or_else(PoisonError::into_inner);
+        (!lease.is_zero() && heard.elapsed() > lease).then_some(lease)
     }
 
     fn hello(&self) -> Hello {
@@ -222,6 +238,31 @@ impl Shared {
             running: self.runs.running(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             new_process: !self.welcomed.load(Ordering::SeqCst),
+        }
+    }
+}
+
+/// How often the agent looks at its lease.
+const LEASE_CHECK: Duration = Duration::from_millis(250);
+
+/// Stops the agent's runs whenever the core has been silent longer than the
+/// lease: by then the core counts them lost and may have given them to
+/// other agents, so a copy running on here could only run them twice.
+async fn watch_lease(shared: Arc<Shared>) {
+    let mut ticker = tokio::time::interval(LEASE_CHECK);
+    loop {
+        tokio::select! {
+            () = shared.stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        if let Some(lease) = shared.lease_lost() {
+            let lost = shared.runs.lose_all();
+            if lost > 0 {
+                tracing::warn!(
+                    lost,
+                    "no word from the core for over {lease:?}: stopping the runs it no longer counts as ours"
+                );
+            }
         }
     }
 }
@@ -265,8 +306,10 @@ impl Dialer {
         .await
         .map_err(|_| LinkError::NoAnswer(HELLO_TIMEOUT))??;
         match answer {
-            Some(CoreMessage::Welcome { acked_seq, heartbeat_ms }) => {
+            Some(CoreMessage::Welcome { acked_seq, heartbeat_ms, lease_ms }) => {
                 shared.welcomed.store(true, Ordering::SeqCst);
+                *shared.lease.lock().unwrap_or_else(PoisonError::into_inner) =
+                    (Instant::now(), Duration::from_millis(lease_ms));
                 Ok(Answer::Welcome(Link {
                     connection,
                     send,

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use baton_proto::v1::ReportBody;
-use baton_proto::v1::link::{AgentEvent, AgentEventBody};
+use baton_proto::v1::link::{AgentEvent, AgentEventBody, Execution};
 use tokio::sync::Notify;
 
 /// Events kept by default while the core does not acknowledge them.
@@ -65,13 +65,18 @@ impl Outbox {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds an event about `run_id`; returns its seq.
-    pub fn push(&self, run_id: &str, body: AgentEventBody) -> u64 {
+    /// Adds an event about `execution`; returns its seq.
+    pub fn push(&self, execution: &Execution, body: AgentEventBody) -> u64 {
         let seq = {
             let mut state = self.lock();
             let seq = state.next_seq;
             state.next_seq = seq.saturating_add(1);
-            let event = AgentEvent { seq, run_id: run_id.to_owned(), body };
+            let event = AgentEvent {
+                seq,
+                run_id: execution.run_id.clone(),
+                attempt: execution.attempt,
+                body,
+            };
             let full = state.events.len() >= state.capacity;
             if full && !state.make_room() && droppable(&event.body).is_some() {
                 // Only lifecycle events are waiting: this report is the
@@ -222,14 +227,18 @@ mod tests {
 
     use super::*;
 
+    fn run(id: &str) -> Execution {
+        Execution { run_id: id.to_owned(), attempt: 1 }
+    }
+
     #[test]
     fn a_core_that_knew_an_earlier_process_gets_numbers_after_its_last() {
         let outbox = Outbox::new(10);
-        outbox.push("r1", AgentEventBody::Started);
+        outbox.push(&run("r1"), AgentEventBody::Started);
         // The core applied up to 41 from this agent id's previous process.
         outbox.welcome(41);
         assert_eq!(outbox.after(0, 10).iter().map(|e| e.seq).collect::<Vec<_>>(), [42]);
-        assert_eq!(outbox.push("r1", AgentEventBody::Started), 43);
+        assert_eq!(outbox.push(&run("r1"), AgentEventBody::Started), 43);
         // A reconnect to the same core: nothing renumbered, applied ones dropped.
         outbox.welcome(42);
         assert_eq!(outbox.after(0, 10).iter().map(|e| e.seq).collect::<Vec<_>>(), [43]);
@@ -267,9 +276,9 @@ mod tests {
     fn numbers_events_from_one_without_gaps() {
         let outbox = Outbox::default();
         assert_eq!(outbox.last_seq(), 0);
-        assert_eq!(outbox.push("r1", AgentEventBody::Started), 1);
-        assert_eq!(outbox.push("r1", log(1)), 2);
-        assert_eq!(outbox.push("r2", AgentEventBody::Started), 3);
+        assert_eq!(outbox.push(&run("r1"), AgentEventBody::Started), 1);
+        assert_eq!(outbox.push(&run("r1"), log(1)), 2);
+        assert_eq!(outbox.push(&run("r2"), AgentEventBody::Started), 3);
         assert_eq!(outbox.last_seq(), 3);
         let events = outbox.after(0, 10);
         assert_eq!(seqs(&events), [1, 2, 3]);
@@ -280,7 +289,7 @@ mod tests {
     fn ack_drops_up_to_seq_and_numbering_continues() {
         let outbox = Outbox::default();
         for _ in 0..5 {
-            outbox.push("r", log(1));
+            outbox.push(&run("r"), log(1));
         }
         outbox.ack(3);
         assert_eq!(seqs(&outbox.after(0, 10)), [4, 5]);
@@ -289,14 +298,14 @@ mod tests {
         assert_eq!(outbox.len(), 2);
         outbox.ack(99);
         assert!(outbox.is_empty());
-        assert_eq!(outbox.push("r", AgentEventBody::Started), 6);
+        assert_eq!(outbox.push(&run("r"), AgentEventBody::Started), 6);
     }
 
     #[test]
     fn after_resumes_where_a_connection_left_off() {
         let outbox = Outbox::default();
         for _ in 0..10 {
-            outbox.push("r", log(1));
+            outbox.push(&run("r"), log(1));
         }
         assert_eq!(seqs(&outbox.after(0, 3)), [1, 2, 3]);
         assert_eq!(seqs(&outbox.after(3, 3)), [4, 5, 6]);
@@ -310,23 +319,23 @@ mod tests {
     #[test]
     fn when_full_drops_the_oldest_logs_first_and_never_lifecycle_events() {
         let outbox = Outbox::new(4);
-        outbox.push("r", AgentEventBody::Started); // 1
-        outbox.push("r", progress(1)); // 2
-        outbox.push("r", log(2)); // 3
-        outbox.push("r", log(3)); // 4
-        outbox.push("r", log(4)); // 5: drops 3
+        outbox.push(&run("r"), AgentEventBody::Started); // 1
+        outbox.push(&run("r"), progress(1)); // 2
+        outbox.push(&run("r"), log(2)); // 3
+        outbox.push(&run("r"), log(3)); // 4
+        outbox.push(&run("r"), log(4)); // 5: drops 3
         assert_eq!(seqs(&outbox.after(0, 10)), [1, 2, 4, 5]);
-        outbox.push("r", AgentEventBody::Finished { outcome: RunOutcome::Cancelled }); // 6: drops 4
+        outbox.push(&run("r"), AgentEventBody::Finished { outcome: RunOutcome::Cancelled }); // 6: drops 4
         assert_eq!(seqs(&outbox.after(0, 10)), [1, 2, 5, 6]);
-        outbox.push("s", AgentEventBody::Declined { reason: "no".to_owned() }); // 7: drops 5
-        outbox.push("t", AgentEventBody::Started); // 8: no log left, drops the progress 2
+        outbox.push(&run("s"), AgentEventBody::Declined { reason: "no".to_owned() }); // 7: drops 5
+        outbox.push(&run("t"), AgentEventBody::Started); // 8: no log left, drops the progress 2
         assert_eq!(seqs(&outbox.after(0, 10)), [1, 6, 7, 8]);
         // Nothing droppable: the bound gives way rather than lose a lifecycle event.
-        outbox.push("t", AgentEventBody::Finished { outcome: RunOutcome::Cancelled }); // 9
+        outbox.push(&run("t"), AgentEventBody::Finished { outcome: RunOutcome::Cancelled }); // 9
         assert_eq!(seqs(&outbox.after(0, 10)), [1, 6, 7, 8, 9]);
         assert_eq!(outbox.dropped(), 4);
         // A report arriving then is the oldest report there is.
-        assert_eq!(outbox.push("t", log(5)), 10);
+        assert_eq!(outbox.push(&run("t"), log(5)), 10);
         assert_eq!(seqs(&outbox.after(0, 10)), [1, 6, 7, 8, 9]);
         assert_eq!(outbox.dropped(), 5);
     }
@@ -335,7 +344,7 @@ mod tests {
     async fn pushes_wake_the_writer_and_acks_wake_the_drain() {
         let outbox = Arc::new(Outbox::default());
         // A push before the wait is not missed.
-        outbox.push("r", AgentEventBody::Started);
+        outbox.push(&run("r"), AgentEventBody::Started);
         tokio::time::timeout(Duration::from_secs(1), outbox.grown()).await.unwrap();
 
         let drained = tokio::spawn({

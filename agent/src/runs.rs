@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use baton_proto::v1::link::io::{IoError, read_frame, write_frame};
-use baton_proto::v1::link::{AgentEventBody, Assignment, Fetch, FetchAnswer, MAX_FRAME_BYTES};
+use baton_proto::v1::link::{
+    AgentEventBody, Assignment, Execution, Fetch, FetchAnswer, MAX_FRAME_BYTES,
+};
 use baton_proto::v1::{RunOutcome, RunReport};
 use baton_sandbox::{
     CancellationToken, Digest, Grants, LoadError, LoadedFlow, MemoryTaskCache, RunLimits,
@@ -28,21 +30,24 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 pub(crate) struct Runs {
     slots: Arc<Semaphore>,
     capacity: u32,
-    /// Each running run's cancellation.
-    active: Mutex<BTreeMap<String, CancellationToken>>,
+    /// Each running execution's cancellation.
+    active: Mutex<BTreeMap<Execution, CancellationToken>>,
+    /// Executions stopped because the agent lost its lease: they end
+    /// `CRASHED`, not `CANCELLED` (nobody asked for it).
+    lost: Mutex<std::collections::BTreeSet<Execution>>,
 }
 
-/// A run's place: its slot and its entry among the active runs, both given
-/// up when it is dropped.
+/// An execution's place: its slot and its entry among the active ones, both
+/// given up when it is dropped.
 struct RunGuard {
     shared: Arc<Shared>,
-    run_id: String,
+    execution: Execution,
     _slot: OwnedSemaphorePermit,
 }
 
 impl Drop for RunGuard {
     fn drop(&mut self) {
-        self.shared.runs.lock().remove(&self.run_id);
+        self.shared.runs.lock().remove(&self.execution);
     }
 }
 
@@ -57,27 +62,48 @@ impl Runs {
             slots: Arc::new(Semaphore::new(usize::try_from(slots).unwrap_or(usize::MAX))),
             capacity: slots,
             active: Mutex::new(BTreeMap::new()),
+            lost: Mutex::default(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, CancellationToken>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<Execution, CancellationToken>> {
         self.active.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Ids of the runs in progress.
-    pub(crate) fn running(&self) -> Vec<String> {
+    /// The executions in progress.
+    pub(crate) fn running(&self) -> Vec<Execution> {
         self.lock().keys().cloned().collect()
     }
 
-    /// Cancels a run; false if it is not running here.
-    pub(crate) fn cancel(&self, run_id: &str) -> bool {
-        match self.lock().get(run_id) {
+    /// Stops an execution (cancelled, or no longer holding its run); false
+    /// if it is not running here.
+    pub(crate) fn cancel(&self, execution: &Execution) -> bool {
+        match self.lock().get(execution) {
             Some(cancel) => {
                 cancel.cancel();
                 true
             }
             None => false,
         }
+    }
+
+    /// Stops every execution: the agent lost its lease. Returns how many.
+    pub(crate) fn lose_all(&self) -> usize {
+        let active = self.lock();
+        let mut lost = self.lost.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut count = 0;
+        for (execution, cancel) in active.iter() {
+            if lost.insert(execution.clone()) {
+                cancel.cancel();
+                count += 1;
+            }
+        }
+        count
+    }
+
+    /// Whether `execution` was stopped for a lost lease (forgotten after).
+    fn take_lost(&self, execution: &Execution) -> bool {
+        self.lost.lock().unwrap_or_else(PoisonError::into_inner).remove(execution)
     }
 
     /// Waits until no run holds a slot.
@@ -87,28 +113,41 @@ impl Runs {
         let _all = self.slots.acquire_many(self.capacity).await;
     }
 
-    /// Takes a slot for `run_id`, with a cancellation that `parent` cancels
-    /// too.
-    fn begin(shared: &Arc<Shared>, run_id: &str) -> Result<(RunGuard, CancellationToken), Refusal> {
+    /// Takes a slot for `execution`, with a cancellation that the agent's
+    /// stop cancels too. Earlier attempts of its run still here are stopped:
+    /// a newer attempt holds the run now.
+    fn begin(
+        shared: &Arc<Shared>,
+        execution: &Execution,
+    ) -> Result<(RunGuard, CancellationToken), Refusal> {
         let mut active = shared.runs.lock();
-        if active.contains_key(run_id) {
+        if active.contains_key(execution) {
             return Err(Refusal::AlreadyRunning);
+        }
+        for (earlier, cancel) in active
+            .iter()
+            .filter(|(e, _)| e.run_id == execution.run_id && e.attempt < execution.attempt)
+        {
+            tracing::warn!(run_id = %earlier.run_id, attempt = earlier.attempt, "stopping an earlier attempt: attempt {} holds the run now", execution.attempt);
+            cancel.cancel();
         }
         let slot =
             Arc::clone(&shared.runs.slots).try_acquire_owned().map_err(|_| Refusal::NoFreeSlot)?;
         let cancel = shared.stop.child_token();
-        active.insert(run_id.to_owned(), cancel.clone());
-        let guard = RunGuard { shared: Arc::clone(shared), run_id: run_id.to_owned(), _slot: slot };
+        active.insert(execution.clone(), cancel.clone());
+        let guard =
+            RunGuard { shared: Arc::clone(shared), execution: execution.clone(), _slot: slot };
         Ok((guard, cancel))
     }
 }
 
 /// Starts an assigned run if a slot is free; else declines it.
 pub(crate) fn assign(shared: &Arc<Shared>, assignment: Assignment) {
-    let run_id = assignment.run_id.clone();
+    let execution = Execution { run_id: assignment.run_id.clone(), attempt: assignment.attempt };
+    let run_id = &execution.run_id;
     let decline = |reason: String| {
         tracing::info!(%run_id, deployment = %assignment.deployment, %reason, "declining a run");
-        shared.outbox.push(&run_id, AgentEventBody::Declined { reason });
+        shared.outbox.push(&execution, AgentEventBody::Declined { reason });
     };
     if shared.stop.is_cancelled() {
         return decline("the agent is stopping".to_owned());
@@ -117,10 +156,9 @@ pub(crate) fn assign(shared: &Arc<Shared>, assignment: Assignment) {
         Ok(digest) => digest,
         Err(reason) => return decline(reason),
     };
-    match Runs::begin(shared, &run_id) {
+    match Runs::begin(shared, &execution) {
         Ok((guard, cancel)) => {
-            let span =
-                tracing::info_span!("run", run_id = %run_id, deployment = %assignment.deployment);
+            let span = tracing::info_span!("run", run_id = %run_id, attempt = execution.attempt, deployment = %assignment.deployment);
             tokio::spawn(execute(guard, assignment, digest, cancel).instrument(span));
         }
         Err(Refusal::NoFreeSlot) => decline("no free slot".to_owned()),
@@ -145,14 +183,14 @@ async fn execute(
 ) {
     let shared = Arc::clone(&guard.shared);
     let outbox = &shared.outbox;
-    let run_id = assignment.run_id.as_str();
+    let execution = guard.execution.clone();
     let flow = match shared.sandbox.load_cached(&digest) {
         Some(flow) => flow,
         None => {
             let fetched = tokio::select! {
                 fetched = fetch_and_load(&shared, &assignment.artifact, digest) => fetched,
                 () = cancel.cancelled() => {
-                    outbox.push(run_id, AgentEventBody::Finished { outcome: RunOutcome::Cancelled });
+                    outbox.push(&execution, AgentEventBody::Finished { outcome: RunOutcome::Cancelled });
                     return;
                 }
             };
@@ -164,14 +202,14 @@ async fn execute(
                         other => other.to_string(),
                     };
                     tracing::warn!(%reason, "declining the run: no component");
-                    outbox.push(run_id, AgentEventBody::Declined { reason });
+                    outbox.push(&execution, AgentEventBody::Declined { reason });
                     return;
                 }
             }
         }
     };
     tracing::info!("run started");
-    outbox.push(run_id, AgentEventBody::Started);
+    outbox.push(&execution, AgentEventBody::Started);
     let defaults = RunLimits::default();
     let request = RunRequest {
         params: serde_json::Value::Object(assignment.parameters),
@@ -182,14 +220,19 @@ async fn execute(
         grants: Grants { variables: assignment.variables, secrets: assignment.secrets },
         reporter: Arc::new(OutboxReporter {
             outbox: Arc::clone(&shared.outbox),
-            run_id: assignment.run_id.clone(),
+            execution: execution.clone(),
         }),
         task_cache: Arc::new(MemoryTaskCache::default()),
         cancel,
     };
-    let outcome = shared.sandbox.run(&flow, request).await;
+    let mut outcome = shared.sandbox.run(&flow, request).await;
+    if shared.runs.take_lost(&execution) {
+        outcome = RunOutcome::Crashed {
+            message: "stopped: the agent heard nothing from the core for longer than its lease, so the run may be running elsewhere".to_owned(),
+        };
+    }
     tracing::info!(outcome = outcome.name(), "run finished");
-    outbox.push(run_id, AgentEventBody::Finished { outcome });
+    outbox.push(&execution, AgentEventBody::Finished { outcome });
     // The slot is given back and the run leaves `running` only now, after
     // its `Finished` is in the outbox.
     drop(guard);
@@ -198,12 +241,12 @@ async fn execute(
 /// Passes a run's reports into the outbox as they happen.
 struct OutboxReporter {
     outbox: Arc<Outbox>,
-    run_id: String,
+    execution: Execution,
 }
 
 impl RunReporter for OutboxReporter {
     fn report(&self, report: RunReport) {
-        self.outbox.push(&self.run_id, AgentEventBody::Report { report });
+        self.outbox.push(&self.execution, AgentEventBody::Report { report });
     }
 }
 

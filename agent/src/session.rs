@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_proto::v1::link::io::{IoError, read_frame, write_frame};
-use baton_proto::v1::link::{AgentMessage, CoreMessage, MAX_FRAME_BYTES};
+use baton_proto::v1::link::{AgentMessage, CoreMessage, Execution, MAX_FRAME_BYTES};
 use baton_sandbox::CancellationToken;
 use quinn::VarInt;
 use tokio::time::MissedTickBehavior;
@@ -114,7 +114,10 @@ async fn read_loop(shared: Arc<Shared>, mut recv: quinn::RecvStream, ended: Canc
             message = read_frame::<CoreMessage, _>(&mut recv, MAX_FRAME_BYTES) => message,
         };
         match message {
-            Ok(Some(message)) => handle(&shared, message),
+            Ok(Some(message)) => {
+                shared.heard_core();
+                handle(&shared, message);
+            }
             Ok(None) => {
                 tracing::warn!("the core closed the control stream");
                 return;
@@ -130,9 +133,15 @@ async fn read_loop(shared: Arc<Shared>, mut recv: quinn::RecvStream, ended: Canc
 fn handle(shared: &Arc<Shared>, message: CoreMessage) {
     match message {
         CoreMessage::Assign(assignment) => runs::assign(shared, *assignment),
-        CoreMessage::Cancel { run_id } => {
-            if !shared.runs.cancel(&run_id) {
-                tracing::debug!(%run_id, "cancel of a run that is not running here");
+        CoreMessage::Cancel { run_id, attempt } => {
+            if !shared.runs.cancel(&Execution { run_id: run_id.clone(), attempt }) {
+                tracing::debug!(%run_id, attempt, "cancel of a run that is not running here");
+            }
+        }
+        CoreMessage::Stop { run_id, attempt, reason } => {
+            let execution = Execution { run_id: run_id.clone(), attempt };
+            if shared.runs.cancel(&execution) {
+                tracing::warn!(%run_id, attempt, %reason, "stopping an execution that no longer holds its run");
             }
         }
         CoreMessage::Ack { seq } => shared.outbox.ack(seq),
@@ -149,6 +158,7 @@ pub(crate) fn kind(message: &CoreMessage) -> &'static str {
         CoreMessage::Refused { .. } => "refused",
         CoreMessage::Assign(_) => "assign",
         CoreMessage::Cancel { .. } => "cancel",
+        CoreMessage::Stop { .. } => "stop",
         CoreMessage::Ack { .. } => "ack",
     }
 }

@@ -95,17 +95,25 @@ pub async fn run(command: RunCommand) -> anyhow::Result<ExitCode> {
             }
         }
         RunCommand::Logs { id, follow: true, .. } => {
-            return follow(&client, &id, |line| println!("{}", log_line(line))).await;
+            let printer = LogPrinter::default();
+            return follow(&client, &id, |line| printer.print(line)).await;
         }
         RunCommand::Logs { id, json, .. } => {
-            let lines: Vec<LogLine> =
-                client.get(&format!("/api/runs/{}/logs", segment(&id))).await?;
+            let path = format!("/api/runs/{}/logs", segment(&id));
+            let mut lines: Vec<LogLine> = Vec::new();
+            loop {
+                let after = lines.last().map_or(0, LogLine::position);
+                let page: Vec<LogLine> = client.get(&format!("{path}?after={after}")).await?;
+                if page.is_empty() {
+                    break;
+                }
+                lines.extend(page);
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&lines)?);
             } else {
-                for line in &lines {
-                    println!("{}", log_line(line));
-                }
+                let printer = LogPrinter::default();
+                lines.iter().for_each(|line| printer.print(line));
             }
         }
         RunCommand::SkipLate { deployment } => {
@@ -132,6 +140,22 @@ pub fn log_line(line: &LogLine) -> String {
     format!("{} {:<5} {}", table::time(line.at), line.level.as_str(), line.message)
 }
 
+/// Prints log lines, with a heading where a run's next attempt begins (a
+/// run executed again keeps each execution's lines apart).
+#[derive(Default)]
+pub struct LogPrinter {
+    attempt: std::cell::Cell<u32>,
+}
+
+impl LogPrinter {
+    pub fn print(&self, line: &LogLine) {
+        if line.attempt != self.attempt.replace(line.attempt) && line.attempt > 1 {
+            println!("--- attempt {} ---", line.attempt);
+        }
+        println!("{}", log_line(line));
+    }
+}
+
 /// How often a followed run is looked at.
 const FOLLOW_EVERY: Duration = Duration::from_millis(100);
 
@@ -151,7 +175,7 @@ pub async fn follow(
         loop {
             let lines: Vec<LogLine> = client.get(&format!("{path}/logs?after={after}")).await?;
             let Some(last) = lines.last() else { break };
-            after = last.seq;
+            after = last.position();
             lines.iter().for_each(&show);
         }
         let run = detail.run;
@@ -203,12 +227,28 @@ fn describe(detail: &FlowRunDetail) -> String {
             change.message.as_deref().unwrap_or("")
         ));
     }
+    if !detail.attempts.is_empty() {
+        text.push_str("attempts:\n");
+        for attempt in &detail.attempts {
+            text.push_str(&format!(
+                "  #{} on agent {}  {}  {:<14} {}\n",
+                attempt.number,
+                attempt.agent_id,
+                table::time(attempt.dispatched_at),
+                attempt.state.as_str(),
+                attempt.message.as_deref().unwrap_or("")
+            ));
+            if let Some(stale) = &attempt.stale_outcome {
+                text.push_str(&format!("      reported after losing the run (ignored): {stale}\n"));
+            }
+        }
+    }
     if !detail.task_runs.is_empty() {
         text.push_str("tasks:\n");
         for task in &detail.task_runs {
             text.push_str(&format!(
-                "  {} attempt {}/{}: {}\n",
-                task.name, task.attempt, task.max_attempts, task.state
+                "  [attempt {}] {} try {}/{}: {}\n",
+                task.run_attempt, task.name, task.attempt, task.max_attempts, task.state
             ));
         }
     }

@@ -1,20 +1,28 @@
-//! Push dispatch: the agents connected now, the loop that hands them due
-//! runs, and the watchdog that marks the runs of silent agents `CRASHED`.
+//! Push dispatch: the agents connected to this core, the loop that hands
+//! them due runs, the leases that tell other cores this one holds them, and
+//! the watchdog that ends the runs of agents no core has heard from.
 //!
 //! The store decides (a run is pushed only once its `PENDING` is accepted,
-//! under the deployment's limit); this module only chooses agents, and
-//! keeps pool and queue limits and pauses.
+//! under the deployment's limit, as the run's next attempt); this module
+//! only chooses agents, and keeps pool and queue limits and pauses.
+//!
+//! Several cores may share one database. Each renews, in one write every
+//! heartbeat, the lease of every agent session it holds (until the agent's
+//! last heartbeat plus the crash window). A core judges a run lost only if
+//! its agent is connected here and lacks it, or if no core holds a lease on
+//! its agent; and only once its own writes have gone through for a whole
+//! crash window, so a database stall never looks like dead agents.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use baton_proto::v1::link::CoreMessage;
+use baton_proto::v1::link::{CoreMessage, Execution};
 use baton_proto::v1::{ProposeState, StateName, Timestamp, Transition, Verdict};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{DueRun, HeldRun, Store, StoreError, now};
+use crate::store::{AgentLease, DueRun, HeldRun, Store, StoreError, now};
 
 /// How dispatch and crash detection behave.
 #[derive(Debug, Clone, Copy)]
@@ -42,13 +50,25 @@ impl Default for DispatchConfig {
 struct Connected {
     /// Tells sessions of one agent apart after a reconnect.
     session: u64,
+    /// The session's name in the agent's lease.
+    lease_session: String,
     pool: String,
     queues: Vec<String>,
     slots: u32,
-    running: HashSet<String>,
+    /// Its runs and their attempts (0: chosen, not yet pushed).
+    running: HashMap<String, u32>,
     cached: HashSet<String>,
     last_heard: Instant,
+    /// `last_heard` on the wall clock, which leases are written in.
+    last_heard_at: Timestamp,
+    /// The last of its events applied.
+    acked_seq: u64,
     sender: mpsc::UnboundedSender<CoreMessage>,
+    /// Ends the session (and closes its connection).
+    close: CancellationToken,
+    /// Cancellations sent, and when: sent again after a while, never in a
+    /// storm.
+    cancels_sent: HashMap<Execution, Instant>,
 }
 
 impl Connected {
@@ -64,33 +84,44 @@ impl Connected {
 /// What a session tells the dispatcher when its agent says hello.
 pub struct AgentSession {
     pub agent_id: String,
+    /// The session's name in the agent's lease.
+    pub lease_session: String,
     pub pool: String,
     pub queues: Vec<String>,
     pub slots: u32,
     pub cached: Vec<String>,
-    pub running: Vec<String>,
+    pub running: Vec<Execution>,
+    pub acked_seq: u64,
     pub sender: mpsc::UnboundedSender<CoreMessage>,
+    pub close: CancellationToken,
 }
 
 #[derive(Default)]
 struct Agents {
     connected: HashMap<String, Connected>,
-    /// When each agent that left was last heard from.
-    gone: HashMap<String, Instant>,
     next_session: u64,
 }
 
 struct Inner {
     store: Store,
     config: DispatchConfig,
+    /// This core's name in the leases it holds.
+    core_id: String,
     agents: Mutex<Agents>,
     wake: Notify,
-    /// Agents not seen since the core started count from here.
-    started: Instant,
+    /// Since when every lease renewal of this core has gone through
+    /// promptly (`None` while the store fails or stalls): judging agents
+    /// by their leases waits a crash window after that, so that every core
+    /// has had time to renew.
+    store_ok_since: Mutex<Option<Instant>>,
 }
 
 /// How often the dispatcher reads when the next waiting run falls due.
 const NEXT_DUE_EVERY: Duration = Duration::from_millis(100);
+/// How often cancellations taken by any core are looked for.
+const COMMANDS_EVERY: Duration = Duration::from_millis(200);
+/// A cancellation not yet confirmed is sent again after this long.
+const CANCEL_AGAIN_AFTER: Duration = Duration::from_secs(2);
 
 /// The dispatcher's handle; clones share it.
 #[derive(Clone)]
@@ -104,15 +135,21 @@ impl Dispatcher {
             inner: Arc::new(Inner {
                 store,
                 config,
+                core_id: crate::store::new_id(),
                 agents: Mutex::new(Agents::default()),
                 wake: Notify::new(),
-                started: Instant::now(),
+                store_ok_since: Mutex::new(Some(Instant::now())),
             }),
         }
     }
 
     pub fn config(&self) -> DispatchConfig {
         self.inner.config
+    }
+
+    /// This core's name in the agent leases it holds.
+    pub fn core_id(&self) -> &str {
+        &self.inner.core_id
     }
 
     fn agents(&self) -> std::sync::MutexGuard<'_, Agents> {
@@ -124,59 +161,134 @@ impl Dispatcher {
         self.inner.wake.notify_one();
     }
 
+    /// The lease a new session of an agent starts with.
+    pub fn new_lease(&self, agent_id: &str, acked_seq: u64) -> AgentLease {
+        AgentLease {
+            agent_id: agent_id.to_owned(),
+            session: crate::store::new_id(),
+            until: self.lease_end(now()),
+            acked_seq,
+        }
+    }
+
+    fn lease_end(&self, heard_at: Timestamp) -> Timestamp {
+        let window = i64::try_from(self.inner.config.crash_after.as_millis()).unwrap_or(i64::MAX);
+        Timestamp(heard_at.0.saturating_add(window))
+    }
+
     /// Adds an agent that said hello; returns its session number. A
-    /// previous session of the same agent is replaced.
+    /// previous session of the same agent is replaced and closed.
     pub fn connect(&self, hello: AgentSession) -> u64 {
         let mut agents = self.agents();
         agents.next_session += 1;
         let session = agents.next_session;
-        agents.gone.remove(&hello.agent_id);
-        agents.connected.insert(
+        let replaced = agents.connected.insert(
             hello.agent_id,
             Connected {
                 session,
+                lease_session: hello.lease_session,
                 pool: hello.pool,
                 queues: hello.queues,
                 slots: hello.slots,
-                running: hello.running.into_iter().collect(),
+                running: hello.running.into_iter().map(|e| (e.run_id, e.attempt)).collect(),
                 cached: hello.cached.into_iter().collect(),
                 last_heard: Instant::now(),
+                last_heard_at: now(),
+                acked_seq: hello.acked_seq,
                 sender: hello.sender,
+                close: hello.close,
+                cancels_sent: HashMap::new(),
             },
         );
         drop(agents);
+        if let Some(old) = replaced {
+            old.close.cancel();
+        }
         self.wake();
         session
     }
 
-    /// Removes a session's agent (unless a newer session replaced it).
-    pub fn disconnect(&self, agent_id: &str, session: u64) {
+    /// Removes a session's agent (unless a newer session replaced it);
+    /// returns the lease to write as the session's last.
+    pub fn disconnect(&self, agent_id: &str, session: u64) -> Option<AgentLease> {
         let mut agents = self.agents();
-        if agents.connected.get(agent_id).is_some_and(|a| a.session == session)
-            && let Some(agent) = agents.connected.remove(agent_id)
-        {
-            agents.gone.insert(agent_id.to_owned(), agent.last_heard);
+        if agents.connected.get(agent_id).is_none_or(|a| a.session != session) {
+            return None;
         }
+        let agent = agents.connected.remove(agent_id)?;
+        drop(agents);
+        Some(AgentLease {
+            agent_id: agent_id.to_owned(),
+            session: agent.lease_session,
+            until: self.lease_end(agent.last_heard_at),
+            acked_seq: agent.acked_seq,
+        })
     }
 
-    /// The agent was heard from; with a heartbeat, `running` is what it
-    /// runs now.
-    pub fn heard(&self, agent_id: &str, running: Option<Vec<String>>) {
-        let mut agents = self.agents();
-        if let Some(agent) = agents.connected.get_mut(agent_id) {
-            agent.last_heard = Instant::now();
-            if let Some(running) = running {
-                agent.running = running.into_iter().collect();
-            }
-        }
-    }
-
-    /// A run on `agent_id` ended (or was handed back): its slot is free.
-    pub fn finished(&self, agent_id: &str, run_id: &str) {
+    /// Something arrived from the agent: it is alive. Kept off the
+    /// database path, so a slow store never makes a live agent look dead.
+    pub fn heard(&self, agent_id: &str) {
         if let Some(agent) = self.agents().connected.get_mut(agent_id) {
+            agent.last_heard = Instant::now();
+            agent.last_heard_at = now();
+        }
+    }
+
+    /// A heartbeat whose earlier events are all applied: `running` is what
+    /// the agent runs now.
+    pub fn heartbeat(&self, agent_id: &str, running: Vec<Execution>) {
+        if let Some(agent) = self.agents().connected.get_mut(agent_id) {
+            agent.running = running.into_iter().map(|e| (e.run_id, e.attempt)).collect();
+        }
+    }
+
+    /// The agent's events up to `seq` are applied.
+    pub fn acked(&self, agent_id: &str, seq: u64) {
+        if let Some(agent) = self.agents().connected.get_mut(agent_id) {
+            agent.acked_seq = agent.acked_seq.max(seq);
+        }
+    }
+
+    /// Attempt `attempt` of `run_id` on `agent_id` ended (or was handed
+    /// back): its slot is free.
+    pub fn finished(&self, agent_id: &str, run_id: &str, attempt: u32) {
+        if let Some(agent) = self.agents().connected.get_mut(agent_id)
+            && agent.running.get(run_id).is_some_and(|a| *a == attempt || *a == 0)
+        {
             agent.running.remove(run_id);
         }
         self.wake();
+    }
+
+    /// Sends `message` to a connected agent; `false` if it is not here.
+    fn send(&self, agent_id: &str, message: CoreMessage) -> bool {
+        self.agents()
+            .connected
+            .get(agent_id)
+            .is_some_and(|agent| agent.sender.send(message).is_ok())
+    }
+
+    /// Tells the agent running `execution` to stop it: it no longer holds
+    /// its run.
+    pub fn stop(&self, agent_id: &str, execution: Execution, reason: String) -> bool {
+        tracing::info!(agent = %agent_id, run = %execution.run_id, attempt = execution.attempt, %reason, "stopping a stale execution");
+        let Execution { run_id, attempt } = execution;
+        self.send(agent_id, CoreMessage::Stop { run_id, attempt, reason })
+    }
+
+    /// Tells the agent running `execution` to cancel it (once in a while
+    /// until it confirms); `false` if that agent is not connected here.
+    fn cancel(&self, agent_id: &str, execution: &Execution) -> bool {
+        let mut agents = self.agents();
+        let Some(agent) = agents.connected.get_mut(agent_id) else { return false };
+        agent.cancels_sent.retain(|_, at| at.elapsed() < CANCEL_AGAIN_AFTER);
+        if agent.cancels_sent.contains_key(execution) {
+            return true;
+        }
+        agent.cancels_sent.insert(execution.clone(), Instant::now());
+        let message =
+            CoreMessage::Cancel { run_id: execution.run_id.clone(), attempt: execution.attempt };
+        agent.sender.send(message).is_ok()
     }
 
     /// The components a connected agent holds compiled, sorted.
@@ -191,28 +303,90 @@ impl Dispatcher {
         cached
     }
 
-    /// Tells the agent running `run_id` to stop it; `false` if that agent
-    /// is not connected.
-    pub fn cancel(&self, agent_id: &str, run_id: &str) -> bool {
-        self.agents().connected.get(agent_id).is_some_and(|agent| {
-            agent.sender.send(CoreMessage::Cancel { run_id: run_id.to_owned() }).is_ok()
-        })
-    }
-
-    /// Cancels a run; a running one is stopped by its agent.
+    /// Cancels a run; a running one is stopped by its agent (through
+    /// whichever core holds that agent: see `send_cancellations`).
     pub async fn cancel_run(&self, id: &str) -> Result<Transition, StoreError> {
         let transition = self.inner.store.cancel_run(id).await?;
         if transition.run.state == StateName::Cancelling
             && let Some(agent) = &transition.run.agent_id
         {
-            self.cancel(agent, id);
+            let execution = Execution { run_id: id.to_owned(), attempt: transition.run.attempt };
+            self.cancel(agent, &execution);
         }
         Ok(transition)
+    }
+
+    /// Sends the agents connected here the cancellations of their runs,
+    /// whichever core took them.
+    async fn send_cancellations(&self) -> Result<(), StoreError> {
+        let ids: Vec<String> = self.agents().connected.keys().cloned().collect();
+        for run in self.inner.store.cancelling_runs(&ids).await? {
+            let execution = Execution { run_id: run.id, attempt: run.attempt };
+            self.cancel(&run.agent_id, &execution);
+        }
+        Ok(())
+    }
+
+    /// Renews the leases of the sessions held here (agents heard from
+    /// within the crash window); sessions the store says were replaced
+    /// (the agent is connected elsewhere now) are closed.
+    async fn renew_leases(&self) {
+        let window = self.inner.config.crash_after;
+        let leases: Vec<AgentLease> = self
+            .agents()
+            .connected
+            .iter()
+            .filter(|(_, agent)| agent.last_heard.elapsed() <= window)
+            .map(|(id, agent)| AgentLease {
+                agent_id: id.clone(),
+                session: agent.lease_session.clone(),
+                until: self.lease_end(agent.last_heard_at),
+                acked_seq: agent.acked_seq,
+            })
+            .collect();
+        let began = Instant::now();
+        let renewed = self.inner.store.renew_leases(leases).await;
+        // A renewal that took longer than a heartbeat means the store
+        // stalled: other cores' renewals may have stalled too.
+        let stalled = began.elapsed() > self.inner.config.heartbeat;
+        let mut ok_since = self.inner.store_ok_since.lock().unwrap_or_else(PoisonError::into_inner);
+        match renewed {
+            Ok(replaced) => {
+                if stalled {
+                    tracing::warn!("the store stalled; judging no agent for a crash window");
+                    *ok_since = Some(Instant::now());
+                } else {
+                    ok_since.get_or_insert_with(Instant::now);
+                }
+                drop(ok_since);
+                let agents = self.agents();
+                for id in replaced {
+                    if let Some(agent) = agents.connected.get(&id) {
+                        tracing::warn!(agent = %id, "the agent's session moved on; closing this one");
+                        agent.close.cancel();
+                    }
+                }
+            }
+            Err(e) => {
+                if ok_since.take().is_some() {
+                    tracing::warn!(error = %e, "could not renew agent leases; judging no agent until the store answers again");
+                }
+            }
+        }
+    }
+
+    /// Whether this core may judge agents by their leases: its own
+    /// renewals have gone through for a whole crash window.
+    fn may_judge(&self) -> bool {
+        let ok_since = self.inner.store_ok_since.lock().unwrap_or_else(PoisonError::into_inner);
+        ok_since.is_some_and(|since| since.elapsed() >= self.inner.config.crash_after)
     }
 
     /// Dispatches and watches until `stop`.
     pub async fn run(self, stop: CancellationToken) {
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+        let mut renewals = tokio::time::interval(self.inner.config.heartbeat);
+        let mut commands = tokio::time::interval(COMMANDS_EVERY);
         let mut pause = self.inner.config.tick;
         // When the next waiting run falls due, as last read (read again at
         // most every `NEXT_DUE_EVERY`, not on every pass of a burst).
@@ -226,6 +400,16 @@ impl Dispatcher {
                     if let Err(e) = self.watch_agents().await {
                         tracing::warn!(error = %e, "the crash watchdog failed; retrying");
                     }
+                }
+                _ = renewals.tick() => {
+                    self.renew_leases().await;
+                    continue;
+                }
+                _ = commands.tick() => {
+                    if let Err(e) = self.send_cancellations().await {
+                        tracing::debug!(error = %e, "could not look for cancellations; retrying");
+                    }
+                    continue;
                 }
             }
             if let Err(e) = self.dispatch_due().await {
@@ -337,7 +521,7 @@ impl Dispatcher {
             .iter_mut()
             .filter(|(_, a)| a.pool == pool && a.free() > 0 && a.takes(&run.queue))
             .max_by_key(|(_, a)| (a.cached.contains(&run.artifact), a.free()))?;
-        agent.running.insert(run.id.clone());
+        agent.running.insert(run.id.clone(), 0);
         Some(agent_id.clone())
     }
 
@@ -352,7 +536,7 @@ impl Dispatcher {
         async move {
             let outcome = this.try_push(&run, &agent_id).await;
             if !matches!(outcome, Ok(true)) {
-                this.finished(&agent_id, &run.id);
+                this.finished(&agent_id, &run.id, 0);
             }
             outcome.map(|_| ())
         }
@@ -364,17 +548,24 @@ impl Dispatcher {
         if transition.verdict != Verdict::Accepted || transition.run.state != StateName::Pending {
             return Ok(false);
         }
+        let attempt = transition.run.attempt;
         let assignment = match store.assignment(&transition.run).await {
             Ok(assignment) => assignment,
             Err(e) => {
-                // The run cannot be described to an agent: it fails here
-                // rather than waiting in PENDING.
-                let proposal = ProposeState {
-                    state: StateName::Crashed,
-                    message: Some(format!("could not be pushed to an agent: {e}")),
-                    output: None,
+                // A database that failed may answer next time: the run goes
+                // back to wait (or, if even that fails, the watchdog hands
+                // it back: its agent never gets it). Anything else means
+                // it cannot be described to an agent: it fails here rather
+                // than waiting in PENDING.
+                let transient = matches!(e, StoreError::Database(_));
+                let (state, message) = if transient {
+                    (StateName::Scheduled, format!("not pushed: {e}; dispatching it again"))
+                } else {
+                    (StateName::Crashed, format!("could not be pushed to an agent: {e}"))
                 };
-                store.propose_state(&run.id, proposal).await?;
+                let proposal = ProposeState { state, message: Some(message), output: None };
+                let fence = crate::store::Fence { agent_id: agent_id.to_owned(), attempt };
+                store.propose_fenced(&run.id, &fence, proposal).await?;
                 return Ok(false);
             }
         };
@@ -383,6 +574,7 @@ impl Dispatcher {
             match agents.connected.get_mut(agent_id) {
                 Some(agent) => {
                     agent.cached.insert(run.artifact.clone());
+                    agent.running.insert(run.id.clone(), attempt);
                     agent.sender.send(CoreMessage::Assign(Box::new(assignment))).is_ok()
                 }
                 None => false,
@@ -395,69 +587,92 @@ impl Dispatcher {
                 message: Some(format!("agent {agent_id} left before the run reached it")),
                 output: None,
             };
-            store.propose_state(&run.id, proposal).await?;
+            let fence = crate::store::Fence { agent_id: agent_id.to_owned(), attempt };
+            store.propose_fenced(&run.id, &fence, proposal).await?;
         }
         Ok(sent)
     }
 
-    /// Ends the runs agents no longer have: those of agents not heard from
-    /// within `crash_after` (connected but silent, or gone and not back)
-    /// become `CRASHED`; a run a connected agent's heartbeats leave out
-    /// (its push was lost, say, when the core restarted) is handed back if
-    /// it never started, and `CRASHED` if it did.
+    /// Ends the runs agents no longer have, and stops executions that no
+    /// longer hold their runs. Agents connected here but silent for the
+    /// crash window are dropped (their connection closed); a run whose
+    /// agent no core holds a lease on becomes `CRASHED`; a run a connected
+    /// agent's heartbeats leave out (its push was lost, say, when the core
+    /// restarted) is handed back if it never started, and `CRASHED` if it
+    /// did; an execution an agent here reports that is not its run's
+    /// current attempt there is told to stop.
     async fn watch_agents(&self) -> Result<(), StoreError> {
         let window = self.inner.config.crash_after;
         // A heartbeat sent before a push reached the agent lacks the run:
         // only runs older than two heartbeats are judged by them.
         let settled = self.inner.config.heartbeat.saturating_mul(2) + Duration::from_secs(1);
-        let silent: HashSet<String> = {
+        // What agents run is read before the store, so an execution pushed
+        // after this read cannot look stale.
+        let reported: Vec<(String, Execution)> = {
             let mut agents = self.agents();
-            let stale: Vec<String> = agents
+            let silent: Vec<String> = agents
                 .connected
                 .iter()
                 .filter(|(_, a)| a.last_heard.elapsed() > window)
                 .map(|(id, _)| id.clone())
                 .collect();
-            for id in &stale {
-                // Dropping the sender ends the session's writer.
+            for id in &silent {
                 if let Some(agent) = agents.connected.remove(id) {
-                    tracing::warn!(agent = %id, "agent missed its heartbeats; its runs crash");
-                    agents.gone.insert(id.clone(), agent.last_heard);
+                    tracing::warn!(agent = %id, "agent missed its heartbeats; dropping its session");
+                    agent.close.cancel();
                 }
             }
             agents
-                .gone
+                .connected
                 .iter()
-                .filter(|(_, at)| at.elapsed() > window)
-                .map(|(id, _)| id.clone())
+                .flat_map(|(id, agent)| {
+                    agent.running.iter().filter(|(_, attempt)| **attempt > 0).map(
+                        |(run, attempt)| {
+                            (id.clone(), Execution { run_id: run.clone(), attempt: *attempt })
+                        },
+                    )
+                })
                 .collect()
         };
         let held = self.inner.store.held_runs().await?;
-        // After a restart, agents get time to reconnect before their runs
-        // are judged.
-        let core_young = self.inner.started.elapsed() <= window.saturating_mul(2);
-        let now = crate::store::now().0;
-        for run in held {
+        let holders: HashMap<&str, (&str, u32)> =
+            held.iter().map(|r| (r.id.as_str(), (r.agent_id.as_str(), r.attempt))).collect();
+        for (agent_id, execution) in reported {
+            match holders.get(execution.run_id.as_str()) {
+                Some((holder, attempt)) if *holder == agent_id && *attempt == execution.attempt => {
+                }
+                current => {
+                    let reason = match current {
+                        Some((holder, attempt)) => {
+                            format!("attempt {attempt} holds this run now (on agent {holder})")
+                        }
+                        None => "the run is no longer held by this execution".to_owned(),
+                    };
+                    self.stop(&agent_id, execution, reason);
+                }
+            }
+        }
+        let may_judge = self.may_judge();
+        let now = now();
+        for run in &held {
             let verdict = {
                 let agents = self.agents();
                 match agents.connected.get(&run.agent_id) {
                     Some(agent) => {
-                        let age =
-                            u64::try_from(now.saturating_sub(run.state_changed_at.0)).unwrap_or(0);
-                        let missing = !agent.running.contains(&run.id)
+                        let age = u64::try_from(now.0.saturating_sub(run.state_changed_at.0))
+                            .unwrap_or(0);
+                        let missing = agent.running.get(&run.id) != Some(&run.attempt)
                             && Duration::from_millis(age) > settled;
                         missing.then_some(Lost::Dropped)
                     }
-                    None if silent.contains(&run.agent_id) => Some(Lost::Silent),
-                    // Not seen since this core started.
-                    None if !core_young && !agents.gone.contains_key(&run.agent_id) => {
-                        Some(Lost::Silent)
-                    }
+                    // No core holds the agent: nothing runs this attempt
+                    // that can report it.
+                    None if may_judge && run.lease_until < now => Some(Lost::Silent),
                     None => None,
                 }
             };
             let Some(lost) = verdict else { continue };
-            self.end_lost_run(&run, lost).await?;
+            self.end_lost_run(run, lost).await?;
         }
         self.wake();
         Ok(())
@@ -472,6 +687,36 @@ impl Dispatcher {
             }
         }
         self.wake();
+        Ok(())
+    }
+
+    /// Tells a connecting agent which of the executions it still runs
+    /// lost their runs while it was away (stop them) and which it must
+    /// cancel.
+    pub async fn reconcile(&self, agent_id: &str, running: &[Execution]) -> Result<(), StoreError> {
+        let held = self.inner.store.held_runs().await?;
+        for execution in running {
+            let current = held.iter().find(|r| r.id == execution.run_id);
+            match current {
+                Some(run) if run.agent_id == agent_id && run.attempt == execution.attempt => {}
+                Some(run) => {
+                    let reason = format!(
+                        "attempt {} holds this run now (on agent {})",
+                        run.attempt, run.agent_id
+                    );
+                    self.stop(agent_id, execution.clone(), reason);
+                }
+                None => {
+                    let reason = "the run ended or moved on while this agent was away".to_owned();
+                    self.stop(agent_id, execution.clone(), reason);
+                }
+            }
+        }
+        for run in held.into_iter().filter(|r| r.agent_id == agent_id) {
+            if run.state == StateName::Cancelling {
+                self.cancel(agent_id, &Execution { run_id: run.id, attempt: run.attempt });
+            }
+        }
         Ok(())
     }
 
@@ -506,12 +751,15 @@ impl Dispatcher {
             ),
         };
         let proposal = ProposeState { state, message: Some(message), output: None };
-        match self.inner.store.propose_state(&run.id, proposal).await {
+        // Only the attempt judged lost is ended: if the run moved on
+        // meanwhile, the verdict is stale.
+        let fence = crate::store::Fence { agent_id: agent.clone(), attempt: run.attempt };
+        match self.inner.store.propose_fenced(&run.id, &fence, proposal).await {
             Ok(t) if t.verdict == Verdict::Accepted => {
                 tracing::warn!(run = %run.id, agent = %agent, state = %t.run.state, "run lost by its agent");
                 Ok(())
             }
-            Ok(_) | Err(StoreError::NotFound { .. }) => Ok(()),
+            Ok(_) | Err(StoreError::NotFound { .. } | StoreError::Stale { .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -520,7 +768,7 @@ impl Dispatcher {
 /// How an agent lost a run.
 #[derive(Debug, Clone, Copy)]
 enum Lost {
-    /// The agent is gone or silent.
+    /// No core has heard from the agent within its lease.
     Silent,
     /// The agent is here but does not have the run.
     Dropped,

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test code")]
 
 use baton_proto::v1::link::{
-    AgentEvent, AgentEventBody, AgentMessage, CoreMessage, Fetch, FetchAnswer, Hello,
+    AgentEvent, AgentEventBody, AgentMessage, CoreMessage, Execution, Fetch, FetchAnswer, Hello,
     MAX_FRAME_BYTES, decode_frame, encode,
 };
 use baton_proto::v1::{LogLevel, ReportBody, RunReport, Timestamp};
@@ -29,11 +29,18 @@ fn valid_frames() -> Vec<Vec<u8>> {
         encode(&AgentMessage::Event(AgentEvent {
             seq: 9,
             run_id: "r".into(),
+            attempt: 2,
             body: AgentEventBody::Report { report },
         }))
         .unwrap(),
-        encode(&AgentMessage::Heartbeat { running: vec!["a".into()] }).unwrap(),
-        encode(&CoreMessage::Welcome { acked_seq: 3, heartbeat_ms: 1000 }).unwrap(),
+        encode(&AgentMessage::Heartbeat {
+            running: vec![Execution { run_id: "a".into(), attempt: 1 }],
+        })
+        .unwrap(),
+        encode(&CoreMessage::Welcome { acked_seq: 3, heartbeat_ms: 1000, lease_ms: 10_000 })
+            .unwrap(),
+        encode(&CoreMessage::Stop { run_id: "a".into(), attempt: 1, reason: "stale".into() })
+            .unwrap(),
         encode(&Fetch { digest: "sha256:00".into() }).unwrap(),
     ]
 }

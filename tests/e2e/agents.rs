@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use baton_tests::{AgentProcess, CoreProcess, System, finish, flow_wasm};
 use serde_json::Value;
 
-fn run(core: &CoreProcess, home: &Path, deployment: &str, params: &[&str]) -> String {
+pub(crate) fn run(core: &CoreProcess, home: &Path, deployment: &str, params: &[&str]) -> String {
     let mut command = core.baton(home);
     command.args(["deployment", "run", deployment]);
     for param in params {
@@ -20,14 +20,14 @@ fn run(core: &CoreProcess, home: &Path, deployment: &str, params: &[&str]) -> St
     created.stdout.lines().last().unwrap().to_owned()
 }
 
-fn inspect(core: &CoreProcess, home: &Path, id: &str) -> Value {
+pub(crate) fn inspect(core: &CoreProcess, home: &Path, id: &str) -> Value {
     let shown = finish(core.baton(home).args(["run", "inspect", id, "--json"]));
     assert_eq!(shown.status, Some(0), "{}", shown.stderr);
     serde_json::from_str(&shown.stdout).unwrap()
 }
 
 /// Waits until the run is in `state`; returns it and how long that took.
-fn wait_for(
+pub(crate) fn wait_for(
     core: &CoreProcess,
     home: &Path,
     id: &str,
@@ -45,7 +45,7 @@ fn wait_for(
     }
 }
 
-fn history(run: &Value) -> Vec<String> {
+pub(crate) fn history(run: &Value) -> Vec<String> {
     run["states"]
         .as_array()
         .unwrap()

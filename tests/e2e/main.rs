@@ -13,6 +13,7 @@ mod automations;
 mod cli_flow;
 mod core;
 mod events;
+mod faults;
 mod hostile_link;
 mod layering;
 mod schedules;

@@ -2,6 +2,7 @@
 //! run it as a user would.
 
 pub mod browser;
+pub mod faults;
 pub mod http;
 pub mod measure;
 
@@ -122,6 +123,7 @@ pub const FLOWS: &[&str] = &[
     "sleeps",
     "prints",
     "chain",
+    "ticks",
 ];
 
 /// The bytes of the flow package `name`, built for wasm32-wasip2 (all
@@ -186,9 +188,13 @@ impl CoreProcess {
             .into_iter()
             .map(Into::into)
             .chain([format!("127.0.0.1:{port}").into(), "--quic".into(), quic.clone().into()])
-            .chain(["--data-dir".into(), data.path().as_os_str().to_owned()])
             .chain(args.iter().map(Into::into))
             .collect();
+        // A `--data-dir` among `args` (on a file system of the test's own,
+        // say) stands in for the temporary one.
+        if !args.contains(&"--data-dir") {
+            command.extend(["--data-dir".into(), data.path().as_os_str().to_owned()]);
+        }
         if let Some(url) = database_url {
             command.extend(["--database-url".into(), url.into()]);
         }
@@ -401,6 +407,30 @@ impl AgentProcess {
     ) -> Self {
         let child = Self::command_in_pool(core, home, token, data, pool)
             .args(["--slots", &slots.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting an agent: {e}"));
+        Self(child)
+    }
+
+    /// Starts an agent of pool `default` with `slots` slots that dials
+    /// `address` (a relay, say) instead of the core's own.
+    #[allow(clippy::panic, reason = "test support: an agent that cannot start fails the test")]
+    pub fn start_via(
+        core: &CoreProcess,
+        home: &Path,
+        token: &str,
+        data: &Path,
+        address: &str,
+        slots: u32,
+    ) -> Self {
+        let child = core
+            .baton(home)
+            .args(["agent", "start", "--core", address, "--pool", "default", "--token", token])
+            .args(["--slots", &slots.to_string()])
+            .arg("--data-dir")
+            .arg(data)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -107,7 +107,7 @@ impl FakeCore {
     /// Accepts the next agent and welcomes it.
     pub async fn accept_and_welcome(&self, acked_seq: u64) -> Session {
         let mut session = self.accept().await;
-        session.send(&CoreMessage::Welcome { acked_seq, heartbeat_ms: 200 }).await;
+        session.send(&CoreMessage::Welcome { acked_seq, heartbeat_ms: 200, lease_ms: 0 }).await;
         session
     }
 }
@@ -191,6 +191,7 @@ pub fn assignment(run_id: &str, artifact: &str, parameters: serde_json::Value) -
     let serde_json::Value::Object(parameters) = parameters else { panic!("parameters") };
     CoreMessage::Assign(Box::new(Assignment {
         run_id: run_id.to_owned(),
+        attempt: 1,
         flow: "test".to_owned(),
         deployment: "test/default".to_owned(),
         artifact: artifact.to_owned(),

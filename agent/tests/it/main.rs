@@ -158,7 +158,7 @@ async fn after_a_reconnect_unacknowledged_events_are_sent_again() {
     let mut second = core.accept().await;
     assert_eq!(second.hello.agent_id, agent.id());
     assert!(second.hello.cached.contains(&artifact), "{:?}", second.hello.cached);
-    second.send(&CoreMessage::Welcome { acked_seq: 0, heartbeat_ms: 200 }).await;
+    second.send(&CoreMessage::Welcome { acked_seq: 0, heartbeat_ms: 200, lease_ms: 0 }).await;
     let events = second.events_until_finished("run-1").await;
     assert_eq!(events[0], started, "the Started event again, same seq");
     assert_eq!(seqs(&events), (1..=events.len() as u64).collect::<Vec<_>>());
@@ -167,7 +167,7 @@ async fn after_a_reconnect_unacknowledged_events_are_sent_again() {
     // A Welcome that acknowledges some events: only the rest come again.
     second.connection.close(0_u32.into(), b"test: dropped again");
     let mut third = core.accept().await;
-    third.send(&CoreMessage::Welcome { acked_seq: 2, heartbeat_ms: 200 }).await;
+    third.send(&CoreMessage::Welcome { acked_seq: 2, heartbeat_ms: 200, lease_ms: 0 }).await;
     let again = third.events_until_finished("run-1").await;
     assert_eq!(again, events[2..]);
 }
@@ -195,7 +195,7 @@ async fn cancel_stops_a_running_flow_and_a_full_agent_declines() {
     assert_eq!(declined.body, AgentEventBody::Declined { reason: "no free slot".to_owned() });
 
     let cancelled_at = Instant::now();
-    session.send(&CoreMessage::Cancel { run_id: "spin".to_owned() }).await;
+    session.send(&CoreMessage::Cancel { run_id: "spin".to_owned(), attempt: 1 }).await;
     let finished = session.next_event().await;
     let took = cancelled_at.elapsed();
     assert_eq!(finished.run_id, "spin");

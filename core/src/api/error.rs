@@ -75,6 +75,17 @@ impl From<StoreError> for ApiFailure {
                 tracing::error!("secret storage failed: {message}");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "secret_unreadable", message.clone())
             }
+            StoreError::Stale { .. } => {
+                Self::new(StatusCode::CONFLICT, "stale_attempt", error.to_string())
+            }
+            StoreError::Database(_) if error.is_storage_full() => {
+                tracing::error!("store failure: {error}");
+                Self::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "storage_full",
+                    "the core's database is out of space: nothing was written; free space and retry",
+                )
+            }
             StoreError::Database(_) | StoreError::Migration(_) | StoreError::Corrupt(_) => {
                 tracing::error!("store failure: {error}");
                 Self::new(

@@ -32,13 +32,30 @@ fn body<T>(payload: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
         .map_err(|rejection| ApiFailure::bad_request(rejection.body_text()))
 }
 
-pub async fn health(State(state): State<AppState>) -> ApiResult<Json<Health>> {
-    state.store.ping().await?;
-    Ok(Json(Health {
-        status: "ok".to_owned(),
+/// How long `/api/health` waits for the database: it answers within its
+/// own time even while the database does not.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    let store = match tokio::time::timeout(HEALTH_TIMEOUT, state.store.ping()).await {
+        Err(_) => "unreachable",
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health check: the database failed");
+            "failing"
+        }
+        Ok(Ok(())) if state.store.is_full() => "full",
+        Ok(Ok(())) => "ok",
+    };
+    let ok = store == "ok";
+    let health = Health {
+        status: if ok { "ok" } else { "degraded" }.to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         database: format!("{:?}", state.store.dialect()).to_lowercase(),
-    }))
+        store: store.to_owned(),
+        core_id: state.dispatcher.core_id().to_owned(),
+    };
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(health))
 }
 
 pub async fn openapi_document() -> Json<serde_json::Value> {
@@ -419,7 +436,7 @@ impl LogTail {
             let ended = self.store.run(&self.id).await.map_or(true, |run| run.state.is_terminal());
             let lines = self.store.logs(&self.id, self.after, LOG_BATCH).await.unwrap_or_default();
             if let Some(last) = lines.last() {
-                self.after = last.seq;
+                self.after = last.position();
                 let data = serde_json::to_string(&lines).unwrap_or_default();
                 return SseEvent::default().id(self.after.to_string()).event("logs").data(data);
             }

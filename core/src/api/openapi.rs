@@ -165,11 +165,17 @@ pub const ROUTES: &[RouteDoc] = &[
         "Transition",
     ),
     RouteDoc {
-        query: &[("after", "only lines after this seq"), ("limit", "at most this many")],
+        query: &[
+            ("after", "only lines after this position (a line's attempt << 32 | seq)"),
+            ("limit", "at most this many"),
+        ],
         ..route("get", "/api/runs/{id}/logs", "A run's log lines in order", "LogLine[]")
     },
     RouteDoc {
-        query: &[("after", "only lines after this seq (or the Last-Event-ID header)")],
+        query: &[(
+            "after",
+            "only lines after this position (attempt << 32 | seq; or the Last-Event-ID header)",
+        )],
         ..route(
             "get",
             "/api/runs/{id}/logs/stream",

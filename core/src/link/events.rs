@@ -1,16 +1,21 @@
-//! Applying an agent's events: in order for each run, runs side by side (so
-//! one agent's many runs share the store's group commits instead of queueing
-//! behind each other), each event once, and acknowledged only when every
-//! event before it is applied too.
+//! Applying an agent's events: in order for each execution, executions side
+//! by side (so one agent's many runs share the store's group commits
+//! instead of queueing behind each other), each event once, acknowledged
+//! only when every event before it is applied too, and fenced: only the
+//! run's current attempt changes it. A write the store cannot make now is
+//! tried again (never replaced by a guessed outcome), and heartbeats never
+//! wait for the store.
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
-use baton_proto::v1::link::{AgentEvent, AgentEventBody, AgentMessage, CoreMessage};
+use baton_proto::v1::link::{AgentEvent, AgentEventBody, AgentMessage, CoreMessage, Execution};
 use baton_proto::v1::{ProposeState, RunOutcome, RunReport, StateName, Verdict};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::Dispatcher;
-use crate::store::{Store, StoreError};
+use crate::store::{Fence, Store, StoreError};
 
 /// What applying an agent's events needs; clones share it.
 #[derive(Clone)]
@@ -18,8 +23,10 @@ pub(super) struct Applier {
     pub store: Store,
     pub dispatcher: Dispatcher,
     pub agent_id: String,
-    /// To the agent: acks, and cancellations of runs that must not start.
+    /// To the agent: acks, and stops of executions that lost their runs.
     pub sender: mpsc::UnboundedSender<CoreMessage>,
+    /// The session ended: queues stop retrying.
+    pub ended: CancellationToken,
 }
 
 /// The state a run's outcome on an agent proposes, with its message.
@@ -41,73 +48,88 @@ fn outcome_proposal(outcome: RunOutcome) -> ProposeState {
     ProposeState { state, message, output }
 }
 
+/// A failed write that may succeed if tried again: the database did not
+/// answer or was full, or the run changed under the proposal.
+fn worth_retrying(error: &StoreError) -> bool {
+    matches!(error, StoreError::Database(_) | StoreError::Conflict(_))
+}
+
+/// First and longest pause between tries of a write.
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_MOST: Duration = Duration::from_secs(2);
+
 impl Applier {
     /// Applies the messages of the agent's control stream until it ends or
-    /// an event cannot be applied; returns why. `applied` is the last event
-    /// applied before this connection.
+    /// fails; returns why. `applied` is the last event applied before this
+    /// connection.
     pub async fn run(
         self,
         mut messages: mpsc::UnboundedReceiver<Result<AgentMessage, String>>,
         applied: u64,
     ) -> String {
         let (done_tx, mut done) = mpsc::unbounded_channel();
-        let mut runs: HashMap<String, mpsc::UnboundedSender<AgentEvent>> = HashMap::new();
+        let mut queues: HashMap<Execution, mpsc::UnboundedSender<AgentEvent>> = HashMap::new();
         let mut in_flight = BTreeSet::new();
         let mut received = applied;
         let mut acked = applied;
-        // A heartbeat's list of running runs counts once every event sent
-        // before it is applied (a run it leaves out may have just ended).
-        let mut heartbeat: Option<(u64, Vec<String>)> = None;
+        // A heartbeat's list of running executions counts once every event
+        // sent before it is applied (a run it leaves out may have just
+        // ended).
+        let mut heartbeat: Option<(u64, Vec<Execution>)> = None;
         loop {
             tokio::select! {
-                message = messages.recv() => match message {
-                    None => return "the agent closed the link".to_owned(),
-                    Some(Err(why)) => return why,
-                    Some(Ok(AgentMessage::Heartbeat { running })) => heartbeat = Some((received, running)),
-                    Some(Ok(AgentMessage::Event(event))) => {
-                        self.dispatcher.heard(&self.agent_id, None);
-                        // Sent again after a reconnect: applied already.
-                        if event.seq <= acked {
+                message = messages.recv() => {
+                    // Whatever it is, the agent is alive.
+                    self.dispatcher.heard(&self.agent_id);
+                    match message {
+                        None => return "the agent closed the link".to_owned(),
+                        Some(Err(why)) => return why,
+                        Some(Ok(AgentMessage::Heartbeat { running })) => {
+                            // Answered at once: the agent's lease clock
+                            // counts from the core's last word.
                             let _ = self.sender.send(CoreMessage::Ack { seq: acked });
-                            continue;
+                            heartbeat = Some((received, running));
                         }
-                        received = received.max(event.seq);
-                        in_flight.insert(event.seq);
-                        let last = matches!(event.body, AgentEventBody::Finished { .. } | AgentEventBody::Declined { .. });
-                        let run_id = event.run_id.clone();
-                        let queue = runs.entry(run_id.clone()).or_insert_with(|| self.clone().spawn_run(run_id.clone(), done_tx.clone()));
-                        let _ = queue.send(event);
-                        if last {
-                            // Its queue ends once drained.
-                            runs.remove(&run_id);
+                        Some(Ok(AgentMessage::Event(event))) => {
+                            // Sent again after a reconnect: applied already.
+                            if event.seq <= acked {
+                                let _ = self.sender.send(CoreMessage::Ack { seq: acked });
+                                continue;
+                            }
+                            received = received.max(event.seq);
+                            in_flight.insert(event.seq);
+                            let last = matches!(event.body, AgentEventBody::Finished { .. } | AgentEventBody::Declined { .. });
+                            let execution = Execution { run_id: event.run_id.clone(), attempt: event.attempt };
+                            let queue = queues
+                                .entry(execution.clone())
+                                .or_insert_with(|| self.clone().spawn_queue(execution.clone(), done_tx.clone()));
+                            let _ = queue.send(event);
+                            if last {
+                                // Its queue ends once drained.
+                                queues.remove(&execution);
+                            }
                         }
                     }
                 },
-                Some((seq, result)) = done.recv() => {
-                    if let Err(why) = result {
-                        // Not acknowledged: the agent sends it again.
-                        return format!("could not apply event {seq}: {why}");
-                    }
+                Some(seq) = done.recv() => {
                     in_flight.remove(&seq);
                     let ready = in_flight.first().map_or(received, |first| first - 1);
                     if ready > acked {
                         acked = ready;
+                        self.dispatcher.acked(&self.agent_id, acked);
                         let _ = self.sender.send(CoreMessage::Ack { seq: acked });
                     }
                 }
             }
             if let Some((_, running)) = heartbeat.take_if(|(after, _)| *after <= acked) {
-                self.dispatcher.heard(&self.agent_id, Some(running));
-                if let Err(e) = self.store.agent_seen(&self.agent_id, acked).await {
-                    tracing::warn!(agent = %self.agent_id, error = %e, "could not record a heartbeat");
-                }
+                self.dispatcher.heartbeat(&self.agent_id, running);
             }
         }
     }
 
-    /// A queue applying one run's events in order; each event's seq and
-    /// result go to `done`.
-    fn spawn_run(self, run_id: String, done: Done) -> mpsc::UnboundedSender<AgentEvent> {
+    /// A queue applying one execution's events in order; each event's seq
+    /// goes to `done` once applied.
+    fn spawn_queue(self, execution: Execution, done: Done) -> mpsc::UnboundedSender<AgentEvent> {
         let (queue, mut events) = mpsc::unbounded_channel::<AgentEvent>();
         tokio::spawn(async move {
             while let Some(first) = events.recv().await {
@@ -121,19 +143,17 @@ impl Applier {
                     match event.body {
                         AgentEventBody::Report { report } => reports.push((event.seq, report)),
                         body => {
-                            if !self.store_reports(&run_id, &mut reports, &done).await {
+                            if !self.store_reports(&execution, &mut reports, &done).await {
                                 return;
                             }
-                            let result = self.apply(&run_id, body).await.map_err(|e| e.to_string());
-                            let failed = result.is_err();
-                            let _ = done.send((event.seq, result));
-                            if failed {
+                            if !self.retrying(|| self.apply(&execution, body.clone())).await {
                                 return;
                             }
+                            let _ = done.send(event.seq);
                         }
                     }
                 }
-                if !self.store_reports(&run_id, &mut reports, &done).await {
+                if !self.store_reports(&execution, &mut reports, &done).await {
                     return;
                 }
             }
@@ -141,10 +161,41 @@ impl Applier {
         queue
     }
 
-    /// Stores the waiting reports of a run; `false` if that failed.
+    /// Runs `write` until it succeeds, gives up for good (logged) or the
+    /// session ends; `false` only in the last case, when nothing more of
+    /// this session may be acknowledged.
+    async fn retrying<F, Fut>(&self, write: F) -> bool
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(), StoreError>>,
+    {
+        let mut pause = RETRY_FIRST;
+        loop {
+            match write().await {
+                Ok(()) => return true,
+                Err(e) if worth_retrying(&e) => {
+                    tracing::warn!(agent = %self.agent_id, error = %e, "could not apply an agent's event; trying again");
+                }
+                Err(e) => {
+                    // It can never be applied: keeping it would hold back
+                    // every later acknowledgement.
+                    tracing::error!(agent = %self.agent_id, error = %e, "dropping an agent's event that cannot be applied");
+                    return true;
+                }
+            }
+            tokio::select! {
+                () = self.ended.cancelled() => return false,
+                () = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(RETRY_MOST);
+        }
+    }
+
+    /// Stores the waiting reports of an execution (of any attempt: each is
+    /// kept under its own); `false` if the session ended first.
     async fn store_reports(
         &self,
-        run_id: &str,
+        execution: &Execution,
         reports: &mut Vec<(u64, RunReport)>,
         done: &Done,
     ) -> bool {
@@ -153,20 +204,31 @@ impl Applier {
         }
         let (seqs, reports): (Vec<u64>, Vec<RunReport>) =
             std::mem::take(reports).into_iter().unzip();
-        let result = match self.store.store_reports(run_id, reports).await {
-            // A run deleted meanwhile: nothing to keep.
-            Ok(()) | Err(StoreError::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.to_string()),
-        };
-        let stored = result.is_ok();
-        for seq in seqs {
-            let _ = done.send((seq, result.clone()));
+        let stored = self
+            .retrying(|| async {
+                match self
+                    .store
+                    .store_reports(&execution.run_id, execution.attempt, reports.clone())
+                    .await
+                {
+                    // A run deleted meanwhile: nothing to keep.
+                    Ok(()) | Err(StoreError::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            })
+            .await;
+        if stored {
+            for seq in seqs {
+                let _ = done.send(seq);
+            }
         }
         stored
     }
 
-    /// Applies a run's start, end or hand-back as a proposed transition.
-    async fn apply(&self, run_id: &str, body: AgentEventBody) -> Result<(), StoreError> {
+    /// Applies an execution's start, end or hand-back as a proposed
+    /// transition of its run, if it still holds the run; otherwise keeps
+    /// what it said for diagnosis and tells it to stop.
+    async fn apply(&self, execution: &Execution, body: AgentEventBody) -> Result<(), StoreError> {
         let proposal = match body {
             AgentEventBody::Report { .. } => return Ok(()),
             AgentEventBody::Started => {
@@ -180,22 +242,39 @@ impl Applier {
             },
         };
         let state = proposal.state;
-        let transition = match self.store.propose_state(run_id, proposal).await {
+        let fence = Fence { agent_id: self.agent_id.clone(), attempt: execution.attempt };
+        let run_id = &execution.run_id;
+        let transition = match self.store.propose_fenced(run_id, &fence, proposal.clone()).await {
             Ok(transition) => transition,
             // A run deleted meanwhile: nothing to record.
             Err(StoreError::NotFound { .. }) => return Ok(()),
+            Err(stale @ StoreError::Stale { .. }) => {
+                if state != StateName::Running {
+                    let said = match &proposal.output {
+                        Some(output) => format!("{state}: {output}"),
+                        None => format!("{state}: {}", proposal.message.unwrap_or_default()),
+                    };
+                    tracing::warn!(run = %run_id, attempt = execution.attempt, %said, "ignoring a stale execution's outcome");
+                    self.store.record_stale(run_id, execution.attempt, &said).await?;
+                    self.dispatcher.finished(&self.agent_id, run_id, execution.attempt);
+                } else {
+                    self.dispatcher.stop(&self.agent_id, execution.clone(), stale.to_string());
+                }
+                return Ok(());
+            }
             Err(e) => return Err(e),
         };
         if state == StateName::Running && transition.verdict != Verdict::Accepted {
-            // Cancelled (or otherwise moved on) before it started: stop it.
-            let _ = self.sender.send(CoreMessage::Cancel { run_id: run_id.to_owned() });
+            // Moved on before it started: stop it.
+            let reason = transition.reason.unwrap_or_else(|| "the run moved on".to_owned());
+            self.dispatcher.stop(&self.agent_id, execution.clone(), reason);
         }
         if state != StateName::Running {
-            self.dispatcher.finished(&self.agent_id, run_id);
+            self.dispatcher.finished(&self.agent_id, run_id, execution.attempt);
         }
         Ok(())
     }
 }
 
-/// Where a run's queue says which events it applied.
-type Done = mpsc::UnboundedSender<(u64, Result<(), String>)>;
+/// Where an execution's queue says which events it applied.
+type Done = mpsc::UnboundedSender<u64>;

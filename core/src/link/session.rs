@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use baton_proto::v1::StateName;
 use baton_proto::v1::link::io::{read_frame, write_frame};
 use baton_proto::v1::link::{
     AgentMessage, AgentToken, CoreMessage, Fetch, FetchAnswer, Hello, MAX_FRAME_BYTES,
@@ -13,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::Applier;
 use crate::dispatch::{AgentSession, Dispatcher};
-use crate::store::{AgentRecord, Store};
+use crate::store::{AgentLease, AgentRecord, Store};
 
 /// How long an agent may take to open its control stream and say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,7 +49,8 @@ impl Session {
                 return;
             }
         };
-        let acked_seq = match self.admit(&hello).await {
+        let lease = self.dispatcher.new_lease(&hello.agent_id, 0);
+        let acked_seq = match self.admit(&hello, &lease).await {
             Ok(acked) => acked,
             Err(reason) => {
                 tracing::info!(%remote, agent = %hello.agent_id, %reason, "agent refused");
@@ -69,26 +69,34 @@ impl Session {
         }
         let heartbeat_ms =
             u64::try_from(self.dispatcher.config().heartbeat.as_millis()).unwrap_or(u64::MAX);
-        if write_frame(&mut send, &CoreMessage::Welcome { acked_seq, heartbeat_ms }).await.is_err()
-        {
+        let lease_ms =
+            u64::try_from(self.dispatcher.config().crash_after.as_millis()).unwrap_or(u64::MAX);
+        let welcome = CoreMessage::Welcome { acked_seq, heartbeat_ms, lease_ms };
+        if write_frame(&mut send, &welcome).await.is_err() {
             return;
         }
         tracing::info!(%remote, agent = %hello.agent_id, pool = %hello.pool, slots = hello.slots, "agent connected");
 
         let (sender, mut outgoing) = mpsc::unbounded_channel::<CoreMessage>();
         let agent_id = hello.agent_id.clone();
+        let close = CancellationToken::new();
         let session = self.dispatcher.connect(AgentSession {
             agent_id: agent_id.clone(),
+            lease_session: lease.session.clone(),
             pool: hello.pool.clone(),
             queues: hello.queues.clone(),
             slots: hello.slots,
             cached: hello.cached.clone(),
             running: hello.running.clone(),
+            acked_seq,
             sender: sender.clone(),
+            close: close.clone(),
         });
-        self.resend_cancellations(&agent_id, &sender).await;
+        if let Err(e) = self.dispatcher.reconcile(&agent_id, &hello.running).await {
+            tracing::warn!(agent = %agent_id, error = %e, "could not check the runs the agent still runs");
+        }
 
-        let writer = tokio::spawn(async move {
+        let mut writer = tokio::spawn(async move {
             while let Some(message) = outgoing.recv().await {
                 if write_frame(&mut send, &message).await.is_err() {
                     break;
@@ -104,27 +112,38 @@ impl Session {
             store: self.store.clone(),
             dispatcher: self.dispatcher.clone(),
             agent_id: agent_id.clone(),
-            sender: sender.clone(),
+            sender,
+            ended: close.clone(),
         };
         let ended = tokio::select! {
             why = applier.run(received, acked_seq) => why,
             () = self.stop.cancelled() => "the core is stopping".to_owned(),
+            () = close.cancelled() => "the session was dropped: the agent went silent or connected again".to_owned(),
         };
+        // Queues still applying events of this session stop with it; what
+        // they did not apply is not acknowledged, so the agent sends it
+        // again.
+        close.cancel();
         reader.abort();
+        fetches.abort();
         tracing::info!(%remote, agent = %agent_id, why = %ended, "agent disconnected");
-        self.dispatcher.disconnect(&agent_id, session);
-        if let Err(e) = self.store.agent_disconnected(&agent_id).await {
+        if let Some(last) = self.dispatcher.disconnect(&agent_id, session)
+            && let Err(e) =
+                self.store.agent_disconnected(&agent_id, &last.session, last.acked_seq).await
+        {
             tracing::warn!(agent = %agent_id, error = %e, "could not record the disconnect");
         }
-        drop(sender);
-        fetches.abort();
-        let _ = writer.await;
         connection.close(0_u32.into(), ended.as_bytes());
+        // The writer ends once the connection is closed or its last sender
+        // is gone; it is not waited for beyond that.
+        if tokio::time::timeout(Duration::from_secs(1), &mut writer).await.is_err() {
+            writer.abort();
+        }
     }
 
     /// Checks the hello's token; returns the last event seq applied from
     /// this agent, or why it is refused.
-    async fn admit(&self, hello: &Hello) -> Result<u64, String> {
+    async fn admit(&self, hello: &Hello, lease: &AgentLease) -> Result<u64, String> {
         let token: AgentToken = hello.token.parse()?;
         if token.fingerprint != self.fingerprint {
             return Err("this token was made by another core (its fingerprint is not this core's)"
@@ -154,30 +173,9 @@ impl Session {
             version: hello.version.clone(),
         };
         self.store
-            .agent_connected(&record)
+            .agent_connected(&record, self.dispatcher.core_id(), lease)
             .await
             .map_err(|e| format!("the core could not record the agent: {e}"))
-    }
-
-    /// Cancellations requested while the agent was away.
-    async fn resend_cancellations(
-        &self,
-        agent_id: &str,
-        sender: &mpsc::UnboundedSender<CoreMessage>,
-    ) {
-        match self.store.held_runs().await {
-            Ok(held) => {
-                for run in held
-                    .into_iter()
-                    .filter(|r| r.agent_id == agent_id && r.state == StateName::Cancelling)
-                {
-                    let _ = sender.send(CoreMessage::Cancel { run_id: run.id });
-                }
-            }
-            Err(e) => {
-                tracing::warn!(agent = %agent_id, error = %e, "could not look up cancelled runs")
-            }
-        }
     }
 }
 

@@ -29,13 +29,31 @@ pub struct DueRun {
     pub artifact: String,
 }
 
-/// A run an agent holds (`PENDING`, `RUNNING` or `CANCELLING`).
+/// A run an agent holds (`PENDING`, `RUNNING` or `CANCELLING`), with its
+/// agent's lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldRun {
     pub id: String,
     pub agent_id: String,
+    pub attempt: u32,
     pub state: StateName,
     pub state_changed_at: Timestamp,
+    /// Until when some core holds the agent's session; past it, no core
+    /// has heard from the agent within the lease (never: 0).
+    pub lease_until: Timestamp,
+}
+
+/// The session a core holds for an agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentLease {
+    pub agent_id: String,
+    /// Tells this connection from the agent's next one (on any core).
+    pub session: String,
+    /// The lease runs to here: when the agent was last heard plus the
+    /// crash window.
+    pub until: Timestamp,
+    /// The last of the agent's events applied.
+    pub acked_seq: u64,
 }
 
 fn due_run(row: &sqlx::any::AnyRow) -> StoreResult<DueRun> {
@@ -43,6 +61,17 @@ fn due_run(row: &sqlx::any::AnyRow) -> StoreResult<DueRun> {
         id: row.try_get("id")?,
         queue: row.try_get("work_queue")?,
         artifact: row.try_get("artifact_digest")?,
+    })
+}
+
+fn held_run(row: &sqlx::any::AnyRow) -> StoreResult<HeldRun> {
+    Ok(HeldRun {
+        id: row.try_get("id")?,
+        agent_id: row.try_get("agent_id")?,
+        attempt: as_u32(row.try_get("attempt")?),
+        state: super::parsed_column(row, "state")?,
+        state_changed_at: Timestamp(row.try_get("state_changed_at")?),
+        lease_until: Timestamp(row.try_get("lease_until")?),
     })
 }
 
@@ -93,8 +122,14 @@ impl Store {
         Ok(matches.then(|| row.try_get("pool")).transpose()?)
     }
 
-    /// Records a connecting agent; returns the last of its events applied.
-    pub async fn agent_connected(&self, agent: &AgentRecord) -> StoreResult<u64> {
+    /// Records a connecting agent and the lease `core_id` takes on its
+    /// session; returns the last of its events applied.
+    pub async fn agent_connected(
+        &self,
+        agent: &AgentRecord,
+        core_id: &str,
+        lease: &AgentLease,
+    ) -> StoreResult<u64> {
         let at = now().0;
         let payload = serde_json::json!({ "name": agent.name, "slots": agent.slots, "version": agent.version });
         self.record_event(
@@ -105,9 +140,10 @@ impl Store {
         )
         .await?;
         sqlx::query(
-            "INSERT INTO agents (id, name, pool, queues, slots, version, connected, first_seen, last_seen, last_seq) \
-             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, 0) \
-             ON CONFLICT (id) DO UPDATE SET name = $2, pool = $3, queues = $4, slots = $5, version = $6, connected = 1, last_seen = $7",
+            "INSERT INTO agents (id, name, pool, queues, slots, version, connected, first_seen, last_seen, last_seq, core_id, session, lease_until) \
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, 0, $8, $9, $10) \
+             ON CONFLICT (id) DO UPDATE SET name = $2, pool = $3, queues = $4, slots = $5, version = $6, connected = 1, last_seen = $7, \
+             core_id = $8, session = $9, lease_until = $10",
         )
         .bind(&agent.id)
         .bind(&agent.name)
@@ -116,6 +152,9 @@ impl Store {
         .bind(i64::from(agent.slots))
         .bind(&agent.version)
         .bind(at)
+        .bind(core_id)
+        .bind(&lease.session)
+        .bind(lease.until.0)
         .execute(&self.write)
         .await?;
         let last: i64 = sqlx::query("SELECT last_seq FROM agents WHERE id = $1")
@@ -126,40 +165,75 @@ impl Store {
         Ok(u64::try_from(last).unwrap_or(0))
     }
 
-    /// Records that an agent was heard from, and the last of its events
-    /// now applied.
-    pub async fn agent_seen(&self, id: &str, last_seq: u64) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE agents SET last_seen = $1, last_seq = CASE WHEN last_seq < $2 THEN $2 ELSE last_seq END WHERE id = $3",
-        )
-        .bind(now().0)
-        .bind(i64::try_from(last_seq).unwrap_or(i64::MAX))
-        .bind(id)
-        .execute(&self.write)
-        .await?;
-        Ok(())
+    /// Renews the leases of sessions this core holds, in one write; returns
+    /// the agents whose session is no longer the one recorded (the agent
+    /// connected again, here or to another core): their sessions here are
+    /// over.
+    pub async fn renew_leases(&self, leases: Vec<AgentLease>) -> StoreResult<Vec<String>> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write_transaction(move |_, conn| {
+            Box::pin(async move {
+                let mut replaced = Vec::new();
+                for lease in leases {
+                    let done = sqlx::query(
+                        "UPDATE agents SET lease_until = CASE WHEN lease_until < $1 THEN $1 ELSE lease_until END, \
+                         last_seen = $2, last_seq = CASE WHEN last_seq < $3 THEN $3 ELSE last_seq END \
+                         WHERE id = $4 AND session = $5",
+                    )
+                    .bind(lease.until.0)
+                    .bind(now().0)
+                    .bind(i64::try_from(lease.acked_seq).unwrap_or(i64::MAX))
+                    .bind(&lease.agent_id)
+                    .bind(&lease.session)
+                    .execute(&mut *conn)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        replaced.push(lease.agent_id);
+                    }
+                }
+                Ok(replaced)
+            })
+        })
+        .await
     }
 
-    pub async fn agent_disconnected(&self, id: &str) -> StoreResult<()> {
-        self.record_event(
-            "agent.disconnected",
-            format!("agent/{id}"),
-            Vec::new(),
-            serde_json::Value::Null,
+    /// Records the end of session `session` of agent `id` (a newer
+    /// session, on this core or another, is left as it is) and the last of
+    /// its events applied.
+    pub async fn agent_disconnected(
+        &self,
+        id: &str,
+        session: &str,
+        acked_seq: u64,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE agents SET connected = 0, last_seen = $1, \
+             last_seq = CASE WHEN last_seq < $2 THEN $2 ELSE last_seq END WHERE id = $3 AND session = $4",
         )
+        .bind(now().0)
+        .bind(i64::try_from(acked_seq).unwrap_or(i64::MAX))
+        .bind(id)
+        .bind(session)
+        .execute(&self.write)
         .await?;
-        sqlx::query("UPDATE agents SET connected = 0, last_seen = $1 WHERE id = $2")
-            .bind(now().0)
-            .bind(id)
-            .execute(&self.write)
+        if done.rows_affected() > 0 {
+            self.record_event(
+                "agent.disconnected",
+                format!("agent/{id}"),
+                Vec::new(),
+                serde_json::Value::Null,
+            )
             .await?;
+        }
         Ok(())
     }
 
     /// Every known agent, connected ones first.
     pub async fn agents(&self) -> StoreResult<Vec<AgentInfo>> {
         let rows = sqlx::query(concat!(
-            "SELECT a.id, a.name, a.pool, a.queues, a.slots, a.version, a.connected, a.first_seen, a.last_seen, \
+            "SELECT a.id, a.name, a.pool, a.queues, a.slots, a.version, a.connected, a.first_seen, a.last_seen, a.core_id, \
              (SELECT COUNT(*) FROM flow_runs r WHERE r.agent_id = a.id AND r.state IN ",
             holding_states!(),
             ") AS running FROM agents a ORDER BY a.connected DESC, a.last_seen DESC",
@@ -168,7 +242,10 @@ impl Store {
         .await?;
         rows.iter()
             .map(|row| {
+                let connected = row.try_get::<i64, _>("connected")? != 0;
+                let core_id: Option<String> = row.try_get("core_id")?;
                 Ok(AgentInfo {
+                    core_id: core_id.filter(|_| connected),
                     id: row.try_get("id")?,
                     name: row.try_get("name")?,
                     pool: row.try_get("pool")?,
@@ -176,7 +253,7 @@ impl Store {
                     slots: as_u32(row.try_get("slots")?),
                     running: as_u32(row.try_get("running")?),
                     version: row.try_get("version")?,
-                    connected: row.try_get::<i64, _>("connected")? != 0,
+                    connected,
                     first_seen: Timestamp(row.try_get("first_seen")?),
                     last_seen: Timestamp(row.try_get("last_seen")?),
                     // Known to the dispatcher (in memory), not stored.
@@ -260,25 +337,37 @@ impl Store {
         Ok(row.try_get::<Option<i64>, _>("next")?.map(Timestamp))
     }
 
-    /// Runs held by agents: those the crash watchdog checks.
+    /// Runs held by agents, with their agents' leases: those the crash
+    /// watchdog checks.
     pub async fn held_runs(&self) -> StoreResult<Vec<HeldRun>> {
         let rows = sqlx::query(concat!(
-            "SELECT id, agent_id, state, state_changed_at FROM flow_runs WHERE state IN ",
+            "SELECT r.id, r.agent_id, r.attempt, r.state, r.state_changed_at, COALESCE(a.lease_until, 0) AS lease_until \
+             FROM flow_runs r LEFT JOIN agents a ON a.id = r.agent_id WHERE r.state IN ",
             holding_states!(),
-            " AND agent_id IS NOT NULL"
+            " AND r.agent_id IS NOT NULL"
         ))
         .fetch_all(&self.read)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(HeldRun {
-                    id: row.try_get("id")?,
-                    agent_id: row.try_get("agent_id")?,
-                    state: super::parsed_column(row, "state")?,
-                    state_changed_at: Timestamp(row.try_get("state_changed_at")?),
-                })
-            })
-            .collect()
+        rows.iter().map(held_run).collect()
+    }
+
+    /// The runs `agent_ids` hold in state `CANCELLING`: cancellations
+    /// their agents must hear of, whichever core took them.
+    pub async fn cancelling_runs(&self, agent_ids: &[String]) -> StoreResult<Vec<HeldRun>> {
+        if agent_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=agent_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT r.id, r.agent_id, r.attempt, r.state, r.state_changed_at, CAST(0 AS BIGINT) AS lease_until \
+             FROM flow_runs r WHERE r.agent_id IN ({}) AND r.state = 'CANCELLING'",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for id in agent_ids {
+            query = query.bind(id);
+        }
+        query.fetch_all(&self.read).await?.iter().map(held_run).collect()
     }
 
     /// How many runs of `pool` (and of its queue `queue`, if given) hold a
@@ -322,6 +411,7 @@ impl Store {
         }
         Ok(Assignment {
             run_id: run.id.clone(),
+            attempt: run.attempt,
             flow: run.flow.clone(),
             deployment: run.deployment.clone(),
             artifact: deployment.spec.artifact.clone(),

@@ -16,10 +16,12 @@ macro_rules! holding_states {
 
 mod agents;
 mod artifacts;
+mod attempts;
 mod automations;
 mod batch;
 mod deployments;
 mod events;
+mod logs;
 mod pools;
 mod reports;
 mod retention;
@@ -29,7 +31,7 @@ mod transitions;
 mod values;
 mod webhooks;
 
-pub use agents::{AgentRecord, DueRun, HeldRun};
+pub use agents::{AgentLease, AgentRecord, DueRun, HeldRun};
 pub use deployments::DeploymentFilter;
 pub use events::EventFilter;
 pub use pools::DEFAULT_QUEUE;
@@ -43,7 +45,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use retention::Retention;
-pub use runs::{DEFAULT_POOL, RunFilter, Sweep};
+pub use runs::{DEFAULT_POOL, Fence, RunFilter, Sweep};
 pub use schedules::{DueSchedule, ScheduleUpdate, schedule_id};
 
 use crate::secrets::SecretCipher;
@@ -70,6 +72,10 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migrating the database failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "attempt {attempt} of run {run} no longer holds it (the run is {state} on attempt {current})"
+    )]
+    Stale { run: String, attempt: u32, current: u32, state: baton_proto::v1::StateName },
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
     #[error("secret storage failed: {0}")]
@@ -79,6 +85,20 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 impl StoreError {
+    /// Whether the database refused a write for want of space (SQLite's
+    /// `SQLITE_FULL`, PostgreSQL's `disk_full`): the write may be retried
+    /// once space is freed; nothing was half-written.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("13" | "53100"))
+                    || e.message().contains("database or disk is full")
+            }
+            StoreError::Database(sqlx::Error::Io(e)) => e.kind() == std::io::ErrorKind::StorageFull,
+            _ => false,
+        }
+    }
+
     pub(crate) fn not_found(what: impl Into<String>) -> Self {
         StoreError::NotFound { what: what.into() }
     }
@@ -96,6 +116,9 @@ pub struct Store {
     /// Counts committed writes; every subscriber (the live feed, log
     /// streams) sees each change.
     written: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    /// The last write failed for want of space (cleared by the next write
+    /// that lands), for `/api/health`.
+    full: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Store {
@@ -156,6 +179,7 @@ impl Store {
             cipher,
             batcher: None,
             written: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+            full: std::sync::Arc::default(),
         };
         store.migrate().await?;
         if dialect == Dialect::Sqlite {
@@ -194,16 +218,36 @@ impl Store {
             + 'static,
     {
         let result = match &self.batcher {
-            Some(batcher) => batcher.submit(work).await?,
+            Some(batcher) => batcher.submit(work).await,
             None => {
-                let mut tx = self.write.begin().await?;
-                let result = work(self.clone(), &mut tx).await?;
-                tx.commit().await?;
-                result
+                async {
+                    let mut tx = self.write.begin().await?;
+                    let result = work(self.clone(), &mut tx).await?;
+                    tx.commit().await?;
+                    Ok(result)
+                }
+                .await
             }
         };
+        let result = self.note_write(result)?;
         self.written.send_modify(|count| *count = count.wrapping_add(1));
         Ok(result)
+    }
+
+    /// Remembers whether a write failed for want of space.
+    pub(crate) fn note_write<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
+        use std::sync::atomic::Ordering;
+        match &result {
+            Ok(_) => self.full.store(false, Ordering::Relaxed),
+            Err(e) if e.is_storage_full() => self.full.store(true, Ordering::Relaxed),
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Whether the last write failed because the database is out of space.
+    pub fn is_full(&self) -> bool {
+        self.full.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Changes after each committed write (new events or log lines may be

@@ -1,6 +1,7 @@
 //! What a running flow reports through its agent: log lines, task runs and
-//! its own events, stored together in one write. Each report carries the
-//! run's report `seq`, so a report sent twice is stored once.
+//! its own events, stored together in one write. Each report carries its
+//! execution's report `seq` and is kept under the run's attempt, so a
+//! report sent twice is stored once and two executions never mix.
 
 use baton_proto::v1::{LogLevel, LogLine, ReportBody, RunReport, StateName, TaskOutcome};
 use sqlx::AnyConnection;
@@ -17,11 +18,12 @@ fn seq(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// Most log lines one INSERT takes (6 values each; SQLite allows 32,766).
+/// Most log lines one INSERT takes (7 values each; SQLite allows 32,766).
 const LOGS_PER_INSERT: usize = 500;
 
 /// Stores log lines in as few statements as possible; a line already
-/// stored (same run and `seq`) is skipped, so a resend stores nothing twice.
+/// stored (same run, attempt and `seq`) is skipped, so a resend stores
+/// nothing twice.
 /// Returns how many were new.
 pub(super) async fn insert_logs(
     conn: &mut AnyConnection,
@@ -32,18 +34,27 @@ pub(super) async fn insert_logs(
     for chunk in lines.chunks(LOGS_PER_INSERT) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
-                let n = i * 5;
-                format!("($1, ${}, ${}, ${}, ${}, ${})", n + 2, n + 3, n + 4, n + 5, n + 6)
+                let n = i * 6;
+                format!(
+                    "($1, ${}, ${}, ${}, ${}, ${}, ${})",
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6,
+                    n + 7
+                )
             })
             .collect();
         let sql = format!(
-            "INSERT INTO logs (run_id, seq, at, level, message, task_id) VALUES {} \
-             ON CONFLICT (run_id, seq) DO NOTHING",
+            "INSERT INTO logs (run_id, attempt, seq, at, level, message, task_id) VALUES {} \
+             ON CONFLICT (run_id, attempt, seq) DO NOTHING",
             values.join(", ")
         );
         let mut query = sqlx::query(&sql).bind(run_id);
         for line in chunk {
             query = query
+                .bind(i64::from(line.attempt))
                 .bind(seq(line.seq))
                 .bind(line.at.0)
                 .bind(stored_level(line.level))
@@ -55,12 +66,13 @@ pub(super) async fn insert_logs(
     Ok(stored)
 }
 
-/// The log lines among `reports`.
-fn log_lines(reports: &[RunReport]) -> Vec<LogLine> {
+/// The log lines among `reports` of attempt `attempt`.
+fn log_lines(attempt: u32, reports: &[RunReport]) -> Vec<LogLine> {
     reports
         .iter()
         .filter_map(|report| match &report.body {
             ReportBody::Log { level, message, task_id } => Some(LogLine {
+                attempt,
                 seq: report.seq,
                 at: report.at,
                 level: *level,
@@ -75,15 +87,17 @@ fn log_lines(reports: &[RunReport]) -> Vec<LogLine> {
 async fn store_report(
     conn: &mut AnyConnection,
     run_id: &str,
+    attempt: u32,
     report: &RunReport,
 ) -> StoreResult<()> {
+    let run_attempt = i64::from(attempt);
     match &report.body {
         // Stored together by `insert_logs`.
         ReportBody::Log { .. } => {}
         ReportBody::TaskStarted { task_id, name, attempt, max_attempts, .. } => {
             sqlx::query(
-                "INSERT INTO task_runs (run_id, task_id, name, attempt, max_attempts, state, message, started_at, ended_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'RUNNING', NULL, $6, NULL) ON CONFLICT (run_id, task_id) DO NOTHING",
+                "INSERT INTO task_runs (run_id, run_attempt, task_id, name, attempt, max_attempts, state, message, started_at, ended_at) \
+                 VALUES ($1, $7, $2, $3, $4, $5, 'RUNNING', NULL, $6, NULL) ON CONFLICT (run_id, run_attempt, task_id) DO NOTHING",
             )
             .bind(run_id)
             .bind(seq(*task_id))
@@ -91,6 +105,7 @@ async fn store_report(
             .bind(i64::from(*attempt))
             .bind(i64::from(*max_attempts))
             .bind(report.at.0)
+            .bind(run_attempt)
             .execute(&mut *conn)
             .await?;
         }
@@ -100,21 +115,24 @@ async fn store_report(
                 TaskOutcome::Failed { message } => (StateName::Failed, Some(message.as_str())),
             };
             sqlx::query(
-                "UPDATE task_runs SET state = $1, message = $2, ended_at = $3 WHERE run_id = $4 AND task_id = $5",
+                "UPDATE task_runs SET state = $1, message = $2, ended_at = $3 \
+                 WHERE run_id = $4 AND task_id = $5 AND run_attempt = $6",
             )
             .bind(state.as_str())
             .bind(message)
             .bind(report.at.0)
             .bind(run_id)
             .bind(seq(*task_id))
+            .bind(run_attempt)
             .execute(&mut *conn)
             .await?;
         }
         ReportBody::Event { name, resource, payload } => {
-            // A flow's own event, once: its id is fixed by run and seq.
+            // A flow's own event, once: its id is fixed by run, attempt
+            // and seq.
             events::record_once(
                 conn,
-                &format!("{run_id}:{}", report.seq),
+                &format!("{run_id}:{attempt}:{}", report.seq),
                 report.at,
                 NewEvent {
                     name,
@@ -132,14 +150,19 @@ async fn store_report(
 }
 
 impl Store {
-    /// Stores what a run reported, in one write.
-    pub async fn store_reports(&self, run_id: &str, reports: Vec<RunReport>) -> StoreResult<()> {
+    /// Stores what attempt `attempt` of a run reported, in one write.
+    pub async fn store_reports(
+        &self,
+        run_id: &str,
+        attempt: u32,
+        reports: Vec<RunReport>,
+    ) -> StoreResult<()> {
         let run_id = run_id.to_owned();
         self.write_transaction(move |_, conn| {
             Box::pin(async move {
-                insert_logs(conn, &run_id, &log_lines(&reports)).await?;
+                insert_logs(conn, &run_id, &log_lines(attempt, &reports)).await?;
                 for report in &reports {
-                    store_report(conn, &run_id, report).await?;
+                    store_report(conn, &run_id, attempt, report).await?;
                 }
                 Ok(())
             })

@@ -4,9 +4,8 @@
 //! runs.
 
 use baton_proto::v1::{
-    ConcurrencyPolicy, CreateRun, Deployment, DeploymentSpec, FlowRun, FlowRunDetail, LogLine,
-    Page, ProposeState, StateChange, StateName, TaskRun, Timestamp, Transition, Verdict,
-    validate_params,
+    ConcurrencyPolicy, CreateRun, Deployment, DeploymentSpec, FlowRun, FlowRunDetail, Page,
+    ProposeState, StateChange, StateName, TaskRun, Timestamp, Transition, Verdict, validate_params,
 };
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -20,7 +19,7 @@ use crate::orchestration::{self, Decision, RunFacts};
 
 const COLUMNS: &str = "id, deployment_id, flow_name, deployment_name, parameters, tags, state, state_message, \
     state_changed_at, state_seq, scheduled_at, started_at, ended_at, run_count, max_retries, retry_delay_ms, \
-    timeout_ms, idempotency_key, output, created_at, work_pool, work_queue, agent_id";
+    timeout_ms, idempotency_key, output, created_at, work_pool, work_queue, agent_id, attempt";
 
 /// The pool of runs whose deployment names none.
 pub const DEFAULT_POOL: &str = "default";
@@ -88,6 +87,7 @@ fn run_row(row: &AnyRow) -> StoreResult<RunRow> {
         work_pool: row.try_get("work_pool")?,
         work_queue: row.try_get("work_queue")?,
         agent_id: row.try_get("agent_id")?,
+        attempt: as_u32(row.try_get("attempt")?),
     };
     Ok(RunRow {
         run,
@@ -148,6 +148,7 @@ impl NewRun {
                     .clone()
                     .unwrap_or_else(|| super::pools::DEFAULT_QUEUE.to_owned()),
                 agent_id: None,
+                attempt: 0,
             },
             retry_delay_ms: millis(spec.retry_delay_seconds),
             timeout_ms: spec.timeout_seconds.map(millis),
@@ -174,7 +175,7 @@ pub(super) async fn insert_runs(
             .map(|i| {
                 let p = |k: usize| format!("${}", i * 16 + k);
                 format!(
-                    "({}, {}, {}, {}, {}, {}, 'SCHEDULED', NULL, {}, 1, {}, NULL, NULL, 0, {}, {}, {}, {}, NULL, {}, {}, {}, NULL, {}, {})",
+                    "({}, {}, {}, {}, {}, {}, 'SCHEDULED', NULL, {}, 1, {}, NULL, NULL, 0, {}, {}, {}, {}, NULL, {}, {}, {}, NULL, 0, {}, {})",
                     p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11), p(12), p(7), p(13), p(14), p(15), p(16)
                 )
             })
@@ -229,6 +230,31 @@ pub(super) async fn insert_runs(
         query.execute(&mut *conn).await?;
     }
     Ok(inserted)
+}
+
+/// The execution a proposal comes from: only the run's current attempt, on
+/// the agent it was pushed to and while the run is held, may change it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub agent_id: String,
+    pub attempt: u32,
+}
+
+impl Fence {
+    /// `Stale` unless this execution still holds `run`.
+    fn check(&self, run: &FlowRun) -> StoreResult<()> {
+        let held = run.state.holds_slot() || run.state == StateName::Paused;
+        if held && run.attempt == self.attempt && run.agent_id.as_deref() == Some(&self.agent_id) {
+            Ok(())
+        } else {
+            Err(StoreError::Stale {
+                run: run.id.clone(),
+                attempt: self.attempt,
+                current: run.attempt,
+                state: run.state,
+            })
+        }
+    }
 }
 
 /// What the rules' decision means for the store.
@@ -352,6 +378,8 @@ fn state_write(
         _ => run.scheduled_at,
     };
     let output = if to == StateName::Completed { apply.output } else { None };
+    // Each dispatch is a new attempt: the fencing token of its execution.
+    let attempt = if to == StateName::Pending { run.attempt + 1 } else { run.attempt };
     let write = StateWrite {
         run_id: run.id.clone(),
         read_seq: row.state_seq,
@@ -364,6 +392,7 @@ fn state_write(
         run_count: i64::from(run_count),
         output: output.as_ref().map(ToString::to_string),
         agent_id: apply.agent_id.clone(),
+        attempt: i64::from(attempt),
         // The decision rests on the deployment's spec and on whether a
         // slot was free: both must still hold.
         dispatch: dispatch.map(|d| DispatchGuard {
@@ -382,6 +411,7 @@ fn state_write(
         run_count,
         output: output.or_else(|| run.output.clone()),
         agent_id: apply.agent_id.or_else(|| run.agent_id.clone()),
+        attempt,
         ..run.clone()
     };
     (write, run)
@@ -491,7 +521,8 @@ impl Store {
                 })
                 .collect::<StoreResult<Vec<_>>>()?;
         let task_runs = sqlx::query(
-            "SELECT task_id, name, attempt, max_attempts, state, message, started_at, ended_at FROM task_runs WHERE run_id = $1 ORDER BY task_id",
+            "SELECT run_attempt, task_id, name, attempt, max_attempts, state, message, started_at, ended_at \
+             FROM task_runs WHERE run_id = $1 ORDER BY run_attempt, task_id",
         )
         .bind(id)
         .fetch_all(&self.read)
@@ -499,6 +530,7 @@ impl Store {
         .iter()
         .map(|row| {
             Ok(TaskRun {
+                run_attempt: as_u32(row.try_get("run_attempt")?),
                 task_id: u64::try_from(row.try_get::<i64, _>("task_id")?).unwrap_or_default(),
                 name: row.try_get("name")?,
                 attempt: as_u32(row.try_get("attempt")?),
@@ -510,7 +542,8 @@ impl Store {
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
-        Ok(FlowRunDetail { run, states, task_runs })
+        let attempts = self.attempts(id).await?;
+        Ok(FlowRunDetail { run, states, task_runs, attempts })
     }
 
     /// Runs, newest first, one page at a time.
@@ -631,7 +664,18 @@ impl Store {
     /// changed since they were read, it writes nothing and the proposal is
     /// decided again. Refusals never reach the writer at all.
     pub async fn propose_state(&self, id: &str, proposal: ProposeState) -> StoreResult<Transition> {
-        self.propose(id, proposal, None).await
+        self.propose(id, proposal, None, None).await
+    }
+
+    /// Proposes a transition on behalf of the execution `fence` names;
+    /// `Stale` if that execution no longer holds the run.
+    pub async fn propose_fenced(
+        &self,
+        id: &str,
+        fence: &Fence,
+        proposal: ProposeState,
+    ) -> StoreResult<Transition> {
+        self.propose(id, proposal, None, Some(fence.clone())).await
     }
 
     /// Proposes `PENDING` for a run pushed to `agent_id`, which is recorded
@@ -642,7 +686,7 @@ impl Store {
             message: Some(format!("pushed to agent {agent_id}")),
             output: None,
         };
-        self.propose(id, proposal, Some(agent_id.to_owned())).await
+        self.propose(id, proposal, Some(agent_id.to_owned()), None).await
     }
 
     async fn propose(
@@ -650,20 +694,24 @@ impl Store {
         id: &str,
         proposal: ProposeState,
         agent_id: Option<String>,
+        fence: Option<Fence>,
     ) -> StoreResult<Transition> {
         if self.dialect == Dialect::Postgres {
             let id = id.to_owned();
             return self
                 .write_transaction(move |store, conn| {
-                    Box::pin(
-                        async move { store.propose_locked(conn, &id, proposal, agent_id).await },
-                    )
+                    Box::pin(async move {
+                        store.propose_locked(conn, &id, proposal, agent_id, fence.as_ref()).await
+                    })
                 })
                 .await;
         }
         for _ in 0..8 {
             let dispatching = proposal.state == StateName::Pending;
             let (row, dispatch) = self.read_run(&self.read, id, false, dispatching).await?;
+            if let Some(fence) = &fence {
+                fence.check(&row.run)?;
+            }
             match plan(run_facts(&row, dispatch.as_ref()), proposal.clone()) {
                 Plan::Answer(verdict, reason) => {
                     return Ok(Transition { verdict, reason, run: row.run });
@@ -687,8 +735,12 @@ impl Store {
         id: &str,
         proposal: ProposeState,
         agent_id: Option<String>,
+        fence: Option<&Fence>,
     ) -> StoreResult<Transition> {
         let (row, _) = self.read_run(&mut *tx, id, true, false).await?;
+        if let Some(fence) = fence {
+            fence.check(&row.run)?;
+        }
         let dispatch = if proposal.state == StateName::Pending {
             // Serialise slot counting per deployment across cores, then count.
             sqlx::query(&format!("SELECT id FROM deployments WHERE id = $1{}", self.lock_clause()))
@@ -767,7 +819,7 @@ impl Store {
     /// SQLite, the next group commit); `false` when its facts changed.
     async fn write_state(&self, write: StateWrite) -> StoreResult<bool> {
         match &self.batcher {
-            Some(batcher) => batcher.submit_state(write).await,
+            Some(batcher) => self.note_write(batcher.submit_state(write).await),
             None => {
                 self.write_transaction(move |_, conn| {
                     Box::pin(async move {
@@ -827,17 +879,6 @@ impl Store {
         Ok(sweep)
     }
 
-    /// Appends log lines; a line already stored (same run and `seq`) is
-    /// skipped, so a resend after a reconnect stores nothing twice.
-    pub async fn append_logs(&self, run_id: &str, lines: Vec<LogLine>) -> StoreResult<u64> {
-        self.run(run_id).await?;
-        let run_id = run_id.to_owned();
-        self.write_transaction(move |_, conn| {
-            Box::pin(async move { super::reports::insert_logs(conn, &run_id, &lines).await })
-        })
-        .await
-    }
-
     /// The automations whose actions led to a run (empty if none, or if
     /// the run is gone).
     pub async fn run_caused_by(&self, id: &str) -> StoreResult<Vec<String>> {
@@ -883,38 +924,5 @@ impl Store {
             }
         }
         Ok(skipped)
-    }
-
-    /// Log lines of a run after `after_seq`, in order.
-    pub async fn logs(
-        &self,
-        run_id: &str,
-        after_seq: u64,
-        limit: u32,
-    ) -> StoreResult<Vec<LogLine>> {
-        self.run(run_id).await?;
-        let rows = sqlx::query(
-            "SELECT seq, at, level, message, task_id FROM logs WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(run_id)
-        .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
-        .bind(i64::from(limit.clamp(1, 10_000)))
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let level: String = row.try_get("level")?;
-                Ok(LogLine {
-                    seq: u64::try_from(row.try_get::<i64, _>("seq")?).unwrap_or_default(),
-                    at: Timestamp(row.try_get("at")?),
-                    level: serde_json::from_value(serde_json::Value::String(level))
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    message: row.try_get("message")?,
-                    task_id: row
-                        .try_get::<Option<i64>, _>("task_id")?
-                        .and_then(|t| u64::try_from(t).ok()),
-                })
-            })
-            .collect()
     }
 }

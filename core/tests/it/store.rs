@@ -531,24 +531,39 @@ async fn logs_are_stored_once_each_and_read_in_order() {
         let store = &db.store;
         deploy(store, "default", DeploymentSpec::default()).await;
         let id = new_run(store, "default").await;
-        let line = |seq| LogLine {
+        let line = |attempt, seq| LogLine {
+            attempt,
             seq,
             at: Timestamp(1),
             level: LogLevel::Info,
             message: format!("line {seq}"),
             task_id: None,
         };
-        assert_eq!(store.append_logs(&id, vec![line(1), line(2)]).await.unwrap(), 2);
+        // No attempt named: the run's current one (the first).
+        assert_eq!(store.append_logs(&id, vec![line(0, 1), line(0, 2)]).await.unwrap(), 2);
         assert_eq!(
-            store.append_logs(&id, vec![line(2), line(3)]).await.unwrap(),
+            store.append_logs(&id, vec![line(1, 2), line(1, 3)]).await.unwrap(),
             1,
             "{}: a resent line is skipped",
             db.label
         );
-        let lines = store.logs(&id, 1, 100).await.unwrap();
-        assert_eq!(lines.iter().map(|l| l.seq).collect::<Vec<_>>(), [2, 3]);
+        // A second execution numbers its lines from 1 again: kept apart,
+        // after the first's.
+        assert_eq!(store.append_logs(&id, vec![line(2, 1)]).await.unwrap(), 1);
+        let after = store.logs(&id, 0, 100).await.unwrap()[0].position();
+        let lines = store.logs(&id, after, 100).await.unwrap();
+        assert_eq!(
+            lines.iter().map(|l| (l.attempt, l.seq)).collect::<Vec<_>>(),
+            [(1, 2), (1, 3), (2, 1)],
+            "{}",
+            db.label
+        );
         assert!(matches!(
-            store.append_logs("no-such-run", vec![line(1)]).await,
+            store.append_logs(&id, vec![line(1, u64::from(u32::MAX) + 1)]).await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            store.append_logs("no-such-run", vec![line(1, 1)]).await,
             Err(StoreError::NotFound { .. })
         ));
     }
@@ -730,7 +745,7 @@ async fn racing_proposals_for_one_run_land_once_each_way() {
 
 #[tokio::test]
 async fn due_runs_follow_queue_priority_and_skip_paused_and_full_deployments() {
-    use baton_core::store::AgentRecord;
+    use baton_core::store::{AgentLease, AgentRecord};
     use baton_proto::v1::{PoolSpec, WorkQueue};
     for db in both().await {
         let store = &db.store;
@@ -797,11 +812,13 @@ async fn due_runs_follow_queue_priority_and_skip_paused_and_full_deployments() {
         let held = store.held_runs().await.unwrap();
         assert_eq!(held.len(), 1);
         assert_eq!(
-            (held[0].id.as_str(), held[0].agent_id.as_str()),
-            (single[0].as_str(), "agent-1")
+            (held[0].id.as_str(), held[0].agent_id.as_str(), held[0].attempt),
+            (single[0].as_str(), "agent-1", 1)
         );
+        assert_eq!(held[0].lease_until, Timestamp(0), "{}: no core holds the agent", db.label);
 
-        // Agents: the last applied event seq survives a reconnect.
+        // Agents: the last applied event seq survives a reconnect, and a
+        // session's late disconnect leaves the newer session alone.
         let agent = AgentRecord {
             id: "agent-1".into(),
             name: "box".into(),
@@ -810,13 +827,34 @@ async fn due_runs_follow_queue_priority_and_skip_paused_and_full_deployments() {
             slots: 4,
             version: "0.1.0".into(),
         };
-        assert_eq!(store.agent_connected(&agent).await.unwrap(), 0);
-        store.agent_seen("agent-1", 7).await.unwrap();
-        store.agent_seen("agent-1", 5).await.unwrap();
-        store.agent_disconnected("agent-1").await.unwrap();
-        assert_eq!(store.agent_connected(&agent).await.unwrap(), 7, "{}", db.label);
+        let lease = |session: &str, until, acked_seq| AgentLease {
+            agent_id: "agent-1".into(),
+            session: session.into(),
+            until: Timestamp(until),
+            acked_seq,
+        };
+        assert_eq!(store.agent_connected(&agent, "core-a", &lease("s1", 10, 0)).await.unwrap(), 0);
+        assert!(store.renew_leases(vec![lease("s1", 20, 7)]).await.unwrap().is_empty());
+        assert!(store.renew_leases(vec![lease("s1", 15, 5)]).await.unwrap().is_empty());
+        assert_eq!(store.held_runs().await.unwrap()[0].lease_until, Timestamp(20), "{}", db.label);
+        assert_eq!(
+            store.agent_connected(&agent, "core-b", &lease("s2", 30, 0)).await.unwrap(),
+            7,
+            "{}",
+            db.label
+        );
+        store.agent_disconnected("agent-1", "s1", 7).await.unwrap();
+        assert_eq!(
+            store.renew_leases(vec![lease("s1", 40, 7)]).await.unwrap(),
+            ["agent-1"],
+            "{}: the old session learns it was replaced",
+            db.label
+        );
         let listed = store.agents().await.unwrap();
         assert_eq!((listed[0].running, listed[0].connected), (1, true), "{}", db.label);
+        store.agent_disconnected("agent-1", "s2", 9).await.unwrap();
+        assert!(!store.agents().await.unwrap()[0].connected, "{}", db.label);
+        assert_eq!(store.held_runs().await.unwrap()[0].lease_until, Timestamp(30));
     }
 }
 
@@ -879,8 +917,8 @@ async fn reports_from_agents_are_stored_once() {
                 },
             },
         ];
-        store.store_reports(&id, reports.clone()).await.unwrap();
-        store.store_reports(&id, reports).await.unwrap();
+        store.store_reports(&id, 1, reports.clone()).await.unwrap();
+        store.store_reports(&id, 1, reports.clone()).await.unwrap();
         let logs = store.logs(&id, 0, 100).await.unwrap();
         assert_eq!(logs.len(), 1, "{}", db.label);
         assert_eq!((logs[0].level, logs[0].message.as_str()), (LogLevel::Warn, "slow"));
@@ -895,6 +933,96 @@ async fn reports_from_agents_are_stored_once() {
             ..Default::default()
         };
         assert_eq!(store.events(&filter).await.unwrap().len(), 1, "{}", db.label);
+        // The same reports from a second execution are its own.
+        store.store_reports(&id, 2, reports).await.unwrap();
+        let logs = store.logs(&id, 0, 100).await.unwrap();
+        assert_eq!(logs.iter().map(|l| l.attempt).collect::<Vec<_>>(), [1, 2], "{}", db.label);
+        let detail = store.run_detail(&id).await.unwrap();
+        assert_eq!(
+            detail.task_runs.iter().map(|t| t.run_attempt).collect::<Vec<_>>(),
+            [1, 2],
+            "{}",
+            db.label
+        );
+        assert_eq!(store.events(&filter).await.unwrap().len(), 2, "{}", db.label);
+    }
+}
+
+#[tokio::test]
+async fn only_the_current_attempt_changes_a_run_and_each_attempt_is_kept() {
+    use baton_core::store::Fence;
+    for db in both().await {
+        let store = &db.store;
+        deploy(store, "retrying", DeploymentSpec { retries: 1, ..Default::default() }).await;
+        let id = new_run(store, "retrying").await;
+        let first = store.dispatch_run(&id, "agent-1").await.unwrap();
+        assert_eq!(first.run.attempt, 1, "{}", db.label);
+        let fence = |agent: &str, attempt| Fence { agent_id: agent.into(), attempt };
+        let state = |state, output: Option<serde_json::Value>| ProposeState {
+            state,
+            message: None,
+            output,
+        };
+        store
+            .propose_fenced(&id, &fence("agent-1", 1), state(StateName::Running, None))
+            .await
+            .unwrap();
+        // The watchdog judges attempt 1 lost; the retry is attempt 2.
+        let crashed = store
+            .propose_fenced(&id, &fence("agent-1", 1), state(StateName::Crashed, None))
+            .await
+            .unwrap();
+        assert_eq!(crashed.run.state, StateName::AwaitingRetry, "{}", db.label);
+        let second = store.dispatch_run(&id, "agent-2").await.unwrap();
+        assert_eq!(second.run.attempt, 2, "{}", db.label);
+        // The first execution was alive after all: its outcome is stale.
+        let late = store
+            .propose_fenced(&id, &fence("agent-1", 1), state(StateName::Completed, Some(json!(1))))
+            .await;
+        assert!(matches!(late, Err(StoreError::Stale { attempt: 1, current: 2, .. })), "{late:?}");
+        // Nor may another agent speak for attempt 2.
+        let impostor =
+            store.propose_fenced(&id, &fence("agent-1", 2), state(StateName::Running, None)).await;
+        assert!(matches!(impostor, Err(StoreError::Stale { .. })), "{}", db.label);
+        store.record_stale(&id, 1, "COMPLETED: 1").await.unwrap();
+        store
+            .propose_fenced(&id, &fence("agent-2", 2), state(StateName::Running, None))
+            .await
+            .unwrap();
+        let done = store
+            .propose_fenced(&id, &fence("agent-2", 2), state(StateName::Completed, Some(json!(2))))
+            .await
+            .unwrap();
+        assert_eq!((done.run.state, done.run.output), (StateName::Completed, Some(json!(2))));
+        // Once ended, even the holder's attempt is stale.
+        let after_end =
+            store.propose_fenced(&id, &fence("agent-2", 2), state(StateName::Failed, None)).await;
+        assert!(matches!(after_end, Err(StoreError::Stale { .. })), "{}", db.label);
+
+        let attempts = store.run_detail(&id).await.unwrap().attempts;
+        let summary: Vec<_> = attempts
+            .iter()
+            .map(|a| {
+                (
+                    a.number,
+                    a.agent_id.as_str(),
+                    a.state,
+                    a.started_at.is_some(),
+                    a.ended_at.is_some(),
+                    a.stale_outcome.as_deref(),
+                    a.output.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (1, "agent-1", StateName::AwaitingRetry, true, true, Some("COMPLETED: 1"), None),
+                (2, "agent-2", StateName::Completed, true, true, None, Some(json!(2))),
+            ],
+            "{}",
+            db.label
+        );
     }
 }
 

@@ -30,9 +30,18 @@ pub struct FieldError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Health {
+    /// `ok`, or `degraded` (answered with 503) when the store is not.
     pub status: String,
     pub version: String,
     pub database: String,
+    /// `ok`, `full` (writes fail for want of space), `unreachable` (no
+    /// answer within the health check's own timeout) or `failing`.
+    #[serde(default)]
+    pub store: String,
+    /// This core's name in the agent leases it holds (several cores may
+    /// share one database).
+    #[serde(default)]
+    pub core_id: String,
 }
 
 /// What the core knows of an uploaded flow artifact.
@@ -95,6 +104,10 @@ pub struct FlowRun {
     /// The agent it was last pushed to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<String>,
+    /// Its current attempt: how many times it was pushed to an agent (0:
+    /// never). Only events of this attempt change the run.
+    #[serde(default)]
+    pub attempt: u32,
 }
 
 /// One accepted state change of a run.
@@ -111,6 +124,9 @@ pub struct StateChange {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TaskRun {
+    /// The run's attempt it ran in.
+    #[serde(default)]
+    pub run_attempt: u32,
     pub task_id: u64,
     pub name: String,
     pub attempt: u32,
@@ -132,18 +148,58 @@ pub struct FlowRunDetail {
     pub run: FlowRun,
     pub states: Vec<StateChange>,
     pub task_runs: Vec<TaskRun>,
+    /// Every dispatch of the run, oldest first.
+    #[serde(default)]
+    pub attempts: Vec<RunAttempt>,
+}
+
+/// One dispatch of a run to an agent, and how that execution went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RunAttempt {
+    /// 1, 2, ...: the fencing token of this execution.
+    pub number: u32,
+    pub agent_id: String,
+    pub dispatched_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
+    /// The run's state when this attempt last changed it.
+    pub state: StateName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Its output, if it completed the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    /// What this execution reported after it had lost the run (a newer
+    /// attempt held it, or it had ended): kept for diagnosis, never
+    /// applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_outcome: Option<String>,
 }
 
 /// One log line of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LogLine {
+    /// The run's attempt that wrote it; `seq` counts within the attempt.
+    #[serde(default)]
+    pub attempt: u32,
     pub seq: u64,
     pub at: Timestamp,
     pub level: LogLevel,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_id: Option<u64>,
+}
+
+impl LogLine {
+    /// Where the line stands in its run's log (attempt, then seq): the
+    /// `after` cursor of `GET /api/runs/{id}/logs`.
+    pub fn position(&self) -> u64 {
+        (u64::from(self.attempt) << 32) | self.seq.min(u64::from(u32::MAX))
+    }
 }
 
 /// The body of `POST /api/runs/{id}/state`: a proposed transition.
@@ -400,6 +456,9 @@ pub const SIGNATURE_HEADER: &str = "x-baton-signature";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AgentInfo {
+    /// The core that holds its session (`Health::core_id`), if connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core_id: Option<String>,
     pub id: String,
     pub name: String,
     pub pool: String,

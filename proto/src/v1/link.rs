@@ -22,7 +22,9 @@ use super::run::{RunOutcome, RunReport};
 /// The ALPN protocol both ends must offer.
 pub const ALPN: &[u8] = b"baton/1";
 /// The version every frame carries; a peer with another one is refused.
-pub const VERSION: u16 = 1;
+/// Version 2 names the attempt (the fencing token) in every message about
+/// a run.
+pub const VERSION: u16 = 2;
 /// Bytes before a frame's body: length (4) and version (2).
 pub const HEADER_BYTES: usize = 6;
 /// The largest frame body either end accepts.
@@ -164,9 +166,9 @@ pub struct Hello {
     /// Digests of the components it has cached.
     #[serde(default)]
     pub cached: Vec<String>,
-    /// Runs it is still running (after a reconnect).
+    /// Executions it is still running (after a reconnect).
     #[serde(default)]
-    pub running: Vec<String>,
+    pub running: Vec<Execution>,
     /// The agent's version, for people.
     pub version: String,
     /// The first hello of this agent process: runs the core remembers for
@@ -181,14 +183,27 @@ pub struct Hello {
 pub enum CoreMessage {
     /// The agent is in. Events up to `acked_seq` were applied before (the
     /// agent drops them and resends the rest); heartbeats are expected
-    /// every `heartbeat_ms`.
-    Welcome { acked_seq: u64, heartbeat_ms: u64 },
+    /// every `heartbeat_ms` (each is answered with an `Ack`). An agent that
+    /// hears nothing from the core for `lease_ms` has lost its lease: the
+    /// core may have given its runs to others, so it stops them (0: no
+    /// lease).
+    Welcome {
+        acked_seq: u64,
+        heartbeat_ms: u64,
+        #[serde(default)]
+        lease_ms: u64,
+    },
     /// The agent is not let in; the connection closes.
     Refused { reason: String },
     /// Run this.
     Assign(Box<Assignment>),
-    /// Stop this run (it ends `CANCELLED`).
-    Cancel { run_id: String },
+    /// Stop this execution of a run: its cancellation was asked for (it
+    /// ends `CANCELLED`).
+    Cancel { run_id: String, attempt: u32 },
+    /// Stop this execution: it no longer holds its run (a newer attempt
+    /// does, or the run ended while the agent was away). Its outcome will
+    /// not be applied; `reason` goes into its log.
+    Stop { run_id: String, attempt: u32, reason: String },
     /// Events up to `seq` are applied.
     Ack { seq: u64 },
 }
@@ -197,6 +212,9 @@ pub enum CoreMessage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Assignment {
     pub run_id: String,
+    /// Which dispatch of the run this is: the fencing token that every
+    /// event about this execution carries.
+    pub attempt: u32,
     pub flow: String,
     /// `flow/name`.
     pub deployment: String,
@@ -220,9 +238,9 @@ pub struct Assignment {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentMessage {
-    /// Still here; these runs are running.
+    /// Still here; these executions are running.
     Heartbeat {
-        running: Vec<String>,
+        running: Vec<Execution>,
     },
     Event(AgentEvent),
 }
@@ -234,6 +252,8 @@ pub enum AgentMessage {
 pub struct AgentEvent {
     pub seq: u64,
     pub run_id: String,
+    /// The attempt of the execution it happened in.
+    pub attempt: u32,
     #[serde(flatten)]
     pub body: AgentEventBody,
 }
@@ -250,6 +270,13 @@ pub enum AgentEventBody {
     /// The agent could not start the run (say, its component could not be
     /// fetched); the core hands it back.
     Declined { reason: String },
+}
+
+/// One execution of a run: the run and the attempt it was assigned as.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Execution {
+    pub run_id: String,
+    pub attempt: u32,
 }
 
 /// First frame on a fetch stream, from the agent.
@@ -283,7 +310,7 @@ mod tests {
 
     #[test]
     fn frames_round_trip() {
-        let message = CoreMessage::Cancel { run_id: "r1".to_owned() };
+        let message = CoreMessage::Cancel { run_id: "r1".to_owned(), attempt: 1 };
         let frame = encode(&message).unwrap();
         let (decoded, used) = decode_frame::<CoreMessage>(&frame, MAX_FRAME_BYTES).unwrap();
         assert_eq!((decoded, used), (message, frame.len()));

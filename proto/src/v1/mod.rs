@@ -13,9 +13,9 @@ mod state;
 pub use api::{
     AgentInfo, AgentTokenCreated, ApiError, Artifact, CreateAgentToken, CreateRun, EmitEvent,
     Event, FieldError, FlowRun, FlowRunDetail, Health, LogLine, Page, PoolKind, PoolSpec,
-    ProposeState, QueueSpec, RunBucket, RunStats, SIGNATURE_HEADER, SecretInfo, SecretValue,
-    SetValue, SkipLate, Skipped, StateChange, StateCount, TaskRun, Transition, Variable, Verdict,
-    Webhook, WebhookSpec, WorkPool, WorkQueue,
+    ProposeState, QueueSpec, RunAttempt, RunBucket, RunStats, SIGNATURE_HEADER, SecretInfo,
+    SecretValue, SetValue, SkipLate, Skipped, StateChange, StateCount, TaskRun, Transition,
+    Variable, Verdict, Webhook, WebhookSpec, WorkPool, WorkQueue,
 };
 pub use automation::{Action, Automation, AutomationSpec, EventTrigger, Trigger, parse_seconds};
 pub use deployment::{

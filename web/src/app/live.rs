@@ -138,8 +138,8 @@ impl Reducible for RunLog {
         match change {
             RunLogChange::Append(lines) => {
                 // A reconnected stream may repeat a batch.
-                let last = next.lines.last().map_or(0, |l| l.seq);
-                next.lines.extend(lines.into_iter().filter(|l| l.seq > last));
+                let last = next.lines.last().map_or(0, LogLine::position);
+                next.lines.extend(lines.into_iter().filter(|l| l.position() > last));
             }
             RunLogChange::End => next.ended = true,
         }

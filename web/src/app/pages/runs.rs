@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use baton_proto::v1::{CreateRun, FlowRun, FlowRunDetail, Page, StateName};
+use baton_proto::v1::{CreateRun, FlowRun, FlowRunDetail, Page, StateName, TaskRun};
 use serde::{Deserialize, Serialize};
 use yew::prelude::*;
 use yew_router::prelude::*;
@@ -287,6 +287,9 @@ pub fn run_page(props: &RunProps) -> Html {
     };
     let (flow, name) = run.deployment.split_once('/').unwrap_or_default();
     let end = run.ended_at.unwrap_or_else(now);
+    // The current attempt's tasks: an earlier execution's are its own.
+    let tasks: Vec<TaskRun> =
+        detail.task_runs.iter().filter(|t| t.run_attempt == run.attempt).cloned().collect();
     html! {
         <section>
             <p class="crumbs"><Link<Route> to={Route::Runs}>{ "Runs" }</Link<Route>>{ " /" }</p>
@@ -341,12 +344,30 @@ pub fn run_page(props: &RunProps) -> Html {
                     }
                 </div>
             </div>
+            if detail.attempts.len() > 1 {
+                <div class="panel">
+                    <h2>{ "Attempts" }</h2>
+                    <ol class="states" aria-label="Attempts">
+                        { for detail.attempts.iter().map(|attempt| html! {
+                            <li>
+                                <strong>{ format!("#{} ", attempt.number) }</strong>
+                                <StateBadge state={attempt.state} />
+                                <span class="muted mono">{ format!(" {} · agent {}", clock(attempt.dispatched_at), attempt.agent_id) }</span>
+                                if let Some(message) = &attempt.message { <div class="small">{ message }</div> }
+                                if let Some(stale) = &attempt.stale_outcome {
+                                    <div class="small">{ format!("Reported after losing the run (ignored): {stale}") }</div>
+                                }
+                            </li>
+                        }) }
+                    </ol>
+                </div>
+            }
             <div class="panel">
-                <h2>{ "Task runs" }</h2>
-                if detail.task_runs.is_empty() {
+                <h2>{ if detail.attempts.len() > 1 { format!("Task runs (attempt {})", run.attempt) } else { "Task runs".to_owned() } }</h2>
+                if tasks.is_empty() {
                     <Empty>{ "No task runs reported." }</Empty>
                 } else {
-                    <Gantt tasks={detail.task_runs.clone()} start={run.started_at.unwrap_or(run.scheduled_at)} {end} />
+                    <Gantt {tasks} start={run.started_at.unwrap_or(run.scheduled_at)} {end} />
                 }
             </div>
             <div class="panel">
@@ -373,12 +394,21 @@ fn logs(props: &LogsProps) -> Html {
     }
     html! {
         <ol class="logs" aria-label="Log lines" aria-live="polite">
-            { for log.lines.iter().map(|line| html! {
-                <li class={format!("log {}", line.level.as_str().to_lowercase())}>
-                    <time>{ clock(line.at) }</time>
-                    <span class="level">{ line.level.as_str() }</span>
-                    <span class="message">{ &line.message }</span>
-                </li>
+            { for log.lines.iter().enumerate().map(|(i, line)| {
+                // Where the run's next attempt begins, say so.
+                let new_attempt = i > 0 && log.lines.get(i - 1).is_some_and(|p| p.attempt != line.attempt);
+                html! {
+                    <>
+                    if new_attempt {
+                        <li class="log attempt">{ format!("Attempt {}", line.attempt) }</li>
+                    }
+                    <li class={format!("log {}", line.level.as_str().to_lowercase())}>
+                        <time>{ clock(line.at) }</time>
+                        <span class="level">{ line.level.as_str() }</span>
+                        <span class="message">{ &line.message }</span>
+                    </li>
+                    </>
+                }
             }) }
         </ol>
     }
