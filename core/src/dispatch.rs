@@ -171,8 +171,13 @@ impl Dispatcher {
         }
     }
 
+    /// Where a lease ends for an agent last heard at `heard_at`: the crash
+    /// window, plus one renewal interval so that a lease renewed on time
+    /// never lapses between renewals.
     fn lease_end(&self, heard_at: Timestamp) -> Timestamp {
-        let window = i64::try_from(self.inner.config.crash_after.as_millis()).unwrap_or(i64::MAX);
+        let config = self.inner.config;
+        let window = config.crash_after.saturating_add(config.heartbeat);
+        let window = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
         Timestamp(heard_at.0.saturating_add(window))
     }
 

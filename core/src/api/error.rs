@@ -78,7 +78,7 @@ impl From<StoreError> for ApiFailure {
             StoreError::Stale { .. } => {
                 Self::new(StatusCode::CONFLICT, "stale_attempt", error.to_string())
             }
-            StoreError::Database(_) if error.is_storage_full() => {
+            StoreError::StorageFull(_) | StoreError::Database(_) if error.is_storage_full() => {
                 tracing::error!("store failure: {error}");
                 Self::new(
                     StatusCode::INSUFFICIENT_STORAGE,
@@ -86,7 +86,10 @@ impl From<StoreError> for ApiFailure {
                     "the core's database is out of space: nothing was written; free space and retry",
                 )
             }
-            StoreError::Database(_) | StoreError::Migration(_) | StoreError::Corrupt(_) => {
+            StoreError::Database(_)
+            | StoreError::StorageFull(_)
+            | StoreError::Migration(_)
+            | StoreError::Corrupt(_) => {
                 tracing::error!("store failure: {error}");
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

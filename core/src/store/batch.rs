@@ -62,7 +62,7 @@ where
             let deliver: Delivery = Box::new(move |failed| {
                 let _ = reply.send(match failed {
                     None => result,
-                    Some(why) => Err(StoreError::Conflict(why)),
+                    Some(why) => Err(batch_failure(why)),
                 });
             });
             (healthy, deliver)
@@ -70,7 +70,7 @@ where
     }
 
     fn fail(self: Box<Self>, why: String) {
-        let _ = self.reply.send(Err(StoreError::Conflict(why)));
+        let _ = self.reply.send(Err(batch_failure(why)));
     }
 }
 
@@ -84,7 +84,7 @@ impl Job {
         match self {
             Job::Work(job) => job.fail(why),
             Job::State(_, reply) => {
-                let _ = reply.send(Err(StoreError::Conflict(why)));
+                let _ = reply.send(Err(batch_failure(why)));
             }
         }
     }
@@ -170,7 +170,7 @@ async fn run_batch(pool: &AnyPool, store: Store, batch: Vec<Job>) {
         let why = format!("the database failed: {e}");
         works.into_iter().for_each(|job| job.fail(why.clone()));
         return states.into_iter().for_each(|(_, reply)| {
-            let _ = reply.send(Err(StoreError::Conflict(why.clone())));
+            let _ = reply.send(Err(batch_failure(why.clone())));
         });
     }
     let mut healthy = true;
@@ -211,10 +211,21 @@ async fn run_batch(pool: &AnyPool, store: Store, batch: Vec<Job>) {
     for ((_, reply), held) in states.into_iter().zip(held) {
         let _ = reply.send(match &failed {
             None => Ok(held),
-            Some(why) => Err(StoreError::Conflict(why.clone())),
+            Some(why) => Err(batch_failure(why.clone())),
         });
     }
     for deliver in deliveries {
         deliver(failed.clone());
+    }
+}
+
+/// The error every write of a failed batch gets: the batch's failure is a
+/// text shared by all of them, so a full disk is recognised by SQLite's
+/// message for `SQLITE_FULL`.
+fn batch_failure(why: String) -> StoreError {
+    if why.contains("database or disk is full") {
+        StoreError::StorageFull(why)
+    } else {
+        StoreError::Conflict(why)
     }
 }

@@ -76,6 +76,8 @@ pub enum StoreError {
         "attempt {attempt} of run {run} no longer holds it (the run is {state} on attempt {current})"
     )]
     Stale { run: String, attempt: u32, current: u32, state: baton_proto::v1::StateName },
+    #[error("the database is out of space: {0}")]
+    StorageFull(String),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
     #[error("secret storage failed: {0}")]
