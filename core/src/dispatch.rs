@@ -640,22 +640,8 @@ impl Dispatcher {
                 .collect()
         };
         let held = self.inner.store.held_runs().await?;
-        let holders: HashMap<&str, (&str, u32)> =
-            held.iter().map(|r| (r.id.as_str(), (r.agent_id.as_str(), r.attempt))).collect();
         for (agent_id, execution) in reported {
-            match holders.get(execution.run_id.as_str()) {
-                Some((holder, attempt)) if *holder == agent_id && *attempt == execution.attempt => {
-                }
-                current => {
-                    let reason = match current {
-                        Some((holder, attempt)) => {
-                            format!("attempt {attempt} holds this run now (on agent {holder})")
-                        }
-                        None => "the run is no longer held by this execution".to_owned(),
-                    };
-                    self.stop(&agent_id, execution, reason);
-                }
-            }
+            self.stop_stale(&held, &agent_id, execution);
         }
         let may_judge = self.may_judge();
         let now = now();
@@ -701,21 +687,7 @@ impl Dispatcher {
     pub async fn reconcile(&self, agent_id: &str, running: &[Execution]) -> Result<(), StoreError> {
         let held = self.inner.store.held_runs().await?;
         for execution in running {
-            let current = held.iter().find(|r| r.id == execution.run_id);
-            match current {
-                Some(run) if run.agent_id == agent_id && run.attempt == execution.attempt => {}
-                Some(run) => {
-                    let reason = format!(
-                        "attempt {} holds this run now (on agent {})",
-                        run.attempt, run.agent_id
-                    );
-                    self.stop(agent_id, execution.clone(), reason);
-                }
-                None => {
-                    let reason = "the run ended or moved on while this agent was away".to_owned();
-                    self.stop(agent_id, execution.clone(), reason);
-                }
-            }
+            self.stop_stale(&held, agent_id, execution.clone());
         }
         for run in held.into_iter().filter(|r| r.agent_id == agent_id) {
             if run.state == StateName::Cancelling {
@@ -723,6 +695,19 @@ impl Dispatcher {
             }
         }
         Ok(())
+    }
+
+    /// Tells `agent_id` to stop `execution` unless, by `held`, it is its
+    /// run's current attempt on that agent.
+    fn stop_stale(&self, held: &[HeldRun], agent_id: &str, execution: Execution) {
+        let reason = match held.iter().find(|r| r.id == execution.run_id) {
+            Some(run) if run.agent_id == agent_id && run.attempt == execution.attempt => return,
+            Some(run) => {
+                format!("attempt {} holds this run now (on agent {})", run.attempt, run.agent_id)
+            }
+            None => "the run ended or moved on".to_owned(),
+        };
+        self.stop(agent_id, execution, reason);
     }
 
     /// Moves a run its agent lost to where it can go on: handed back if it
