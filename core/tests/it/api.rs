@@ -420,13 +420,19 @@ async fn a_run_s_logs_stream_as_they_are_written_and_end_with_the_run() {
                 .await;
         }
     }
-    assert!(seen.contains("event: logs") && seen.contains("id: 2"), "{seen}");
+    // An event's id is the line's position (attempt << 32 | seq), the cursor
+    // a reconnecting browser sends back.
+    let position = |seq: u64| (1u64 << 32) | seq;
+    assert!(
+        seen.contains("event: logs") && seen.contains(&format!("id: {}", position(2))),
+        "{seen}"
+    );
 
     // Once the run has ended, the stream sends what is left and ends; a
     // reconnecting browser's Last-Event-ID picks up after that line.
     api.json(Method::POST, &format!("/api/runs/{id}/cancel"), json!({})).await;
     let request = Request::get(format!("/api/runs/{id}/logs/stream"))
-        .header("last-event-id", "1")
+        .header("last-event-id", position(1).to_string())
         .body(Body::empty())
         .unwrap();
     let response = api.router.clone().oneshot(request).await.unwrap();
