@@ -27,6 +27,7 @@ mod reports;
 mod retention;
 mod runs;
 mod schedules;
+mod signals;
 mod transitions;
 mod values;
 mod webhooks;
@@ -47,6 +48,7 @@ use sqlx::{AnyPool, Row};
 pub use retention::Retention;
 pub use runs::{DEFAULT_POOL, Fence, RunFilter, Sweep};
 pub use schedules::{DueSchedule, ScheduleUpdate, schedule_id};
+pub use signals::{Signal, Signals};
 
 use crate::secrets::SecretCipher;
 
@@ -92,6 +94,7 @@ impl StoreError {
     /// once space is freed; nothing was half-written.
     pub fn is_storage_full(&self) -> bool {
         match self {
+            StoreError::StorageFull(_) => true,
             StoreError::Database(sqlx::Error::Database(e)) => {
                 matches!(e.code().as_deref(), Some("13" | "53100"))
                     || e.message().contains("database or disk is full")
@@ -121,6 +124,8 @@ pub struct Store {
     /// The last write failed for want of space (cleared by the next write
     /// that lands), for `/api/health`.
     full: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// PostgreSQL only: where to listen for other cores' signals.
+    url: Option<std::sync::Arc<str>>,
 }
 
 impl Store {
@@ -182,6 +187,7 @@ impl Store {
             batcher: None,
             written: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
             full: std::sync::Arc::default(),
+            url: (dialect == Dialect::Postgres).then(|| url.into()),
         };
         store.migrate().await?;
         if dialect == Dialect::Sqlite {
