@@ -93,6 +93,7 @@ impl ArtifactCache {
     pub(crate) fn store(&self, digest: &Digest, component: &Component) -> anyhow::Result<()> {
         let bytes = component.serialize()?;
         let path = self.path(digest);
+        // Per process: within one, `Sandbox::load` writes an artifact once.
         let partial = path.with_extension(format!("partial-{}", std::process::id()));
         std::fs::write(&partial, bytes)?;
         std::fs::rename(&partial, &path)?;

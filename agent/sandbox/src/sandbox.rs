@@ -108,6 +108,10 @@ pub struct Sandbox {
     linker: Linker<RunState>,
     artifacts: Option<ArtifactCache>,
     loaded: Mutex<HashMap<Digest, Arc<LoadedFlow>>>,
+    /// Held while a component not yet loaded is read or compiled, so that
+    /// concurrent loads of one component compile and cache it once
+    /// (compiling already uses every core).
+    cold_load: Mutex<()>,
     pub(crate) slots: Semaphore,
     pub(crate) max_memory_bytes: u64,
     max_component_bytes: usize,
@@ -162,6 +166,7 @@ impl Sandbox {
             linker,
             artifacts,
             loaded: Mutex::new(HashMap::new()),
+            cold_load: Mutex::new(()),
             slots: Semaphore::new(usize::try_from(instances).unwrap_or(usize::MAX)),
             max_memory_bytes,
             max_component_bytes: config.max_component_bytes,
@@ -181,6 +186,11 @@ impl Sandbox {
             _ => return Err(LoadError::NotWasm),
         }
         let digest = Digest::of(wasm);
+        if let Some(flow) = self.loaded_flow(&digest) {
+            return Ok(flow);
+        }
+        let _cold = self.cold_load.lock().unwrap_or_else(PoisonError::into_inner);
+        // Another load may have finished while this one waited.
         if let Some(flow) = self.loaded_flow(&digest) {
             return Ok(flow);
         }

@@ -374,6 +374,29 @@ fn precompiled_components_are_reused_from_disk() {
 }
 
 #[test]
+fn concurrent_loads_of_one_component_compile_and_cache_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SandboxConfig {
+        cache_dir: Some(dir.path().to_owned()),
+        max_instances: 4,
+        ..SandboxConfig::default()
+    };
+    let sandbox = Sandbox::new(&config).unwrap();
+    let hello = baton_tests::flow_wasm("hello");
+    let flows: Vec<_> = std::thread::scope(|scope| {
+        let loads: Vec<_> = (0..6).map(|_| scope.spawn(|| sandbox.load(&hello).unwrap())).collect();
+        loads.into_iter().map(|load| load.join().unwrap()).collect()
+    });
+    // One compilation: every load got the same loaded flow.
+    assert!(flows.iter().all(|flow| std::sync::Arc::ptr_eq(flow, &flows[0])));
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(files.len() == 1 && files[0].ends_with(".cwasm"), "{files:?}");
+}
+
+#[test]
 fn a_corrupt_artifact_is_discarded_and_recompiled() {
     let dir = tempfile::tempdir().unwrap();
     let config = SandboxConfig {
