@@ -22,7 +22,7 @@ use baton_proto::v1::{ProposeState, StateName, Timestamp, Transition, Verdict};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{AgentLease, DueRun, HeldRun, Store, StoreError, now};
+use crate::store::{AgentLease, DueRun, HeldRun, Signal, Store, StoreError, now};
 
 /// How dispatch and crash detection behave.
 #[derive(Debug, Clone, Copy)]
@@ -118,8 +118,9 @@ struct Inner {
 
 /// How often the dispatcher reads when the next waiting run falls due.
 const NEXT_DUE_EVERY: Duration = Duration::from_millis(100);
-/// How often cancellations taken by any core are looked for.
-const COMMANDS_EVERY: Duration = Duration::from_millis(200);
+/// How often cancellations taken by any core are looked for, besides when
+/// a signal says so (a fallback for signals lost while reconnecting).
+const COMMANDS_EVERY: Duration = Duration::from_millis(500);
 /// A cancellation not yet confirmed is sent again after this long.
 const CANCEL_AGAIN_AFTER: Duration = Duration::from_secs(2);
 
@@ -389,6 +390,7 @@ impl Dispatcher {
 
     /// Dispatches and watches until `stop`.
     pub async fn run(self, stop: CancellationToken) {
+        tokio::spawn(self.clone().listen(stop.clone()));
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
         let mut renewals = tokio::time::interval(self.inner.config.heartbeat);
         let mut commands = tokio::time::interval(COMMANDS_EVERY);
@@ -432,6 +434,53 @@ impl Dispatcher {
                     .min(self.inner.config.tick),
                 None => self.inner.config.tick,
             };
+        }
+    }
+
+    /// Acts on the signals of the cores sharing the database (PostgreSQL):
+    /// a run due in a pool with an agent here wakes this dispatcher, a
+    /// cancellation of a run on an agent here is sent to it at once.
+    async fn listen(self, stop: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let mut signals = match self.inner.store.signals().await {
+                Ok(Some(signals)) => signals,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not listen for other cores' signals; polling until it can");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(100);
+            loop {
+                let signal = tokio::select! {
+                    () = stop.cancelled() => return,
+                    signal = signals.next() => signal,
+                };
+                match signal {
+                    Ok(Signal::Due { pool }) => {
+                        if self.agents().connected.values().any(|agent| agent.pool == pool) {
+                            self.wake();
+                        }
+                    }
+                    Ok(Signal::Cancel { agent_id }) => {
+                        if self.agents().connected.contains_key(&agent_id)
+                            && let Err(e) = self.send_cancellations().await
+                        {
+                            tracing::debug!(error = %e, "could not look for cancellations; the poll will");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "lost the other cores' signals; listening again");
+                        break;
+                    }
+                }
+            }
         }
     }
 

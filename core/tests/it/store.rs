@@ -1027,6 +1027,36 @@ async fn only_the_current_attempt_changes_a_run_and_each_attempt_is_kept() {
 }
 
 #[tokio::test]
+async fn other_cores_hear_of_due_runs_and_cancellations() {
+    use baton_core::store::Signal;
+    for db in both().await {
+        let store = &db.store;
+        let Some(other) = crate::databases::second_store(&db).await else {
+            // SQLite has one core, which wakes itself: nothing to hear.
+            assert!(store.signals().await.unwrap().is_none());
+            continue;
+        };
+        let mut signals = other.signals().await.unwrap().expect("PostgreSQL has signals");
+        let mut next = async || {
+            tokio::time::timeout(Duration::from_secs(5), signals.next())
+                .await
+                .expect("no signal within 5 s")
+                .unwrap()
+        };
+        deploy(store, "default", DeploymentSpec::default()).await;
+        let id = new_run(store, "default").await;
+        assert_eq!(next().await, Signal::Due { pool: "default".into() });
+        store.dispatch_run(&id, "agent-1").await.unwrap();
+        propose(store, &id, StateName::Running).await;
+        store.cancel_run(&id).await.unwrap();
+        assert_eq!(next().await, Signal::Cancel { agent_id: "agent-1".into() });
+        // The run's end frees its slot: the pool's waiting runs may go.
+        propose(store, &id, StateName::Cancelled).await;
+        assert_eq!(next().await, Signal::Due { pool: "default".into() });
+    }
+}
+
+#[tokio::test]
 async fn runs_are_counted_by_state_and_bucket_of_scheduled_time() {
     for db in both().await {
         let store = &db.store;
