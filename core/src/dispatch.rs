@@ -223,12 +223,17 @@ impl Dispatcher {
         }
         let agent = agents.connected.remove(agent_id)?;
         drop(agents);
-        Some(AgentLease {
+        Some(self.last_lease(agent_id, agent))
+    }
+
+    /// The lease to write as a removed session's last.
+    fn last_lease(&self, agent_id: &str, agent: Connected) -> AgentLease {
+        AgentLease {
             agent_id: agent_id.to_owned(),
             session: agent.lease_session,
             until: self.lease_end(agent.last_heard_at),
             acked_seq: agent.acked_seq,
-        })
+        }
     }
 
     /// Something arrived from the agent: it is alive. Kept off the
@@ -662,6 +667,7 @@ impl Dispatcher {
         let settled = self.inner.config.heartbeat.saturating_mul(2) + Duration::from_secs(1);
         // What agents run is read before the store, so an execution pushed
         // after this read cannot look stale.
+        let mut dropped = Vec::new();
         let reported: Vec<(String, Execution)> = {
             let mut agents = self.agents();
             let silent: Vec<String> = agents
@@ -674,6 +680,9 @@ impl Dispatcher {
                 if let Some(agent) = agents.connected.remove(id) {
                     tracing::warn!(agent = %id, "agent missed its heartbeats; dropping its session");
                     agent.close.cancel();
+                    // Removed here, the session's own end finds nothing to
+                    // record: the disconnect is written below.
+                    dropped.push(self.last_lease(id, agent));
                 }
             }
             agents
@@ -688,6 +697,14 @@ impl Dispatcher {
                 })
                 .collect()
         };
+        for lease in dropped {
+            let store = &self.inner.store;
+            if let Err(e) =
+                store.agent_disconnected(&lease.agent_id, &lease.session, lease.acked_seq).await
+            {
+                tracing::warn!(agent = %lease.agent_id, error = %e, "could not record the disconnect");
+            }
+        }
         let held = self.inner.store.held_runs().await?;
         for (agent_id, execution) in reported {
             self.stop_stale(&held, &agent_id, execution);
