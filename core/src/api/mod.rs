@@ -1,10 +1,12 @@
 //! The REST API (axum): the one door to the core for the CLI, the UI and
 //! anyone's scripts. It knows no SQL: handlers call the store and the
-//! artifact checks, and [`error`] turns failures into responses.
+//! artifact checks, [`routes`] declares every route once, and [`error`]
+//! turns failures into responses.
 
 mod error;
 mod handlers;
 mod openapi;
+mod routes;
 mod ui;
 
 use std::sync::Arc;
@@ -14,11 +16,11 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse as _, Response};
-use axum::routing::{delete, get, post, put};
 use baton_sandbox::Sandbox;
 
 pub use error::{ApiFailure, ApiResult};
-pub use openapi::{ROUTES, RouteDoc, document};
+pub use openapi::document;
+pub use routes::{ROUTES, RouteDoc};
 
 use crate::automations::Automations;
 use crate::dispatch::Dispatcher;
@@ -55,59 +57,22 @@ pub struct LinkInfo {
     pub fingerprint: String,
 }
 
-/// The API's routes.
+/// The API's router, made from the route table: the public routes (see
+/// [`routes::is_public`]) outside the token check, the rest behind it.
 pub fn router(state: AppState) -> Router {
-    use handlers::*;
-    let api = Router::new()
-        .route("/api/openapi.json", get(openapi_document))
-        .route("/api/artifacts", post(upload_artifact))
-        .route("/api/artifacts/{digest}", get(artifact_info))
-        .route("/api/artifacts/{digest}/content", get(artifact_content))
-        .route("/api/deployments", get(list_deployments))
-        .route(
-            "/api/deployments/{flow}/{name}",
-            put(upsert_deployment).get(get_deployment).delete(delete_deployment),
-        )
-        .route("/api/deployments/{flow}/{name}/pause", post(pause_deployment))
-        .route("/api/deployments/{flow}/{name}/resume", post(resume_deployment))
-        .route("/api/deployments/{flow}/{name}/runs", post(create_run))
-        .route("/api/deployments/{flow}/{name}/schedules", get(list_schedules).post(add_schedule))
-        .route("/api/deployments/{flow}/{name}/schedules/{id}", delete(delete_schedule))
-        .route("/api/deployments/{flow}/{name}/schedules/{id}/pause", post(pause_schedule))
-        .route("/api/deployments/{flow}/{name}/schedules/{id}/resume", post(resume_schedule))
-        .route("/api/runs", get(list_runs))
-        .route("/api/runs/skip-late", post(skip_late))
-        .route("/api/runs/stats", get(run_stats))
-        .route("/api/runs/{id}", get(get_run))
-        .route("/api/runs/{id}/state", post(propose_state))
-        .route("/api/runs/{id}/cancel", post(cancel_run))
-        .route("/api/runs/{id}/logs", get(get_logs).post(append_logs))
-        .route("/api/runs/{id}/logs/stream", get(stream_logs))
-        .route("/api/pools", get(list_pools).post(create_pool))
-        .route("/api/pools/{name}", get(get_pool).delete(delete_pool))
-        .route("/api/pools/{name}/pause", post(pause_pool))
-        .route("/api/pools/{name}/resume", post(resume_pool))
-        .route("/api/pools/{name}/queues/{queue}", put(upsert_queue))
-        .route("/api/variables", get(list_variables))
-        .route("/api/variables/{name}", put(set_variable).get(get_variable).delete(delete_variable))
-        .route("/api/secrets", get(list_secrets))
-        .route("/api/secrets/{name}", put(set_secret).get(get_secret).delete(delete_secret))
-        .route("/api/events", get(list_events).post(emit_event))
-        .route("/api/events/stream", get(stream_events))
-        .route("/api/webhooks", get(list_webhooks).post(create_webhook))
-        .route("/api/webhooks/{slug}", delete(delete_webhook))
-        .route("/api/automations", get(list_automations).post(create_automation))
-        .route("/api/automations/{id}", get(get_automation).delete(delete_automation))
-        .route("/api/automations/{id}/pause", post(pause_automation))
-        .route("/api/automations/{id}/resume", post(resume_automation))
-        .route("/api/agents", get(list_agents))
-        .route("/api/agent-tokens", post(create_agent_token))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
-        .route("/api/health", get(health))
-        // Outside callers: a webhook's secret, not the API token, guards it.
-        .route("/hooks/{slug}", post(receive_webhook))
-        .merge(api)
+    let mut public = Router::new();
+    let mut guarded = Router::new();
+    // A path listed under several methods merges into one method router.
+    for (path, handler) in routes::method_routers() {
+        if routes::is_public(path) {
+            public = public.route(path, handler);
+        } else {
+            guarded = guarded.route(path, handler);
+        }
+    }
+    let guarded = guarded.route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    public
+        .merge(guarded)
         .fallback(not_found)
         // Room for the artifact limit plus a little, so the handler can
         // answer an oversized upload with a clear message.

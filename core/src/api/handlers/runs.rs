@@ -1,0 +1,158 @@
+//! Flow runs: create, list, count, read, change state, cancel, skip late ones.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use baton_proto::v1::{
+    CreateRun, FlowRun, FlowRunDetail, Page, ProposeState, RunBucket, RunStats, SkipLate, Skipped,
+    StateCount, StateName, Timestamp, Transition,
+};
+use serde::Deserialize;
+
+use super::body;
+use crate::api::{ApiFailure, ApiResult, AppState};
+use crate::store::{RunFilter, now};
+
+pub async fn skip_late(
+    State(state): State<AppState>,
+    payload: Result<Json<SkipLate>, JsonRejection>,
+) -> ApiResult<Json<Skipped>> {
+    let request = body(payload)?;
+    let deployment = match &request.deployment {
+        Some(full) => Some(full.split_once('/').ok_or_else(|| {
+            ApiFailure::bad_request(format!("deployment `{full}` is not FLOW/DEPLOYMENT"))
+        })?),
+        None => None,
+    };
+    Ok(Json(Skipped { skipped: state.store.skip_late(deployment).await? }))
+}
+
+pub async fn create_run(
+    State(state): State<AppState>,
+    Path((flow, name)): Path<(String, String)>,
+    payload: Result<Json<CreateRun>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<FlowRun>)> {
+    let (run, created) = state.store.create_run(&flow, &name, body(payload)?).await?;
+    state.dispatcher.wake();
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(run)))
+}
+
+#[derive(Deserialize)]
+pub struct RunQuery {
+    /// Comma-separated state names.
+    state: Option<String>,
+    /// `flow/name`.
+    deployment: Option<String>,
+    flow: Option<String>,
+    tag: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StatsQuery {
+    since: i64,
+    until: Option<i64>,
+    #[serde(default = "hourly")]
+    bucket_seconds: u64,
+}
+
+fn hourly() -> u64 {
+    3600
+}
+
+/// Most buckets one stats answer has.
+const MAX_BUCKETS: i64 = 1000;
+
+/// `GET /api/runs/stats`: runs by state per time bucket, for charts.
+pub async fn run_stats(
+    State(state): State<AppState>,
+    Query(query): Query<StatsQuery>,
+) -> ApiResult<Json<RunStats>> {
+    let until = query.until.unwrap_or_else(|| now().0);
+    let bucket = i64::try_from(query.bucket_seconds).unwrap_or(i64::MAX).saturating_mul(1000);
+    if bucket < 1000 || until <= query.since {
+        return Err(ApiFailure::bad_request("want since < until and bucket_seconds >= 1"));
+    }
+    let count = (until - query.since + bucket - 1) / bucket;
+    if count > MAX_BUCKETS {
+        return Err(ApiFailure::bad_request(format!(
+            "{count} buckets asked for; at most {MAX_BUCKETS} (widen bucket_seconds)"
+        )));
+    }
+    let mut buckets: Vec<RunBucket> = (0..count)
+        .map(|i| RunBucket { start: Timestamp(query.since + i * bucket), counts: Vec::new() })
+        .collect();
+    let counts = state.store.run_counts(Timestamp(query.since), Timestamp(until), bucket).await?;
+    for (index, run_state, count) in counts {
+        if let Some(b) = usize::try_from(index).ok().and_then(|i| buckets.get_mut(i)) {
+            b.counts.push(StateCount { state: run_state, count });
+        }
+    }
+    Ok(Json(RunStats {
+        since: Timestamp(query.since),
+        until: Timestamp(until),
+        bucket_seconds: query.bucket_seconds,
+        buckets,
+    }))
+}
+
+pub async fn list_runs(
+    State(state): State<AppState>,
+    Query(query): Query<RunQuery>,
+) -> ApiResult<Json<Page<FlowRun>>> {
+    let states = match &query.state {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(str::parse::<StateName>)
+            .collect::<Result<_, _>>()
+            .map_err(|e| ApiFailure::bad_request(e.to_string()))?,
+    };
+    let deployment_id = match &query.deployment {
+        None => None,
+        Some(full) => {
+            let (flow, name) = full.split_once('/').ok_or_else(|| {
+                ApiFailure::bad_request(format!("deployment `{full}` is not FLOW/NAME"))
+            })?;
+            Some(state.store.deployment(flow, name).await?.id)
+        }
+    };
+    let filter = RunFilter {
+        states,
+        deployment_id,
+        flow: query.flow,
+        tag: query.tag,
+        since: query.since.map(Timestamp),
+        until: query.until.map(Timestamp),
+        cursor: query.cursor,
+        limit: query.limit.unwrap_or(50),
+    };
+    Ok(Json(state.store.runs(&filter).await?))
+}
+
+pub async fn get_run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<FlowRunDetail>> {
+    Ok(Json(state.store.run_detail(&id).await?))
+}
+
+pub async fn propose_state(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    payload: Result<Json<ProposeState>, JsonRejection>,
+) -> ApiResult<Json<Transition>> {
+    Ok(Json(state.store.propose_state(&id, body(payload)?).await?))
+}
+
+pub async fn cancel_run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Transition>> {
+    Ok(Json(state.dispatcher.cancel_run(&id).await?))
+}

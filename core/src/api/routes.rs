@@ -1,0 +1,432 @@
+//! Every route of the API, declared once: its method, path, handler and
+//! documentation. The router ([`super::router`]) and the OpenAPI document
+//! ([`super::document`]) are both made from this table.
+
+use axum::routing::MethodRouter;
+
+use super::AppState;
+use super::handlers::{
+    agents, artifacts, automations, deployments, events, logs, pools, runs, schedules, secrets,
+    service, variables, webhooks,
+};
+
+/// One endpoint, as documented.
+pub struct RouteDoc {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// Query parameters, `name: meaning`.
+    pub query: &'static [(&'static str, &'static str)],
+    /// What the request body is, if any.
+    pub body: Option<&'static str>,
+    /// What a successful response holds.
+    pub returns: &'static str,
+}
+
+/// A route's documentation; the table fills in its method and path.
+const fn doc(summary: &'static str, returns: &'static str) -> RouteDoc {
+    RouteDoc { method: "", path: "", summary, query: &[], body: None, returns }
+}
+
+/// Makes [`ROUTES`] and the method routers from one list of
+/// `(method, path, handler, documentation)`.
+macro_rules! routes {
+    ($(($method:ident, $path:literal, $handler:path, $doc:expr)),* $(,)?) => {
+        pub const ROUTES: &[RouteDoc] = &[
+            $(RouteDoc { method: stringify!($method), path: $path, ..$doc }),*
+        ];
+
+        /// Each route's path and handler, in the table's order.
+        pub(super) fn method_routers() -> Vec<(&'static str, MethodRouter<AppState>)> {
+            vec![$(($path, axum::routing::$method($handler))),*]
+        }
+    };
+}
+
+routes![
+    (
+        get,
+        "/api/health",
+        service::health,
+        doc("Whether the core and its database answer", "Health")
+    ),
+    (
+        get,
+        "/api/openapi.json",
+        service::openapi_document,
+        doc("This document", "OpenAPI 3.1 document")
+    ),
+    (
+        post,
+        "/api/artifacts",
+        artifacts::upload_artifact,
+        RouteDoc {
+            body: Some("the component's bytes (application/wasm)"),
+            ..doc("Upload a flow component; 201 when new, 200 when already stored", "Artifact",)
+        }
+    ),
+    (
+        get,
+        "/api/artifacts/{digest}",
+        artifacts::artifact_info,
+        doc("What an artifact's describe said", "Artifact")
+    ),
+    (
+        get,
+        "/api/artifacts/{digest}/content",
+        artifacts::artifact_content,
+        doc("An artifact's bytes", "application/wasm")
+    ),
+    (
+        get,
+        "/api/deployments",
+        deployments::list_deployments,
+        RouteDoc {
+            query: &[
+                ("flow", "only this flow's"),
+                ("tag", "only those with this tag"),
+                ("paused", "true or false"),
+            ],
+            ..doc("List deployments", "Deployment[]")
+        }
+    ),
+    (
+        put,
+        "/api/deployments/{flow}/{name}",
+        deployments::upsert_deployment,
+        RouteDoc {
+            body: Some("DeploymentSpec"),
+            ..doc("Create or update a deployment", "DeploymentUpserted",)
+        }
+    ),
+    (
+        get,
+        "/api/deployments/{flow}/{name}",
+        deployments::get_deployment,
+        doc("Read a deployment", "Deployment")
+    ),
+    (
+        delete,
+        "/api/deployments/{flow}/{name}",
+        deployments::delete_deployment,
+        doc("Delete a deployment and its runs", "nothing (204)",)
+    ),
+    (
+        post,
+        "/api/deployments/{flow}/{name}/pause",
+        deployments::pause_deployment,
+        doc("Pause: nothing of it is dispatched", "Deployment",)
+    ),
+    (
+        post,
+        "/api/deployments/{flow}/{name}/resume",
+        deployments::resume_deployment,
+        doc("Resume a paused deployment", "Deployment",)
+    ),
+    (
+        post,
+        "/api/deployments/{flow}/{name}/runs",
+        runs::create_run,
+        RouteDoc {
+            body: Some("CreateRun"),
+            ..doc("Create a run; 200 with the existing run for a used idempotency key", "FlowRun",)
+        }
+    ),
+    (
+        get,
+        "/api/deployments/{flow}/{name}/schedules",
+        schedules::list_schedules,
+        doc("A deployment's schedules with their next times", "Schedule[]",)
+    ),
+    (
+        post,
+        "/api/deployments/{flow}/{name}/schedules",
+        schedules::add_schedule,
+        RouteDoc {
+            body: Some("ScheduleSpec"),
+            ..doc("Add a schedule (409 if the deployment has it already)", "Schedule",)
+        }
+    ),
+    (
+        delete,
+        "/api/deployments/{flow}/{name}/schedules/{id}",
+        schedules::delete_schedule,
+        doc("Delete a schedule and the runs it planned that have not started", "nothing (204)",)
+    ),
+    (
+        post,
+        "/api/deployments/{flow}/{name}/schedules/{id}/pause",
+        schedules::pause_schedule,
+        doc("Pause a schedule: its planned runs are withdrawn", "Schedule",)
+    ),
+    (
+        post,
+        "/api/deployments/{flow}/{name}/schedules/{id}/resume",
+        schedules::resume_schedule,
+        doc("Resume a schedule: planned again from now", "Schedule",)
+    ),
+    (
+        post,
+        "/api/runs/skip-late",
+        runs::skip_late,
+        RouteDoc {
+            body: Some("SkipLate"),
+            ..doc("Cancel every LATE run (of one deployment)", "Skipped",)
+        }
+    ),
+    (
+        get,
+        "/api/runs/stats",
+        runs::run_stats,
+        RouteDoc {
+            query: &[
+                ("since", "first bucket's start (ms since the epoch)"),
+                ("until", "window's end (default now)"),
+                ("bucket_seconds", "bucket width (default 3600; at most 1000 buckets)"),
+            ],
+            ..doc("Runs by state per bucket of scheduled time", "RunStats")
+        }
+    ),
+    (
+        get,
+        "/api/runs",
+        runs::list_runs,
+        RouteDoc {
+            query: &[
+                ("state", "comma-separated state names"),
+                ("deployment", "FLOW/NAME"),
+                ("flow", "flow name"),
+                ("tag", "run tag"),
+                ("since", "created at or after (ms since the epoch)"),
+                ("until", "created before (ms since the epoch)"),
+                ("cursor", "next_cursor of the previous page"),
+                ("limit", "at most this many (≤ 500)"),
+            ],
+            ..doc("List runs, newest first", "Page<FlowRun>")
+        }
+    ),
+    (
+        get,
+        "/api/runs/{id}",
+        runs::get_run,
+        doc("A run with its state history and task runs", "FlowRunDetail")
+    ),
+    (
+        post,
+        "/api/runs/{id}/state",
+        runs::propose_state,
+        RouteDoc {
+            body: Some("ProposeState"),
+            ..doc(
+                "Propose a state; the orchestration rules accept, reject or delay it",
+                "Transition",
+            )
+        }
+    ),
+    (
+        post,
+        "/api/runs/{id}/cancel",
+        runs::cancel_run,
+        doc("Cancel a run (RUNNING becomes CANCELLING)", "Transition",)
+    ),
+    (
+        get,
+        "/api/runs/{id}/logs",
+        logs::get_logs,
+        RouteDoc {
+            query: &[
+                ("after", "only lines after this position (a line's attempt << 32 | seq)"),
+                ("limit", "at most this many"),
+            ],
+            ..doc("A run's log lines in order", "LogLine[]")
+        }
+    ),
+    (
+        get,
+        "/api/runs/{id}/logs/stream",
+        logs::stream_logs,
+        RouteDoc {
+            query: &[(
+                "after",
+                "only lines after this position (attempt << 32 | seq; or the Last-Event-ID header)",
+            )],
+            ..doc(
+                "A run's log lines as they are written (text/event-stream; each `logs` event carries LogLine[] as JSON, `end` follows the last)",
+                "LogLine[]",
+            )
+        }
+    ),
+    (
+        post,
+        "/api/runs/{id}/logs",
+        logs::append_logs,
+        RouteDoc {
+            body: Some("LogLine[]"),
+            ..doc("Append log lines (a line already stored is skipped)", "{stored}",)
+        }
+    ),
+    (get, "/api/pools", pools::list_pools, doc("List work pools", "WorkPool[]")),
+    (
+        post,
+        "/api/pools",
+        pools::create_pool,
+        RouteDoc { body: Some("PoolSpec"), ..doc("Create a work pool", "WorkPool") }
+    ),
+    (get, "/api/pools/{name}", pools::get_pool, doc("Read a work pool and its queues", "WorkPool")),
+    (
+        delete,
+        "/api/pools/{name}",
+        pools::delete_pool,
+        doc("Delete an unused work pool", "nothing (204)")
+    ),
+    (post, "/api/pools/{name}/pause", pools::pause_pool, doc("Pause a work pool", "WorkPool")),
+    (post, "/api/pools/{name}/resume", pools::resume_pool, doc("Resume a work pool", "WorkPool")),
+    (
+        put,
+        "/api/pools/{name}/queues/{queue}",
+        pools::upsert_queue,
+        RouteDoc { body: Some("QueueSpec"), ..doc("Create or update a queue", "WorkPool") }
+    ),
+    (get, "/api/variables", variables::list_variables, doc("List variables", "Variable[]")),
+    (
+        put,
+        "/api/variables/{name}",
+        variables::set_variable,
+        RouteDoc { body: Some("SetValue"), ..doc("Set a variable", "Variable") }
+    ),
+    (get, "/api/variables/{name}", variables::get_variable, doc("Read a variable", "Variable")),
+    (
+        delete,
+        "/api/variables/{name}",
+        variables::delete_variable,
+        doc("Delete a variable", "nothing (204)")
+    ),
+    (
+        get,
+        "/api/secrets",
+        secrets::list_secrets,
+        doc("List secrets' names (never values)", "SecretInfo[]")
+    ),
+    (
+        put,
+        "/api/secrets/{name}",
+        secrets::set_secret,
+        RouteDoc { body: Some("SetValue"), ..doc("Set a secret (sealed at rest)", "SecretInfo") }
+    ),
+    (get, "/api/secrets/{name}", secrets::get_secret, doc("Read a secret's value", "SecretValue")),
+    (
+        delete,
+        "/api/secrets/{name}",
+        secrets::delete_secret,
+        doc("Delete a secret", "nothing (204)")
+    ),
+    (
+        get,
+        "/api/events",
+        events::list_events,
+        RouteDoc {
+            query: &[
+                ("name", "a name; * stands for any run of characters (run.*)"),
+                ("resource", "exact"),
+                ("since", "ms since the epoch"),
+                ("limit", "at most this many"),
+            ],
+            ..doc("Events, newest first", "Event[]")
+        }
+    ),
+    (
+        post,
+        "/api/events",
+        events::emit_event,
+        RouteDoc { body: Some("EmitEvent"), ..doc("Record an event", "Event") }
+    ),
+    (
+        get,
+        "/api/events/stream",
+        events::stream_events,
+        RouteDoc {
+            query: &[
+                ("name", "a name; * stands for any run of characters"),
+                ("resource", "a resource; * likewise"),
+            ],
+            ..doc(
+                "New events as they happen (text/event-stream; each `event` carries an Event as JSON)",
+                "Event",
+            )
+        }
+    ),
+    (get, "/api/webhooks", webhooks::list_webhooks, doc("Incoming webhooks", "Webhook[]")),
+    (
+        post,
+        "/api/webhooks",
+        webhooks::create_webhook,
+        RouteDoc { body: Some("WebhookSpec"), ..doc("Create an incoming webhook", "Webhook") }
+    ),
+    (
+        delete,
+        "/api/webhooks/{slug}",
+        webhooks::delete_webhook,
+        doc("Delete a webhook", "nothing (204)")
+    ),
+    (
+        post,
+        "/hooks/{slug}",
+        webhooks::receive_webhook,
+        doc(
+            "A call to a webhook (any body; JSON becomes the payload): recorded as an event, 202; 401 if its signature (x-baton-signature: sha256=<hex HMAC-SHA256>) is missing or wrong",
+            "Event",
+        )
+    ),
+    (get, "/api/automations", automations::list_automations, doc("Automations", "Automation[]")),
+    (
+        post,
+        "/api/automations",
+        automations::create_automation,
+        RouteDoc { body: Some("AutomationSpec"), ..doc("Create an automation", "Automation") }
+    ),
+    (
+        get,
+        "/api/automations/{id}",
+        automations::get_automation,
+        doc("An automation, by id or name", "Automation")
+    ),
+    (
+        delete,
+        "/api/automations/{id}",
+        automations::delete_automation,
+        doc("Delete an automation", "nothing (204)")
+    ),
+    (
+        post,
+        "/api/automations/{id}/pause",
+        automations::pause_automation,
+        doc("Pause an automation", "Automation")
+    ),
+    (
+        post,
+        "/api/automations/{id}/resume",
+        automations::resume_automation,
+        doc("Resume an automation (a proactive trigger's window starts again)", "Automation",)
+    ),
+    (
+        get,
+        "/api/agents",
+        agents::list_agents,
+        doc("Agents that ever connected, connected ones first", "AgentInfo[]")
+    ),
+    (
+        post,
+        "/api/agent-tokens",
+        agents::create_agent_token,
+        RouteDoc {
+            body: Some("CreateAgentToken"),
+            ..doc("Make a token for agents of a pool (shown once)", "AgentTokenCreated",)
+        }
+    ),
+];
+
+/// Routes callers reach without the API token: the health check (for
+/// probes) and webhooks (guarded by their own secret).
+pub(super) fn is_public(path: &str) -> bool {
+    path == "/api/health" || path.starts_with("/hooks/")
+}

@@ -1,0 +1,219 @@
+//! Creating runs: validated parameters, idempotency keys, many runs per INSERT.
+
+use baton_proto::v1::{CreateRun, Deployment, FlowRun, StateName, Timestamp, validate_params};
+use sqlx::AnyConnection;
+use sqlx::Row;
+
+use super::{COLUMNS, DEFAULT_POOL, run_row};
+use crate::store::{Store, StoreError, StoreResult, new_id, now, to_json};
+
+/// A run about to be inserted, with what its row keeps beside the wire
+/// type.
+pub(crate) struct NewRun {
+    pub run: FlowRun,
+    pub retry_delay_ms: i64,
+    pub timeout_ms: Option<i64>,
+    pub schedule_id: Option<String>,
+    /// The automations whose actions led to it (JSON list), if any.
+    pub caused_by: Option<String>,
+}
+
+impl NewRun {
+    /// A `SCHEDULED` run of `deployment` with `parameters` (merged and
+    /// validated by the caller) and the deployment's tags plus `tags`.
+    pub(crate) fn of(
+        deployment: &Deployment,
+        parameters: serde_json::Map<String, serde_json::Value>,
+        scheduled_at: Timestamp,
+        tags: &[String],
+        idempotency_key: Option<String>,
+        schedule_id: Option<String>,
+    ) -> Self {
+        let spec = &deployment.spec;
+        let at = now();
+        let mut all_tags = spec.tags.clone();
+        all_tags.extend(tags.iter().filter(|t| !spec.tags.contains(t)).cloned());
+        let millis = |seconds: u64| i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+        Self {
+            run: FlowRun {
+                id: new_id(),
+                flow: deployment.flow.clone(),
+                deployment: deployment.full_name(),
+                deployment_id: deployment.id.clone(),
+                parameters,
+                state: StateName::Scheduled,
+                state_message: None,
+                state_changed_at: at,
+                scheduled_at,
+                started_at: None,
+                ended_at: None,
+                run_count: 0,
+                max_retries: spec.retries,
+                tags: all_tags,
+                idempotency_key,
+                output: None,
+                created_at: at,
+                work_pool: spec.work_pool.clone().unwrap_or_else(|| DEFAULT_POOL.to_owned()),
+                work_queue: spec
+                    .work_queue
+                    .clone()
+                    .unwrap_or_else(|| crate::store::DEFAULT_QUEUE.to_owned()),
+                agent_id: None,
+                attempt: 0,
+            },
+            retry_delay_ms: millis(spec.retry_delay_seconds),
+            timeout_ms: spec.timeout_seconds.map(millis),
+            schedule_id,
+            caused_by: None,
+        }
+    }
+}
+
+/// Most runs one INSERT takes (16 values each).
+const RUNS_PER_INSERT: usize = 400;
+
+/// Inserts new runs; their first history row and `run.scheduled` event
+/// come from the `flow_runs_created` trigger (migration 0005). A run whose
+/// idempotency key its deployment has used already is left out. Returns
+/// the ids inserted.
+pub(crate) async fn insert_runs(
+    conn: &mut AnyConnection,
+    runs: &[NewRun],
+) -> StoreResult<Vec<String>> {
+    let mut inserted = Vec::with_capacity(runs.len());
+    for chunk in runs.chunks(RUNS_PER_INSERT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p = |k: usize| format!("${}", i * 16 + k);
+                format!(
+                    "({}, {}, {}, {}, {}, {}, 'SCHEDULED', NULL, {}, 1, {}, NULL, NULL, 0, {}, {}, {}, {}, NULL, {}, {}, {}, NULL, 0, {}, {})",
+                    p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11), p(12), p(7), p(13), p(14), p(15), p(16)
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO flow_runs ({COLUMNS}, schedule_id, caused_by) VALUES {} \
+             ON CONFLICT (deployment_id, idempotency_key) DO NOTHING RETURNING id",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for new in chunk {
+            let run = &new.run;
+            query = query
+                .bind(&run.id)
+                .bind(&run.deployment_id)
+                .bind(&run.flow)
+                .bind(run.deployment.split_once('/').map_or("", |(_, name)| name))
+                .bind(serde_json::Value::Object(run.parameters.clone()).to_string())
+                .bind(to_json(&run.tags)?)
+                .bind(run.created_at.0)
+                .bind(run.scheduled_at.0)
+                .bind(i64::from(run.max_retries))
+                .bind(new.retry_delay_ms)
+                .bind(new.timeout_ms)
+                .bind(run.idempotency_key.as_deref())
+                .bind(&run.work_pool)
+                .bind(&run.work_queue)
+                .bind(new.schedule_id.as_deref())
+                .bind(new.caused_by.as_deref());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            inserted.push(row.try_get::<String, _>("id")?);
+        }
+    }
+    let fresh: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
+    let tags: Vec<(&str, &str)> = runs
+        .iter()
+        .filter(|new| fresh.contains(new.run.id.as_str()))
+        .flat_map(|new| new.run.tags.iter().map(|tag| (new.run.id.as_str(), tag.as_str())))
+        .collect();
+    for chunk in tags.chunks(RUNS_PER_INSERT) {
+        let values: Vec<String> =
+            (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+        let sql = format!(
+            "INSERT INTO flow_run_tags (run_id, tag) VALUES {} ON CONFLICT DO NOTHING",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (run_id, tag) in chunk {
+            query = query.bind(*run_id).bind(*tag);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(inserted)
+}
+
+impl Store {
+    /// Creates a run of `flow/name`, `SCHEDULED` for now or for
+    /// `request.scheduled_at`. With an idempotency key already used for this
+    /// deployment, returns that run instead (`false`: not created).
+    pub async fn create_run(
+        &self,
+        flow: &str,
+        name: &str,
+        request: CreateRun,
+    ) -> StoreResult<(FlowRun, bool)> {
+        self.create_run_caused_by(flow, name, request, &[]).await
+    }
+
+    /// Creates a run that the actions of the automations `caused_by` led
+    /// to (none: a run asked for directly).
+    pub async fn create_run_caused_by(
+        &self,
+        flow: &str,
+        name: &str,
+        request: CreateRun,
+        caused_by: &[String],
+    ) -> StoreResult<(FlowRun, bool)> {
+        let deployment = self.deployment(flow, name).await?;
+        let mut parameters = deployment.spec.parameters.clone();
+        parameters.extend(request.parameters);
+        validate_params(
+            &deployment.parameter_schema,
+            &serde_json::Value::Object(parameters.clone()),
+        )
+        .map_err(StoreError::InvalidParameters)?;
+        if let Some(key) = &request.idempotency_key
+            && let Some(existing) = self.run_by_key(&deployment.id, key).await?
+        {
+            return Ok((existing, false));
+        }
+        let mut new = NewRun::of(
+            &deployment,
+            parameters,
+            request.scheduled_at.unwrap_or_else(now),
+            &request.tags,
+            request.idempotency_key,
+            None,
+        );
+        if !caused_by.is_empty() {
+            new.caused_by = Some(to_json(&caused_by)?);
+        }
+        let run = new.run.clone();
+        let inserted = self
+            .write_transaction(move |_, conn| {
+                Box::pin(async move { insert_runs(conn, &[new]).await })
+            })
+            .await?;
+        if inserted.is_empty() {
+            // Another create with the same key came first.
+            let key = run.idempotency_key.as_deref().unwrap_or_default();
+            let existing = self.run_by_key(&run.deployment_id, key).await?;
+            return existing
+                .map(|run| (run, false))
+                .ok_or_else(|| StoreError::Corrupt(format!("run with key {key} vanished")));
+        }
+        Ok((run, true))
+    }
+
+    async fn run_by_key(&self, deployment_id: &str, key: &str) -> StoreResult<Option<FlowRun>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM flow_runs WHERE deployment_id = $1 AND idempotency_key = $2"
+        ))
+        .bind(deployment_id)
+        .bind(key)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| run_row(&r).map(|r| r.run)).transpose()
+    }
+}

@@ -1,0 +1,250 @@
+//! Flow runs: what a run row holds and how runs are read (one, a page with
+//! a cursor, counts by state); creating them ([`create`]), changing their
+//! state ([`propose`]) and the sweeps ([`sweep`]) are submodules that share
+//! the row helpers here.
+
+mod create;
+mod propose;
+mod sweep;
+
+pub(crate) use create::{NewRun, insert_runs};
+pub use propose::Fence;
+pub use sweep::Sweep;
+
+use baton_proto::v1::{FlowRun, FlowRunDetail, Page, StateChange, StateName, TaskRun, Timestamp};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Dialect, Store, StoreError, StoreResult, as_u32, json_column, parsed_column};
+
+const COLUMNS: &str = "id, deployment_id, flow_name, deployment_name, parameters, tags, state, state_message, \
+    state_changed_at, state_seq, scheduled_at, started_at, ended_at, run_count, max_retries, retry_delay_ms, \
+    timeout_ms, idempotency_key, output, created_at, work_pool, work_queue, agent_id, attempt";
+
+/// The pool of runs whose deployment names none.
+pub const DEFAULT_POOL: &str = "default";
+
+/// Most runs one page holds.
+pub const MAX_PAGE: u32 = 500;
+
+/// Which runs to list.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// Any of these states (all when empty).
+    pub states: Vec<StateName>,
+    pub deployment_id: Option<String>,
+    pub flow: Option<String>,
+    pub tag: Option<String>,
+    /// Created at or after.
+    pub since: Option<Timestamp>,
+    /// Created before.
+    pub until: Option<Timestamp>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Most runs returned; 0 means 50.
+    pub limit: u32,
+}
+
+/// A run row with the bookkeeping the wire type leaves out.
+struct RunRow {
+    run: FlowRun,
+    state_seq: i64,
+    retry_delay_ms: i64,
+}
+
+fn run_row(row: &AnyRow) -> StoreResult<RunRow> {
+    let flow: String = row.try_get("flow_name")?;
+    let deployment_name: String = row.try_get("deployment_name")?;
+    let output: Option<String> = row.try_get("output")?;
+    let run = FlowRun {
+        id: row.try_get("id")?,
+        deployment: format!("{flow}/{deployment_name}"),
+        flow,
+        deployment_id: row.try_get("deployment_id")?,
+        parameters: json_column(row, "parameters")?,
+        state: parsed_column(row, "state")?,
+        state_message: row.try_get("state_message")?,
+        state_changed_at: Timestamp(row.try_get("state_changed_at")?),
+        scheduled_at: Timestamp(row.try_get("scheduled_at")?),
+        started_at: row.try_get::<Option<i64>, _>("started_at")?.map(Timestamp),
+        ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(Timestamp),
+        run_count: as_u32(row.try_get("run_count")?),
+        max_retries: as_u32(row.try_get("max_retries")?),
+        tags: json_column(row, "tags")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        output: output
+            .map(|o| serde_json::from_str(&o))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        work_pool: row.try_get("work_pool")?,
+        work_queue: row.try_get("work_queue")?,
+        agent_id: row.try_get("agent_id")?,
+        attempt: as_u32(row.try_get("attempt")?),
+    };
+    Ok(RunRow {
+        run,
+        state_seq: row.try_get("state_seq")?,
+        retry_delay_ms: row.try_get("retry_delay_ms")?,
+    })
+}
+
+impl Store {
+    fn lock_clause(&self) -> &'static str {
+        // SQLite has one writer at a time already.
+        match self.dialect {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
+    }
+
+    pub async fn run(&self, id: &str) -> StoreResult<FlowRun> {
+        Ok(self.read_run(&self.read, id, false, false).await?.0.run)
+    }
+
+    /// A run with its state history and task runs.
+    pub async fn run_detail(&self, id: &str) -> StoreResult<FlowRunDetail> {
+        let run = self.run(id).await?;
+        let states =
+            sqlx::query("SELECT state, message, at FROM run_states WHERE run_id = $1 ORDER BY seq")
+                .bind(id)
+                .fetch_all(&self.read)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok(StateChange {
+                        state: parsed_column(row, "state")?,
+                        message: row.try_get("message")?,
+                        at: Timestamp(row.try_get("at")?),
+                    })
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+        let task_runs = sqlx::query(
+            "SELECT run_attempt, task_id, name, attempt, max_attempts, state, message, started_at, ended_at \
+             FROM task_runs WHERE run_id = $1 ORDER BY run_attempt, task_id",
+        )
+        .bind(id)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(TaskRun {
+                run_attempt: as_u32(row.try_get("run_attempt")?),
+                task_id: u64::try_from(row.try_get::<i64, _>("task_id")?).unwrap_or_default(),
+                name: row.try_get("name")?,
+                attempt: as_u32(row.try_get("attempt")?),
+                max_attempts: as_u32(row.try_get("max_attempts")?),
+                state: parsed_column(row, "state")?,
+                message: row.try_get("message")?,
+                started_at: Timestamp(row.try_get("started_at")?),
+                ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(Timestamp),
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+        let attempts = self.attempts(id).await?;
+        Ok(FlowRunDetail { run, states, task_runs, attempts })
+    }
+
+    /// Runs, newest first, one page at a time.
+    pub async fn runs(&self, filter: &RunFilter) -> StoreResult<Page<FlowRun>> {
+        let mut sql = format!("SELECT {COLUMNS} FROM flow_runs r WHERE 1 = 1");
+        let mut texts: Vec<String> = Vec::new();
+        let mut push_text = |sql: &mut String, clause: &str, value: String| {
+            texts.push(value);
+            sql.push_str(&clause.replace('?', &format!("${}", texts.len())));
+        };
+        if !filter.states.is_empty() {
+            let names: Vec<String> =
+                filter.states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+            // State names come from the enum, never from input.
+            sql.push_str(&format!(" AND state IN ({})", names.join(", ")));
+        }
+        if let Some(deployment_id) = &filter.deployment_id {
+            push_text(&mut sql, " AND deployment_id = ?", deployment_id.clone());
+        }
+        if let Some(flow) = &filter.flow {
+            push_text(&mut sql, " AND flow_name = ?", flow.clone());
+        }
+        if let Some(tag) = &filter.tag {
+            push_text(
+                &mut sql,
+                " AND EXISTS (SELECT 1 FROM flow_run_tags t WHERE t.run_id = r.id AND t.tag = ?)",
+                tag.clone(),
+            );
+        }
+        if let Some(cursor) = &filter.cursor {
+            push_text(&mut sql, " AND id < ?", cursor.clone());
+        }
+        let numbers_from = texts.len();
+        sql.push_str(&format!(
+            " AND created_at >= ${} AND created_at < ${} ORDER BY id DESC LIMIT ${}",
+            numbers_from + 1,
+            numbers_from + 2,
+            numbers_from + 3
+        ));
+        let limit = if filter.limit == 0 { 50 } else { filter.limit.min(MAX_PAGE) };
+        let mut query = sqlx::query(&sql);
+        for text in &texts {
+            query = query.bind(text);
+        }
+        let rows = query
+            .bind(filter.since.map_or(i64::MIN, |t| t.0))
+            .bind(filter.until.map_or(i64::MAX, |t| t.0))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.read)
+            .await?;
+        let mut items =
+            rows.iter().map(|r| run_row(r).map(|r| r.run)).collect::<StoreResult<Vec<_>>>()?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|r| r.id.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Runs scheduled in `[since, until)`, counted by `(bucket, state)`
+    /// where bucket `i` holds the times from `since + i * bucket`.
+    pub async fn run_counts(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        bucket_millis: i64,
+    ) -> StoreResult<Vec<(i64, StateName, u64)>> {
+        let rows = sqlx::query(
+            "SELECT (scheduled_at - $1) / $3 AS bucket, state, COUNT(*) AS n FROM flow_runs \
+             WHERE scheduled_at >= $1 AND scheduled_at < $2 GROUP BY 1, 2",
+        )
+        .bind(since.0)
+        .bind(until.0)
+        .bind(bucket_millis.max(1))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let count: i64 = row.try_get("n")?;
+                Ok((
+                    row.try_get("bucket")?,
+                    parsed_column(row, "state")?,
+                    u64::try_from(count).unwrap_or(0),
+                ))
+            })
+            .collect()
+    }
+
+    /// The automations whose actions led to a run (empty if none, or if
+    /// the run is gone).
+    pub async fn run_caused_by(&self, id: &str) -> StoreResult<Vec<String>> {
+        let row = sqlx::query("SELECT caused_by FROM flow_runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        match row.map(|r| r.try_get::<Option<String>, _>("caused_by")).transpose()?.flatten() {
+            Some(text) => {
+                serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+}
