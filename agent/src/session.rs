@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_proto::v1::link::io::{IoError, read_frame, write_frame};
-use baton_proto::v1::link::{AgentMessage, CoreMessage, Execution, MAX_FRAME_BYTES};
+use baton_proto::v1::link::{
+    AgentEvent, AgentMessage, CoreMessage, Execution, FrameError, MAX_FRAME_BYTES, encode,
+};
 use baton_sandbox::CancellationToken;
 use quinn::VarInt;
 use tokio::time::MissedTickBehavior;
@@ -81,7 +83,8 @@ async fn write_loop(
                 }
                 for event in batch {
                     sent = event.seq;
-                    write_frame(&mut send, &AgentMessage::Event(event)).await?;
+                    let frame = event_frame(event).map_err(IoError::Frame)?;
+                    send.write_all(&frame).await.map_err(|e| IoError::Stream(e.into()))?;
                 }
             }
             if let Some(running) = running {
@@ -102,6 +105,23 @@ async fn write_loop(
             () = shared.outbox.grown() => false,
             _ = ticker.tick() => true,
         };
+    }
+}
+
+/// An event's frame; an event too large for one is sent as its stand-in
+/// (see `AgentEvent::stand_in`), never retried as it is.
+fn event_frame(event: AgentEvent) -> Result<Vec<u8>, FrameError> {
+    let message = AgentMessage::Event(event);
+    let size = match encode(&message) {
+        Err(FrameError::TooLarge { len, .. }) => usize::try_from(len).unwrap_or(usize::MAX),
+        frame => return frame,
+    };
+    match message {
+        AgentMessage::Event(event) => {
+            tracing::warn!(run = %event.run_id, seq = event.seq, size, "an event too large to send goes as a stand-in");
+            encode(&AgentMessage::Event(event.stand_in(size)))
+        }
+        other => encode(&other),
     }
 }
 

@@ -17,7 +17,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use baton_proto::v1::link::{CoreMessage, Execution};
+use baton_proto::v1::limits::over_limit;
+use baton_proto::v1::link::{CoreMessage, Execution, MAX_FRAME_BYTES, body_size};
 use baton_proto::v1::{ProposeState, StateName, Timestamp, Transition, Verdict};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -628,13 +629,27 @@ impl Dispatcher {
                 return Ok(false);
             }
         };
+        let message = CoreMessage::Assign(Box::new(assignment));
+        let size = body_size(&message);
+        if size > MAX_FRAME_BYTES as usize {
+            // No agent could ever be sent it: it fails once, never retried.
+            let message = format!(
+                "could not be sent to an agent: {} (its parameters, variables and secrets)",
+                over_limit("its assignment", size, MAX_FRAME_BYTES as usize)
+            );
+            let proposal =
+                ProposeState { state: StateName::Failed, message: Some(message), output: None };
+            let fence = crate::store::Fence { agent_id: agent_id.to_owned(), attempt };
+            store.propose_fenced(&run.id, &fence, proposal).await?;
+            return Ok(false);
+        }
         let sent = {
             let mut agents = self.agents();
             match agents.connected.get_mut(agent_id) {
                 Some(agent) => {
                     agent.cached.insert(run.artifact.clone());
                     agent.running.insert(run.id.clone(), attempt);
-                    agent.sender.send(CoreMessage::Assign(Box::new(assignment))).is_ok()
+                    agent.sender.send(message).is_ok()
                 }
                 None => false,
             }

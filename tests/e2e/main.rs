@@ -14,6 +14,7 @@ mod cli_flow;
 mod core;
 mod events;
 mod faults;
+mod hostile_flows;
 mod hostile_link;
 mod layering;
 mod schedules;

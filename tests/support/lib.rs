@@ -124,6 +124,10 @@ pub const FLOWS: &[&str] = &[
     "prints",
     "chain",
     "ticks",
+    "hostile-sizes",
+    "hostile-describe",
+    "hostile-name",
+    "hostile-secrets",
 ];
 
 /// The bytes of the flow package `name`, built for wasm32-wasip2 (all

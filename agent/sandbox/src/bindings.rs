@@ -4,6 +4,8 @@ wasmtime::component::bindgen!({
     path: "../../wit",
     world: "flow-component",
     exports: { default: async },
+    // An event over its size limit stops the flow (see `host::LimitExceeded`).
+    imports: { "baton:flow/host.emit-event": trappable },
 });
 
 pub use baton::flow::host::{AccessError, TaskSpec, TaskStart};

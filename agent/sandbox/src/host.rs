@@ -6,13 +6,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use baton_proto::v1::limits::{MAX_EVENT_BYTES, MAX_MESSAGE_BYTES, cut, over_limit};
 use baton_proto::v1::{LogLevel, ReportBody, RunReport, TaskOutcome, Timestamp};
 
 use crate::bindings::{self, AccessError, Level, TaskSpec, TaskStart};
 
-/// Longest log line or task error kept; the rest is cut off with a marker,
-/// so one runaway line cannot swamp the log store.
-const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// A flow sent the host something over a size limit: the call traps with
+/// this error, and the run ends `FAILED` with its message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct LimitExceeded(pub(crate) String);
 
 /// Receives everything a run reports, in order, as it happens.
 pub trait RunReporter: Send + Sync {
@@ -120,15 +123,75 @@ impl RunLog {
         self.lock().current_task = task;
     }
 
-    /// Cuts `text` to size and removes granted secrets' values from it.
+    /// Removes granted secrets' values from `text`, then cuts it to size
+    /// (in that order, so a cut never leaves part of a secret behind).
     pub(crate) fn redact(&self, text: &str) -> String {
-        let mut text = truncate(text);
+        truncate(&self.hide_secrets(text))
+    }
+
+    fn hide_secrets(&self, text: &str) -> String {
+        let mut text = text.to_owned();
         for value in &self.secrets {
             if text.contains(value.as_str()) {
                 text = text.replace(value.as_str(), "***");
             }
         }
         text
+    }
+
+    /// `value` with secrets removed from every string in it, keys included.
+    pub(crate) fn redact_json(&self, value: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        if self.secrets.is_empty() {
+            return value;
+        }
+        match value {
+            Value::String(text) => Value::String(self.hide_secrets(&text)),
+            Value::Array(items) => {
+                Value::Array(items.into_iter().map(|item| self.redact_json(item)).collect())
+            }
+            Value::Object(fields) => Value::Object(
+                fields
+                    .into_iter()
+                    .map(|(key, field)| (self.hide_secrets(&key), self.redact_json(field)))
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+
+    /// The length of the longest secret value redacted (0: none).
+    pub(crate) fn longest_secret(&self) -> usize {
+        self.secrets.iter().map(String::len).max().unwrap_or(0)
+    }
+
+    /// Where a long line may be split into pieces that are logged one by
+    /// one: at most `limit` bytes in, and never inside a secret's value
+    /// (one that may still continue after `line` is held back whole).
+    pub(crate) fn split_point(&self, line: &[u8], limit: usize) -> usize {
+        let longest = self.longest_secret();
+        let mut split = limit.min(line.len());
+        if longest == 0 || longest > limit / 2 {
+            return split;
+        }
+        // A secret may begin in the last `longest - 1` bytes and go on in
+        // what is written next: keep those bytes for the next piece.
+        split = split.min(line.len().saturating_sub(longest - 1));
+        // Nor split one that straddles the point (moving the point back may
+        // put it inside another: look again until none straddles it).
+        loop {
+            let straddled = self.secrets.iter().find_map(|value| {
+                let value = value.as_bytes();
+                let from = split.saturating_sub(value.len() - 1);
+                let window = line.get(from..(split + value.len() - 1).min(line.len()))?;
+                let offset = window.windows(value.len()).position(|w| w == value)?;
+                Some(from + offset)
+            });
+            match straddled {
+                Some(at) if at < split => split = at,
+                _ => return split.max(1),
+            }
+        }
     }
 }
 
@@ -152,15 +215,10 @@ impl FlowHost {
     }
 }
 
+/// Longest log line, name or task error kept; the rest is cut off with a
+/// marker, so one runaway line cannot swamp the log store.
 fn truncate(text: &str) -> String {
-    if text.len() <= MAX_MESSAGE_BYTES {
-        return text.to_owned();
-    }
-    let mut end = MAX_MESSAGE_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… [{} bytes cut]", text.get(..end).unwrap_or_default(), text.len() - end)
+    cut(text, MAX_MESSAGE_BYTES)
 }
 
 pub(crate) fn now() -> Timestamp {
@@ -197,7 +255,10 @@ impl bindings::baton::flow::host::Host for FlowHost {
         if let Some(key) = &spec.cache_key
             && let Some(cached) = self.task_cache.get(key)
         {
-            self.log.emit(ReportBody::TaskCached { name: spec.name, cache_key: key.clone() });
+            self.log.emit(ReportBody::TaskCached {
+                name: self.log.redact(&spec.name),
+                cache_key: self.log.redact(key),
+            });
             return TaskStart::Cached(cached);
         }
         let task_id = self.next_task_id;
@@ -206,10 +267,10 @@ impl bindings::baton::flow::host::Host for FlowHost {
         self.log.set_current_task(Some(task_id));
         self.log.emit(ReportBody::TaskStarted {
             task_id,
-            name: truncate(&spec.name),
+            name: self.log.redact(&spec.name),
             attempt: spec.attempt,
             max_attempts: spec.max_attempts,
-            cache_key: spec.cache_key,
+            cache_key: spec.cache_key.as_deref().map(|key| self.log.redact(key)),
         });
         TaskStart::Run(task_id)
     }
@@ -239,15 +300,25 @@ impl bindings::baton::flow::host::Host for FlowHost {
         lookup(&self.grants.secrets, &name)
     }
 
-    fn emit_event(&mut self, name: String, resource: String, payload: String) {
+    fn emit_event(
+        &mut self,
+        name: String,
+        resource: String,
+        payload: String,
+    ) -> wasmtime::Result<()> {
+        let size = name.len() + resource.len() + payload.len();
+        if size > MAX_EVENT_BYTES {
+            let what = format!("event `{}`", cut(&self.log.redact(&name), 200));
+            return Err(LimitExceeded(over_limit(&what, size, MAX_EVENT_BYTES)).into());
+        }
         // A payload that is not JSON is kept as a string rather than lost.
-        let payload = serde_json::from_str(&payload)
-            .unwrap_or_else(|_| serde_json::Value::String(self.log.redact(&payload)));
+        let payload = serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload));
         self.log.emit(ReportBody::Event {
-            name: truncate(&name),
-            resource: truncate(&resource),
-            payload,
+            name: self.log.redact(&name),
+            resource: self.log.redact(&resource),
+            payload: self.log.redact_json(payload),
         });
+        Ok(())
     }
 
     fn progress(&mut self, fraction: f32, message: String) {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use baton_proto::v1::limits::{MAX_MESSAGE_BYTES, MAX_OUTPUT_BYTES, over_limit};
 use baton_proto::v1::{LogLevel, RunOutcome};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -12,7 +13,9 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::bindings::{FlowError, FlowInfo};
-use crate::host::{FlowHost, Grants, MemoryTaskCache, RunLog, RunReporter, TaskCache};
+use crate::host::{
+    FlowHost, Grants, LimitExceeded, MemoryTaskCache, RunLog, RunReporter, TaskCache,
+};
 use crate::limits::MemoryCap;
 use crate::sandbox::{LoadError, LoadedFlow, RunState, Sandbox, one_line};
 use crate::stdio::GuestOutput;
@@ -76,7 +79,13 @@ enum Returned {
 /// How a call ended, before it is named as an outcome.
 enum CallEnd {
     Returned(Returned),
-    Trapped { message: String },
+    /// The flow sent the host something over a size limit.
+    OverLimit {
+        message: String,
+    },
+    Trapped {
+        message: String,
+    },
     OutOfMemory,
     TimedOut,
     Cancelled,
@@ -90,25 +99,39 @@ impl Sandbox {
             timeout: request.limits.timeout,
         };
         let log = Arc::new(RunLog::new(request.reporter, &request.grants));
-        let host = FlowHost::new(log, request.task_cache, request.grants);
+        let host = FlowHost::new(Arc::clone(&log), request.task_cache, request.grants);
         let end = self
             .call(flow, Call::Run(request.params.to_string()), limits, host, &request.cancel)
             .await;
+        // Whatever text the flow chose or caused leaves the sandbox cut to
+        // size and without granted secrets.
         match end {
+            CallEnd::Returned(Returned::Run(Ok(output))) if output.len() > MAX_OUTPUT_BYTES => {
+                RunOutcome::Failed {
+                    message: over_limit("output", output.len(), MAX_OUTPUT_BYTES),
+                    details: None,
+                }
+            }
             CallEnd::Returned(Returned::Run(Ok(output))) => match serde_json::from_str(&output) {
-                Ok(output) => RunOutcome::Completed { output },
+                Ok(output) => RunOutcome::Completed { output: log.redact_json(output) },
                 Err(e) => RunOutcome::Crashed {
                     message: format!("the flow returned output that is not JSON: {e}"),
                 },
             },
             CallEnd::Returned(Returned::Run(Err(error))) => RunOutcome::Failed {
-                message: error.message,
-                details: error.details.and_then(|d| serde_json::from_str(&d).ok()),
+                message: log.redact(&error.message),
+                // Details are for diagnosis: over the message limit they are
+                // left out rather than carried.
+                details: error
+                    .details
+                    .filter(|d| d.len() <= MAX_MESSAGE_BYTES)
+                    .and_then(|d| serde_json::from_str(&log.redact(&d)).ok()),
             },
             CallEnd::Returned(Returned::Describe(_)) => RunOutcome::Crashed {
                 message: "internal error: describe answered a run".to_owned(),
             },
-            CallEnd::Trapped { message } => RunOutcome::Crashed { message },
+            CallEnd::OverLimit { message } => RunOutcome::Failed { message, details: None },
+            CallEnd::Trapped { message } => RunOutcome::Crashed { message: log.redact(&message) },
             CallEnd::OutOfMemory => RunOutcome::OutOfMemory { limit_bytes: limits.memory_bytes },
             CallEnd::TimedOut => RunOutcome::TimedOut {
                 limit_ms: u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
@@ -127,7 +150,7 @@ impl Sandbox {
             CallEnd::Returned(Returned::Run(_)) => {
                 Err(LoadError::NotAFlow("internal error: run answered describe".to_owned()))
             }
-            CallEnd::Trapped { message } => {
+            CallEnd::Trapped { message } | CallEnd::OverLimit { message } => {
                 Err(LoadError::NotAFlow(format!("its `describe` export failed: {message}")))
             }
             CallEnd::OutOfMemory => Err(LoadError::NotAFlow(format!(
@@ -201,7 +224,10 @@ impl Sandbox {
         match result {
             Some(Ok(returned)) => CallEnd::Returned(returned),
             Some(Err(_)) if state.cap.exceeded() => CallEnd::OutOfMemory,
-            Some(Err(error)) => CallEnd::Trapped { message: trap_message(&error, &stderr.tail()) },
+            Some(Err(error)) => match error.downcast_ref::<LimitExceeded>() {
+                Some(LimitExceeded(message)) => CallEnd::OverLimit { message: message.clone() },
+                None => CallEnd::Trapped { message: trap_message(&error, &stderr.tail()) },
+            },
             None if cancel.is_cancelled() => CallEnd::Cancelled,
             None => CallEnd::TimedOut,
         }

@@ -9,6 +9,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use baton_proto::v1::FlowInfo;
+use baton_proto::v1::limits::{
+    MAX_DESCRIPTION_BYTES, MAX_SCHEMA_BYTES, MAX_VERSION_BYTES, check_name, over_limit,
+};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -262,15 +265,22 @@ impl Sandbox {
     /// says: a component whose `describe` fails or lies is not a flow.
     pub async fn describe(&self, flow: &LoadedFlow) -> Result<FlowInfo, LoadError> {
         let info = self.call_describe(flow).await?;
+        check_name("its flow", &info.name).map_err(LoadError::NotAFlow)?;
+        for (what, size, limit) in [
+            ("its parameter schema", info.parameters.len(), MAX_SCHEMA_BYTES),
+            ("its description", info.description.len(), MAX_DESCRIPTION_BYTES),
+            ("its version", info.version.len(), MAX_VERSION_BYTES),
+        ] {
+            if size > limit {
+                return Err(LoadError::NotAFlow(over_limit(what, size, limit)));
+            }
+        }
         let parameters: serde_json::Value = serde_json::from_str(&info.parameters)
             .map_err(|e| LoadError::NotAFlow(format!("its parameter schema is not JSON: {e}")))?;
         if !(parameters.is_object() || parameters.is_boolean()) {
             return Err(LoadError::NotAFlow(
                 "its parameter schema is not a JSON schema (an object)".to_owned(),
             ));
-        }
-        if info.name.trim().is_empty() {
-            return Err(LoadError::NotAFlow("its `describe` returns an empty name".to_owned()));
         }
         Ok(FlowInfo {
             name: info.name,

@@ -53,7 +53,9 @@ impl GuestOutput {
             } else {
                 state.partial.push(byte);
                 if state.partial.len() >= MAX_LINE_BYTES {
-                    self.emit(&std::mem::take(&mut state.partial));
+                    let split = self.log.split_point(&state.partial, MAX_LINE_BYTES);
+                    let rest = state.partial.split_off(split);
+                    self.emit(&std::mem::replace(&mut state.partial, rest));
                 }
             }
         }
@@ -74,11 +76,18 @@ impl GuestOutput {
         self.emit(&partial);
     }
 
-    /// The latest output, to explain how a run ended.
+    /// The latest output, to explain how a run ended. When the window is
+    /// full it may begin inside a secret that redaction could no longer
+    /// recognise: as much as a secret's value less one byte is left out.
     pub(crate) fn tail(&self) -> String {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let (front, back) = state.tail.as_slices();
-        String::from_utf8_lossy(&[front, back].concat()).into_owned()
+        let skip = if state.tail.len() < TAIL_BYTES {
+            0
+        } else {
+            self.log.longest_secret().saturating_sub(1)
+        };
+        let bytes: Vec<u8> = state.tail.iter().skip(skip).copied().collect();
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 }
 

@@ -71,6 +71,9 @@ impl From<StoreError> for ApiFailure {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message.clone())
             }
             StoreError::InvalidParameters(errors) => invalid_parameters(errors),
+            StoreError::TooLarge(message) => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message.clone())
+            }
             StoreError::Secret(message) => {
                 tracing::error!("secret storage failed: {message}");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "secret_unreadable", message.clone())

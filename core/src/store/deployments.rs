@@ -81,16 +81,7 @@ fn check_defaults(schema: &serde_json::Value, spec: &DeploymentSpec) -> StoreRes
 
 /// A deployment or flow name people type: letters, digits, `-`, `_`, `.`.
 pub(crate) fn check_name(what: &str, name: &str) -> StoreResult<()> {
-    let valid = !name.is_empty()
-        && name.len() <= 100
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if valid {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid(format!(
-            "{what} name `{name}` must be 1 to 100 letters, digits, `-`, `_` or `.`"
-        )))
-    }
+    baton_proto::v1::limits::check_name(what, name).map_err(StoreError::Invalid)
 }
 
 /// Top-level fields of `old` and `new` whose values differ.
@@ -124,6 +115,7 @@ impl Store {
                 artifact.digest, artifact.flow.name
             )));
         }
+        super::runs::check_parameters_size(&spec.parameters)?;
         check_defaults(&artifact.flow.parameters, &spec)?;
         schedules::check_schedules(&artifact.flow.parameters, &spec)?;
         if let Some(pool) = &spec.work_pool {

@@ -80,6 +80,10 @@ pub enum StoreError {
     Stale { run: String, attempt: u32, current: u32, state: baton_proto::v1::StateName },
     #[error("the database is out of space: {0}")]
     StorageFull(String),
+    /// Something over one of the sizes Baton accepts; the message names it
+    /// and the limit.
+    #[error("{0}")]
+    TooLarge(String),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
     #[error("secret storage failed: {0}")]

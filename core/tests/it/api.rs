@@ -119,6 +119,22 @@ async fn uploads_are_checked_stored_once_and_readable() {
 }
 
 #[tokio::test]
+async fn a_flow_that_describes_itself_too_large_or_by_a_path_is_refused_at_upload() {
+    let api = api().await;
+    for (flow, expected) in [
+        ("hostile-describe", "its parameter schema of 20.0 MiB exceeds the 256 KiB limit"),
+        ("hostile-name", "its flow name `../../etc` must be"),
+    ] {
+        let wasm = baton_tests::flow_wasm(flow);
+        let (status, error) = api.call(Method::POST, "/api/artifacts", Body::from(wasm)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{flow}: {error}");
+        assert_eq!(error["code"], "not_a_flow");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{flow}: {message}");
+    }
+}
+
+#[tokio::test]
 async fn an_oversized_upload_is_refused_with_the_limit() {
     let api = api_with(None, 1000).await;
     let (status, error) =

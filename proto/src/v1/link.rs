@@ -77,6 +77,26 @@ pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
     Ok(frame)
 }
 
+/// The size of `message`'s frame body, counted without building it: a
+/// sender checks that a message fits before committing to send it.
+pub fn body_size<T: Serialize>(message: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Serialising our own types into a counter cannot fail; if it did, the
+    // size is unknown and the send's own check decides.
+    let _ = serde_json::to_writer(&mut count, message);
+    count.0
+}
+
 /// Reads a frame's header: the length of the body that follows.
 pub fn body_len(header: [u8; HEADER_BYTES], cap: u32) -> Result<usize, FrameError> {
     let [l0, l1, l2, l3, v0, v1] = header;
@@ -272,6 +292,46 @@ pub enum AgentEventBody {
     Declined { reason: String },
 }
 
+impl AgentEvent {
+    /// What is sent instead of this event when it is `size` bytes, too
+    /// large for a frame: a report becomes an error line in the run's log,
+    /// an outcome a failure, a refusal a shorter one. The stand-in keeps the
+    /// event's numbers, so the events behind it are never blocked by it.
+    pub fn stand_in(self, size: usize) -> AgentEvent {
+        use super::limits::{MAX_MESSAGE_BYTES, cut, over_limit};
+        let frame = MAX_FRAME_BYTES as usize;
+        let body = match self.body {
+            AgentEventBody::Report { report } => AgentEventBody::Report {
+                report: RunReport {
+                    body: super::run::ReportBody::Log {
+                        level: super::run::LogLevel::Error,
+                        message: format!(
+                            "a report was dropped: {}",
+                            over_limit("its frame", size, frame)
+                        ),
+                        task_id: None,
+                    },
+                    ..report
+                },
+            },
+            AgentEventBody::Finished { .. } => AgentEventBody::Finished {
+                outcome: RunOutcome::Failed {
+                    message: format!(
+                        "the run's outcome could not be sent: {}",
+                        over_limit("its frame", size, frame)
+                    ),
+                    details: None,
+                },
+            },
+            AgentEventBody::Declined { reason } => {
+                AgentEventBody::Declined { reason: cut(&reason, MAX_MESSAGE_BYTES) }
+            }
+            AgentEventBody::Started => AgentEventBody::Started,
+        };
+        AgentEvent { body, ..self }
+    }
+}
+
 /// One execution of a run: the run and the attempt it was assigned as.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Execution {
@@ -297,6 +357,37 @@ pub enum FetchAnswer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_too_large_for_a_frame_has_a_stand_in_that_fits() {
+        use crate::v1::run::{LogLevel, ReportBody};
+        let huge = "x".repeat(MAX_FRAME_BYTES as usize);
+        let event = |body| AgentEvent { seq: 7, run_id: "r".into(), attempt: 2, body };
+        let report = event(AgentEventBody::Report {
+            report: RunReport {
+                seq: 3,
+                at: crate::v1::Timestamp(1),
+                body: ReportBody::Log {
+                    level: LogLevel::Info,
+                    message: huge.clone(),
+                    task_id: None,
+                },
+            },
+        });
+        let finished = event(AgentEventBody::Finished {
+            outcome: RunOutcome::Completed { output: serde_json::Value::String(huge.clone()) },
+        });
+        for too_large in [report, finished] {
+            let size = body_size(&AgentMessage::Event(too_large.clone()));
+            assert!(encode(&AgentMessage::Event(too_large.clone())).is_err());
+            let stand_in = too_large.stand_in(size);
+            assert_eq!((stand_in.seq, stand_in.attempt), (7, 2), "keeps its numbers");
+            let frame = encode(&AgentMessage::Event(stand_in.clone())).unwrap();
+            assert!(frame.len() < 1024, "{stand_in:?}");
+            let said = format!("{stand_in:?}");
+            assert!(said.contains("exceeds the 8 MiB limit"), "{said}");
+        }
+    }
 
     #[test]
     fn tokens_round_trip_and_bad_ones_say_why() {

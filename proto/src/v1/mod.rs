@@ -4,6 +4,7 @@ mod api;
 mod automation;
 mod deployment;
 mod flow;
+pub mod limits;
 pub mod link;
 #[cfg(feature = "validate")]
 mod params;

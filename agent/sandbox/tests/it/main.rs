@@ -412,3 +412,73 @@ fn a_corrupt_artifact_is_discarded_and_recompiled() {
     assert!(fresh.load_cached(&baton_sandbox::Digest::of(&hello)).is_none());
     assert!(fresh.load(&hello).is_ok());
 }
+
+#[tokio::test]
+async fn whatever_a_flow_sends_the_host_leaves_it_within_its_limits() {
+    use baton_proto::v1::limits::{MAX_EVENT_BYTES, MAX_MESSAGE_BYTES};
+    use baton_proto::v1::link::{MAX_FRAME_BYTES, body_size};
+    let sandbox = sandbox();
+    let attack = |attack: &str| json!({"attack": attack, "mib": 10});
+    let limits = RunLimits::default();
+
+    let (outcome, _) = run(&sandbox, "hostile-sizes", attack("output"), limits).await;
+    assert_eq!(
+        outcome,
+        RunOutcome::Failed {
+            message: "output of 10.0 MiB exceeds the 4 MiB limit".into(),
+            details: None
+        }
+    );
+    let (outcome, reports) = run(&sandbox, "hostile-sizes", attack("event"), limits).await;
+    let RunOutcome::Failed { message, .. } = &outcome else { panic!("{outcome:?}") };
+    assert!(
+        message.starts_with("event `hostile.big` of 10.0 MiB exceeds the 256 KiB limit"),
+        "{message}"
+    );
+    assert!(!reports.reports().iter().any(|r| matches!(r.body, ReportBody::Event { .. })));
+    let (outcome, _) = run(&sandbox, "hostile-sizes", attack("error"), limits).await;
+    let RunOutcome::Failed { message, .. } = &outcome else { panic!("{outcome:?}") };
+    assert!(message.len() < MAX_MESSAGE_BYTES + 100 && message.ends_with("bytes cut]"));
+
+    // Names and lines are cut; the flow runs on.
+    for name in ["task-name", "line"] {
+        let (outcome, reports) = run(&sandbox, "hostile-sizes", attack(name), limits).await;
+        assert!(matches!(outcome, RunOutcome::Completed { .. }), "{name}: {outcome:?}");
+        let largest = reports.reports().iter().map(body_size).max().unwrap();
+        assert!(largest < MAX_EVENT_BYTES, "{name}: a report of {largest} bytes");
+    }
+    // Whatever the outcome, it fits in a frame to the core.
+    assert!(body_size(&outcome) < MAX_FRAME_BYTES as usize);
+    let (outcome, _) = run(&sandbox, "hostile-sizes", json!({"attack": "none"}), limits).await;
+    assert_eq!(outcome, RunOutcome::Completed { output: json!("small") });
+}
+
+#[tokio::test]
+async fn a_granted_secret_never_leaves_the_sandbox_whatever_the_flow_puts_it_in() {
+    let sandbox = sandbox();
+    let flow = sandbox.load(&baton_tests::flow_wasm("hostile-secrets")).unwrap();
+    let secret = "s3cr3t-t0ken-value";
+    for ending in ["error", "panic", "output"] {
+        let reports = Arc::new(ReportCollector::default());
+        let mut request = RunRequest::new(json!({ "ending": ending }), reports.clone());
+        request.grants.secrets.insert("token".into(), Some(secret.into()));
+        let outcome = sandbox.run(&flow, request).await;
+        let reports = reports.reports();
+        // The flow did put it everywhere: the redacted marks are there.
+        let seen = serde_json::to_string(&reports).unwrap();
+        assert!(seen.matches("***").count() > 50, "{ending}: too few marks");
+        assert!(reports.iter().any(|r| matches!(r.body, ReportBody::Event { .. })), "{ending}");
+        let outcome_text = serde_json::to_string(&outcome).unwrap();
+        for (what, text) in [("reports", &seen), ("outcome", &outcome_text)] {
+            assert!(!text.contains(secret), "{ending}: the secret is in the {what}");
+            // Nor any piece of it long enough to rebuild it from a split.
+            assert!(!text.contains(&secret[..secret.len() - 1]), "{ending}: {what}");
+            assert!(!text.contains(&secret[1..]), "{ending}: {what}");
+        }
+        match ending {
+            "output" => assert!(matches!(outcome, RunOutcome::Completed { .. }), "{outcome:?}"),
+            "error" => assert!(matches!(outcome, RunOutcome::Failed { .. }), "{outcome:?}"),
+            _ => assert!(matches!(outcome, RunOutcome::Crashed { .. }), "{outcome:?}"),
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! Creating runs: validated parameters, idempotency keys, many runs per INSERT.
 
+use baton_proto::v1::limits::{MAX_PARAMETERS_BYTES, over_limit};
 use baton_proto::v1::{CreateRun, Deployment, FlowRun, StateName, Timestamp, validate_params};
 use sqlx::AnyConnection;
 use sqlx::Row;
@@ -67,6 +68,18 @@ impl NewRun {
             caused_by: None,
         }
     }
+}
+
+/// Refuses parameters an agent could not be sent (see
+/// [`MAX_PARAMETERS_BYTES`]).
+pub(crate) fn check_parameters_size(
+    parameters: &serde_json::Map<String, serde_json::Value>,
+) -> StoreResult<()> {
+    let size = to_json(parameters)?.len();
+    if size > MAX_PARAMETERS_BYTES {
+        return Err(StoreError::TooLarge(over_limit("parameters", size, MAX_PARAMETERS_BYTES)));
+    }
+    Ok(())
 }
 
 /// Most runs one INSERT takes (16 values each).
@@ -168,6 +181,7 @@ impl Store {
         let deployment = self.deployment(flow, name).await?;
         let mut parameters = deployment.spec.parameters.clone();
         parameters.extend(request.parameters);
+        check_parameters_size(&parameters)?;
         validate_params(
             &deployment.parameter_schema,
             &serde_json::Value::Object(parameters.clone()),
