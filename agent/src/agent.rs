@@ -34,6 +34,9 @@ const AGENT_ID_FILE: &str = "agent-id";
 /// The directory in the data directory of compiled components.
 const CACHE_DIR: &str = "cache";
 
+/// Disk kept for compiled components unless configured otherwise.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 2 << 30;
+
 /// How an agent is set up.
 #[derive(Clone)]
 pub struct AgentConfig {
@@ -50,6 +53,9 @@ pub struct AgentConfig {
     pub slots: u32,
     /// Where it keeps its id and its compiled components.
     pub data_dir: PathBuf,
+    /// Bytes of compiled components kept in `data_dir`; past it the least
+    /// recently used are evicted (and fetched again when next needed).
+    pub cache_max_bytes: u64,
     /// A name for people.
     pub name: String,
 }
@@ -124,6 +130,7 @@ impl Agent {
         let id = load_or_create_id(&config.data_dir)?;
         let sandbox = Sandbox::new(&SandboxConfig {
             cache_dir: Some(config.data_dir.join(CACHE_DIR)),
+            cache_max_bytes: config.cache_max_bytes,
             max_instances: config.slots.max(1),
             ..SandboxConfig::default()
         })?;

@@ -14,5 +14,5 @@ mod runs;
 mod session;
 pub mod tls;
 
-pub use agent::{Agent, AgentConfig, AgentError, LinkError};
+pub use agent::{Agent, AgentConfig, AgentError, DEFAULT_CACHE_MAX_BYTES, LinkError};
 pub use baton_sandbox as sandbox;

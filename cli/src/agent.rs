@@ -39,6 +39,10 @@ pub enum AgentCommand {
         /// A name for people (default: the host name).
         #[arg(long)]
         name: Option<String>,
+        /// Disk kept for compiled components; the least recently used go
+        /// first.
+        #[arg(long, default_value = "2GiB")]
+        cache_max: bytesize::ByteSize,
     },
     /// Tokens that let agents in.
     #[command(subcommand)]
@@ -70,7 +74,7 @@ fn host_name() -> String {
 
 pub async fn run(command: AgentCommand) -> anyhow::Result<ExitCode> {
     match command {
-        AgentCommand::Start { core, token, pool, queues, slots, data_dir, name } => {
+        AgentCommand::Start { core, token, pool, queues, slots, data_dir, name, cache_max } => {
             let token: AgentToken = token.parse().map_err(anyhow::Error::msg)?;
             let config = AgentConfig {
                 core,
@@ -79,6 +83,7 @@ pub async fn run(command: AgentCommand) -> anyhow::Result<ExitCode> {
                 queues,
                 slots,
                 data_dir: data_dir.unwrap_or_else(|| baton_home().join("agent")),
+                cache_max_bytes: cache_max.as_u64(),
                 name: name.unwrap_or_else(host_name),
             };
             let agent = Agent::start(config)

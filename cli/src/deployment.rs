@@ -50,8 +50,12 @@ pub struct RunArgs {
     #[arg(long = "param", value_name = "KEY=VALUE")]
     params: Vec<String>,
     /// Parameter overrides as one JSON object.
-    #[arg(long, value_name = "JSON")]
+    #[arg(long, value_name = "JSON", conflicts_with = "params_file")]
     params_json: Option<String>,
+    /// Parameters as one JSON object read from a file (`-`: stdin), for
+    /// what is too large for a command line.
+    #[arg(long, value_name = "PATH")]
+    params_file: Option<std::path::PathBuf>,
     /// Start no earlier than this many seconds from now.
     #[arg(long, value_name = "SECONDS")]
     delay: Option<u64>,
@@ -165,8 +169,11 @@ fn describe(d: &Deployment) -> String {
 async fn create_run(client: &Client, args: RunArgs) -> anyhow::Result<ExitCode> {
     let path = deployment_path(&args.deployment)?;
     let deployment: Deployment = client.get(&path).await?;
-    let parameters =
-        params::collect(&deployment.parameter_schema, args.params_json.as_deref(), &args.params)?;
+    let parameters = params::collect(
+        &deployment.parameter_schema,
+        params::json_text(args.params_json, args.params_file.as_deref())?.as_deref(),
+        &args.params,
+    )?;
     let serde_json::Value::Object(parameters) = parameters else {
         anyhow::bail!("parameters must be a JSON object");
     };

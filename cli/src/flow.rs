@@ -50,8 +50,12 @@ pub struct RunArgs {
     #[arg(long = "param", value_name = "KEY=VALUE")]
     params: Vec<String>,
     /// All parameters as one JSON object; `--param` values override it.
-    #[arg(long, value_name = "JSON")]
+    #[arg(long, value_name = "JSON", conflicts_with = "params_file")]
     params_json: Option<String>,
+    /// Parameters as one JSON object read from a file (`-`: stdin), for
+    /// what is too large for a command line.
+    #[arg(long, value_name = "PATH")]
+    params_file: Option<std::path::PathBuf>,
     /// Wall-clock limit of the run, e.g. `5s`, `2m`.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -279,7 +283,11 @@ async fn run_flow(args: RunArgs) -> anyhow::Result<ExitCode> {
     let sandbox = sandbox(args.memory.as_u64())?;
     let flow = load(&sandbox, &args.component)?;
     let info = describe(&sandbox, &flow, &args.component).await?;
-    let params = params::collect(&info.parameters, args.params_json.as_deref(), &args.params)?;
+    let params = params::collect(
+        &info.parameters,
+        params::json_text(args.params_json, args.params_file.as_deref())?.as_deref(),
+        &args.params,
+    )?;
     validate_params(&info.parameters, &params)
         .with_context(|| format!("invalid parameters for flow `{}`", info.name))?;
     let grants = Grants {

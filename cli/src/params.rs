@@ -7,13 +7,33 @@ use serde_json::{Map, Value};
 /// Builds the parameters object: `json` first (if given), then each
 /// `key=value` on top of it. A value is JSON (`2`, `true`, `[1,2]`) unless
 /// the schema says the field is a string, or it does not parse as JSON.
+/// The parameters' JSON text: given inline (`--params-json`), or read
+/// from a file (`--params-file`, `-` for stdin).
+pub fn json_text(
+    inline: Option<String>,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<Option<String>> {
+    match file {
+        None => Ok(inline),
+        Some(path) if path == std::path::Path::new("-") => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("reading the parameters from stdin")?;
+            Ok(Some(text))
+        }
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the parameters from {}", path.display()))
+            .map(Some),
+    }
+}
+
 pub fn collect(schema: &Value, json: Option<&str>, pairs: &[String]) -> anyhow::Result<Value> {
     let mut params = match json {
         None => Map::new(),
         Some(text) => {
-            match serde_json::from_str(text).context("--params-json is not valid JSON")? {
+            match serde_json::from_str(text).context("the parameters are not valid JSON")? {
                 Value::Object(map) => map,
-                other => bail!("--params-json must be a JSON object, got {}", kind(&other)),
+                other => bail!("the parameters must be a JSON object, got {}", kind(&other)),
             }
         }
     };
@@ -105,7 +125,7 @@ mod tests {
         let error = collect(&schema(), None, &["nokey".into()]).unwrap_err();
         assert_eq!(error.to_string(), "--param `nokey` is not of the form key=value");
         let error = collect(&schema(), Some("[1]"), &[]).unwrap_err();
-        assert_eq!(error.to_string(), "--params-json must be a JSON object, got an array");
+        assert_eq!(error.to_string(), "the parameters must be a JSON object, got an array");
         assert!(collect(&schema(), Some("{"), &[]).is_err());
     }
 }

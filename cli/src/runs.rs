@@ -251,6 +251,12 @@ fn describe(detail: &FlowRunDetail) -> String {
                 task.run_attempt, task.name, task.attempt, task.max_attempts, task.state
             ));
         }
+        if detail.task_runs_next_cursor.is_some() {
+            text.push_str(&format!(
+                "  … and more: GET /api/runs/{}/task-runs pages through them all\n",
+                detail.run.id
+            ));
+        }
     }
     text
 }

@@ -107,6 +107,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         queues: Vec::new(),
         slots: args.slots,
         data_dir: baton_home().join("serve").join(format!("{}-{}", artifact.flow.name, args.name)),
+        cache_max_bytes: baton_agent::DEFAULT_CACHE_MAX_BYTES,
         name: format!("serve {full}"),
     })
     .await

@@ -69,6 +69,9 @@ pub struct StartArgs {
     /// How long finished runs are kept, with their states, tasks and logs.
     #[arg(long, default_value = "90d", value_parser = keep_for)]
     retain_runs: Keep,
+    /// How long an uploaded component no deployment uses is kept.
+    #[arg(long, default_value = "1d", value_parser = keep_for)]
+    retain_unused_artifacts: Keep,
 }
 
 /// A retention period; `None` is forever.
@@ -101,6 +104,7 @@ pub async fn run(command: ServerCommand) -> anyhow::Result<ExitCode> {
         logs: args.retain_logs.0,
         events: args.retain_events.0,
         finished_runs: args.retain_runs.0,
+        unused_artifacts: args.retain_unused_artifacts.0,
     };
     let database = config
         .database_url

@@ -18,7 +18,7 @@ use crate::feed::Feed;
 use crate::link::{CoreIdentity, Link};
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::secrets::SecretCipher;
-use crate::store::{Retention, Store, redact_url};
+use crate::store::{Retention, Store, SweepConfig, redact_url};
 
 /// How a core is set up.
 #[derive(Debug, Clone)]
@@ -203,12 +203,18 @@ fn spawn_background(
     config: &ServerConfig,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
-    let late_after_ms = i64::try_from(config.late_after.as_millis()).unwrap_or(i64::MAX);
+    let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let sweep = SweepConfig {
+        late_after_ms: millis(config.late_after),
+        // An agent times a run out itself; a dead one's runs end when its
+        // lease lapses. Two crash windows on, the sweep is only a backstop.
+        timeout_grace_ms: millis(config.dispatch.crash_after.saturating_mul(2)),
+    };
     let sweeper = store.clone();
     every(Duration::from_secs(1), shutdown.clone(), move || {
         let store = sweeper.clone();
         async move {
-            if let Err(error) = store.sweep(late_after_ms).await {
+            if let Err(error) = store.sweep(sweep).await {
                 tracing::warn!("sweeping late and overdue runs failed: {error}");
             }
         }

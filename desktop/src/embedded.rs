@@ -46,6 +46,7 @@ pub async fn start(data: &Path) -> anyhow::Result<EmbeddedSystem> {
         queues: Vec::new(),
         slots: 4,
         data_dir: data.join("agent"),
+        cache_max_bytes: baton_agent::DEFAULT_CACHE_MAX_BYTES,
         name: "desktop".into(),
     })
     .await

@@ -329,7 +329,9 @@ fn a_concurrency_limit_holds_under_a_burst_of_a_thousand_runs() {
 
 #[test]
 fn an_agent_restarted_on_its_data_dir_is_heard_at_once() {
-    let core = CoreProcess::start(None);
+    // A short crash window: the old connection's QUIC idle timeout (three
+    // windows, at least 10 s) ends within the test.
+    let core = CoreProcess::start_with(None, &["--crash-after", "2s"]);
     let home = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
     let token = core.agent_token(home.path());
@@ -338,6 +340,7 @@ fn an_agent_restarted_on_its_data_dir_is_heard_at_once() {
     let id = run(&core, home.path(), "hello/default", &["b=1"]);
     let (before, _) = wait_for(&core, home.path(), &id, "COMPLETED", Duration::from_secs(30));
     first.kill();
+    let killed = std::time::Instant::now();
 
     // Same agent id (kept in the data dir), a new process: its events are
     // numbered after those the core already applied, so none is skipped.
@@ -356,6 +359,13 @@ fn an_agent_restarted_on_its_data_dir_is_heard_at_once() {
         let message = handed_back["message"].as_str().unwrap_or_default();
         assert!(message.contains("restarted before it received it"), "{message}");
     }
+    // Once the dead process's connection has timed out, the agent is still
+    // listed connected: the old session's end does not undo the new one.
+    std::thread::sleep(Duration::from_secs(12).saturating_sub(killed.elapsed()));
+    let listed = finish(core.baton(home.path()).args(["agent", "ls", "--json"]));
+    let agents: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(agents[0]["id"], after["agent_id"], "{agents:#}");
+    assert_eq!(agents[0]["connected"], true, "{agents:#}");
 }
 
 #[test]

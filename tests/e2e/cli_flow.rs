@@ -49,6 +49,13 @@ fn params_json_and_params_combine() {
     let finished = run(hello(), &["--params-json", r#"{"a": 40, "b": 1}"#, "--param", "b=2"]);
     assert_eq!(finished.status, Some(0), "{}", finished.stderr);
     assert_eq!(finished.stdout, "42\n");
+    // Parameters too large for a command line come from a file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("params.json");
+    std::fs::write(&file, r#"{"a": 30, "b": 3}"#).unwrap();
+    let finished = run(hello(), &["--params-file", file.to_str().unwrap(), "--param", "b=4"]);
+    assert_eq!(finished.status, Some(0), "{}", finished.stderr);
+    assert_eq!(finished.stdout, "34\n");
 }
 
 #[test]

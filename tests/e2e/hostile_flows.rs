@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use baton_tests::System;
 use baton_tests::http::Connection;
+use baton_tests::{System, finish};
 use serde_json::{Value, json};
 
 use crate::agents::{run, wait_for};
@@ -53,4 +53,73 @@ fn parameters_over_the_limit_are_refused_at_creation() {
             connection.json("GET", "/api/runs?deployment=hostile-sizes/attack", &Value::Null).await;
         assert_eq!(runs["items"], json!([]), "a refused run was created");
     });
+}
+
+#[test]
+fn a_granted_secret_is_in_no_answer_of_the_api_whatever_the_flow_put_it_in() {
+    let system = System::start(2);
+    let (core, home) = (&system.core, system.home.path());
+    let secret = "e2e-s3cr3t-t0ken";
+    let set = finish(core.baton(home).args(["secret", "set", "token", secret]));
+    assert_eq!(set.status, Some(0), "{}", set.stderr);
+    core.deploy(home, "hostile-secrets", "leaky", "    capabilities: {secrets: [token]}\n");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for ending in ["error", "panic", "output"] {
+        let id = run(core, home, "hostile-secrets/leaky", &[&format!("ending={ending}")]);
+        let expected = match ending {
+            "error" => "FAILED",
+            "panic" => "CRASHED",
+            _ => "COMPLETED",
+        };
+        wait_for(core, home, &id, expected, Duration::from_secs(60));
+        runtime.block_on(async {
+            let address = core.url.strip_prefix("http://").unwrap().parse().unwrap();
+            let mut connection = Connection::open(address).await;
+            let mut marks = 0;
+            for path in [
+                format!("/api/runs/{id}"),
+                format!("/api/runs/{id}/logs"),
+                "/api/events".to_owned(),
+            ] {
+                let (status, body) = connection.json("GET", &path, &Value::Null).await;
+                assert_eq!(status, 200, "{path}: {body}");
+                let text = body.to_string();
+                assert!(!text.contains(secret), "{ending}: the secret is in GET {path}");
+                marks += text.matches("***").count();
+            }
+            // The flow did put it everywhere: what it put is there, redacted.
+            assert!(marks > 50, "{ending}: only {marks} redactions");
+        });
+    }
+}
+
+#[test]
+fn a_log_flood_keeps_the_run_s_outcome_and_says_what_it_dropped() {
+    let system = System::start(2);
+    let (core, home) = (&system.core, system.home.path());
+    core.deploy(home, "prints", "flood", "    timeout_seconds: 5\n");
+    let lines = 2_000_000;
+    let id = run(core, home, "prints/flood", &[&format!("lines={lines}")]);
+    let (done, took) = wait_for(core, home, &id, "COMPLETED", Duration::from_secs(60));
+    assert_eq!(done["output"], lines, "{done:#}");
+    println!("{lines} lines printed: COMPLETED after {took:?}");
+    let logs = finish(core.baton(home).args(["run", "logs", &id, "--json"]));
+    assert_eq!(logs.status, Some(0), "{}", logs.stderr);
+    let lines_json: Value = serde_json::from_str(&logs.stdout).unwrap();
+    let messages: Vec<String> = lines_json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|item| item["message"].as_str().map(str::to_owned))
+        .collect();
+    let dropped: u64 = messages
+        .iter()
+        .filter_map(|m| {
+            m.split_once(" log lines dropped: ").and_then(|(n, _)| n.parse::<u64>().ok())
+        })
+        .sum();
+    let kept = messages.iter().filter(|m| !m.contains(" log lines dropped: ")).count() as u64;
+    println!("kept {kept} lines, dropped {dropped} (said so)");
+    assert!(dropped > 0, "nothing dropped from {lines} lines");
+    assert_eq!(kept + dropped, lines + 1, "every line kept or counted as dropped");
 }

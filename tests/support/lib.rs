@@ -128,6 +128,7 @@ pub const FLOWS: &[&str] = &[
     "hostile-describe",
     "hostile-name",
     "hostile-secrets",
+    "hostile-recursion",
 ];
 
 /// The bytes of the flow package `name`, built for wasm32-wasip2 (all

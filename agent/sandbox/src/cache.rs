@@ -52,14 +52,16 @@ impl FromStr for Digest {
 pub(crate) struct ArtifactCache {
     dir: PathBuf,
     engine_key: String,
+    /// Bytes of artifacts kept; past it the least recently used go.
+    max_bytes: u64,
 }
 
 impl ArtifactCache {
-    pub(crate) fn open(dir: &Path, engine: &Engine) -> std::io::Result<Self> {
+    pub(crate) fn open(dir: &Path, engine: &Engine, max_bytes: u64) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Ok(Self { dir: dir.to_owned(), engine_key: format!("{:016x}", hasher.finish()) })
+        Ok(Self { dir: dir.to_owned(), engine_key: format!("{:016x}", hasher.finish()), max_bytes })
     }
 
     fn path(&self, digest: &Digest) -> PathBuf {
@@ -79,7 +81,17 @@ impl ArtifactCache {
         #[allow(unsafe_code, reason = "loading our own precompiled artifact, see SAFETY")]
         let loaded = unsafe { Component::deserialize_file(engine, &path) };
         match loaded {
-            Ok(component) => Some(component),
+            Ok(component) => {
+                // Its time of last use, for eviction.
+                let touched = std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|file| file.set_modified(std::time::SystemTime::now()));
+                if let Err(error) = touched {
+                    tracing::debug!(%digest, "could not mark a cached artifact used: {error}");
+                }
+                Some(component)
+            }
             Err(error) => {
                 tracing::warn!(%digest, path = %path.display(), "discarding unusable precompiled artifact: {error:#}");
                 let _ = std::fs::remove_file(&path);
@@ -89,15 +101,62 @@ impl ArtifactCache {
     }
 
     /// Stores the precompiled form of `component`; atomic, so a reader never
-    /// sees half a file.
-    pub(crate) fn store(&self, digest: &Digest, component: &Component) -> anyhow::Result<()> {
+    /// sees half a file. Then evicts the least recently used artifacts past
+    /// the size budget, and returns their digests.
+    pub(crate) fn store(
+        &self,
+        digest: &Digest,
+        component: &Component,
+    ) -> anyhow::Result<Vec<Digest>> {
         let bytes = component.serialize()?;
         let path = self.path(digest);
         // Per process: within one, `Sandbox::load` writes an artifact once.
         let partial = path.with_extension(format!("partial-{}", std::process::id()));
         std::fs::write(&partial, bytes)?;
         std::fs::rename(&partial, &path)?;
-        Ok(())
+        Ok(self.evict_past_budget(digest))
+    }
+
+    /// Removes the least recently used artifacts until the rest fit the
+    /// budget; never `keep`, the one just stored.
+    fn evict_past_budget(&self, keep: &Digest) -> Vec<Digest> {
+        let suffix = format!("-{}.cwasm", self.engine_key);
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut artifacts: Vec<(std::time::SystemTime, u64, Digest)> = entries
+            .filter_map(|entry| {
+                let entry = entry.ok()?;
+                let digest: Digest =
+                    entry.file_name().to_str()?.strip_suffix(&suffix)?.parse().ok()?;
+                let metadata = entry.metadata().ok()?;
+                Some((metadata.modified().ok()?, metadata.len(), digest))
+            })
+            .collect();
+        let mut total: u64 = artifacts.iter().map(|(_, len, _)| len).sum();
+        artifacts.sort_unstable_by_key(|(used, _, _)| *used);
+        let mut evicted = Vec::new();
+        for (_, len, digest) in artifacts {
+            if total <= self.max_bytes {
+                break;
+            }
+            if digest != *keep {
+                self.remove(&digest);
+                total = total.saturating_sub(len);
+                evicted.push(digest);
+            }
+        }
+        evicted
+    }
+
+    /// Removes the artifact for `digest`, if there is one.
+    pub(crate) fn remove(&self, digest: &Digest) {
+        let path = self.path(digest);
+        if let Err(error) = std::fs::remove_file(&path)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%digest, path = %path.display(), "could not remove a cached artifact: {error}");
+        }
     }
 
     /// Digests with a precompiled artifact for this engine.

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use baton_proto::v1::limits::{MAX_EVENT_BYTES, MAX_MESSAGE_BYTES, cut, over_limit};
 use baton_proto::v1::{LogLevel, ReportBody, RunReport, TaskOutcome, Timestamp};
@@ -83,6 +83,51 @@ struct LogState {
     next_seq: u64,
     /// The most recently started open task, to attribute log lines.
     current_task: Option<u64>,
+    budget: LogBudget,
+    /// Lines dropped since the last marker that said so.
+    dropped: u64,
+}
+
+/// How many log lines a run may write: a rate with bursts, and a total in
+/// lines and bytes. A flood beyond it is dropped and counted, and a marker
+/// line says how many, so the log never silently loses lines and a flood
+/// never delays the run's outcome behind it.
+struct LogBudget {
+    tokens: f64,
+    refilled: Instant,
+    lines: u64,
+    bytes: u64,
+}
+
+/// Lines a second a run may log, sustained.
+const LOG_LINES_PER_SECOND: f64 = 5_000.0;
+/// Lines a run may log at once before the rate applies.
+const LOG_BURST_LINES: f64 = 50_000.0;
+/// Lines a run may log in all.
+const LOG_MAX_LINES: u64 = 200_000;
+/// Bytes of log lines a run may write in all.
+const LOG_MAX_BYTES: u64 = 64 << 20;
+
+impl LogBudget {
+    fn new() -> Self {
+        Self { tokens: LOG_BURST_LINES, refilled: Instant::now(), lines: 0, bytes: 0 }
+    }
+
+    /// Whether a line of `len` bytes may be logged (and counts it if so).
+    fn admit(&mut self, len: usize) -> bool {
+        let now = Instant::now();
+        let earned = now.duration_since(self.refilled).as_secs_f64() * LOG_LINES_PER_SECOND;
+        self.tokens = (self.tokens + earned).min(LOG_BURST_LINES);
+        self.refilled = now;
+        let len = u64::try_from(len).unwrap_or(u64::MAX);
+        if self.tokens < 1.0 || self.lines >= LOG_MAX_LINES || self.bytes + len > LOG_MAX_BYTES {
+            return false;
+        }
+        self.tokens -= 1.0;
+        self.lines += 1;
+        self.bytes += len;
+        true
+    }
 }
 
 impl RunLog {
@@ -91,7 +136,12 @@ impl RunLog {
             reporter,
             // Very short values would blank out ordinary words.
             secrets: grants.secrets.values().flatten().filter(|v| v.len() >= 4).cloned().collect(),
-            state: Mutex::new(LogState { next_seq: 1, current_task: None }),
+            state: Mutex::new(LogState {
+                next_seq: 1,
+                current_task: None,
+                budget: LogBudget::new(),
+                dropped: 0,
+            }),
         }
     }
 
@@ -111,12 +161,47 @@ impl RunLog {
         self.emit_locked(&mut state, body);
     }
 
-    /// Writes a log line, attributed to the task that is running.
+    /// Writes a log line, attributed to the task that is running, if the
+    /// run's log budget allows; else counts it as dropped.
     pub(crate) fn log(&self, level: LogLevel, message: &str) {
+        {
+            let mut state = self.lock();
+            if !state.budget.admit(message.len()) {
+                state.dropped += 1;
+                return;
+            }
+        }
+        // Redacted outside the lock: the guest's other stream may log meanwhile.
         let message = self.redact(message);
         let mut state = self.lock();
+        self.say_dropped(&mut state);
         let task_id = state.current_task;
         self.emit_locked(&mut state, ReportBody::Log { level, message, task_id });
+    }
+
+    /// Says how many lines were dropped, if any were since it last said so:
+    /// before the next line that is kept, and when the run ends.
+    fn say_dropped(&self, state: &mut LogState) {
+        if state.dropped == 0 {
+            return;
+        }
+        let message = format!(
+            "{} log lines dropped: over the run's log budget ({} lines a second, bursts of {}, {} lines and {} in all)",
+            std::mem::take(&mut state.dropped),
+            LOG_LINES_PER_SECOND,
+            LOG_BURST_LINES,
+            LOG_MAX_LINES,
+            baton_proto::v1::limits::human_bytes(
+                usize::try_from(LOG_MAX_BYTES).unwrap_or(usize::MAX)
+            ),
+        );
+        self.emit_locked(state, ReportBody::Log { level: LogLevel::Warn, message, task_id: None });
+    }
+
+    /// The run has ended: says what was dropped since the last line.
+    pub(crate) fn finish(&self) {
+        let mut state = self.lock();
+        self.say_dropped(&mut state);
     }
 
     fn set_current_task(&self, task: Option<u64>) {

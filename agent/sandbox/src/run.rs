@@ -103,6 +103,7 @@ impl Sandbox {
         let end = self
             .call(flow, Call::Run(request.params.to_string()), limits, host, &request.cancel)
             .await;
+        log.finish();
         // Whatever text the flow chose or caused leaves the sandbox cut to
         // size and without granted secrets.
         match end {
@@ -237,6 +238,15 @@ impl Sandbox {
 /// Names a trap for people, with the guest's panic message when it printed one.
 fn trap_message(error: &wasmtime::Error, stderr: &str) -> String {
     let what = match error.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => {
+            "the flow overflowed its stack (too deep a recursion?)".to_owned()
+        }
+        // A stack kept in linear memory (Rust, C) that overflows runs off
+        // the start of memory: wasmtime sees only the bad access.
+        Some(Trap::MemoryOutOfBounds) => {
+            format!("the flow trapped: {}", Trap::MemoryOutOfBounds)
+                + " (a stack overflow, if the flow keeps its stack in memory, or a bad pointer)"
+        }
         Some(trap) => format!("the flow trapped: {trap}"),
         None => format!("the flow crashed: {}", one_line(error)),
     };

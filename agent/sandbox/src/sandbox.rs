@@ -28,6 +28,9 @@ pub struct SandboxConfig {
     /// Where precompiled components are kept; `None` keeps them in memory
     /// only (each process compiles each component once).
     pub cache_dir: Option<PathBuf>,
+    /// Bytes of precompiled components kept in `cache_dir`; past it the
+    /// least recently used are evicted (from memory too).
+    pub cache_max_bytes: u64,
     /// Instances that may be live at once; further runs wait for a slot.
     pub max_instances: u32,
     /// The largest memory cap any run may be given.
@@ -43,6 +46,7 @@ impl Default for SandboxConfig {
     fn default() -> Self {
         Self {
             cache_dir: None,
+            cache_max_bytes: 2 << 30,
             max_instances: 1000,
             max_memory_bytes: 4 << 30,
             max_component_bytes: 64 << 20,
@@ -157,7 +161,7 @@ impl Sandbox {
 
         let artifacts = match &config.cache_dir {
             Some(dir) => Some(
-                ArtifactCache::open(dir, &engine)
+                ArtifactCache::open(dir, &engine, config.cache_max_bytes)
                     .map_err(|source| SandboxError::Cache { path: dir.clone(), source })?,
             ),
             None => None,
@@ -197,21 +201,29 @@ impl Sandbox {
         if let Some(flow) = self.loaded_flow(&digest) {
             return Ok(flow);
         }
-        let component = match self.artifacts.as_ref().and_then(|a| a.load(&self.engine, &digest)) {
-            Some(component) => component,
-            None => {
-                let component = Component::new(&self.engine, wasm)
-                    .map_err(|e| LoadError::Corrupt(one_line(&e)))?;
-                if let Some(artifacts) = &self.artifacts
-                    && let Err(error) = artifacts.store(&digest, &component)
-                {
-                    // Not fatal: the next load compiles again.
+        if let Some(component) = self.artifacts.as_ref().and_then(|a| a.load(&self.engine, &digest))
+        {
+            return self.link(digest, &component);
+        }
+        let component =
+            Component::new(&self.engine, wasm).map_err(|e| LoadError::Corrupt(one_line(&e)))?;
+        // Linked before it is cached: what is not a flow leaves nothing on disk.
+        let flow = self.link(digest, &component)?;
+        if let Some(artifacts) = &self.artifacts {
+            match artifacts.store(&digest, &component) {
+                Ok(evicted) => {
+                    let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);
+                    for digest in evicted {
+                        loaded.remove(&digest);
+                    }
+                }
+                // Not fatal: the next load compiles again.
+                Err(error) => {
                     tracing::warn!(%digest, "could not cache the precompiled component: {error:#}");
                 }
-                component
             }
-        };
-        self.link(digest, &component)
+        }
+        Ok(flow)
     }
 
     /// Loads a component by digest from the on-disk cache alone.
@@ -227,6 +239,15 @@ impl Sandbox {
     /// for a component that is no longer deployed.
     pub fn evict(&self, digest: &Digest) {
         self.loaded.lock().unwrap_or_else(PoisonError::into_inner).remove(digest);
+    }
+
+    /// Forgets a component entirely, its on-disk artifact too: for one
+    /// that was refused (say, its `describe` failed its checks).
+    pub fn forget(&self, digest: &Digest) {
+        self.evict(digest);
+        if let Some(artifacts) = &self.artifacts {
+            artifacts.remove(digest);
+        }
     }
 
     /// Digests of every component this sandbox can load without its bytes.

@@ -87,6 +87,7 @@ impl FakeCore {
             queues: vec!["fast".to_owned()],
             slots,
             data_dir: data_dir.to_owned(),
+            cache_max_bytes: baton_agent::DEFAULT_CACHE_MAX_BYTES,
             name: "test-agent".to_owned(),
         }
     }

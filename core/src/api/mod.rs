@@ -28,6 +28,10 @@ use crate::feed::Feed;
 use crate::scheduler::Scheduler;
 use crate::store::Store;
 
+/// The largest request body but a component's: room for parameters at
+/// their limit (1 MiB) and what comes with them.
+pub(crate) const JSON_BODY_LIMIT: usize = 2 << 20;
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -63,7 +67,13 @@ pub fn router(state: AppState) -> Router {
     let mut public = Router::new();
     let mut guarded = Router::new();
     // A path listed under several methods merges into one method router.
-    for (path, handler) in routes::method_routers() {
+    for (path, mut handler) in routes::method_routers() {
+        if path == "/api/artifacts" {
+            // Room for the artifact limit plus a little, so the handler can
+            // answer an oversized upload with a clear message.
+            let limit = state.max_artifact_bytes.saturating_add(1024);
+            handler = handler.layer(DefaultBodyLimit::max(limit));
+        }
         if routes::is_public(path) {
             public = public.route(path, handler);
         } else {
@@ -74,9 +84,7 @@ pub fn router(state: AppState) -> Router {
     public
         .merge(guarded)
         .fallback(not_found)
-        // Room for the artifact limit plus a little, so the handler can
-        // answer an oversized upload with a clear message.
-        .layer(DefaultBodyLimit::max(state.max_artifact_bytes.saturating_add(1024)))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .with_state(state)
 }
 

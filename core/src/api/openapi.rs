@@ -28,6 +28,7 @@ fn schemas() -> (Map<String, Value>, Map<String, Value>) {
         "FlowRun" => FlowRun,
         "FlowRunDetail" => FlowRunDetail,
         "Page<FlowRun>" => Page<FlowRun>,
+        "Page<TaskRun>" => Page<TaskRun>,
         "RunStats" => RunStats,
         "ProposeState" => ProposeState,
         "Transition" => Transition,

@@ -212,6 +212,18 @@ routes![
         doc("A run with its state history and task runs", "FlowRunDetail")
     ),
     (
+        get,
+        "/api/runs/{id}/task-runs",
+        runs::list_task_runs,
+        RouteDoc {
+            query: &[
+                ("cursor", "next_cursor of the previous page (or the run's task_runs_next_cursor)"),
+                ("limit", "at most this many (≤ 500)"),
+            ],
+            ..doc("A run's task runs by attempt and task id, a page at a time", "Page<TaskRun>")
+        }
+    ),
+    (
         post,
         "/api/runs/{id}/state",
         runs::propose_state,

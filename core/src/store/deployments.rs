@@ -197,7 +197,10 @@ impl Store {
 
     /// Deployments sorted by flow and name.
     pub async fn deployments(&self, filter: &DeploymentFilter) -> StoreResult<Vec<Deployment>> {
-        let mut sql = format!("SELECT {COLUMNS} FROM deployments d WHERE 1 = 1");
+        // Lists leave the parameter schema out (each may be up to 256 KiB):
+        // one deployment's answer has it.
+        let columns = COLUMNS.replace("parameter_schema", "'null' AS parameter_schema");
+        let mut sql = format!("SELECT {columns} FROM deployments d WHERE 1 = 1");
         let mut binds: Vec<String> = Vec::new();
         if let Some(flow) = &filter.flow {
             binds.push(flow.clone());

@@ -46,7 +46,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use retention::Retention;
-pub use runs::{DEFAULT_POOL, Fence, RunFilter, Sweep};
+pub use runs::{DEFAULT_POOL, Fence, RunFilter, Sweep, SweepConfig};
 pub use schedules::{DueSchedule, ScheduleUpdate, schedule_id};
 pub use signals::{Signal, Signals};
 

@@ -14,12 +14,20 @@ pub struct Retention {
     pub events: Option<Duration>,
     /// Runs that ended (and their states, tasks and logs).
     pub finished_runs: Option<Duration>,
+    /// Uploaded components no deployment uses (refused at deploy, or
+    /// replaced by a newer version), counted from their upload.
+    pub unused_artifacts: Option<Duration>,
 }
 
 impl Default for Retention {
     fn default() -> Self {
         let days = |n: u64| Some(Duration::from_secs(n * 86_400));
-        Self { logs: days(30), events: days(30), finished_runs: days(90) }
+        Self {
+            logs: days(30),
+            events: days(30),
+            finished_runs: days(90),
+            unused_artifacts: days(1),
+        }
     }
 }
 
@@ -32,6 +40,7 @@ pub struct Pruned {
     pub logs: u64,
     pub events: u64,
     pub runs: u64,
+    pub artifacts: u64,
 }
 
 fn cutoff(keep: Duration) -> i64 {
@@ -61,7 +70,7 @@ impl Store {
         }
         if let Some(keep) = retention.logs {
             pruned.logs = sqlx::query(
-                "DELETE FROM logs WHERE (run_id, seq) IN (SELECT run_id, seq FROM logs WHERE at < $1 LIMIT $2)",
+                "DELETE FROM logs WHERE (run_id, attempt, seq) IN (SELECT run_id, attempt, seq FROM logs WHERE at < $1 LIMIT $2)",
             )
             .bind(cutoff(keep))
             .bind(BATCH)
@@ -76,6 +85,18 @@ impl Store {
                 .execute(&self.write)
                 .await?
                 .rows_affected();
+        }
+        if let Some(keep) = retention.unused_artifacts {
+            pruned.artifacts = sqlx::query(
+                "DELETE FROM artifacts WHERE digest IN (SELECT a.digest FROM artifacts a \
+                 WHERE a.created_at < $1 AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.artifact_digest = a.digest) \
+                 LIMIT $2)",
+            )
+            .bind(cutoff(keep))
+            .bind(BATCH)
+            .execute(&self.write)
+            .await?
+            .rows_affected();
         }
         Ok(pruned)
     }

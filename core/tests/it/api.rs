@@ -141,6 +141,20 @@ async fn an_oversized_upload_is_refused_with_the_limit() {
         api.call(Method::POST, "/api/artifacts", Body::from(vec![0_u8; 1500])).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(error["message"].as_str().unwrap().contains("over the limit of 1000 bytes"), "{error}");
+    // Far over the limit, the body is not even read: still the API's
+    // error, with the limit.
+    let (status, error) =
+        api.call(Method::POST, "/api/artifacts", Body::from(vec![0_u8; 50_000])).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error["code"], "component_too_large", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("over the limit of 1000 bytes"), "{error}");
+    // Any other body is limited to 2 MiB, answered likewise.
+    let (status, error) = api
+        .json(Method::POST, "/api/events", json!({"name": "x", "payload": "y".repeat(3 << 20)}))
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error["code"], "too_large", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("over the limit of 2 MiB"), "{error}");
 }
 
 #[tokio::test]

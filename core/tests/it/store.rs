@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use baton_core::store::{DeploymentFilter, Retention, RunFilter, Store, StoreError};
+use baton_core::store::{DeploymentFilter, Retention, RunFilter, Store, StoreError, SweepConfig};
 use baton_proto::v1::{
     Artifact, ConcurrencyPolicy, CreateRun, DeploymentSpec, FlowInfo, LogLevel, LogLine,
     ProposeState, StateName, Timestamp, Verdict,
@@ -88,6 +88,10 @@ async fn deployments_upsert_report_what_changed_and_filter() {
             store.upsert_deployment("hello", "default", changed, &artifact).await.unwrap();
         assert_eq!(updated.changed, ["description"], "{}", db.label);
         assert_eq!(updated.deployment.id, first.deployment.id);
+        // One deployment carries its parameter schema; lists leave it out.
+        assert_eq!(updated.deployment.parameter_schema["required"], json!(["a", "b"]));
+        let listed = store.deployments(&DeploymentFilter::default()).await.unwrap();
+        assert!(listed.iter().all(|d| d.parameter_schema.is_null()), "{}", db.label);
         store
             .upsert_deployment(
                 "hello",
@@ -510,8 +514,12 @@ async fn the_sweep_marks_late_runs_and_times_out_overdue_ones() {
         propose(store, &overdue, StateName::Pending).await;
         propose(store, &overdue, StateName::Running).await;
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let sweep = store.sweep(15_000).await.unwrap();
-        assert_eq!((sweep.marked_late, sweep.timed_out), (1, 1), "{}", db.label);
+        // Within its grace, an overdue run is left to its agent.
+        let config = SweepConfig { late_after_ms: 15_000, timeout_grace_ms: 3_600_000 };
+        let sweep = store.sweep(config).await.unwrap();
+        assert_eq!((sweep.marked_late, sweep.timed_out), (1, 0), "{}", db.label);
+        let sweep = store.sweep(SweepConfig { timeout_grace_ms: 0, ..config }).await.unwrap();
+        assert_eq!(sweep.timed_out, 1, "{}", db.label);
         assert_eq!(store.run(&late).await.unwrap().state, StateName::Late);
         assert_eq!(store.run(&upcoming).await.unwrap().state, StateName::Scheduled);
         let timed_out = store.run(&overdue).await.unwrap();
@@ -593,13 +601,18 @@ async fn retention_deletes_expired_runs_logs_and_events() {
         store.cancel_run(&finished).await.unwrap();
         let active = new_run(store, "default").await;
         tokio::time::sleep(Duration::from_millis(5)).await;
+        // An upload no deployment uses (say, refused at deploy).
+        let unused = artifact(store, "etl").await;
         let everything = Retention {
             logs: Some(Duration::ZERO),
             events: Some(Duration::ZERO),
             finished_runs: Some(Duration::ZERO),
+            unused_artifacts: Some(Duration::ZERO),
         };
         let pruned = store.prune(&everything).await.unwrap();
         assert_eq!(pruned.runs, 1, "{}", db.label);
+        assert_eq!(pruned.artifacts, 1, "only the unused artifact goes ({})", db.label);
+        assert!(matches!(store.artifact(&unused.digest).await, Err(StoreError::NotFound { .. })));
         assert!(pruned.events > 0);
         assert!(matches!(store.run(&finished).await, Err(StoreError::NotFound { .. })));
         assert_eq!(
@@ -607,7 +620,8 @@ async fn retention_deletes_expired_runs_logs_and_events() {
             StateName::Scheduled,
             "unfinished runs are kept"
         );
-        let keep_all = Retention { logs: None, events: None, finished_runs: None };
+        let keep_all =
+            Retention { logs: None, events: None, finished_runs: None, unused_artifacts: None };
         assert_eq!(store.prune(&keep_all).await.unwrap(), Default::default());
     }
 }
@@ -945,6 +959,53 @@ async fn reports_from_agents_are_stored_once() {
             db.label
         );
         assert_eq!(store.events(&filter).await.unwrap().len(), 2, "{}", db.label);
+    }
+}
+
+#[tokio::test]
+async fn a_run_s_task_runs_come_a_page_at_a_time() {
+    use baton_proto::v1::{ReportBody, RunReport};
+    for db in both().await {
+        let store = &db.store;
+        deploy(store, "default", DeploymentSpec::default()).await;
+        let id = new_run(store, "default").await;
+        let started = |attempt: u32, count: u64| {
+            let reports = (1..=count)
+                .map(|task_id| RunReport {
+                    seq: task_id,
+                    at: Timestamp(10),
+                    body: ReportBody::TaskStarted {
+                        task_id,
+                        name: format!("task {task_id}"),
+                        attempt: 1,
+                        max_attempts: 1,
+                        cache_key: None,
+                    },
+                })
+                .collect::<Vec<_>>();
+            store.store_reports(&id, attempt, reports)
+        };
+        started(1, 700).await.unwrap();
+        started(2, 501).await.unwrap();
+        let detail = store.run_detail(&id).await.unwrap();
+        assert_eq!(detail.task_runs.len(), 500, "{}", db.label);
+        let mut seen: Vec<(u32, u64)> =
+            detail.task_runs.iter().map(|t| (t.run_attempt, t.task_id)).collect();
+        let mut cursor = detail.task_runs_next_cursor.clone();
+        while let Some(after) = cursor {
+            let page = store.task_runs(&id, Some(&after), 300).await.unwrap();
+            assert!(page.items.len() <= 300);
+            seen.extend(page.items.iter().map(|t| (t.run_attempt, t.task_id)));
+            cursor = page.next_cursor;
+        }
+        let expected: Vec<(u32, u64)> =
+            (1..=700).map(|t| (1, t)).chain((1..=501).map(|t| (2, t))).collect();
+        assert_eq!(seen, expected, "every task run once, in order ({})", db.label);
+        assert!(store.task_runs(&id, Some("garbage"), 10).await.is_err());
+        assert!(matches!(
+            store.task_runs("no-such-run", None, 10).await,
+            Err(StoreError::NotFound { .. })
+        ));
     }
 }
 

@@ -147,7 +147,12 @@ pub struct FlowRunDetail {
     #[serde(flatten)]
     pub run: FlowRun,
     pub states: Vec<StateChange>,
+    /// The run's first task runs, by attempt and task id (at most 500).
     pub task_runs: Vec<TaskRun>,
+    /// Set when the run has more task runs than `task_runs` holds: page on
+    /// with `GET /api/runs/{id}/task-runs?cursor=...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_runs_next_cursor: Option<String>,
     /// Every dispatch of the run, oldest first.
     #[serde(default)]
     pub attempts: Vec<RunAttempt>,

@@ -139,7 +139,9 @@ pub struct Deployment {
     pub name: String,
     #[serde(flatten)]
     pub spec: DeploymentSpec,
-    /// The flow's parameter schema, enforced on every run.
+    /// The flow's parameter schema, enforced on every run. Left out of
+    /// lists (`GET /api/deployments`): read one deployment for it.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub parameter_schema: Value,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,

@@ -482,3 +482,102 @@ async fn a_granted_secret_never_leaves_the_sandbox_whatever_the_flow_puts_it_in(
         }
     }
 }
+
+#[tokio::test]
+async fn endless_recursion_is_named_a_stack_overflow_and_the_sandbox_runs_on() {
+    let sandbox = sandbox();
+    let (outcome, _) = run(&sandbox, "hostile-recursion", json!({}), RunLimits::default()).await;
+    let RunOutcome::Crashed { message } = &outcome else { panic!("{outcome:?}") };
+    assert!(
+        message.contains("stack overflow") || message.contains("overflowed its stack"),
+        "{message}"
+    );
+    let (outcome, _) = run(&sandbox, "hello", json!({"a": 1, "b": 1}), RunLimits::default()).await;
+    assert_eq!(outcome, RunOutcome::Completed { output: json!(2) });
+}
+
+#[tokio::test]
+async fn a_log_flood_is_cut_to_the_budget_with_a_count_of_what_was_dropped() {
+    let sandbox = sandbox();
+    let lines = 300_000;
+    let (outcome, reports) =
+        run(&sandbox, "prints", json!({ "lines": lines }), RunLimits::default()).await;
+    // The outcome is the flow's, whatever its log.
+    assert_eq!(outcome, RunOutcome::Completed { output: json!(lines) });
+    let logs = log_messages(&reports);
+    let dropped: u64 = logs
+        .iter()
+        .filter_map(|l| {
+            l.split_once(" log lines dropped: ").and_then(|(n, _)| n.parse::<u64>().ok())
+        })
+        .sum();
+    let kept = logs.iter().filter(|l| !l.contains(" log lines dropped: ")).count() as u64;
+    assert!(dropped > 0, "nothing was dropped from {lines} lines");
+    assert!(kept <= 200_000, "{kept} lines kept");
+    // Every line printed (and the stderr one) is either kept or counted.
+    assert_eq!(kept + dropped, lines as u64 + 1);
+}
+
+#[tokio::test]
+async fn a_refused_component_leaves_nothing_in_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        SandboxConfig { cache_dir: Some(dir.path().to_owned()), ..SandboxConfig::default() };
+    let sandbox = Sandbox::new(&config).unwrap();
+    let files = || std::fs::read_dir(dir.path()).unwrap().count();
+    // Not a flow: refused at link, before it is cached.
+    let not_a_flow = wat::parse_str("(component)").unwrap();
+    assert!(matches!(sandbox.load(&not_a_flow), Err(LoadError::NotAFlow(_))));
+    assert_eq!(files(), 0);
+    // A flow whose describe is refused: forgotten, from disk too.
+    let flow = sandbox.load(&baton_tests::flow_wasm("hostile-describe")).unwrap();
+    assert_eq!(files(), 1);
+    assert!(sandbox.describe(&flow).await.is_err());
+    sandbox.forget(&flow.digest());
+    assert_eq!(files(), 0);
+    assert!(sandbox.cached_digests().is_empty());
+}
+
+#[test]
+fn the_component_cache_keeps_to_its_budget_evicting_the_least_recently_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = |cache_max_bytes| {
+        Sandbox::new(&SandboxConfig {
+            cache_dir: Some(dir.path().to_owned()),
+            cache_max_bytes,
+            ..SandboxConfig::default()
+        })
+        .unwrap()
+    };
+    let total = || -> u64 {
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum()
+    };
+    // What the three compiled flows take together, to set a budget one
+    // less than that.
+    let probe = cache(u64::MAX);
+    for flow in ["hello", "etl", "sleeps"] {
+        probe.load(&baton_tests::flow_wasm(flow)).unwrap();
+    }
+    let all = total();
+    drop(probe);
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+
+    let sandbox = cache(all - 1);
+    let hello = sandbox.load(&baton_tests::flow_wasm("hello")).unwrap().digest();
+    std::thread::sleep(Duration::from_millis(20));
+    let etl = sandbox.load(&baton_tests::flow_wasm("etl")).unwrap().digest();
+    std::thread::sleep(Duration::from_millis(20));
+    // hello is used again (from disk, by a fresh sandbox): etl is now the
+    // least recently used.
+    assert!(cache(all - 1).load_cached(&hello).is_some());
+    std::thread::sleep(Duration::from_millis(20));
+    let sleeps = sandbox.load(&baton_tests::flow_wasm("sleeps")).unwrap().digest();
+    let cached = sandbox.cached_digests();
+    assert!(cached.contains(&hello) && cached.contains(&sleeps), "{cached:?}");
+    assert!(!cached.contains(&etl), "the least recently used is evicted: {cached:?}");
+    assert!(total() < all, "over budget: {} of {}", total(), all - 1);
+    // An evicted component loads again from its bytes.
+    assert!(sandbox.load(&baton_tests::flow_wasm("etl")).is_ok());
+}

@@ -2,8 +2,9 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use baton_proto::v1::Artifact;
 
@@ -12,14 +13,25 @@ use crate::api::{ApiFailure, ApiResult, AppState};
 
 pub async fn upload_artifact(
     State(state): State<AppState>,
-    bytes: Bytes,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Artifact>)> {
-    if bytes.len() > state.max_artifact_bytes {
-        return Err(baton_sandbox::LoadError::TooLarge {
-            size: bytes.len(),
-            limit: state.max_artifact_bytes,
+    let too_large =
+        |size: usize| baton_sandbox::LoadError::TooLarge { size, limit: state.max_artifact_bytes };
+    let bytes = match bytes {
+        Ok(bytes) => bytes,
+        // Over the body limit: the size is what the client declared.
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let declared = headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(state.max_artifact_bytes.saturating_add(1));
+            return Err(too_large(declared).into());
         }
-        .into());
+        Err(rejection) => return Err(ApiFailure::bad_request(rejection.body_text())),
+    };
+    if bytes.len() > state.max_artifact_bytes {
+        return Err(too_large(bytes.len()).into());
     }
     let sandbox = state.sandbox.clone();
     let wasm = bytes.clone();
@@ -27,7 +39,14 @@ pub async fn upload_artifact(
     let flow = tokio::task::spawn_blocking(move || sandbox.load(&wasm)).await.map_err(|e| {
         ApiFailure::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
     })??;
-    let info = state.sandbox.describe(&flow).await?;
+    let info = match state.sandbox.describe(&flow).await {
+        Ok(info) => info,
+        Err(refused) => {
+            // Nothing of a refused component stays behind.
+            state.sandbox.forget(&flow.digest());
+            return Err(refused.into());
+        }
+    };
     let (artifact, created) =
         state.store.put_artifact(&format!("sha256:{}", flow.digest()), &info, &bytes).await?;
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(artifact)))

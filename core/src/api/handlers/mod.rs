@@ -16,15 +16,42 @@ pub mod variables;
 pub mod webhooks;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::http::StatusCode;
 
 use crate::api::{ApiFailure, ApiResult};
 
-/// The body, or a 400 that says what is wrong with it.
+/// The body, or a 400 that says what is wrong with it (413 with the limit
+/// when it is too large).
 fn body<T>(payload: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
-    payload
-        .map(|Json(value)| value)
-        .map_err(|rejection| ApiFailure::bad_request(rejection.body_text()))
+    payload.map(|Json(value)| value).map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            body_too_large()
+        } else {
+            ApiFailure::bad_request(rejection.body_text())
+        }
+    })
+}
+
+/// A raw body, or 413 with the limit when it is too large.
+fn raw_body(payload: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+    payload.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            body_too_large()
+        } else {
+            ApiFailure::bad_request(rejection.body_text())
+        }
+    })
+}
+
+fn body_too_large() -> ApiFailure {
+    let limit = baton_proto::v1::limits::human_bytes(super::JSON_BODY_LIMIT);
+    ApiFailure::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("the request body is over the limit of {limit}"),
+    )
 }
 
 /// `sha256:<hex>` whether or not the prefix was given.

@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use baton_proto::v1::{
     CreateRun, FlowRun, FlowRunDetail, Page, ProposeState, RunBucket, RunStats, SkipLate, Skipped,
-    StateCount, StateName, Timestamp, Transition,
+    StateCount, StateName, TaskRun, Timestamp, Transition,
 };
 use serde::Deserialize;
 
@@ -140,6 +140,21 @@ pub async fn get_run(
     Path(id): Path<String>,
 ) -> ApiResult<Json<FlowRunDetail>> {
     Ok(Json(state.store.run_detail(&id).await?))
+}
+
+#[derive(Deserialize)]
+pub struct TaskRunQuery {
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn list_task_runs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<TaskRunQuery>,
+) -> ApiResult<Json<Page<TaskRun>>> {
+    let limit = query.limit.unwrap_or(500);
+    Ok(Json(state.store.task_runs(&id, query.cursor.as_deref(), limit).await?))
 }
 
 pub async fn propose_state(

@@ -2,12 +2,13 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use baton_proto::v1::{Event, SIGNATURE_HEADER, Webhook, WebhookSpec};
 
-use super::body;
+use super::{body, raw_body};
 use crate::api::{ApiFailure, ApiResult, AppState};
 
 pub async fn list_webhooks(State(state): State<AppState>) -> ApiResult<Json<Vec<Webhook>>> {
@@ -35,8 +36,9 @@ pub async fn receive_webhook(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     headers: HeaderMap,
-    bytes: Bytes,
+    bytes: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Event>)> {
+    let bytes = raw_body(bytes)?;
     let (hook, secret) = state.store.webhook(&slug).await?;
     if let Some(secret) = secret {
         let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());

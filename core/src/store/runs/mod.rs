@@ -9,7 +9,7 @@ mod sweep;
 
 pub(crate) use create::{NewRun, check_parameters_size, insert_runs};
 pub use propose::Fence;
-pub use sweep::Sweep;
+pub use sweep::{Sweep, SweepConfig};
 
 use baton_proto::v1::{FlowRun, FlowRunDetail, Page, StateChange, StateName, TaskRun, Timestamp};
 use sqlx::Row;
@@ -24,8 +24,11 @@ const COLUMNS: &str = "id, deployment_id, flow_name, deployment_name, parameters
 /// The pool of runs whose deployment names none.
 pub const DEFAULT_POOL: &str = "default";
 
-/// Most runs one page holds.
+/// Most runs (or task runs) one page holds.
 pub const MAX_PAGE: u32 = 500;
+
+/// Most task runs a run's detail carries; the rest are paged.
+const DETAIL_TASK_RUNS: u32 = 500;
 
 /// Which runs to list.
 #[derive(Debug, Clone, Default)]
@@ -119,30 +122,68 @@ impl Store {
                     })
                 })
                 .collect::<StoreResult<Vec<_>>>()?;
-        let task_runs = sqlx::query(
+        let Page { items: task_runs, next_cursor: task_runs_next_cursor } =
+            self.task_runs(id, None, DETAIL_TASK_RUNS).await?;
+        let attempts = self.attempts(id).await?;
+        Ok(FlowRunDetail { run, states, task_runs, task_runs_next_cursor, attempts })
+    }
+
+    /// A run's task runs by attempt and task id, `limit` (at most
+    /// [`MAX_PAGE`]) after `cursor` (a page's `next_cursor`: `ATTEMPT.TASK`).
+    pub async fn task_runs(
+        &self,
+        id: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Page<TaskRun>> {
+        let after = match cursor {
+            None => (0, -1),
+            Some(cursor) => cursor
+                .split_once('.')
+                .and_then(|(a, t)| Some((a.parse::<i64>().ok()?, t.parse::<i64>().ok()?)))
+                .ok_or_else(|| {
+                    StoreError::Invalid(format!("`{cursor}` is not a task-run cursor"))
+                })?,
+        };
+        let limit = limit.clamp(1, MAX_PAGE);
+        let rows = sqlx::query(
             "SELECT run_attempt, task_id, name, attempt, max_attempts, state, message, started_at, ended_at \
-             FROM task_runs WHERE run_id = $1 ORDER BY run_attempt, task_id",
+             FROM task_runs WHERE run_id = $1 AND (run_attempt > $2 OR (run_attempt = $2 AND task_id > $3)) \
+             ORDER BY run_attempt, task_id LIMIT $4",
         )
         .bind(id)
+        .bind(after.0)
+        .bind(after.1)
+        .bind(i64::from(limit) + 1)
         .fetch_all(&self.read)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(TaskRun {
-                run_attempt: as_u32(row.try_get("run_attempt")?),
-                task_id: u64::try_from(row.try_get::<i64, _>("task_id")?).unwrap_or_default(),
-                name: row.try_get("name")?,
-                attempt: as_u32(row.try_get("attempt")?),
-                max_attempts: as_u32(row.try_get("max_attempts")?),
-                state: parsed_column(row, "state")?,
-                message: row.try_get("message")?,
-                started_at: Timestamp(row.try_get("started_at")?),
-                ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(Timestamp),
+        .await?;
+        let mut items = rows
+            .iter()
+            .map(|row| {
+                Ok(TaskRun {
+                    run_attempt: as_u32(row.try_get("run_attempt")?),
+                    task_id: u64::try_from(row.try_get::<i64, _>("task_id")?).unwrap_or_default(),
+                    name: row.try_get("name")?,
+                    attempt: as_u32(row.try_get("attempt")?),
+                    max_attempts: as_u32(row.try_get("max_attempts")?),
+                    state: parsed_column(row, "state")?,
+                    message: row.try_get("message")?,
+                    started_at: Timestamp(row.try_get("started_at")?),
+                    ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(Timestamp),
+                })
             })
-        })
-        .collect::<StoreResult<Vec<_>>>()?;
-        let attempts = self.attempts(id).await?;
-        Ok(FlowRunDetail { run, states, task_runs, attempts })
+            .collect::<StoreResult<Vec<_>>>()?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|t| format!("{}.{}", t.run_attempt, t.task_id))
+        } else {
+            None
+        };
+        if items.is_empty() && cursor.is_none() {
+            // Tell an unknown run from one without tasks.
+            self.run(id).await?;
+        }
+        Ok(Page { items, next_cursor })
     }
 
     /// Runs, newest first, one page at a time.

@@ -7,6 +7,18 @@ use sqlx::Row;
 
 use crate::store::{Store, StoreResult, now};
 
+/// When the sweep steps in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepConfig {
+    /// A run not dispatched this long after its time becomes `LATE`.
+    pub late_after_ms: i64,
+    /// How long past its timeout a `RUNNING` run is left to its agent,
+    /// which enforces the timeout itself and reports it: the sweep is the
+    /// backstop, and must not judge a run whose outcome is on its way (say,
+    /// behind a burst of log lines).
+    pub timeout_grace_ms: i64,
+}
+
 /// What one sweep changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Sweep {
@@ -16,9 +28,10 @@ pub struct Sweep {
 
 impl Store {
     /// Marks runs `LATE` whose time passed `late_after_ms` ago undispatched,
-    /// and fails `RUNNING` runs past their timeout (their retry policy then
-    /// applies).
-    pub async fn sweep(&self, late_after_ms: i64) -> StoreResult<Sweep> {
+    /// and fails `RUNNING` runs past their timeout and its grace (their
+    /// retry policy then applies).
+    pub async fn sweep(&self, config: SweepConfig) -> StoreResult<Sweep> {
+        let SweepConfig { late_after_ms, timeout_grace_ms } = config;
         let at = now().0;
         let mut sweep = Sweep::default();
         let late = sqlx::query(
@@ -43,7 +56,7 @@ impl Store {
         let overdue = sqlx::query(
             "SELECT id, timeout_ms FROM flow_runs WHERE state = 'RUNNING' AND timeout_ms IS NOT NULL AND started_at + timeout_ms < $1 LIMIT 500",
         )
-        .bind(at)
+        .bind(at.saturating_sub(timeout_grace_ms))
         .fetch_all(&self.read)
         .await?;
         for row in overdue {

@@ -369,6 +369,9 @@ pub fn run_page(props: &RunProps) -> Html {
                 } else {
                     <Gantt {tasks} start={run.started_at.unwrap_or(run.scheduled_at)} {end} />
                 }
+                if detail.task_runs_next_cursor.is_some() {
+                    <p class="muted">{ format!("The first {} task runs; the API pages through the rest.", detail.task_runs.len()) }</p>
+                }
             </div>
             <div class="panel">
                 <h2>{ "Logs" }</h2>
