@@ -42,7 +42,8 @@ fn parameters_over_the_limit_are_refused_at_creation() {
     runtime.block_on(async {
         let address = core.url.strip_prefix("http://").unwrap().parse().unwrap();
         let mut connection = Connection::open(address).await;
-        let too_many = json!({"parameters": {"attack": "x".repeat(2 << 20)}});
+        // 1.5 MiB: over the parameters' limit, within the request body's.
+        let too_many = json!({"parameters": {"attack": "x".repeat(3 << 19)}});
         let (status, body) =
             connection.json("POST", "/api/deployments/hostile-sizes/attack/runs", &too_many).await;
         assert_eq!(status, 413, "{body}");
@@ -97,8 +98,11 @@ fn a_granted_secret_is_in_no_answer_of_the_api_whatever_the_flow_put_it_in() {
 fn a_log_flood_keeps_the_run_s_outcome_and_says_what_it_dropped() {
     let system = System::start(2);
     let (core, home) = (&system.core, system.home.path());
-    core.deploy(home, "prints", "flood", "    timeout_seconds: 5\n");
-    let lines = 2_000_000;
+    // The flow prints for a second or two, well within its timeout; its
+    // lines take longer than that to reach the core, and must not make the
+    // run look timed out.
+    core.deploy(home, "prints", "flood", "    timeout_seconds: 15\n");
+    let lines = 400_000;
     let id = run(core, home, "prints/flood", &[&format!("lines={lines}")]);
     let (done, took) = wait_for(core, home, &id, "COMPLETED", Duration::from_secs(60));
     assert_eq!(done["output"], lines, "{done:#}");
