@@ -400,7 +400,9 @@ impl Dispatcher {
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
         let mut renewals = tokio::time::interval(self.inner.config.heartbeat);
         let mut commands = tokio::time::interval(COMMANDS_EVERY);
-        let mut pause = self.inner.config.tick;
+        // When to look again: a deadline, so that the other timers firing
+        // meanwhile do not put it off.
+        let mut wake_at = tokio::time::Instant::now() + self.inner.config.tick;
         // When the next waiting run falls due, as last read (read again at
         // most every `NEXT_DUE_EVERY`, not on every pass of a burst).
         let mut next_due: Option<(Instant, Option<Timestamp>)> = None;
@@ -408,7 +410,7 @@ impl Dispatcher {
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = self.inner.wake.notified() => {}
-                _ = tokio::time::sleep(pause) => {}
+                () = tokio::time::sleep_until(wake_at) => {}
                 _ = watchdog.tick() => {
                     if let Err(e) = self.watch_agents().await {
                         tracing::warn!(error = %e, "the crash watchdog failed; retrying");
@@ -435,11 +437,12 @@ impl Dispatcher {
                 let next = self.inner.store.next_due_after(now()).await.ok().flatten();
                 next_due = Some((Instant::now(), next));
             }
-            pause = match next_due.and_then(|(_, next)| next) {
+            let pause = match next_due.and_then(|(_, next)| next) {
                 Some(next) => Duration::from_millis(u64::try_from(next.0 - now().0).unwrap_or(0))
                     .min(self.inner.config.tick),
                 None => self.inner.config.tick,
             };
+            wake_at = tokio::time::Instant::now() + pause;
         }
     }
 
