@@ -210,6 +210,11 @@ async fn runs_are_created_validated_listed_driven_and_cancelled() {
     assert_eq!(states, ["SCHEDULED", "PENDING", "RUNNING", "CANCELLING"]);
     let (status, _) = api.get("/api/runs/no-such-run").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // A bad query string is answered in the API's JSON, not plain text.
+    let (status, error) = api.get("/api/runs?limit=many").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["code"], "bad_request", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("limit"), "{error}");
 }
 
 #[tokio::test]

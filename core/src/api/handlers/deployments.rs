@@ -2,12 +2,13 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use baton_proto::v1::{Deployment, DeploymentSpec, DeploymentUpserted};
 use serde::Deserialize;
 
-use super::{body, digest};
+use super::{body, digest, query_params};
 use crate::api::{ApiFailure, ApiResult, AppState};
 use crate::store::DeploymentFilter;
 
@@ -20,8 +21,9 @@ pub struct DeploymentQuery {
 
 pub async fn list_deployments(
     State(state): State<AppState>,
-    Query(query): Query<DeploymentQuery>,
+    query: Result<Query<DeploymentQuery>, QueryRejection>,
 ) -> ApiResult<Json<Vec<Deployment>>> {
+    let query = query_params(query)?;
     let filter = DeploymentFilter { flow: query.flow, tag: query.tag, paused: query.paused };
     Ok(Json(state.store.deployments(&filter).await?))
 }

@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -9,7 +10,7 @@ use baton_proto::v1::{EmitEvent, Event, Timestamp};
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
-use super::body;
+use super::{body, query_params};
 use crate::api::{ApiFailure, ApiResult, AppState};
 use crate::feed::name_matches;
 use crate::store::EventFilter;
@@ -24,8 +25,9 @@ pub struct EventQuery {
 
 pub async fn list_events(
     State(state): State<AppState>,
-    Query(query): Query<EventQuery>,
+    query: Result<Query<EventQuery>, QueryRejection>,
 ) -> ApiResult<Json<Vec<Event>>> {
+    let query = query_params(query)?;
     let filter = EventFilter {
         name: query.name,
         resource: query.resource,
@@ -53,8 +55,9 @@ pub async fn emit_event(
 /// like the list.
 pub async fn stream_events(
     State(state): State<AppState>,
-    Query(query): Query<EventQuery>,
-) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
+    query: Result<Query<EventQuery>, QueryRejection>,
+) -> ApiResult<Sse<impl futures_util::Stream<Item = Result<SseEvent, std::convert::Infallible>>>> {
+    let query = query_params(query)?;
     let receiver = state.feed.subscribe();
     let stream = futures_util::stream::unfold(receiver, move |mut receiver| {
         let query = query.clone();
@@ -84,5 +87,5 @@ pub async fn stream_events(
             }
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
