@@ -612,6 +612,12 @@ impl Dispatcher {
             return Ok(false);
         }
         let attempt = transition.run.attempt;
+        let fence = crate::store::Fence { agent_id: agent_id.to_owned(), attempt };
+        // The push did not happen: this attempt ends as `state` says.
+        let not_pushed = async |state: StateName, message: String| {
+            let proposal = ProposeState { state, message: Some(message), output: None };
+            store.propose_fenced(&run.id, &fence, proposal).await.map(|_| false)
+        };
         let assignment = match store.assignment(&transition.run).await {
             Ok(assignment) => assignment,
             Err(e) => {
@@ -620,31 +626,27 @@ impl Dispatcher {
                 // it back: its agent never gets it). Anything else means
                 // it cannot be described to an agent: it fails here rather
                 // than waiting in PENDING.
-                let transient = matches!(e, StoreError::Database(_));
-                let (state, message) = if transient {
-                    (StateName::Scheduled, format!("not pushed: {e}; dispatching it again"))
+                return if matches!(e, StoreError::Database(_)) {
+                    not_pushed(
+                        StateName::Scheduled,
+                        format!("not pushed: {e}; dispatching it again"),
+                    )
+                    .await
                 } else {
-                    (StateName::Crashed, format!("could not be pushed to an agent: {e}"))
+                    not_pushed(StateName::Crashed, format!("could not be pushed to an agent: {e}"))
+                        .await
                 };
-                let proposal = ProposeState { state, message: Some(message), output: None };
-                let fence = crate::store::Fence { agent_id: agent_id.to_owned(), attempt };
-                store.propose_fenced(&run.id, &fence, proposal).await?;
-                return Ok(false);
             }
         };
         let message = CoreMessage::Assign(Box::new(assignment));
         let size = body_size(&message);
         if size > MAX_FRAME_BYTES as usize {
             // No agent could ever be sent it: it fails once, never retried.
-            let message = format!(
+            let why = format!(
                 "could not be sent to an agent: {} (its parameters, variables and secrets)",
                 over_limit("its assignment", size, MAX_FRAME_BYTES as usize)
             );
-            let proposal =
-                ProposeState { state: StateName::Failed, message: Some(message), output: None };
-            let fence = crate::store::Fence { agent_id: agent_id.to_owned(), attempt };
-            store.propose_fenced(&run.id, &fence, proposal).await?;
-            return Ok(false);
+            return not_pushed(StateName::Failed, why).await;
         }
         let sent = {
             let mut agents = self.agents();
@@ -659,15 +661,10 @@ impl Dispatcher {
         };
         if !sent {
             // The agent left between choosing and pushing: hand the run back.
-            let proposal = ProposeState {
-                state: StateName::Scheduled,
-                message: Some(format!("agent {agent_id} left before the run reached it")),
-                output: None,
-            };
-            let fence = crate::store::Fence { agent_id: agent_id.to_owned(), attempt };
-            store.propose_fenced(&run.id, &fence, proposal).await?;
+            let why = format!("agent {agent_id} left before the run reached it");
+            return not_pushed(StateName::Scheduled, why).await;
         }
-        Ok(sent)
+        Ok(true)
     }
 
     /// Ends the runs agents no longer have, and stops executions that no

@@ -26,13 +26,9 @@ use crate::api::{ApiFailure, ApiResult};
 /// The body, or a 400 that says what is wrong with it (413 with the limit
 /// when it is too large).
 fn body<T>(payload: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
-    payload.map(|Json(value)| value).map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            body_too_large()
-        } else {
-            ApiFailure::bad_request(rejection.body_text())
-        }
-    })
+    payload
+        .map(|Json(value)| value)
+        .map_err(|rejection| refused_body(rejection.status(), rejection.body_text()))
 }
 
 /// The query string's parameters, or a 400 in the API's JSON that says
@@ -45,22 +41,22 @@ fn query_params<T>(query: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
 
 /// A raw body, or 413 with the limit when it is too large.
 fn raw_body(payload: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
-    payload.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            body_too_large()
-        } else {
-            ApiFailure::bad_request(rejection.body_text())
-        }
-    })
+    payload.map_err(|rejection| refused_body(rejection.status(), rejection.body_text()))
 }
 
-fn body_too_large() -> ApiFailure {
-    let limit = baton_proto::v1::limits::human_bytes(super::JSON_BODY_LIMIT);
-    ApiFailure::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "too_large",
-        format!("the request body is over the limit of {limit}"),
-    )
+/// A body axum refused: 413 with the limit when it was too large, else a
+/// 400 that says why.
+fn refused_body(status: StatusCode, why: String) -> ApiFailure {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        let limit = baton_proto::v1::limits::human_bytes(super::JSON_BODY_LIMIT);
+        ApiFailure::new(
+            status,
+            "too_large",
+            format!("the request body is over the limit of {limit}"),
+        )
+    } else {
+        ApiFailure::bad_request(why)
+    }
 }
 
 /// `sha256:<hex>` whether or not the prefix was given.

@@ -157,7 +157,7 @@ impl Store {
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.read)
         .await?;
-        let mut items = rows
+        let items = rows
             .iter()
             .map(|row| {
                 Ok(TaskRun {
@@ -173,17 +173,11 @@ impl Store {
                 })
             })
             .collect::<StoreResult<Vec<_>>>()?;
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|t| format!("{}.{}", t.run_attempt, t.task_id))
-        } else {
-            None
-        };
         if items.is_empty() && cursor.is_none() {
             // Tell an unknown run from one without tasks.
             self.run(id).await?;
         }
-        Ok(Page { items, next_cursor })
+        Ok(page_of(items, limit, |task| format!("{}.{}", task.run_attempt, task.task_id)))
     }
 
     /// Runs, newest first, one page at a time.
@@ -234,15 +228,9 @@ impl Store {
             .bind(i64::from(limit) + 1)
             .fetch_all(&self.read)
             .await?;
-        let mut items =
+        let items =
             rows.iter().map(|r| run_row(r).map(|r| r.run)).collect::<StoreResult<Vec<_>>>()?;
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|r| r.id.clone())
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        Ok(page_of(items, limit, |run| run.id.clone()))
     }
 
     /// Runs scheduled in `[since, until)`, counted by `(bucket, state)`
@@ -288,4 +276,17 @@ impl Store {
             None => Ok(Vec::new()),
         }
     }
+}
+
+/// A page of `items`, read with one more than `limit` to tell whether more
+/// follow; the cursor names the last item kept.
+fn page_of<T>(mut items: Vec<T>, limit: u32, cursor: impl Fn(&T) -> String) -> Page<T> {
+    let limit = limit as usize;
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(cursor)
+    } else {
+        None
+    };
+    Page { items, next_cursor }
 }
