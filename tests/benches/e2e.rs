@@ -108,12 +108,24 @@ fn main() {
 
         let mut measured = Vec::with_capacity(latency_runs);
         let mut recorded = Vec::with_capacity(latency_runs);
+        // Where the time goes, by the core's clock: created -> PENDING
+        // (dispatch), -> RUNNING (the agent's start applied), -> COMPLETED.
+        let mut stages = [0_i64; 3];
         for i in 0..latency_runs {
             let sent = Instant::now();
             let id = create(&mut connection, "hello/bench", json!({"a": i, "b": 1})).await;
             let run = completed(&mut connection, &id).await;
             measured.push(sent.elapsed());
             recorded.push(recorded_ms(&run));
+            let (_, detail) = connection.json("GET", &format!("/api/runs/{id}"), &Value::Null).await;
+            let created = run["created_at"].as_i64().unwrap();
+            let pending = state_at(&detail, "PENDING");
+            let running = state_at(&detail, "RUNNING");
+            for (stage, (from, to)) in
+                stages.iter_mut().zip([(created, pending), (pending, running), (running, run["ended_at"].as_i64().unwrap())])
+            {
+                *stage += to - from;
+            }
         }
         measured.sort_unstable();
         recorded.sort_unstable();
@@ -124,6 +136,13 @@ fn main() {
             percentile(&measured, 0.99),
             recorded[recorded.len() / 2],
             recorded[(recorded.len() - 1) * 99 / 100],
+        );
+        let mean = |total: i64| total as f64 / latency_runs as f64;
+        println!(
+            "latency by stage, means by the core's clock: created -> PENDING {:.2} ms, PENDING -> RUNNING {:.2} ms, RUNNING -> COMPLETED {:.2} ms",
+            mean(stages[0]),
+            mean(stages[1]),
+            mean(stages[2]),
         );
 
         // A burst from several clients.

@@ -11,7 +11,9 @@ pub(crate) use create::{NewRun, check_parameters_size, insert_runs};
 pub use propose::Fence;
 pub use sweep::{Sweep, SweepConfig};
 
-use baton_proto::v1::{FlowRun, FlowRunDetail, Page, StateChange, StateName, TaskRun, Timestamp};
+use baton_proto::v1::{FlowRun, FlowRunDetail, Page, StateName, TaskRun, Timestamp};
+use std::sync::LazyLock;
+
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -105,27 +107,25 @@ impl Store {
         Ok(self.read_run(&self.read, id, false, false).await?.0.run)
     }
 
-    /// A run with its state history and task runs.
+    /// A run with its state history, first task runs and attempts, read
+    /// in one statement: clients poll this while a run is in flight, and
+    /// every statement is a round trip to the database.
     pub async fn run_detail(&self, id: &str) -> StoreResult<FlowRunDetail> {
-        let run = self.run(id).await?;
-        let states =
-            sqlx::query("SELECT state, message, at FROM run_states WHERE run_id = $1 ORDER BY seq")
-                .bind(id)
-                .fetch_all(&self.read)
-                .await?
-                .iter()
-                .map(|row| {
-                    Ok(StateChange {
-                        state: parsed_column(row, "state")?,
-                        message: row.try_get("message")?,
-                        at: Timestamp(row.try_get("at")?),
-                    })
-                })
-                .collect::<StoreResult<Vec<_>>>()?;
+        let row = sqlx::query(detail_sql(self.dialect))
+            .bind(id)
+            .bind(i64::from(DETAIL_TASK_RUNS) + 1)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| StoreError::not_found(format!("run {id}")))?;
         let Page { items: task_runs, next_cursor: task_runs_next_cursor } =
-            self.task_runs(id, None, DETAIL_TASK_RUNS).await?;
-        let attempts = self.attempts(id).await?;
-        Ok(FlowRunDetail { run, states, task_runs, task_runs_next_cursor, attempts })
+            page_of(json_column(&row, "detail_task_runs")?, DETAIL_TASK_RUNS, task_run_cursor);
+        Ok(FlowRunDetail {
+            run: run_row(&row)?.run,
+            states: json_column(&row, "detail_states")?,
+            task_runs,
+            task_runs_next_cursor,
+            attempts: json_column(&row, "detail_attempts")?,
+        })
     }
 
     /// A run's task runs by attempt and task id, `limit` (at most
@@ -177,7 +177,7 @@ impl Store {
             // Tell an unknown run from one without tasks.
             self.run(id).await?;
         }
-        Ok(page_of(items, limit, |task| format!("{}.{}", task.run_attempt, task.task_id)))
+        Ok(page_of(items, limit, task_run_cursor))
     }
 
     /// Runs, newest first, one page at a time.
@@ -280,6 +280,87 @@ impl Store {
 
 /// A page of `items`, read with one more than `limit` to tell whether more
 /// follow; the cursor names the last item kept.
+/// Where a page of task runs ending with `task` leaves off.
+fn task_run_cursor(task: &TaskRun) -> String {
+    format!("{}.{}", task.run_attempt, task.task_id)
+}
+
+/// `SELECT` of a run (`$1`) with its history, first task runs (at most
+/// `$2`) and attempts as JSON arrays of their wire objects.
+fn detail_sql(dialect: Dialect) -> &'static str {
+    static SQLITE: LazyLock<String> = LazyLock::new(|| detail_select(Dialect::Sqlite));
+    static POSTGRES: LazyLock<String> = LazyLock::new(|| detail_select(Dialect::Postgres));
+    match dialect {
+        Dialect::Sqlite => &SQLITE,
+        Dialect::Postgres => &POSTGRES,
+    }
+}
+
+fn detail_select(dialect: Dialect) -> String {
+    let states = json_rows(
+        dialect,
+        &[("state", "state"), ("message", "message"), ("at", "at")],
+        "run_states WHERE run_id = r.id",
+        "seq",
+    );
+    let task_runs = json_rows(
+        dialect,
+        &[
+            ("run_attempt", "run_attempt"),
+            ("task_id", "task_id"),
+            ("name", "name"),
+            ("attempt", "attempt"),
+            ("max_attempts", "max_attempts"),
+            ("state", "state"),
+            ("message", "message"),
+            ("started_at", "started_at"),
+            ("ended_at", "ended_at"),
+        ],
+        "(SELECT * FROM task_runs WHERE run_id = r.id ORDER BY run_attempt, task_id LIMIT $2) t",
+        "run_attempt, task_id",
+    );
+    // Outputs are stored as JSON text; they go in as JSON, not as strings.
+    let output = match dialect {
+        Dialect::Sqlite => "CASE WHEN json_valid(output) THEN json(output) END",
+        Dialect::Postgres => "output::json",
+    };
+    let attempts = json_rows(
+        dialect,
+        &[
+            ("number", "number"),
+            ("agent_id", "agent_id"),
+            ("dispatched_at", "dispatched_at"),
+            ("started_at", "started_at"),
+            ("ended_at", "ended_at"),
+            ("state", "state"),
+            ("message", "message"),
+            ("output", output),
+            ("stale_outcome", "stale_outcome"),
+        ],
+        "run_attempts WHERE run_id = r.id",
+        "number",
+    );
+    format!(
+        "SELECT {COLUMNS}, {states} AS detail_states, {task_runs} AS detail_task_runs, \
+         {attempts} AS detail_attempts FROM flow_runs r WHERE r.id = $1"
+    )
+}
+
+/// A subquery giving the rows of `source` in `order` as a JSON array (text)
+/// of objects made of `fields` (name, expression).
+fn json_rows(dialect: Dialect, fields: &[(&str, &str)], source: &str, order: &str) -> String {
+    let pairs: Vec<String> = fields.iter().map(|(name, expr)| format!("'{name}', {expr}")).collect();
+    let pairs = pairs.join(", ");
+    match dialect {
+        Dialect::Sqlite => {
+            format!("(SELECT json_group_array(json_object({pairs}) ORDER BY {order}) FROM {source})")
+        }
+        Dialect::Postgres => format!(
+            "(SELECT COALESCE(json_agg(json_build_object({pairs}) ORDER BY {order}), '[]'::json)::text FROM {source})"
+        ),
+    }
+}
+
 fn page_of<T>(mut items: Vec<T>, limit: u32, cursor: impl Fn(&T) -> String) -> Page<T> {
     let limit = limit as usize;
     let next_cursor = if items.len() > limit {
