@@ -17,7 +17,9 @@ use std::sync::LazyLock;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Dialect, Store, StoreError, StoreResult, as_u32, json_column, parsed_column};
+use super::{
+    Dialect, Store, StoreError, StoreResult, as_u32, attempts, json_column, parsed_column,
+};
 
 const COLUMNS: &str = "id, deployment_id, flow_name, deployment_name, parameters, tags, state, state_message, \
     state_changed_at, state_seq, scheduled_at, started_at, ended_at, run_count, max_retries, retry_delay_ms, \
@@ -119,12 +121,13 @@ impl Store {
             .ok_or_else(|| StoreError::not_found(format!("run {id}")))?;
         let Page { items: task_runs, next_cursor: task_runs_next_cursor } =
             page_of(json_column(&row, "detail_task_runs")?, DETAIL_TASK_RUNS, task_run_cursor);
+        let history: Vec<attempts::HistoryRow> = json_column(&row, "detail_history")?;
         Ok(FlowRunDetail {
             run: run_row(&row)?.run,
-            states: json_column(&row, "detail_states")?,
+            states: history.iter().map(attempts::HistoryRow::change).collect(),
             task_runs,
             task_runs_next_cursor,
-            attempts: json_column(&row, "detail_attempts")?,
+            attempts: attempts::from_history(&history, json_column(&row, "detail_stale")?),
         })
     }
 
@@ -286,7 +289,7 @@ fn task_run_cursor(task: &TaskRun) -> String {
 }
 
 /// `SELECT` of a run (`$1`) with its history, first task runs (at most
-/// `$2`) and attempts as JSON arrays of their wire objects.
+/// `$2`) and stale outcomes as JSON arrays of objects.
 fn detail_sql(dialect: Dialect) -> &'static str {
     static SQLITE: LazyLock<String> = LazyLock::new(|| detail_select(Dialect::Sqlite));
     static POSTGRES: LazyLock<String> = LazyLock::new(|| detail_select(Dialect::Postgres));
@@ -297,9 +300,21 @@ fn detail_sql(dialect: Dialect) -> &'static str {
 }
 
 fn detail_select(dialect: Dialect) -> String {
-    let states = json_rows(
+    // Outputs are stored as JSON text; they go in as JSON, not as strings.
+    let output = match dialect {
+        Dialect::Sqlite => "CASE WHEN json_valid(output) THEN json(output) END",
+        Dialect::Postgres => "output::json",
+    };
+    let history = json_rows(
         dialect,
-        &[("state", "state"), ("message", "message"), ("at", "at")],
+        &[
+            ("state", "state"),
+            ("message", "message"),
+            ("at", "at"),
+            ("attempt", "attempt"),
+            ("agent_id", "agent_id"),
+            ("output", output),
+        ],
         "run_states WHERE run_id = r.id",
         "seq",
     );
@@ -319,41 +334,29 @@ fn detail_select(dialect: Dialect) -> String {
         "(SELECT * FROM task_runs WHERE run_id = r.id ORDER BY run_attempt, task_id LIMIT $2) t",
         "run_attempt, task_id",
     );
-    // Outputs are stored as JSON text; they go in as JSON, not as strings.
-    let output = match dialect {
-        Dialect::Sqlite => "CASE WHEN json_valid(output) THEN json(output) END",
-        Dialect::Postgres => "output::json",
-    };
-    let attempts = json_rows(
+    let stale = json_rows(
         dialect,
-        &[
-            ("number", "number"),
-            ("agent_id", "agent_id"),
-            ("dispatched_at", "dispatched_at"),
-            ("started_at", "started_at"),
-            ("ended_at", "ended_at"),
-            ("state", "state"),
-            ("message", "message"),
-            ("output", output),
-            ("stale_outcome", "stale_outcome"),
-        ],
-        "run_attempts WHERE run_id = r.id",
-        "number",
+        &[("attempt", "attempt"), ("said", "said")],
+        "stale_outcomes WHERE run_id = r.id",
+        "attempt",
     );
     format!(
-        "SELECT {COLUMNS}, {states} AS detail_states, {task_runs} AS detail_task_runs, \
-         {attempts} AS detail_attempts FROM flow_runs r WHERE r.id = $1"
+        "SELECT {COLUMNS}, {history} AS detail_history, {task_runs} AS detail_task_runs, \
+         {stale} AS detail_stale FROM flow_runs r WHERE r.id = $1"
     )
 }
 
 /// A subquery giving the rows of `source` in `order` as a JSON array (text)
 /// of objects made of `fields` (name, expression).
 fn json_rows(dialect: Dialect, fields: &[(&str, &str)], source: &str, order: &str) -> String {
-    let pairs: Vec<String> = fields.iter().map(|(name, expr)| format!("'{name}', {expr}")).collect();
+    let pairs: Vec<String> =
+        fields.iter().map(|(name, expr)| format!("'{name}', {expr}")).collect();
     let pairs = pairs.join(", ");
     match dialect {
         Dialect::Sqlite => {
-            format!("(SELECT json_group_array(json_object({pairs}) ORDER BY {order}) FROM {source})")
+            format!(
+                "(SELECT json_group_array(json_object({pairs}) ORDER BY {order}) FROM {source})"
+            )
         }
         Dialect::Postgres => format!(
             "(SELECT COALESCE(json_agg(json_build_object({pairs}) ORDER BY {order}), '[]'::json)::text FROM {source})"
