@@ -2,6 +2,7 @@
 //! file holds the command-line grammar and the exit-status policy.
 
 mod agent;
+mod api_token;
 mod automation;
 mod client;
 mod deploy;
@@ -76,6 +77,9 @@ enum Command {
     /// Secrets flows can be granted (sealed at rest).
     #[command(subcommand)]
     Secret(values::ValueCommand),
+    /// Tokens for the core's API, each with a scope: read, run or admin.
+    #[command(subcommand)]
+    ApiToken(api_token::ApiTokenCommand),
     /// Events: everything that happens on the core.
     #[command(subcommand)]
     Event(events::EventCommand),
@@ -115,6 +119,7 @@ fn main() -> ExitCode {
                     values::run(values::ValueKind::Variable, command).await
                 }
                 Command::Secret(command) => values::run(values::ValueKind::Secret, command).await,
+                Command::ApiToken(command) => api_token::run(command).await,
             }
         }),
         Err(e) => Err(anyhow::Error::new(e).context("starting the async runtime")),

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use baton_sandbox::{Sandbox, SandboxConfig};
 use tokio::net::TcpListener;
 
-use crate::api::{self, AppState, LinkInfo};
+use crate::api::{self, AppState, Auth, LinkInfo};
 use crate::automations::Automations;
 use crate::dispatch::{DispatchConfig, Dispatcher};
 use crate::feed::Feed;
@@ -139,7 +139,7 @@ impl Server {
         let state = AppState {
             store: store.clone(),
             sandbox: Arc::new(sandbox),
-            api_token: config.api_token.as_deref().map(Arc::from),
+            auth: Auth::new(config.api_token.clone()),
             max_artifact_bytes: config.max_artifact_bytes,
             dispatcher: dispatcher.clone(),
             scheduler: scheduler.clone(),

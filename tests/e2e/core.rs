@@ -193,3 +193,45 @@ fn the_cli_says_when_no_core_answers() {
         finished.stderr
     );
 }
+
+/// The CLI makes API tokens with scopes; a core with `--api-token` gives a
+/// secret's value to an admin token only, and a revoked token is refused.
+#[test]
+fn api_tokens_with_scopes_guard_secrets() {
+    let core = CoreProcess::start_with(None, &["--api-token", "adm1n-t0ken"]);
+    let home = tempfile::tempdir().unwrap();
+    let as_token = |token: Option<&str>, args: &[&str]| {
+        let mut command = core.baton(home.path());
+        if let Some(token) = token {
+            command.env("BATON_API_TOKEN", token);
+        }
+        finish(command.args(args))
+    };
+    let admin = Some("adm1n-t0ken");
+    let set = as_token(admin, &["secret", "set", "db-password", "hunter2-s3cr3t"]);
+    assert_eq!(set.status, Some(0), "{}", set.stderr);
+    let made = as_token(admin, &["api-token", "create", "--scope", "read", "--name", "dashboards"]);
+    assert_eq!(made.status, Some(0), "{}", made.stderr);
+    let read = made.stdout.lines().last().unwrap().to_owned();
+    assert!(read.starts_with("baton-api."), "{}", made.stdout);
+
+    for (token, what) in [(None, "no token"), (Some(read.as_str()), "a read token")] {
+        let got = as_token(token, &["secret", "get", "db-password"]);
+        assert_ne!(got.status, Some(0), "{what} read the secret: {}", got.stdout);
+        assert!(!got.stdout.contains("hunter2") && !got.stderr.contains("hunter2"), "{what}");
+    }
+    let listed = as_token(Some(&read), &["run", "ls"]);
+    assert_eq!(listed.status, Some(0), "a read token lists runs: {}", listed.stderr);
+    let got = as_token(admin, &["secret", "get", "db-password"]);
+    assert_eq!(got.stdout.trim(), "hunter2-s3cr3t", "{}", got.stderr);
+
+    let tokens = as_token(admin, &["api-token", "ls", "--json"]);
+    let tokens: serde_json::Value = serde_json::from_str(&tokens.stdout).unwrap();
+    assert_eq!(tokens[0]["scope"], "read", "{tokens}");
+    assert!(!tokens.to_string().contains(read.rsplit('.').next().unwrap()), "{tokens}");
+    let id = tokens[0]["id"].as_str().unwrap();
+    let revoked = as_token(admin, &["api-token", "revoke", id]);
+    assert_eq!(revoked.status, Some(0), "{}", revoked.stderr);
+    let refused = as_token(Some(&read), &["run", "ls"]);
+    assert_ne!(refused.status, Some(0), "a revoked token still works");
+}

@@ -1,8 +1,10 @@
 //! The REST API (axum): the one door to the core for the CLI, the UI and
 //! anyone's scripts. It knows no SQL: handlers call the store and the
-//! artifact checks, [`routes`] declares every route once, and [`error`]
-//! turns failures into responses.
+//! artifact checks, [`routes`] declares every route once (with who may
+//! call it, checked by [`auth`]), and [`error`] turns failures into
+//! responses.
 
+mod auth;
 mod error;
 mod handlers;
 mod openapi;
@@ -12,12 +14,13 @@ mod ui;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse as _, Response};
 use baton_sandbox::Sandbox;
 
+pub use auth::{Access, Auth};
 pub use error::{ApiFailure, ApiResult};
 pub use openapi::document;
 pub use routes::{ROUTES, RouteDoc};
@@ -38,9 +41,8 @@ pub struct AppState {
     pub store: Store,
     /// Reads an uploaded component's `describe` under tight limits.
     pub sandbox: Arc<Sandbox>,
-    /// When set, every request but `GET /api/health` must carry
-    /// `Authorization: Bearer <token>`.
-    pub api_token: Option<Arc<str>>,
+    /// Callers' tokens and what they may do.
+    pub auth: Auth,
     pub max_artifact_bytes: usize,
     /// Woken when a run is created; tells agents about cancellations.
     pub dispatcher: Dispatcher,
@@ -61,66 +63,24 @@ pub struct LinkInfo {
     pub fingerprint: String,
 }
 
-/// The API's router, made from the route table: the public routes (see
-/// [`routes::is_public`]) outside the token check, the rest behind it.
+/// The API's router, made from the route table: each route behind the
+/// check of its access (see [`auth`]).
 pub fn router(state: AppState) -> Router {
-    let mut public = Router::new();
-    let mut guarded = Router::new();
-    // A path listed under several methods merges into one method router.
-    for (path, mut handler) in routes::method_routers() {
+    let mut router = Router::new();
+    // A path listed under several methods merges into one method router;
+    // each method keeps its own check.
+    for (path, access, handler) in routes::method_routers() {
+        let mut handler = handler
+            .route_layer(middleware::from_fn_with_state((state.clone(), access), auth::authorize));
         if path == "/api/artifacts" {
             // Room for the artifact limit plus a little, so the handler can
             // answer an oversized upload with a clear message.
             let limit = state.max_artifact_bytes.saturating_add(1024);
             handler = handler.layer(DefaultBodyLimit::max(limit));
         }
-        if routes::is_public(path) {
-            public = public.route(path, handler);
-        } else {
-            guarded = guarded.route(path, handler);
-        }
+        router = router.route(path, handler);
     }
-    let guarded = guarded.route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    public
-        .merge(guarded)
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .with_state(state)
-}
-
-async fn require_token(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    request: Request,
-    next: Next,
-) -> Result<Response, ApiFailure> {
-    if let Some(token) = &state.api_token {
-        // A browser's EventSource cannot send headers: the streams (events,
-        // a run's logs) also take the token as `?token=`.
-        let from_query = || {
-            (request.method() == axum::http::Method::GET
-                && request.uri().path().ends_with("/stream"))
-            .then(|| request.uri().query())
-            .flatten()
-            .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("token=")))
-        };
-        let presented = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .or_else(from_query);
-        // Compare without an early exit, so timing says nothing of the token.
-        let matches = presented.is_some_and(|p| {
-            p.len() == token.len()
-                && p.bytes().zip(token.bytes()).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0
-        });
-        if !matches {
-            return Err(ApiFailure::unauthorized(
-                "missing or wrong API token: send `Authorization: Bearer <token>` (BATON_API_TOKEN)",
-            ));
-        }
-    }
-    Ok(next.run(request).await)
+    router.fallback(not_found).layer(DefaultBodyLimit::max(JSON_BODY_LIMIT)).with_state(state)
 }
 
 /// Paths outside the API are the web UI's: its files, or its page for

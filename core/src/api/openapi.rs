@@ -53,6 +53,9 @@ fn schemas() -> (Map<String, Value>, Map<String, Value>) {
         "AgentInfo" => AgentInfo,
         "CreateAgentToken" => CreateAgentToken,
         "AgentTokenCreated" => AgentTokenCreated,
+        "CreateApiToken" => CreateApiToken,
+        "ApiTokenInfo" => ApiTokenInfo,
+        "ApiTokenCreated" => ApiTokenCreated,
         "ApiError" => ApiError,
     }
     (named, generator.take_definitions(true))
@@ -98,6 +101,10 @@ pub fn document() -> Value {
                 }
             }
         });
+        if let (Some(scope), Some(fields)) = (route.access.scope(), operation.as_object_mut()) {
+            fields.insert("security".to_owned(), json!([{"bearer": []}]));
+            fields.insert("x-baton-scope".to_owned(), json!(scope.as_str()));
+        }
         if let Some(body) = route.body {
             let content = match schema_for(&named, body) {
                 Some(schema) => json!({"application/json": {"schema": schema}}),
@@ -121,9 +128,12 @@ pub fn document() -> Value {
         "info": {
             "title": "Baton core API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Deployments, flow runs and their states, work pools, variables, secrets and events. Bodies are JSON; times are milliseconds since the Unix epoch; errors are ApiError. Send `Authorization: Bearer <token>` when the core has an API token."
+            "description": "Deployments, flow runs and their states, work pools, variables, secrets and events. Bodies are JSON; times are milliseconds since the Unix epoch; errors are ApiError. Send `Authorization: Bearer <token>`: the core's --api-token (admin) or an API token, whose scope (`x-baton-scope` on each operation) is read, run or admin. A core without --api-token takes callers without a token, but gives secret values only to an admin token."
         },
         "paths": paths,
-        "components": {"schemas": definitions}
+        "components": {
+            "schemas": definitions,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
+        }
     })
 }

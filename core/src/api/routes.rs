@@ -4,9 +4,9 @@
 
 use axum::routing::MethodRouter;
 
-use super::AppState;
+use super::{Access, AppState};
 use super::handlers::{
-    agents, artifacts, automations, deployments, events, logs, pools, runs, schedules, secrets,
+    agents, api_tokens, artifacts, automations, deployments, events, logs, pools, runs, schedules, secrets,
     service, variables, webhooks,
 };
 
@@ -14,6 +14,8 @@ use super::handlers::{
 pub struct RouteDoc {
     pub method: &'static str,
     pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
     pub summary: &'static str,
     /// Query parameters, `name: meaning`.
     pub query: &'static [(&'static str, &'static str)],
@@ -25,20 +27,20 @@ pub struct RouteDoc {
 
 /// A route's documentation; the table fills in its method and path.
 const fn doc(summary: &'static str, returns: &'static str) -> RouteDoc {
-    RouteDoc { method: "", path: "", summary, query: &[], body: None, returns }
+    RouteDoc { method: "", path: "", access: Access::Admin, summary, query: &[], body: None, returns }
 }
 
 /// Makes [`ROUTES`] and the method routers from one list of
-/// `(method, path, handler, documentation)`.
+/// `(method, access, path, handler, documentation)`.
 macro_rules! routes {
-    ($(($method:ident, $path:literal, $handler:path, $doc:expr)),* $(,)?) => {
+    ($(($method:ident, $access:ident, $path:literal, $handler:path, $doc:expr)),* $(,)?) => {
         pub const ROUTES: &[RouteDoc] = &[
-            $(RouteDoc { method: stringify!($method), path: $path, ..$doc }),*
+            $(RouteDoc { method: stringify!($method), path: $path, access: Access::$access, ..$doc }),*
         ];
 
-        /// Each route's path and handler, in the table's order.
-        pub(super) fn method_routers() -> Vec<(&'static str, MethodRouter<AppState>)> {
-            vec![$(($path, axum::routing::$method($handler))),*]
+        /// Each route's path, access and handler, in the table's order.
+        pub(super) fn method_routers() -> Vec<(&'static str, Access, MethodRouter<AppState>)> {
+            vec![$(($path, Access::$access, axum::routing::$method($handler))),*]
         }
     };
 }
@@ -46,18 +48,21 @@ macro_rules! routes {
 routes![
     (
         get,
+        Public,
         "/api/health",
         service::health,
         doc("Whether the core and its database answer", "Health")
     ),
     (
         get,
+        Read,
         "/api/openapi.json",
         service::openapi_document,
         doc("This document", "OpenAPI 3.1 document")
     ),
     (
         post,
+        Admin,
         "/api/artifacts",
         artifacts::upload_artifact,
         RouteDoc {
@@ -67,18 +72,21 @@ routes![
     ),
     (
         get,
+        Read,
         "/api/artifacts/{digest}",
         artifacts::artifact_info,
         doc("What an artifact's describe said", "Artifact")
     ),
     (
         get,
+        Read,
         "/api/artifacts/{digest}/content",
         artifacts::artifact_content,
         doc("An artifact's bytes", "application/wasm")
     ),
     (
         get,
+        Read,
         "/api/deployments",
         deployments::list_deployments,
         RouteDoc {
@@ -92,6 +100,7 @@ routes![
     ),
     (
         put,
+        Admin,
         "/api/deployments/{flow}/{name}",
         deployments::upsert_deployment,
         RouteDoc {
@@ -101,30 +110,35 @@ routes![
     ),
     (
         get,
+        Read,
         "/api/deployments/{flow}/{name}",
         deployments::get_deployment,
         doc("Read a deployment", "Deployment")
     ),
     (
         delete,
+        Admin,
         "/api/deployments/{flow}/{name}",
         deployments::delete_deployment,
         doc("Delete a deployment and its runs", "nothing (204)",)
     ),
     (
         post,
+        Admin,
         "/api/deployments/{flow}/{name}/pause",
         deployments::pause_deployment,
         doc("Pause: nothing of it is dispatched", "Deployment",)
     ),
     (
         post,
+        Admin,
         "/api/deployments/{flow}/{name}/resume",
         deployments::resume_deployment,
         doc("Resume a paused deployment", "Deployment",)
     ),
     (
         post,
+        Run,
         "/api/deployments/{flow}/{name}/runs",
         runs::create_run,
         RouteDoc {
@@ -134,12 +148,14 @@ routes![
     ),
     (
         get,
+        Read,
         "/api/deployments/{flow}/{name}/schedules",
         schedules::list_schedules,
         doc("A deployment's schedules with their next times", "Schedule[]",)
     ),
     (
         post,
+        Admin,
         "/api/deployments/{flow}/{name}/schedules",
         schedules::add_schedule,
         RouteDoc {
@@ -149,24 +165,28 @@ routes![
     ),
     (
         delete,
+        Admin,
         "/api/deployments/{flow}/{name}/schedules/{id}",
         schedules::delete_schedule,
         doc("Delete a schedule and the runs it planned that have not started", "nothing (204)",)
     ),
     (
         post,
+        Admin,
         "/api/deployments/{flow}/{name}/schedules/{id}/pause",
         schedules::pause_schedule,
         doc("Pause a schedule: its planned runs are withdrawn", "Schedule",)
     ),
     (
         post,
+        Admin,
         "/api/deployments/{flow}/{name}/schedules/{id}/resume",
         schedules::resume_schedule,
         doc("Resume a schedule: planned again from now", "Schedule",)
     ),
     (
         post,
+        Run,
         "/api/runs/skip-late",
         runs::skip_late,
         RouteDoc {
@@ -176,6 +196,7 @@ routes![
     ),
     (
         get,
+        Read,
         "/api/runs/stats",
         runs::run_stats,
         RouteDoc {
@@ -189,6 +210,7 @@ routes![
     ),
     (
         get,
+        Read,
         "/api/runs",
         runs::list_runs,
         RouteDoc {
@@ -207,12 +229,14 @@ routes![
     ),
     (
         get,
+        Read,
         "/api/runs/{id}",
         runs::get_run,
         doc("A run with its state history and task runs", "FlowRunDetail")
     ),
     (
         get,
+        Read,
         "/api/runs/{id}/task-runs",
         runs::list_task_runs,
         RouteDoc {
@@ -225,6 +249,7 @@ routes![
     ),
     (
         post,
+        Run,
         "/api/runs/{id}/state",
         runs::propose_state,
         RouteDoc {
@@ -237,12 +262,14 @@ routes![
     ),
     (
         post,
+        Run,
         "/api/runs/{id}/cancel",
         runs::cancel_run,
         doc("Cancel a run (RUNNING becomes CANCELLING)", "Transition",)
     ),
     (
         get,
+        Read,
         "/api/runs/{id}/logs",
         logs::get_logs,
         RouteDoc {
@@ -255,6 +282,7 @@ routes![
     ),
     (
         get,
+        Read,
         "/api/runs/{id}/logs/stream",
         logs::stream_logs,
         RouteDoc {
@@ -270,6 +298,7 @@ routes![
     ),
     (
         post,
+        Run,
         "/api/runs/{id}/logs",
         logs::append_logs,
         RouteDoc {
@@ -277,63 +306,72 @@ routes![
             ..doc("Append log lines (a line already stored is skipped)", "{stored}",)
         }
     ),
-    (get, "/api/pools", pools::list_pools, doc("List work pools", "WorkPool[]")),
+    (get, Read, "/api/pools", pools::list_pools, doc("List work pools", "WorkPool[]")),
     (
         post,
+        Admin,
         "/api/pools",
         pools::create_pool,
         RouteDoc { body: Some("PoolSpec"), ..doc("Create a work pool", "WorkPool") }
     ),
-    (get, "/api/pools/{name}", pools::get_pool, doc("Read a work pool and its queues", "WorkPool")),
+    (get, Read, "/api/pools/{name}", pools::get_pool, doc("Read a work pool and its queues", "WorkPool")),
     (
         delete,
+        Admin,
         "/api/pools/{name}",
         pools::delete_pool,
         doc("Delete an unused work pool", "nothing (204)")
     ),
-    (post, "/api/pools/{name}/pause", pools::pause_pool, doc("Pause a work pool", "WorkPool")),
-    (post, "/api/pools/{name}/resume", pools::resume_pool, doc("Resume a work pool", "WorkPool")),
+    (post, Admin, "/api/pools/{name}/pause", pools::pause_pool, doc("Pause a work pool", "WorkPool")),
+    (post, Admin, "/api/pools/{name}/resume", pools::resume_pool, doc("Resume a work pool", "WorkPool")),
     (
         put,
+        Admin,
         "/api/pools/{name}/queues/{queue}",
         pools::upsert_queue,
         RouteDoc { body: Some("QueueSpec"), ..doc("Create or update a queue", "WorkPool") }
     ),
-    (get, "/api/variables", variables::list_variables, doc("List variables", "Variable[]")),
+    (get, Read, "/api/variables", variables::list_variables, doc("List variables", "Variable[]")),
     (
         put,
+        Admin,
         "/api/variables/{name}",
         variables::set_variable,
         RouteDoc { body: Some("SetValue"), ..doc("Set a variable", "Variable") }
     ),
-    (get, "/api/variables/{name}", variables::get_variable, doc("Read a variable", "Variable")),
+    (get, Read, "/api/variables/{name}", variables::get_variable, doc("Read a variable", "Variable")),
     (
         delete,
+        Admin,
         "/api/variables/{name}",
         variables::delete_variable,
         doc("Delete a variable", "nothing (204)")
     ),
     (
         get,
+        Read,
         "/api/secrets",
         secrets::list_secrets,
         doc("List secrets' names (never values)", "SecretInfo[]")
     ),
     (
         put,
+        Admin,
         "/api/secrets/{name}",
         secrets::set_secret,
         RouteDoc { body: Some("SetValue"), ..doc("Set a secret (sealed at rest)", "SecretInfo") }
     ),
-    (get, "/api/secrets/{name}", secrets::get_secret, doc("Read a secret's value", "SecretValue")),
+    (get, SecretValue, "/api/secrets/{name}", secrets::get_secret, doc("Read a secret's value (an admin token only)", "SecretValue")),
     (
         delete,
+        Admin,
         "/api/secrets/{name}",
         secrets::delete_secret,
         doc("Delete a secret", "nothing (204)")
     ),
     (
         get,
+        Read,
         "/api/events",
         events::list_events,
         RouteDoc {
@@ -348,12 +386,14 @@ routes![
     ),
     (
         post,
+        Run,
         "/api/events",
         events::emit_event,
         RouteDoc { body: Some("EmitEvent"), ..doc("Record an event", "Event") }
     ),
     (
         get,
+        Read,
         "/api/events/stream",
         events::stream_events,
         RouteDoc {
@@ -367,21 +407,24 @@ routes![
             )
         }
     ),
-    (get, "/api/webhooks", webhooks::list_webhooks, doc("Incoming webhooks", "Webhook[]")),
+    (get, Read, "/api/webhooks", webhooks::list_webhooks, doc("Incoming webhooks", "Webhook[]")),
     (
         post,
+        Admin,
         "/api/webhooks",
         webhooks::create_webhook,
         RouteDoc { body: Some("WebhookSpec"), ..doc("Create an incoming webhook", "Webhook") }
     ),
     (
         delete,
+        Admin,
         "/api/webhooks/{slug}",
         webhooks::delete_webhook,
         doc("Delete a webhook", "nothing (204)")
     ),
     (
         post,
+        Public,
         "/hooks/{slug}",
         webhooks::receive_webhook,
         doc(
@@ -389,45 +432,52 @@ routes![
             "Event",
         )
     ),
-    (get, "/api/automations", automations::list_automations, doc("Automations", "Automation[]")),
+    (get, Read, "/api/automations", automations::list_automations, doc("Automations", "Automation[]")),
     (
         post,
+        Admin,
         "/api/automations",
         automations::create_automation,
         RouteDoc { body: Some("AutomationSpec"), ..doc("Create an automation", "Automation") }
     ),
     (
         get,
+        Read,
         "/api/automations/{id}",
         automations::get_automation,
         doc("An automation, by id or name", "Automation")
     ),
     (
         delete,
+        Admin,
         "/api/automations/{id}",
         automations::delete_automation,
         doc("Delete an automation", "nothing (204)")
     ),
     (
         post,
+        Admin,
         "/api/automations/{id}/pause",
         automations::pause_automation,
         doc("Pause an automation", "Automation")
     ),
     (
         post,
+        Admin,
         "/api/automations/{id}/resume",
         automations::resume_automation,
         doc("Resume an automation (a proactive trigger's window starts again)", "Automation",)
     ),
     (
         get,
+        Read,
         "/api/agents",
         agents::list_agents,
         doc("Agents that ever connected, connected ones first", "AgentInfo[]")
     ),
     (
         post,
+        Admin,
         "/api/agent-tokens",
         agents::create_agent_token,
         RouteDoc {
@@ -435,10 +485,28 @@ routes![
             ..doc("Make a token for agents of a pool (shown once)", "AgentTokenCreated",)
         }
     ),
+    (
+        get,
+        Admin,
+        "/api/api-tokens",
+        api_tokens::list_api_tokens,
+        doc("API tokens and their scopes (never the tokens)", "ApiTokenInfo[]")
+    ),
+    (
+        post,
+        Admin,
+        "/api/api-tokens",
+        api_tokens::create_api_token,
+        RouteDoc {
+            body: Some("CreateApiToken"),
+            ..doc("Make an API token with a scope: read, run or admin (shown once)", "ApiTokenCreated")
+        }
+    ),
+    (
+        delete,
+        Admin,
+        "/api/api-tokens/{id}",
+        api_tokens::revoke_api_token,
+        doc("Revoke an API token (other cores stop taking it within 5 s)", "nothing (204)")
+    ),
 ];
-
-/// Routes callers reach without the API token: the health check (for
-/// probes) and webhooks (guarded by their own secret).
-pub(super) fn is_public(path: &str) -> bool {
-    path == "/api/health" || path.starts_with("/hooks/")
-}

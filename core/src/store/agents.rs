@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 
 use baton_proto::v1::link::Assignment;
 use baton_proto::v1::{AgentInfo, FlowRun, StateName, Timestamp};
-use sha2::{Digest as _, Sha256};
 use sqlx::Row;
 
-use super::{Store, StoreError, StoreResult, as_u32, json_column, now, to_json};
+use super::{
+    Store, StoreError, StoreResult, as_u32, json_column, now, random_hex, secret_matches, sha256_hex,
+    to_json,
+};
 
 /// A connecting agent, as its hello describes it.
 #[derive(Debug, Clone)]
@@ -75,17 +77,6 @@ fn held_run(row: &sqlx::any::AnyRow) -> StoreResult<HeldRun> {
     })
 }
 
-fn sha256_hex(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
-
-fn random_hex(bytes: usize) -> StoreResult<String> {
-    let mut buffer = vec![0_u8; bytes];
-    getrandom::fill(&mut buffer)
-        .map_err(|e| StoreError::Invalid(format!("no randomness for a token: {e}")))?;
-    Ok(hex::encode(buffer))
-}
-
 impl Store {
     /// Creates a token for agents of `pool`: returns its id and secret.
     /// Only a hash of the secret is kept.
@@ -113,12 +104,7 @@ impl Store {
             .fetch_optional(&self.read)
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let stored: String = row.try_get("secret_sha256")?;
-        // Hashes of equal length compared whole: no early exit to time.
-        let matches = stored
-            .bytes()
-            .zip(sha256_hex(secret).bytes())
-            .fold(stored.len() == 64, |same, (a, b)| same & (a == b));
+        let matches = secret_matches(&row.try_get::<String, _>("secret_sha256")?, secret);
         Ok(matches.then(|| row.try_get("pool")).transpose()?)
     }
 

@@ -15,6 +15,7 @@ macro_rules! holding_states {
 }
 
 mod agents;
+mod api_tokens;
 mod artifacts;
 mod attempts;
 mod automations;
@@ -43,6 +44,7 @@ use std::str::FromStr;
 
 use baton_proto::v1::{ParamErrors, Timestamp};
 use sqlx::any::{AnyPoolOptions, AnyRow};
+use sha2::Digest as _;
 use sqlx::{AnyPool, Row};
 
 pub use retention::Retention;
@@ -111,6 +113,25 @@ impl StoreError {
     pub(crate) fn not_found(what: impl Into<String>) -> Self {
         StoreError::NotFound { what: what.into() }
     }
+}
+
+/// The hex SHA-256 of a token's secret: what is kept of it.
+fn sha256_hex(text: &str) -> String {
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// Whether `secret` hashes to `stored`; hashes of equal length are compared
+/// whole, with no early exit to time.
+fn secret_matches(stored: &str, secret: &str) -> bool {
+    stored.bytes().zip(sha256_hex(secret).bytes()).fold(stored.len() == 64, |same, (a, b)| same & (a == b))
+}
+
+/// `bytes` random bytes in hex: a token's secret.
+fn random_hex(bytes: usize) -> StoreResult<String> {
+    let mut buffer = vec![0_u8; bytes];
+    getrandom::fill(&mut buffer)
+        .map_err(|e| StoreError::Invalid(format!("no randomness for a token: {e}")))?;
+    Ok(hex::encode(buffer))
 }
 
 /// Handle to the database; cheap to clone.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use baton_core::api::{self, AppState, LinkInfo, ROUTES};
+use baton_core::api::{self, AppState, Auth, LinkInfo, ROUTES};
 use baton_core::dispatch::{DispatchConfig, Dispatcher};
 use baton_core::scheduler::{Scheduler, SchedulerConfig};
 use baton_sandbox::{Sandbox, SandboxConfig};
@@ -29,7 +29,7 @@ async fn api_with(token: Option<&str>, max_artifact_bytes: usize) -> Api {
     let state = AppState {
         store: db.store.clone(),
         sandbox: Arc::new(sandbox),
-        api_token: token.map(Arc::from),
+        auth: Auth::new(token.map(str::to_owned)),
         max_artifact_bytes,
         automations: baton_core::automations::Automations::new(
             db.store.clone(),
@@ -53,12 +53,23 @@ async fn api() -> Api {
 
 impl Api {
     async fn call(&self, method: Method, uri: &str, body: Body) -> (StatusCode, Value) {
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("content-type", "application/json")
-            .body(body)
-            .unwrap();
+        self.call_as(None, method, uri, body).await
+    }
+
+    /// A call with `Authorization: Bearer TOKEN` when `token` is given.
+    async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        uri: &str,
+        body: Body,
+    ) -> (StatusCode, Value) {
+        let mut request =
+            Request::builder().method(method).uri(uri).header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request.body(body).unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         // A live stream never ends: its head is the answer.
@@ -75,6 +86,14 @@ impl Api {
 
     async fn get(&self, uri: &str) -> (StatusCode, Value) {
         self.call(Method::GET, uri, Body::empty()).await
+    }
+
+    /// A new API token with `scope` (on a core without --api-token).
+    async fn token(&self, scope: &str) -> String {
+        let (status, created) =
+            self.json(Method::POST, "/api/api-tokens", json!({"scope": scope})).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created["token"].as_str().unwrap().to_owned()
     }
 
     /// Uploads `hello` and deploys it as `hello/default`.
@@ -302,14 +321,80 @@ async fn a_token_guards_everything_but_health() {
 }
 
 #[tokio::test]
-async fn secrets_are_listed_without_values() {
+async fn secrets_are_listed_without_values_and_read_only_by_an_admin_token() {
     let api = api().await;
     let (status, _) = api.json(Method::PUT, "/api/secrets/token", json!({"value": "s3cr3t"})).await;
     assert_eq!(status, StatusCode::OK);
     let (_, listed) = api.get("/api/secrets").await;
     assert!(!listed.to_string().contains("s3cr3t"), "{listed}");
-    let (_, value) = api.get("/api/secrets/token").await;
-    assert_eq!(value["value"], "s3cr3t");
+    // A core without --api-token takes callers without a token, but gives
+    // them no secret value.
+    let (status, refused) = api.get("/api/secrets/token").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert!(!refused.to_string().contains("s3cr3t"), "{refused}");
+    let admin = api.token("admin").await;
+    let (status, value) =
+        api.call_as(Some(&admin), Method::GET, "/api/secrets/token", Body::empty()).await;
+    assert_eq!((status, &value["value"]), (StatusCode::OK, &json!("s3cr3t")));
+}
+
+#[tokio::test]
+async fn api_tokens_may_do_what_their_scope_says_until_revoked() {
+    let api = api_with(Some("t0ken"), 1 << 20).await;
+    let as_admin = |method, uri: &'static str, body: Value| {
+        api.call_as(Some("t0ken"), method, uri, Body::from(body.to_string()))
+    };
+    let (status, _) = as_admin(Method::PUT, "/api/secrets/key", json!({"value": "s3cr3t"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut tokens = Vec::new();
+    for scope in ["read", "run", "admin"] {
+        let (status, created) =
+            as_admin(Method::POST, "/api/api-tokens", json!({"scope": scope, "name": scope})).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        assert_eq!(created["scope"], scope);
+        tokens.push(created["token"].as_str().unwrap().to_owned());
+    }
+    let [read, run, admin] = [&tokens[0], &tokens[1], &tokens[2]].map(|t| Some(t.as_str()));
+    // (token, method, path, expected status): each scope's edge.
+    let run_body = json!({"parameters": {}});
+    let cases = [
+        (None, Method::GET, "/api/runs", StatusCode::UNAUTHORIZED),
+        (None, Method::GET, "/api/secrets/key", StatusCode::UNAUTHORIZED),
+        (Some("baton-api.nope.nope"), Method::GET, "/api/runs", StatusCode::UNAUTHORIZED),
+        (read, Method::GET, "/api/runs", StatusCode::OK),
+        (read, Method::GET, "/api/secrets", StatusCode::OK),
+        (read, Method::GET, "/api/secrets/key", StatusCode::FORBIDDEN),
+        (read, Method::POST, "/api/deployments/hello/default/runs", StatusCode::FORBIDDEN),
+        (read, Method::GET, "/api/api-tokens", StatusCode::FORBIDDEN),
+        // Past the check: no such deployment.
+        (run, Method::POST, "/api/deployments/hello/default/runs", StatusCode::NOT_FOUND),
+        (run, Method::GET, "/api/secrets/key", StatusCode::FORBIDDEN),
+        (run, Method::PUT, "/api/secrets/key", StatusCode::FORBIDDEN),
+        (admin, Method::GET, "/api/secrets/key", StatusCode::OK),
+        (admin, Method::GET, "/api/api-tokens", StatusCode::OK),
+    ];
+    for (token, method, path, expected) in cases {
+        let body = if method == Method::GET { Body::empty() } else { Body::from(run_body.to_string()) };
+        let (status, answer) = api.call_as(token, method.clone(), path, body).await;
+        assert_eq!(status, expected, "{token:?} {method} {path}: {answer}");
+        if path == "/api/secrets/key" && status != StatusCode::OK {
+            assert!(!answer.to_string().contains("s3cr3t"), "{answer}");
+        }
+    }
+    // Listed with their scopes, never their secrets.
+    let (_, listed) = as_admin(Method::GET, "/api/api-tokens", Value::Null).await;
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+    for token in &tokens {
+        let secret = token.rsplit('.').next().unwrap();
+        assert!(!listed.to_string().contains(secret), "{listed}");
+    }
+    // Revoked: refused at once.
+    let id = listed[0]["id"].as_str().unwrap().to_owned();
+    let (status, _) =
+        api.call_as(Some("t0ken"), Method::DELETE, &format!("/api/api-tokens/{id}"), Body::empty()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = api.call_as(read, Method::GET, "/api/runs", Body::empty()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

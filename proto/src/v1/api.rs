@@ -499,3 +499,85 @@ pub struct AgentTokenCreated {
     /// Where agents reach the core over QUIC.
     pub quic_address: String,
 }
+
+/// What an API token may do. `read`: every resource but secret values;
+/// `run`: also create, cancel and change runs, and emit events; `admin`:
+/// everything, secret values included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ApiScope {
+    Read,
+    Run,
+    Admin,
+}
+
+impl ApiScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiScope::Read => "read",
+            ApiScope::Run => "run",
+            ApiScope::Admin => "admin",
+        }
+    }
+}
+
+impl std::fmt::Display for ApiScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ApiScope {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "read" => Ok(ApiScope::Read),
+            "run" => Ok(ApiScope::Run),
+            "admin" => Ok(ApiScope::Admin),
+            other => Err(format!("`{other}` is not a scope: read, run or admin")),
+        }
+    }
+}
+
+/// `POST /api/api-tokens`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiToken {
+    pub scope: ApiScope,
+    /// What it is for, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// An API token as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ApiTokenInfo {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub scope: ApiScope,
+    pub created_at: Timestamp,
+}
+
+/// A new API token: shown once, only a hash of it is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ApiTokenCreated {
+    #[serde(flatten)]
+    pub info: ApiTokenInfo,
+    /// `baton-api.<id>.<secret>`: send it as `Authorization: Bearer <token>`
+    /// (the CLI reads `BATON_API_TOKEN`).
+    pub token: String,
+}
+
+/// The prefix of every API token.
+pub const API_TOKEN_PREFIX: &str = "baton-api.";
+
+/// An API token's id and secret, if `token` has an API token's shape.
+pub fn split_api_token(token: &str) -> Option<(&str, &str)> {
+    token.strip_prefix(API_TOKEN_PREFIX)?.split_once('.')
+}

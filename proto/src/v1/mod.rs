@@ -12,7 +12,8 @@ mod run;
 mod state;
 
 pub use api::{
-    AgentInfo, AgentTokenCreated, ApiError, Artifact, CreateAgentToken, CreateRun, EmitEvent,
+    API_TOKEN_PREFIX, AgentInfo, AgentTokenCreated, ApiError, ApiScope, ApiTokenCreated,
+    ApiTokenInfo, CreateApiToken, split_api_token, Artifact, CreateAgentToken, CreateRun, EmitEvent,
     Event, FieldError, FlowRun, FlowRunDetail, Health, LogLine, Page, PoolKind, PoolSpec,
     ProposeState, QueueSpec, RunAttempt, RunBucket, RunStats, SIGNATURE_HEADER, SecretInfo,
     SecretValue, SetValue, SkipLate, Skipped, StateChange, StateCount, TaskRun, Transition,

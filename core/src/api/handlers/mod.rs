@@ -2,6 +2,7 @@
 //! store or command call and back. What several of them share lives here.
 
 pub mod agents;
+pub mod api_tokens;
 pub mod artifacts;
 pub mod automations;
 pub mod deployments;
