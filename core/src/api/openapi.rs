@@ -1,6 +1,7 @@
 //! The OpenAPI document, generated from the route table ([`super::ROUTES`]),
 //! the same table the router is made from.
 
+use baton_proto::v1::limits::{MAX_NAME_CHARS, name_pattern};
 use serde_json::{Map, Value, json};
 
 use super::routes::ROUTES;
@@ -79,7 +80,16 @@ pub fn document() -> Value {
             .path
             .split('/')
             .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .map(|name| {
+                // Names people give (flows, deployments, pools, queues,
+                // webhooks, variables, secrets) are checked as such.
+                let schema = if matches!(name, "flow" | "name" | "queue" | "slug") {
+                    json!({"type": "string", "pattern": name_pattern(), "maxLength": MAX_NAME_CHARS})
+                } else {
+                    json!({"type": "string"})
+                };
+                json!({"name": name, "in": "path", "required": true, "schema": schema})
+            })
             .collect();
         parameters.extend(route.query.iter().map(|(name, description)| {
             json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": "string"}})

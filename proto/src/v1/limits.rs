@@ -43,6 +43,13 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
     }
 }
 
+/// What [`check_name`] takes, as a regular expression (for the OpenAPI
+/// document): 1 to [`MAX_NAME_CHARS`] letters, digits, `-`, `_` or `.`, not
+/// starting with `.`.
+pub fn name_pattern() -> String {
+    format!("^[A-Za-z0-9_-][A-Za-z0-9._-]{{0,{}}}$", MAX_NAME_CHARS - 1)
+}
+
 /// A size for people: `12 bytes`, `256 KiB`, `10.0 MiB`.
 pub fn human_bytes(bytes: usize) -> String {
     const KIB: usize = 1 << 10;
