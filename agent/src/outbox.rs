@@ -6,12 +6,14 @@
 //!
 //! The outbox is in memory and bounded. Past its capacity it drops the
 //! oldest run reports (log lines first), never a run's `Started`,
-//! `Finished` or `Declined`; a dropped report leaves a gap in the numbers.
+//! `Finished` or `Declined`; a dropped report leaves a gap in the numbers,
+//! and the execution's log says how many went, in a line just before its
+//! end.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use baton_proto::v1::ReportBody;
+use baton_proto::v1::{LogLevel, ReportBody, RunReport, Timestamp};
 use baton_proto::v1::link::{AgentEvent, AgentEventBody, Execution};
 use tokio::sync::Notify;
 
@@ -37,6 +39,11 @@ struct State {
     capacity: usize,
     /// Reports dropped because the outbox was full.
     dropped: u64,
+    /// Reports dropped, by execution, until its end is pushed.
+    dropped_by: HashMap<Execution, u64>,
+    /// The seq of each running execution's last report (a marker of
+    /// dropped reports goes after it).
+    last_report: HashMap<Execution, u64>,
 }
 
 impl Default for Outbox {
@@ -55,6 +62,8 @@ impl Outbox {
                 events: VecDeque::new(),
                 capacity: capacity.max(1),
                 dropped: 0,
+                dropped_by: HashMap::new(),
+                last_report: HashMap::new(),
             }),
             grew: Notify::new(),
             acked: Notify::new(),
@@ -69,24 +78,24 @@ impl Outbox {
     pub fn push(&self, execution: &Execution, body: AgentEventBody) -> u64 {
         let seq = {
             let mut state = self.lock();
-            let seq = state.next_seq;
-            state.next_seq = seq.saturating_add(1);
-            let event = AgentEvent {
-                seq,
-                run_id: execution.run_id.clone(),
-                attempt: execution.attempt,
-                body,
-            };
-            let full = state.events.len() >= state.capacity;
-            if full && !state.make_room() && droppable(&event.body).is_some() {
-                // Only lifecycle events are waiting: this report is the
-                // oldest one there is.
-                state.note_dropped();
-            } else {
-                // Lifecycle events are kept even over the bound.
-                state.events.push_back(event);
+            match &body {
+                AgentEventBody::Report { report } => {
+                    state.reported(execution, report.seq);
+                    state.append(execution, body)
+                }
+                // The execution's last word: room is made first, so that
+                // the line saying what of it was dropped counts all.
+                _ => {
+                    while state.events.len() + 1 + usize::from(state.dropped_by.contains_key(execution))
+                        > state.capacity
+                        && state.make_room()
+                    {}
+                    if let Some(marker) = state.ended(execution) {
+                        state.keep(execution, marker);
+                    }
+                    state.keep(execution, body)
+                }
             }
-            seq
         };
         self.grew.notify_one();
         seq
@@ -171,6 +180,63 @@ impl Outbox {
 }
 
 impl State {
+    /// Numbers and keeps a report, making room by dropping the oldest
+    /// report if the outbox is full (this one, if only lifecycle events
+    /// are waiting); returns its seq.
+    fn append(&mut self, execution: &Execution, body: AgentEventBody) -> u64 {
+        if self.events.len() >= self.capacity && !self.make_room() {
+            let seq = self.number();
+            self.note_dropped(execution.clone());
+            return seq;
+        }
+        self.keep(execution, body)
+    }
+
+    /// Numbers and keeps an event, over the bound if need be.
+    fn keep(&mut self, execution: &Execution, body: AgentEventBody) -> u64 {
+        let seq = self.number();
+        self.events.push_back(AgentEvent {
+            seq,
+            run_id: execution.run_id.clone(),
+            attempt: execution.attempt,
+            body,
+        });
+        seq
+    }
+
+    fn number(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq = seq.saturating_add(1);
+        seq
+    }
+
+    fn reported(&mut self, execution: &Execution, report_seq: u64) {
+        match self.last_report.get_mut(execution) {
+            Some(last) => *last = (*last).max(report_seq),
+            None => {
+                self.last_report.insert(execution.clone(), report_seq);
+            }
+        }
+    }
+
+    /// Forgets an execution that ended; the log line saying how many of
+    /// its reports were dropped, if any were.
+    fn ended(&mut self, execution: &Execution) -> Option<AgentEventBody> {
+        let last = self.last_report.remove(execution).unwrap_or(0);
+        let dropped = self.dropped_by.remove(execution)?;
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let message = format!(
+            "{dropped} reports of this run (log lines first) were dropped: the core did not \
+             acknowledge the agent's events in time and its outbox holds {}",
+            self.capacity
+        );
+        let body = ReportBody::Log { level: LogLevel::Warn, message, task_id: None };
+        let report = RunReport { seq: last.saturating_add(1), at: Timestamp(at), body };
+        Some(AgentEventBody::Report { report })
+    }
+
     /// Drops the oldest droppable event (a log line if there is one, else
     /// another report); false if none may be dropped.
     fn make_room(&mut self) -> bool {
@@ -179,14 +245,20 @@ impl State {
             .iter()
             .position(|e| droppable(&e.body) == Some(Priority::Log))
             .or_else(|| self.events.iter().position(|e| droppable(&e.body).is_some()));
-        let Some(position) = position else { return false };
-        self.events.remove(position);
-        self.note_dropped();
+        let Some(event) = position.and_then(|position| self.events.remove(position)) else {
+            return false;
+        };
+        self.note_dropped(Execution { run_id: event.run_id, attempt: event.attempt });
         true
     }
 
-    /// Counts a dropped report, with a warning now and then.
-    fn note_dropped(&mut self) {
+    /// Counts a dropped report of `execution`, with a warning now and then.
+    fn note_dropped(&mut self, execution: Execution) {
+        // An execution that ended already has had its say (under more
+        // pressure still, the line saying what it lost can go too).
+        if self.last_report.contains_key(&execution) {
+            *self.dropped_by.entry(execution).or_insert(0) += 1;
+        }
         self.dropped = self.dropped.saturating_add(1);
         if self.dropped.is_power_of_two() {
             tracing::warn!(
@@ -325,19 +397,37 @@ mod tests {
         outbox.push(&run("r"), log(3)); // 4
         outbox.push(&run("r"), log(4)); // 5: drops 3
         assert_eq!(seqs(&outbox.after(0, 10)), [1, 2, 4, 5]);
-        outbox.push(&run("r"), AgentEventBody::Finished { outcome: RunOutcome::Cancelled }); // 6: drops 4
-        assert_eq!(seqs(&outbox.after(0, 10)), [1, 2, 5, 6]);
-        outbox.push(&run("s"), AgentEventBody::Declined { reason: "no".to_owned() }); // 7: drops 5
-        outbox.push(&run("t"), AgentEventBody::Started); // 8: no log left, drops the progress 2
-        assert_eq!(seqs(&outbox.after(0, 10)), [1, 6, 7, 8]);
+        // r's end: room for it and the line saying what r lost (drops 4
+        // and 5), the line (6), then the end (7).
+        outbox.push(&run("r"), AgentEventBody::Finished { outcome: RunOutcome::Cancelled });
+        let events = outbox.after(0, 10);
+        assert_eq!(seqs(&events), [1, 2, 6, 7]);
+        let AgentEventBody::Report { report } = &events[2].body else { panic!("{events:?}") };
+        let ReportBody::Log { level, message, .. } = &report.body else { panic!("{report:?}") };
+        assert_eq!(*level, LogLevel::Warn);
+        assert!(message.starts_with("3 reports of this run"), "{message}");
+        // After the run's last report (log 4 was its fourth).
+        assert_eq!(report.seq, 5);
+        outbox.push(&run("s"), AgentEventBody::Declined { reason: "no".to_owned() }); // 8: drops 6
+        outbox.push(&run("t"), AgentEventBody::Started); // 9: no log left, drops the progress 2
+        assert_eq!(seqs(&outbox.after(0, 10)), [1, 7, 8, 9]);
         // Nothing droppable: the bound gives way rather than lose a lifecycle event.
-        outbox.push(&run("t"), AgentEventBody::Finished { outcome: RunOutcome::Cancelled }); // 9
-        assert_eq!(seqs(&outbox.after(0, 10)), [1, 6, 7, 8, 9]);
-        assert_eq!(outbox.dropped(), 4);
-        // A report arriving then is the oldest report there is.
-        assert_eq!(outbox.push(&run("t"), log(5)), 10);
-        assert_eq!(seqs(&outbox.after(0, 10)), [1, 6, 7, 8, 9]);
+        outbox.push(&run("t"), AgentEventBody::Finished { outcome: RunOutcome::Cancelled }); // 10
+        assert_eq!(seqs(&outbox.after(0, 10)), [1, 7, 8, 9, 10]);
         assert_eq!(outbox.dropped(), 5);
+        // A report arriving then is the oldest report there is.
+        assert_eq!(outbox.push(&run("t"), log(5)), 11);
+        assert_eq!(seqs(&outbox.after(0, 10)), [1, 7, 8, 9, 10]);
+        assert_eq!(outbox.dropped(), 6);
+    }
+
+    #[test]
+    fn an_execution_that_lost_nothing_ends_without_a_marker() {
+        let outbox = Outbox::new(10);
+        outbox.push(&run("r"), AgentEventBody::Started);
+        outbox.push(&run("r"), log(1));
+        outbox.push(&run("r"), AgentEventBody::Finished { outcome: RunOutcome::Cancelled });
+        assert_eq!(seqs(&outbox.after(0, 10)), [1, 2, 3]);
     }
 
     #[tokio::test]
