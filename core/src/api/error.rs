@@ -3,7 +3,9 @@
 //! database failures are logged and answered with a generic message.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::extract::Request;
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use baton_proto::v1::{ApiError, FieldError, ParamErrors};
 use baton_sandbox::LoadError;
@@ -118,3 +120,39 @@ impl From<LoadError> for ApiFailure {
 }
 
 pub type ApiResult<T> = Result<T, ApiFailure>;
+
+/// Longest text of axum's own error answers carried into the JSON error.
+const MAX_PLAIN_ERROR: usize = 16 << 10;
+
+/// Answers the errors axum makes by itself (a path segment that is not
+/// UTF-8, a method the route lacks) in the API's JSON error too, as every
+/// other failure is.
+pub(super) async fn json_errors(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let api = path.starts_with("/api/") || path.starts_with("/hooks/");
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if !api || json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_PLAIN_ERROR)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let reason = status.canonical_reason().unwrap_or("error");
+    let code = reason.to_lowercase().replace(' ', "_");
+    let message = if text.is_empty() { reason.to_lowercase() } else { text };
+    let mut answer = ApiFailure::new(status, &code, message).into_response();
+    // What else axum said (`Allow` on a 405, say) still holds.
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
+}

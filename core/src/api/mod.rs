@@ -80,7 +80,11 @@ pub fn router(state: AppState) -> Router {
         }
         router = router.route(path, handler);
     }
-    router.fallback(not_found).layer(DefaultBodyLimit::max(JSON_BODY_LIMIT)).with_state(state)
+    router
+        .fallback(not_found)
+        .layer(middleware::from_fn(error::json_errors))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .with_state(state)
 }
 
 /// Paths outside the API are the web UI's: its files, or its page for

@@ -568,3 +568,21 @@ async fn a_run_s_logs_stream_as_they_are_written_and_end_with_the_run() {
     let (status, _) = api.get("/api/runs/no-such-run/logs/stream").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn errors_axum_answers_itself_are_json_too() {
+    let api = api().await;
+    // A path segment that is not UTF-8.
+    let (status, error) = api.get("/api/runs/%FF%FE").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(error["code"], "bad_request", "{error}");
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{error}");
+    // A method the route lacks.
+    let request = Request::patch("/api/runs").body(Body::empty()).unwrap();
+    let response = api.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(response.headers().contains_key("allow"), "{:?}", response.headers());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let error: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(error["code"], "method_not_allowed", "{error}");
+}
