@@ -13,8 +13,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use baton_proto::v1::{LogLevel, ReportBody, RunReport, Timestamp};
 use baton_proto::v1::link::{AgentEvent, AgentEventBody, Execution};
+use baton_proto::v1::{LogLevel, ReportBody, RunReport, Timestamp};
 use tokio::sync::Notify;
 
 /// Events kept by default while the core does not acknowledge them.
@@ -86,7 +86,9 @@ impl Outbox {
                 // The execution's last word: room is made first, so that
                 // the line saying what of it was dropped counts all.
                 _ => {
-                    while state.events.len() + 1 + usize::from(state.dropped_by.contains_key(execution))
+                    while state.events.len()
+                        + 1
+                        + usize::from(state.dropped_by.contains_key(execution))
                         > state.capacity
                         && state.make_room()
                     {}

@@ -57,8 +57,12 @@ const REMEMBER_AT_MOST: usize = 4096;
 #[derive(Clone, Default)]
 pub struct Auth {
     admin_token: Option<Arc<str>>,
-    remembered: Arc<Mutex<HashMap<[u8; 32], (Option<ApiScope>, Instant)>>>,
+    remembered: Arc<Mutex<Remembered>>,
 }
+
+/// Answers about tokens, by the token's SHA-256: its scope (`None`: no
+/// such token) and when the database said so.
+type Remembered = HashMap<[u8; 32], (Option<ApiScope>, Instant)>;
 
 impl Auth {
     /// `admin_token`: the core's `--api-token`; with it, every caller but
@@ -81,7 +85,8 @@ impl Auth {
         }
         let Some((id, secret)) = split_api_token(token) else { return Ok(None) };
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let remembered = self.remembered.lock().unwrap_or_else(PoisonError::into_inner).get(&key).copied();
+        let remembered =
+            self.remembered.lock().unwrap_or_else(PoisonError::into_inner).get(&key).copied();
         if let Some((scope, at)) = remembered
             && at.elapsed() < REMEMBER_FOR
         {

@@ -4,11 +4,11 @@
 
 use axum::routing::MethodRouter;
 
-use super::{Access, AppState};
 use super::handlers::{
-    agents, api_tokens, artifacts, automations, deployments, events, logs, pools, runs, schedules, secrets,
-    service, variables, webhooks,
+    agents, api_tokens, artifacts, automations, deployments, events, logs, pools, runs, schedules,
+    secrets, service, variables, webhooks,
 };
+use super::{Access, AppState};
 
 /// One endpoint, as documented.
 pub struct RouteDoc {
@@ -27,7 +27,15 @@ pub struct RouteDoc {
 
 /// A route's documentation; the table fills in its method and path.
 const fn doc(summary: &'static str, returns: &'static str) -> RouteDoc {
-    RouteDoc { method: "", path: "", access: Access::Admin, summary, query: &[], body: None, returns }
+    RouteDoc {
+        method: "",
+        path: "",
+        access: Access::Admin,
+        summary,
+        query: &[],
+        body: None,
+        returns,
+    }
 }
 
 /// Makes [`ROUTES`] and the method routers from one list of
@@ -314,7 +322,13 @@ routes![
         pools::create_pool,
         RouteDoc { body: Some("PoolSpec"), ..doc("Create a work pool", "WorkPool") }
     ),
-    (get, Read, "/api/pools/{name}", pools::get_pool, doc("Read a work pool and its queues", "WorkPool")),
+    (
+        get,
+        Read,
+        "/api/pools/{name}",
+        pools::get_pool,
+        doc("Read a work pool and its queues", "WorkPool")
+    ),
     (
         delete,
         Admin,
@@ -322,8 +336,20 @@ routes![
         pools::delete_pool,
         doc("Delete an unused work pool", "nothing (204)")
     ),
-    (post, Admin, "/api/pools/{name}/pause", pools::pause_pool, doc("Pause a work pool", "WorkPool")),
-    (post, Admin, "/api/pools/{name}/resume", pools::resume_pool, doc("Resume a work pool", "WorkPool")),
+    (
+        post,
+        Admin,
+        "/api/pools/{name}/pause",
+        pools::pause_pool,
+        doc("Pause a work pool", "WorkPool")
+    ),
+    (
+        post,
+        Admin,
+        "/api/pools/{name}/resume",
+        pools::resume_pool,
+        doc("Resume a work pool", "WorkPool")
+    ),
     (
         put,
         Admin,
@@ -339,7 +365,13 @@ routes![
         variables::set_variable,
         RouteDoc { body: Some("SetValue"), ..doc("Set a variable", "Variable") }
     ),
-    (get, Read, "/api/variables/{name}", variables::get_variable, doc("Read a variable", "Variable")),
+    (
+        get,
+        Read,
+        "/api/variables/{name}",
+        variables::get_variable,
+        doc("Read a variable", "Variable")
+    ),
     (
         delete,
         Admin,
@@ -361,7 +393,13 @@ routes![
         secrets::set_secret,
         RouteDoc { body: Some("SetValue"), ..doc("Set a secret (sealed at rest)", "SecretInfo") }
     ),
-    (get, SecretValue, "/api/secrets/{name}", secrets::get_secret, doc("Read a secret's value (an admin token only)", "SecretValue")),
+    (
+        get,
+        SecretValue,
+        "/api/secrets/{name}",
+        secrets::get_secret,
+        doc("Read a secret's value (an admin token only)", "SecretValue")
+    ),
     (
         delete,
         Admin,
@@ -432,7 +470,13 @@ routes![
             "Event",
         )
     ),
-    (get, Read, "/api/automations", automations::list_automations, doc("Automations", "Automation[]")),
+    (
+        get,
+        Read,
+        "/api/automations",
+        automations::list_automations,
+        doc("Automations", "Automation[]")
+    ),
     (
         post,
         Admin,
@@ -499,7 +543,10 @@ routes![
         api_tokens::create_api_token,
         RouteDoc {
             body: Some("CreateApiToken"),
-            ..doc("Make an API token with a scope: read, run or admin (shown once)", "ApiTokenCreated")
+            ..doc(
+                "Make an API token with a scope: read, run or admin (shown once)",
+                "ApiTokenCreated"
+            )
         }
     ),
     (

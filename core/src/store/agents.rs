@@ -8,8 +8,8 @@ use baton_proto::v1::{AgentInfo, FlowRun, StateName, Timestamp};
 use sqlx::Row;
 
 use super::{
-    Store, StoreError, StoreResult, as_u32, json_column, now, random_hex, secret_matches, sha256_hex,
-    to_json,
+    Store, StoreError, StoreResult, as_u32, json_column, now, random_hex, secret_matches,
+    sha256_hex, to_json,
 };
 
 /// A connecting agent, as its hello describes it.

@@ -78,6 +78,6 @@ impl Store {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let matches = secret_matches(&row.try_get::<String, _>("secret_sha256")?, secret);
-        Ok(matches.then(|| parsed_column(&row, "scope")).transpose()?)
+        matches.then(|| parsed_column(&row, "scope")).transpose()
     }
 }

@@ -43,8 +43,8 @@ use std::path::Path;
 use std::str::FromStr;
 
 use baton_proto::v1::{ParamErrors, Timestamp};
-use sqlx::any::{AnyPoolOptions, AnyRow};
 use sha2::Digest as _;
+use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use retention::Retention;
@@ -123,7 +123,10 @@ fn sha256_hex(text: &str) -> String {
 /// Whether `secret` hashes to `stored`; hashes of equal length are compared
 /// whole, with no early exit to time.
 fn secret_matches(stored: &str, secret: &str) -> bool {
-    stored.bytes().zip(sha256_hex(secret).bytes()).fold(stored.len() == 64, |same, (a, b)| same & (a == b))
+    stored
+        .bytes()
+        .zip(sha256_hex(secret).bytes())
+        .fold(stored.len() == 64, |same, (a, b)| same & (a == b))
 }
 
 /// `bytes` random bytes in hex: a token's secret.

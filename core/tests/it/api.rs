@@ -374,7 +374,8 @@ async fn api_tokens_may_do_what_their_scope_says_until_revoked() {
         (admin, Method::GET, "/api/api-tokens", StatusCode::OK),
     ];
     for (token, method, path, expected) in cases {
-        let body = if method == Method::GET { Body::empty() } else { Body::from(run_body.to_string()) };
+        let body =
+            if method == Method::GET { Body::empty() } else { Body::from(run_body.to_string()) };
         let (status, answer) = api.call_as(token, method.clone(), path, body).await;
         assert_eq!(status, expected, "{token:?} {method} {path}: {answer}");
         if path == "/api/secrets/key" && status != StatusCode::OK {
@@ -390,8 +391,9 @@ async fn api_tokens_may_do_what_their_scope_says_until_revoked() {
     }
     // Revoked: refused at once.
     let id = listed[0]["id"].as_str().unwrap().to_owned();
-    let (status, _) =
-        api.call_as(Some("t0ken"), Method::DELETE, &format!("/api/api-tokens/{id}"), Body::empty()).await;
+    let (status, _) = api
+        .call_as(Some("t0ken"), Method::DELETE, &format!("/api/api-tokens/{id}"), Body::empty())
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _) = api.call_as(read, Method::GET, "/api/runs", Body::empty()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

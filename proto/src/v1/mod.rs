@@ -13,11 +13,11 @@ mod state;
 
 pub use api::{
     API_TOKEN_PREFIX, AgentInfo, AgentTokenCreated, ApiError, ApiScope, ApiTokenCreated,
-    ApiTokenInfo, CreateApiToken, split_api_token, Artifact, CreateAgentToken, CreateRun, EmitEvent,
-    Event, FieldError, FlowRun, FlowRunDetail, Health, LogLine, Page, PoolKind, PoolSpec,
-    ProposeState, QueueSpec, RunAttempt, RunBucket, RunStats, SIGNATURE_HEADER, SecretInfo,
-    SecretValue, SetValue, SkipLate, Skipped, StateChange, StateCount, TaskRun, Transition,
-    Variable, Verdict, Webhook, WebhookSpec, WorkPool, WorkQueue,
+    ApiTokenInfo, Artifact, CreateAgentToken, CreateApiToken, CreateRun, EmitEvent, Event,
+    FieldError, FlowRun, FlowRunDetail, Health, LogLine, Page, PoolKind, PoolSpec, ProposeState,
+    QueueSpec, RunAttempt, RunBucket, RunStats, SIGNATURE_HEADER, SecretInfo, SecretValue,
+    SetValue, SkipLate, Skipped, StateChange, StateCount, TaskRun, Transition, Variable, Verdict,
+    Webhook, WebhookSpec, WorkPool, WorkQueue, split_api_token,
 };
 pub use automation::{Action, Automation, AutomationSpec, EventTrigger, Trigger, parse_seconds};
 pub use deployment::{
