@@ -71,6 +71,21 @@ fn schema_for(named: &Map<String, Value>, name: &str) -> Option<Value> {
     }
 }
 
+/// What a query parameter's value must be, as the handlers parse it.
+fn query_schema(name: &str) -> Value {
+    match name {
+        "limit" => {
+            json!({"type": "integer", "format": "uint32", "minimum": 0, "maximum": u32::MAX})
+        }
+        "after" | "bucket_seconds" => {
+            json!({"type": "integer", "format": "uint64", "minimum": 0, "maximum": u64::MAX})
+        }
+        "since" | "until" => json!({"type": "integer", "format": "int64"}),
+        "paused" => json!({"type": "boolean"}),
+        _ => json!({"type": "string"}),
+    }
+}
+
 /// The OpenAPI 3.1 document of the API.
 pub fn document() -> Value {
     let (named, definitions) = schemas();
@@ -92,7 +107,8 @@ pub fn document() -> Value {
             })
             .collect();
         parameters.extend(route.query.iter().map(|(name, description)| {
-            json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": "string"}})
+            let required = route.required_query.contains(name);
+            json!({"name": name, "in": "query", "required": required, "description": description, "schema": query_schema(name)})
         }));
         let mut success = json!({"description": route.returns});
         if let (Some(schema), Some(fields)) =

@@ -19,6 +19,8 @@ pub struct RouteDoc {
     pub summary: &'static str,
     /// Query parameters, `name: meaning`.
     pub query: &'static [(&'static str, &'static str)],
+    /// Those of `query` a request must carry.
+    pub required_query: &'static [&'static str],
     /// What the request body is, if any.
     pub body: Option<&'static str>,
     /// What a successful response holds.
@@ -33,6 +35,7 @@ const fn doc(summary: &'static str, returns: &'static str) -> RouteDoc {
         access: Access::Admin,
         summary,
         query: &[],
+        required_query: &[],
         body: None,
         returns,
     }
@@ -213,6 +216,7 @@ routes![
                 ("until", "window's end (default now)"),
                 ("bucket_seconds", "bucket width (default 3600; at most 1000 buckets)"),
             ],
+            required_query: &["since"],
             ..doc("Runs by state per bucket of scheduled time", "RunStats")
         }
     ),
