@@ -2,7 +2,8 @@
 //! against a real core and agent: the dashboard and navigation, a
 //! deployment's Run form refusing a value the schema rejects, a run started
 //! from it and followed to COMPLETED with its logs, a schedule paused and
-//! resumed, a long run cancelled from its page, and deep links.
+//! resumed, a long run followed with a read-only API token (Cancel refused)
+//! and then cancelled from its page, and deep links.
 
 use baton_tests::System;
 use baton_tests::browser::Browser;
@@ -138,9 +139,32 @@ fn a_person_runs_follows_and_cancels_runs_from_the_ui() {
             "Enter on a timeline bar opened no run"
         );
 
-        // A long run, cancelled from its page.
+        // A long run, followed with a read-only API token: its page
+        // reads, but Cancel is refused with the scope it needs.
         client.goto(&format!("{base}/deployments/sleeps/long")).await.unwrap();
         browser.click(Locator::Css("form.run-form button[type=submit]")).await;
+        browser.wait_text("main h1", "RUNNING").await;
+        let run_page = browser.path().await;
+        let made = system.ok(&["api-token", "create", "--scope", "read"]);
+        let read_token = made.lines().last().unwrap().to_owned();
+        let use_token = |token: Option<String>| {
+            let script = match &token {
+                Some(_) => "localStorage.setItem('baton.api_token', arguments[0]);",
+                None => "localStorage.removeItem('baton.api_token');",
+            };
+            client.execute(script, token.into_iter().map(Value::from).collect())
+        };
+        use_token(Some(read_token)).await.unwrap();
+        client.goto(&format!("{base}{run_page}")).await.unwrap();
+        browser.wait_text("main h1", "RUNNING").await;
+        browser.click(Locator::Css("button.danger")).await;
+        let refused = browser.wait_text(".failure", "scope").await;
+        assert!(refused.contains("`run`"), "a read token's Cancel: {refused}");
+        assert_eq!(system.runs("sleeps/long")[0]["state"], "RUNNING");
+
+        // Without it (this core has no --api-token), cancelled from its page.
+        use_token(None).await.unwrap();
+        client.goto(&format!("{base}{run_page}")).await.unwrap();
         browser.wait_text("main h1", "RUNNING").await;
         browser.click(Locator::Css("button.danger")).await;
         browser.wait_text("main h1", "CANCELLED").await;
