@@ -169,4 +169,31 @@ mod tests {
         assert!(matches!(&proactive.trigger, Trigger::Proactive(t) if t.within == 90_000));
         assert!(parse("name: x\ntrigger: {sometimes: {}}\nactions: []\n").is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// Whatever an automation file holds, reading it ends in an
+        /// automation or an error, never a panic.
+        #[test]
+        fn any_text_reads_to_an_answer(text in "(?s).{0,400}") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn a_mutated_automation_reads_to_an_answer(
+            flips in proptest::collection::vec((0_usize..400, 0_u8..128), 1..6),
+            cut in 0_usize..400,
+        ) {
+            let good = "name: nightly\ntrigger:\n  reactive:\n    event: run.failed\n    resource: run/*\n\
+                actions:\n  - run-deployment:\n      deployment: hello/default\n      parameters: {a: 1}\n";
+            let mut bytes = good.as_bytes()[..cut.min(good.len())].to_vec();
+            for (at, byte) in flips {
+                if let Some(slot) = bytes.get_mut(at) {
+                    *slot = byte;
+                }
+            }
+            let _ = parse(&String::from_utf8_lossy(&bytes));
+        }
+    }
 }

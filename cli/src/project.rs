@@ -389,4 +389,46 @@ deployments:
                 .contains("exactly one of cron, interval, rrule")
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// Whatever a baton.yaml holds, reading it ends in a project or an
+        /// error, never a panic.
+        #[test]
+        fn any_text_reads_to_an_answer(text in "(?s).{0,400}") {
+            let _ = Project::parse(&text, "baton.yaml");
+        }
+
+        #[test]
+        fn a_mutated_project_reads_to_an_answer(
+            flips in proptest::collection::vec((0_usize..GOOD.len(), 0_u8..128), 1..6),
+            cut in 0_usize..=GOOD.len(),
+        ) {
+            let mut bytes = GOOD.as_bytes()[..cut].to_vec();
+            for (at, byte) in flips {
+                if let Some(slot) = bytes.get_mut(at) {
+                    *slot = byte;
+                }
+            }
+            let _ = Project::parse(&String::from_utf8_lossy(&bytes), "baton.yaml");
+        }
+    }
+
+    #[test]
+    fn aliases_that_multiply_and_deep_nesting_are_refused() {
+        let mut laughs = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in 1..12 {
+            let previous = format!("*{}", "a".repeat(level));
+            let name = "a".repeat(level + 1);
+            laughs.push_str(&format!(
+                "{name}: &{name} [{}]\n",
+                std::iter::repeat_n(previous.as_str(), 10).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        laughs.push_str("deployments: [{name: x}]\nname: demo\n");
+        assert!(Project::parse(&laughs, "baton.yaml").is_err());
+        let deep = format!("name: {}1{}\ndeployments: [{{name: x}}]\n", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(Project::parse(&deep, "baton.yaml").is_err());
+    }
 }
