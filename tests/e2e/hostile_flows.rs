@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use baton_tests::http::Connection;
+use baton_tests::measure::resident_kib;
 use baton_tests::{System, finish};
 use serde_json::{Value, json};
 
@@ -126,4 +127,47 @@ fn a_log_flood_keeps_the_run_s_outcome_and_says_what_it_dropped() {
     println!("kept {kept} lines, dropped {dropped} (said so)");
     assert!(dropped > 0, "nothing dropped from {lines} lines");
     assert_eq!(kept + dropped, lines + 1, "every line kept or counted as dropped");
+}
+
+/// Every attack the sandbox holds against, on one agent: each run ends in
+/// its named outcome, the same agent then completes a run of `hello`
+/// within 1 s of its creation (by the core's clock), and after them all
+/// its resident memory is within twice its idle figure.
+#[test]
+fn hostile_flows_end_in_their_named_outcome_and_leave_the_agent_as_it_was() {
+    let system = System::start(2);
+    let (core, home) = (&system.core, system.home.path());
+    core.deploy(home, "hello", "default", "    parameters: {a: 1, b: 2}\n");
+    let cases = [
+        ("memory-hog", "", "FAILED", "ran out of memory"),
+        ("loop-forever", "    timeout_seconds: 1\n", "FAILED", "timed out after 1000 ms"),
+        ("hostile-recursion", "", "CRASHED", "stack overflow"),
+        ("panics", "", "CRASHED", "this flow panics on purpose"),
+        ("read-passwd", "", "FAILED", "/etc/passwd"),
+        ("open-socket", "", "FAILED", "127.0.0.1"),
+    ];
+    for (flow, extra, _, _) in cases {
+        core.deploy(home, flow, "attack", extra);
+    }
+    // Idle: connected, `hello` compiled and run once.
+    let warm = run(core, home, "hello/default", &[]);
+    wait_for(core, home, &warm, "COMPLETED", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = resident_kib(Some(system.agent_pid()));
+    for (flow, _, state, named) in cases {
+        let id = run(core, home, &format!("{flow}/attack"), &[]);
+        let (ended, _) = wait_for(core, home, &id, state, Duration::from_secs(120));
+        let message = ended["state_message"].as_str().unwrap_or_default();
+        assert!(message.contains(named), "{flow}: {ended:#}");
+        let next = run(core, home, "hello/default", &[]);
+        let (done, _) = wait_for(core, home, &next, "COMPLETED", Duration::from_secs(30));
+        assert_eq!(done["agent_id"], ended["agent_id"]);
+        let took = done["ended_at"].as_i64().unwrap() - done["created_at"].as_i64().unwrap();
+        println!("{flow}: {state} ({message}); the next run took {took} ms");
+        assert!(took <= 1000, "after {flow} the next run took {took} ms");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let after = resident_kib(Some(system.agent_pid()));
+    println!("agent resident: idle {idle} kB, after the attacks {after} kB");
+    assert!(after <= 2 * idle, "the agent kept {after} kB against {idle} kB idle");
 }

@@ -348,7 +348,7 @@ pub struct System {
     pub core: CoreProcess,
     pub home: TempDir,
     _data: TempDir,
-    _agent: AgentProcess,
+    agent: AgentProcess,
 }
 
 impl System {
@@ -360,12 +360,17 @@ impl System {
         let (home, data) = (dir(), dir());
         let token = core.agent_token(home.path());
         let agent = AgentProcess::start_with_slots(&core, home.path(), &token, data.path(), slots);
-        Self { core, home, _data: data, _agent: agent }
+        Self { core, home, _data: data, agent }
     }
 
     /// Runs `baton ARGS` that must succeed; returns its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         self.core.ok(self.home.path(), args)
+    }
+
+    /// The agent's process id.
+    pub fn agent_pid(&self) -> u32 {
+        self.agent.pid()
     }
 
     pub fn runs(&self, deployment: &str) -> Vec<serde_json::Value> {
