@@ -428,7 +428,11 @@ deployments:
         }
         laughs.push_str("deployments: [{name: x}]\nname: demo\n");
         assert!(Project::parse(&laughs, "baton.yaml").is_err());
-        let deep = format!("name: {}1{}\ndeployments: [{{name: x}}]\n", "[".repeat(10_000), "]".repeat(10_000));
+        let deep = format!(
+            "name: {}1{}\ndeployments: [{{name: x}}]\n",
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
         assert!(Project::parse(&deep, "baton.yaml").is_err());
     }
 }

@@ -12,5 +12,6 @@
 mod api;
 mod automations;
 mod databases;
+mod parameters;
 mod scheduler;
 mod store;

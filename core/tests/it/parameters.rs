@@ -3,8 +3,6 @@
 //! corpus of random values against random and keyword-shaped schemas,
 //! run on every test run.
 
-#![allow(clippy::unwrap_used, reason = "test code")]
-
 use baton_proto::v1::validate_params;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -15,7 +13,8 @@ fn any_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         ".{0,12}".prop_map(Value::from),
     ];
     leaf.prop_recursive(4, 64, 8, |inner| {
