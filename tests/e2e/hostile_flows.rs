@@ -141,7 +141,7 @@ fn hostile_flows_end_in_their_named_outcome_and_leave_the_agent_as_it_was() {
     let cases = [
         ("memory-hog", "", "FAILED", "ran out of memory"),
         ("loop-forever", "    timeout_seconds: 1\n", "FAILED", "timed out after 1000 ms"),
-        ("hostile-recursion", "", "CRASHED", "stack overflow"),
+        ("hostile-recursion", "", "CRASHED", "overflowed its stack"),
         ("panics", "", "CRASHED", "this flow panics on purpose"),
         ("read-passwd", "", "FAILED", "/etc/passwd"),
         ("open-socket", "", "FAILED", "127.0.0.1"),
