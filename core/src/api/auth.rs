@@ -15,7 +15,7 @@ use axum::response::Response;
 use baton_proto::v1::{ApiScope, split_api_token};
 use sha2::{Digest as _, Sha256};
 
-use super::{ApiFailure, AppState};
+use super::ApiFailure;
 use crate::store::Store;
 
 /// What a route needs of its caller.
@@ -124,15 +124,24 @@ fn presented(request: &Request) -> Option<&str> {
 }
 
 /// Lets the request through if its caller may reach a route of `access`.
+/// What the check of one route needs; shared, so a request clones one
+/// pointer, not the whole app state.
+pub(super) struct Guard {
+    pub auth: Auth,
+    pub store: Store,
+    pub access: Access,
+}
+
 pub(super) async fn authorize(
-    State((state, access)): State<(AppState, Access)>,
+    State(guard): State<Arc<Guard>>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiFailure> {
+    let Guard { auth, store, access } = &*guard;
     let Some(needed) = access.scope() else { return Ok(next.run(request).await) };
     let token = presented(&request).map(str::to_owned);
     let scope = match token {
-        Some(token) => Some(state.auth.scope_of(&state.store, &token).await?.ok_or_else(|| {
+        Some(token) => Some(auth.scope_of(store, &token).await?.ok_or_else(|| {
             ApiFailure::unauthorized("unknown or revoked API token (BATON_API_TOKEN)")
         })?),
         None => None,
@@ -146,12 +155,12 @@ pub(super) async fn authorize(
                 format!("this needs an API token with scope `{needed}`; this one's is `{scope}`"),
             ));
         }
-        None if state.auth.admin_token.is_some() => {
+        None if auth.admin_token.is_some() => {
             return Err(ApiFailure::unauthorized(
                 "missing API token: send `Authorization: Bearer <token>` (BATON_API_TOKEN)",
             ));
         }
-        None if access == Access::SecretValue => {
+        None if *access == Access::SecretValue => {
             return Err(ApiFailure::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",

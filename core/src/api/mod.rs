@@ -70,8 +70,10 @@ pub fn router(state: AppState) -> Router {
     // A path listed under several methods merges into one method router;
     // each method keeps its own check.
     for (path, access, handler) in routes::method_routers() {
-        let mut handler = handler
-            .route_layer(middleware::from_fn_with_state((state.clone(), access), auth::authorize));
+        let mut handler = handler.route_layer(middleware::from_fn_with_state(
+            Arc::new(auth::Guard { auth: state.auth.clone(), store: state.store.clone(), access }),
+            auth::authorize,
+        ));
         if path == "/api/artifacts" {
             // Room for the artifact limit plus a little, so the handler can
             // answer an oversized upload with a clear message.
