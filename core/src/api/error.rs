@@ -124,9 +124,9 @@ pub type ApiResult<T> = Result<T, ApiFailure>;
 /// Longest text of axum's own error answers carried into the JSON error.
 const MAX_PLAIN_ERROR: usize = 16 << 10;
 
-/// Answers the errors axum makes by itself (a path segment that is not
-/// UTF-8, a method the route lacks) in the API's JSON error too, as every
-/// other failure is.
+/// Answers the errors axum makes by itself (a query string or a path
+/// segment its extractors refuse, a method the route lacks) in the API's
+/// JSON error too, as every other failure is.
 pub(super) async fn json_errors(request: Request, next: Next) -> Response {
     let path = request.uri().path();
     let api = path.starts_with("/api/") || path.starts_with("/hooks/");

@@ -2,13 +2,12 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use baton_proto::v1::{Deployment, DeploymentSpec, DeploymentUpserted};
 use serde::Deserialize;
 
-use super::{body, digest, query_params};
+use super::{body, digest};
 use crate::api::{ApiFailure, ApiResult, AppState};
 use crate::store::DeploymentFilter;
 
@@ -21,9 +20,8 @@ pub struct DeploymentQuery {
 
 pub async fn list_deployments(
     State(state): State<AppState>,
-    query: Result<Query<DeploymentQuery>, QueryRejection>,
+    Query(query): Query<DeploymentQuery>,
 ) -> ApiResult<Json<Vec<Deployment>>> {
-    let query = query_params(query)?;
     let filter = DeploymentFilter { flow: query.flow, tag: query.tag, paused: query.paused };
     Ok(Json(state.store.deployments(&filter).await?))
 }

@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -10,7 +9,7 @@ use baton_proto::v1::{EmitEvent, Event, Timestamp};
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
-use super::{body, query_params};
+use super::body;
 use crate::api::{ApiFailure, ApiResult, AppState};
 use crate::feed::name_matches;
 use crate::store::EventFilter;
@@ -25,9 +24,8 @@ pub struct EventQuery {
 
 pub async fn list_events(
     State(state): State<AppState>,
-    query: Result<Query<EventQuery>, QueryRejection>,
+    Query(query): Query<EventQuery>,
 ) -> ApiResult<Json<Vec<Event>>> {
-    let query = query_params(query)?;
     let filter = EventFilter {
         name: query.name,
         resource: query.resource,
@@ -55,9 +53,8 @@ pub async fn emit_event(
 /// like the list.
 pub async fn stream_events(
     State(state): State<AppState>,
-    query: Result<Query<EventQuery>, QueryRejection>,
-) -> ApiResult<Sse<impl futures_util::Stream<Item = Result<SseEvent, std::convert::Infallible>>>> {
-    let query = query_params(query)?;
+    Query(query): Query<EventQuery>,
+) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
     let receiver = state.feed.subscribe();
     let stream = futures_util::stream::unfold(receiver, move |mut receiver| {
         let query = query.clone();
@@ -87,5 +84,5 @@ pub async fn stream_events(
             }
         }
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }

@@ -2,14 +2,13 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use baton_proto::v1::LogLine;
 use serde::Deserialize;
 
-use super::{body, query_params};
+use super::body;
 use crate::api::{ApiResult, AppState};
 
 #[derive(Deserialize)]
@@ -22,9 +21,8 @@ pub struct LogQuery {
 pub async fn get_logs(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    query: Result<Query<LogQuery>, QueryRejection>,
+    Query(query): Query<LogQuery>,
 ) -> ApiResult<Json<Vec<LogLine>>> {
-    let query = query_params(query)?;
     Ok(Json(state.store.logs(&id, query.after, query.limit.unwrap_or(1000)).await?))
 }
 
@@ -38,10 +36,9 @@ const LOG_BATCH: u32 = 500;
 pub async fn stream_logs(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    query: Result<Query<LogQuery>, QueryRejection>,
+    Query(query): Query<LogQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Sse<impl futures_util::Stream<Item = Result<SseEvent, std::convert::Infallible>>>> {
-    let query = query_params(query)?;
     state.store.run(&id).await?;
     let after = headers
         .get("last-event-id")

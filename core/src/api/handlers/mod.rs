@@ -18,8 +18,7 @@ pub mod webhooks;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::Query;
-use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::http::StatusCode;
 
 use crate::api::{ApiFailure, ApiResult};
@@ -30,14 +29,6 @@ fn body<T>(payload: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
     payload
         .map(|Json(value)| value)
         .map_err(|rejection| refused_body(rejection.status(), rejection.body_text()))
-}
-
-/// The query string's parameters, or a 400 in the API's JSON that says
-/// what is wrong with them (axum's own answer is plain text).
-fn query_params<T>(query: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
-    query
-        .map(|Query(value)| value)
-        .map_err(|rejection| ApiFailure::bad_request(rejection.body_text()))
 }
 
 /// A raw body, or 413 with the limit when it is too large.

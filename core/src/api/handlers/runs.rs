@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use baton_proto::v1::{
@@ -11,7 +10,7 @@ use baton_proto::v1::{
 };
 use serde::Deserialize;
 
-use super::{body, query_params};
+use super::body;
 use crate::api::{ApiFailure, ApiResult, AppState};
 use crate::store::{RunFilter, now};
 
@@ -71,9 +70,8 @@ const MAX_BUCKETS: i64 = 1000;
 /// `GET /api/runs/stats`: runs by state per time bucket, for charts.
 pub async fn run_stats(
     State(state): State<AppState>,
-    query: Result<Query<StatsQuery>, QueryRejection>,
+    Query(query): Query<StatsQuery>,
 ) -> ApiResult<Json<RunStats>> {
-    let query = query_params(query)?;
     let until = query.until.unwrap_or_else(|| now().0);
     let bucket = i64::try_from(query.bucket_seconds).unwrap_or(i64::MAX).saturating_mul(1000);
     if bucket < 1000 || until <= query.since {
@@ -104,9 +102,8 @@ pub async fn run_stats(
 
 pub async fn list_runs(
     State(state): State<AppState>,
-    query: Result<Query<RunQuery>, QueryRejection>,
+    Query(query): Query<RunQuery>,
 ) -> ApiResult<Json<Page<FlowRun>>> {
-    let query = query_params(query)?;
     let states = match &query.state {
         None => Vec::new(),
         Some(list) => list
@@ -154,9 +151,8 @@ pub struct TaskRunQuery {
 pub async fn list_task_runs(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    query: Result<Query<TaskRunQuery>, QueryRejection>,
+    Query(query): Query<TaskRunQuery>,
 ) -> ApiResult<Json<Page<TaskRun>>> {
-    let query = query_params(query)?;
     let limit = query.limit.unwrap_or(500);
     Ok(Json(state.store.task_runs(&id, query.cursor.as_deref(), limit).await?))
 }
