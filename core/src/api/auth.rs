@@ -123,7 +123,6 @@ fn presented(request: &Request) -> Option<&str> {
         .or_else(from_query)
 }
 
-/// Lets the request through if its caller may reach a route of `access`.
 /// What the check of one route needs; shared, so a request clones one
 /// pointer, not the whole app state.
 pub(super) struct Guard {
@@ -132,6 +131,8 @@ pub(super) struct Guard {
     pub access: Access,
 }
 
+/// Lets the request through if its caller may reach a route of the
+/// guard's access.
 pub(super) async fn authorize(
     State(guard): State<Arc<Guard>>,
     request: Request,

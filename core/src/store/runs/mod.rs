@@ -11,9 +11,9 @@ pub(crate) use create::{NewRun, check_parameters_size, insert_runs};
 pub use propose::Fence;
 pub use sweep::{Sweep, SweepConfig};
 
-use baton_proto::v1::{FlowRun, FlowRunDetail, Page, StateName, TaskRun, Timestamp};
 use std::sync::LazyLock;
 
+use baton_proto::v1::{FlowRun, FlowRunDetail, Page, StateName, TaskRun, Timestamp};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -281,8 +281,6 @@ impl Store {
     }
 }
 
-/// A page of `items`, read with one more than `limit` to tell whether more
-/// follow; the cursor names the last item kept.
 /// Where a page of task runs ending with `task` leaves off.
 fn task_run_cursor(task: &TaskRun) -> String {
     format!("{}.{}", task.run_attempt, task.task_id)
@@ -364,6 +362,8 @@ fn json_rows(dialect: Dialect, fields: &[(&str, &str)], source: &str, order: &st
     }
 }
 
+/// A page of `items`, read with one more than `limit` to tell whether more
+/// follow; the cursor names the last item kept.
 fn page_of<T>(mut items: Vec<T>, limit: u32, cursor: impl Fn(&T) -> String) -> Page<T> {
     let limit = limit as usize;
     let next_cursor = if items.len() > limit {
