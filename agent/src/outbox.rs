@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use baton_proto::v1::link::{AgentEvent, AgentEventBody, Execution};
-use baton_proto::v1::{LogLevel, ReportBody, RunReport, Timestamp};
+use baton_proto::v1::{LogLevel, ReportBody, RunReport};
 use tokio::sync::Notify;
 
 /// Events kept by default while the core does not acknowledge them.
@@ -226,16 +226,13 @@ impl State {
     fn ended(&mut self, execution: &Execution) -> Option<AgentEventBody> {
         let last = self.last_report.remove(execution).unwrap_or(0);
         let dropped = self.dropped_by.remove(execution)?;
-        let at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         let message = format!(
             "{dropped} reports of this run (log lines first) were dropped: the core did not \
              acknowledge the agent's events in time and its outbox holds {}",
             self.capacity
         );
         let body = ReportBody::Log { level: LogLevel::Warn, message, task_id: None };
-        let report = RunReport { seq: last.saturating_add(1), at: Timestamp(at), body };
+        let report = RunReport { seq: last.saturating_add(1), at: baton_sandbox::now(), body };
         Some(AgentEventBody::Report { report })
     }
 

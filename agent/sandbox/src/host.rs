@@ -306,7 +306,8 @@ fn truncate(text: &str) -> String {
     cut(text, MAX_MESSAGE_BYTES)
 }
 
-pub(crate) fn now() -> Timestamp {
+/// The time a report is stamped with.
+pub fn now() -> Timestamp {
     let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
     Timestamp(i64::try_from(millis).unwrap_or(i64::MAX))
 }

@@ -17,7 +17,7 @@ mod sandbox;
 mod stdio;
 
 pub use cache::Digest;
-pub use host::{Grants, MemoryTaskCache, ReportCollector, RunReporter, TaskCache};
+pub use host::{Grants, MemoryTaskCache, ReportCollector, RunReporter, TaskCache, now};
 pub use run::{RunLimits, RunRequest};
 pub use sandbox::{LoadError, LoadedFlow, Sandbox, SandboxConfig, SandboxError};
 pub use tokio_util::sync::CancellationToken;
