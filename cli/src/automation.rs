@@ -187,13 +187,7 @@ mod tests {
         ) {
             let good = "name: nightly\ntrigger:\n  reactive:\n    event: run.failed\n    resource: run/*\n\
                 actions:\n  - run-deployment:\n      deployment: hello/default\n      parameters: {a: 1}\n";
-            let mut bytes = good.as_bytes()[..cut.min(good.len())].to_vec();
-            for (at, byte) in flips {
-                if let Some(slot) = bytes.get_mut(at) {
-                    *slot = byte;
-                }
-            }
-            let _ = parse(&String::from_utf8_lossy(&bytes));
+            let _ = parse(&crate::fuzz::mutated(good, cut, &flips));
         }
     }
 }

@@ -20,6 +20,21 @@ mod server;
 mod table;
 mod values;
 
+#[cfg(test)]
+mod fuzz {
+    /// `good` cut at `cut` with each `(position, byte)` of `flips` written
+    /// over it: a malformed neighbour of a valid input.
+    pub(crate) fn mutated(good: &str, cut: usize, flips: &[(usize, u8)]) -> String {
+        let mut bytes = good.as_bytes()[..cut.min(good.len())].to_vec();
+        for &(at, byte) in flips {
+            if let Some(slot) = bytes.get_mut(at) {
+                *slot = byte;
+            }
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

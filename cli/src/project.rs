@@ -405,13 +405,7 @@ deployments:
             flips in proptest::collection::vec((0_usize..GOOD.len(), 0_u8..128), 1..6),
             cut in 0_usize..=GOOD.len(),
         ) {
-            let mut bytes = GOOD.as_bytes()[..cut].to_vec();
-            for (at, byte) in flips {
-                if let Some(slot) = bytes.get_mut(at) {
-                    *slot = byte;
-                }
-            }
-            let _ = Project::parse(&String::from_utf8_lossy(&bytes), "baton.yaml");
+            let _ = Project::parse(&crate::fuzz::mutated(GOOD, cut, &flips), "baton.yaml");
         }
     }
 
