@@ -355,6 +355,18 @@ async fn api_tokens_may_do_what_their_scope_says_until_revoked() {
         tokens.push(created["token"].as_str().unwrap().to_owned());
     }
     let [read, run, admin] = [&tokens[0], &tokens[1], &tokens[2]].map(|t| Some(t.as_str()));
+    // A name is a name: at most 100 characters.
+    let long = "n".repeat(101);
+    let (status, refused) =
+        as_admin(Method::POST, "/api/api-tokens", json!({"scope": "read", "name": long})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let (status, _) = as_admin(
+        Method::POST,
+        "/api/api-tokens",
+        json!({"scope": "read", "name": "n".repeat(100)}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
     // (token, method, path, expected status): each scope's edge.
     let run_body = json!({"parameters": {}});
     let cases = [
@@ -384,7 +396,7 @@ async fn api_tokens_may_do_what_their_scope_says_until_revoked() {
     }
     // Listed with their scopes, never their secrets.
     let (_, listed) = as_admin(Method::GET, "/api/api-tokens", Value::Null).await;
-    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+    assert_eq!(listed.as_array().unwrap().len(), 4, "{listed}");
     for token in &tokens {
         let secret = token.rsplit('.').next().unwrap();
         assert!(!listed.to_string().contains(secret), "{listed}");
