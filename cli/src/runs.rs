@@ -59,6 +59,15 @@ pub async fn run(command: RunCommand) -> anyhow::Result<ExitCode> {
     match command {
         RunCommand::Ls { state, deployment, tag, limit, json } => {
             let mut query = vec![format!("limit={limit}")];
+            // The API takes state names exactly; people may write `failed`.
+            let state = state
+                .map(|list| {
+                    list.split(',')
+                        .map(|name| name.parse::<StateName>().map(StateName::as_str))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map(|names| names.join(","))
+                })
+                .transpose()?;
             for (key, value) in [("state", state), ("deployment", deployment), ("tag", tag)] {
                 if let Some(value) = value {
                     query.push(format!("{key}={}", segment(&value)));

@@ -5,6 +5,7 @@
 //! responses.
 
 mod auth;
+mod body;
 mod error;
 mod handlers;
 mod openapi;

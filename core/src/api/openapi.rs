@@ -1,7 +1,8 @@
 //! The OpenAPI document, generated from the route table ([`super::ROUTES`]),
 //! the same table the router is made from.
 
-use baton_proto::v1::limits::{MAX_NAME_CHARS, name_pattern};
+use baton_proto::v1::StateName;
+use baton_proto::v1::limits::{MAX_NAME_CHARS, deployment_pattern, name_pattern};
 use serde_json::{Map, Value, json};
 
 use super::routes::ROUTES;
@@ -72,17 +73,54 @@ fn schema_for(named: &Map<String, Value>, name: &str) -> Option<Value> {
 }
 
 /// What a query parameter's value must be, as the handlers parse it.
-fn query_schema(name: &str) -> Value {
+fn query_schema(path: &str, name: &str) -> Value {
     match name {
-        "limit" => {
-            json!({"type": "integer", "format": "uint32", "minimum": 0, "maximum": u32::MAX})
-        }
-        "after" | "bucket_seconds" => {
-            json!({"type": "integer", "format": "uint64", "minimum": 0, "maximum": u64::MAX})
-        }
+        "limit" => json!({"type": "integer", "format": "uint32"}),
+        "after" => json!({"type": "integer", "format": "uint64"}),
+        "bucket_seconds" => json!({"type": "integer", "format": "uint64", "minimum": 1}),
         "since" | "until" => json!({"type": "integer", "format": "int64"}),
         "paused" => json!({"type": "boolean"}),
+        "deployment" => json!({"type": "string", "pattern": deployment_pattern()}),
+        "state" => {
+            let one = StateName::ALL.map(StateName::as_str).join("|");
+            json!({"type": "string", "pattern": format!("^({one})(,({one}))*$")})
+        }
+        // A task-run cursor is `ATTEMPT.TASK`; a run cursor is a run id.
+        "cursor" if path.ends_with("/task-runs") => {
+            json!({"type": "string", "pattern": "^[0-9]{1,9}\\.[0-9]{1,18}$"})
+        }
         _ => json!({"type": "string"}),
+    }
+}
+
+/// The range of each integer format the wire types use: serde refuses a
+/// number outside it, so the document says so.
+fn integer_range(format: &str) -> Option<(Value, Value)> {
+    Some(match format {
+        "uint8" => (json!(0), json!(u8::MAX)),
+        "uint16" => (json!(0), json!(u16::MAX)),
+        "uint32" => (json!(0), json!(u32::MAX)),
+        "uint64" | "uint" => (json!(0), json!(u64::MAX)),
+        "int32" => (json!(i32::MIN), json!(i32::MAX)),
+        "int64" | "int" => (json!(i64::MIN), json!(i64::MAX)),
+        _ => return None,
+    })
+}
+
+/// Adds `minimum` and `maximum` to every integer schema in `value` that
+/// has a format and lacks them.
+fn bound_integers(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            let range = fields.get("format").and_then(Value::as_str).and_then(integer_range);
+            if let Some((minimum, maximum)) = range {
+                fields.entry("minimum").or_insert(minimum);
+                fields.entry("maximum").or_insert(maximum);
+            }
+            fields.values_mut().for_each(bound_integers);
+        }
+        Value::Array(items) => items.iter_mut().for_each(bound_integers),
+        _ => {}
     }
 }
 
@@ -108,13 +146,18 @@ pub fn document() -> Value {
             .collect();
         parameters.extend(route.query.iter().map(|(name, description)| {
             let required = route.required_query.contains(name);
-            json!({"name": name, "in": "query", "required": required, "description": description, "schema": query_schema(name)})
+            json!({"name": name, "in": "query", "required": required, "description": description, "schema": query_schema(route.path, name)})
         }));
         let mut success = json!({"description": route.returns});
         if let (Some(schema), Some(fields)) =
             (schema_for(&named, route.returns), success.as_object_mut())
         {
-            fields.insert("content".to_owned(), json!({"application/json": {"schema": schema}}));
+            // A stream's body is text; each event's data is the schema.
+            let media = match route.media {
+                "application/json" => json!({"schema": schema}),
+                _ => json!({"schema": {"type": "string"}, "x-baton-event-data": schema}),
+            };
+            fields.insert("content".to_owned(), json!({ route.media: media }));
         }
         let mut operation = json!({
             "summary": route.summary,
@@ -149,7 +192,7 @@ pub fn document() -> Value {
             methods.insert(route.method.to_owned(), operation);
         }
     }
-    json!({
+    let mut document = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Baton core API",
@@ -161,5 +204,7 @@ pub fn document() -> Value {
             "schemas": definitions,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
         }
-    })
+    });
+    bound_integers(&mut document);
+    document
 }

@@ -23,8 +23,10 @@ pub struct RouteDoc {
     pub required_query: &'static [&'static str],
     /// What the request body is, if any.
     pub body: Option<&'static str>,
-    /// What a successful response holds.
+    /// What a successful response holds...
     pub returns: &'static str,
+    /// ...in what media type.
+    pub media: &'static str,
 }
 
 /// A route's documentation; the table fills in its method and path.
@@ -38,6 +40,7 @@ const fn doc(summary: &'static str, returns: &'static str) -> RouteDoc {
         required_query: &[],
         body: None,
         returns,
+        media: "application/json",
     }
 }
 
@@ -302,6 +305,7 @@ routes![
                 "after",
                 "only lines after this position (attempt << 32 | seq; or the Last-Event-ID header)",
             )],
+            media: "text/event-stream",
             ..doc(
                 "A run's log lines as they are written (text/event-stream; each `logs` event carries LogLine[] as JSON, `end` follows the last)",
                 "LogLine[]",
@@ -443,6 +447,7 @@ routes![
                 ("name", "a name; * stands for any run of characters"),
                 ("resource", "a resource; * likewise"),
             ],
+            media: "text/event-stream",
             ..doc(
                 "New events as they happen (text/event-stream; each `event` carries an Event as JSON)",
                 "Event",

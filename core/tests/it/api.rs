@@ -600,3 +600,51 @@ async fn errors_axum_answers_itself_are_json_too() {
     let error: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(error["code"], "method_not_allowed", "{error}");
 }
+
+/// What Schemathesis found (tests/e2e/api_fuzz.rs): the server takes a
+/// body as its JSON Schema in the OpenAPI document says, no more, no less.
+#[tokio::test]
+async fn bodies_and_queries_are_taken_as_the_openapi_document_describes_them() {
+    let api = api().await;
+    // JSON Schema counts `2.0` as an integer; serde alone refused it.
+    let (status, pool) = api
+        .json(Method::POST, "/api/pools", json!({"name": "fuzzed", "concurrency_limit": 3.0}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{pool}");
+    assert_eq!(pool["concurrency_limit"], 3);
+    let (status, error) =
+        api.json(Method::PUT, "/api/pools/fuzzed/queues/q", json!({"priority": 2.5})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert!(error["message"].as_str().unwrap().contains("priority"), "{error}");
+    // An array is not an object, even where serde would take one for a
+    // struct whose fields all have defaults.
+    let (status, error) = api.json(Method::POST, "/api/runs/skip-late", json!([])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(error["message"], "the body must be object, not array");
+    let deployed = api.deploy_hello(json!({})).await;
+    let digest = deployed["deployment"]["artifact"].clone();
+    let (status, error) = api
+        .json(
+            Method::PUT,
+            "/api/deployments/hello/default",
+            json!({"artifact": digest, "capabilities": []}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(error["message"], "`capabilities` must be object, not array");
+    // Not JSON at all.
+    let request = Request::post("/api/runs/skip-late").body(Body::from("{}")).unwrap();
+    let response = api.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // State names exactly as documented; an empty list is no list.
+    for query in ["state=", "state=failed", "state=FAILED,"] {
+        let (status, error) = api.get(&format!("/api/runs?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {error}");
+    }
+    let (status, _) = api.get("/api/runs?state=FAILED,COMPLETED").await;
+    assert_eq!(status, StatusCode::OK);
+    // A range with nothing in it has no buckets.
+    let (status, stats) = api.get("/api/runs/stats?since=2000&until=1000").await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(stats["buckets"], json!([]));
+}

@@ -191,6 +191,7 @@ pub struct LogLine {
     /// The run's attempt that wrote it; `seq` counts within the attempt.
     #[serde(default)]
     pub attempt: u32,
+    #[cfg_attr(feature = "schema", schemars(range(max = u32::MAX)))]
     pub seq: u64,
     pub at: Timestamp,
     pub level: LogLevel,
@@ -298,7 +299,9 @@ pub enum PoolKind {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
+#[cfg_attr(feature = "schema", schemars(transform = super::schema::required(&["name"])))]
 pub struct PoolSpec {
+    #[cfg_attr(feature = "schema", schemars(pattern(super::limits::name_pattern())))]
     pub name: String,
     pub kind: PoolKind,
     pub description: Option<String>,
@@ -312,6 +315,7 @@ pub struct PoolSpec {
 #[serde(default, deny_unknown_fields)]
 pub struct SkipLate {
     /// Only this deployment's late runs (`FLOW/DEPLOYMENT`); all when absent.
+    #[cfg_attr(feature = "schema", schemars(pattern(super::limits::deployment_pattern())))]
     pub deployment: Option<String>,
 }
 
@@ -416,6 +420,7 @@ pub struct Event {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EmitEvent {
+    #[cfg_attr(feature = "schema", schemars(pattern(super::limits::EVENT_NAME_PATTERN)))]
     pub name: String,
     /// What it is about (default `api`).
     #[serde(default)]
@@ -431,13 +436,16 @@ pub struct EmitEvent {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSpec {
+    #[cfg_attr(feature = "schema", schemars(pattern(super::limits::name_pattern())))]
     pub slug: String,
     /// Callers must sign the body with it (HMAC-SHA256, header
     /// `X-Baton-Signature: sha256=<hex>`).
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub secret: Option<String>,
     /// The name of the events its calls become (default `webhook.<slug>`).
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(pattern(super::limits::EVENT_NAME_PATTERN)))]
     pub event: Option<String>,
 }
 
@@ -486,6 +494,7 @@ pub struct AgentInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CreateAgentToken {
+    #[cfg_attr(feature = "schema", schemars(pattern(super::limits::name_pattern())))]
     pub pool: String,
 }
 
@@ -549,6 +558,7 @@ pub struct CreateApiToken {
     pub scope: ApiScope,
     /// What it is for, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(pattern(super::limits::name_pattern())))]
     pub name: Option<String>,
 }
 

@@ -26,6 +26,7 @@ pub enum Trigger {
 #[serde(deny_unknown_fields)]
 pub struct EventTrigger {
     /// Event name; `*` stands for any run of characters (`run.*`).
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub event: String,
     /// The event's resource must match this (`*` likewise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -37,6 +38,7 @@ pub struct EventTrigger {
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub payload: Map<String, Value>,
     #[serde(default = "one")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub threshold: u32,
     /// Seconds, or a duration such as `90s`, `10m`, `25h`, `2d`.
     #[serde(default, deserialize_with = "seconds")]
@@ -92,14 +94,17 @@ fn one() -> u32 {
 pub enum Action {
     /// Create a run of `FLOW/DEPLOYMENT`.
     RunDeployment {
+        #[cfg_attr(feature = "schema", schemars(pattern(r"/|\{\{")))]
         deployment: String,
         #[serde(default)]
         parameters: Map<String, Value>,
     },
     PauseDeployment {
+        #[cfg_attr(feature = "schema", schemars(pattern(r"/|\{\{")))]
         deployment: String,
     },
     ResumeDeployment {
+        #[cfg_attr(feature = "schema", schemars(pattern(r"/|\{\{")))]
         deployment: String,
     },
     PausePool {
@@ -124,6 +129,7 @@ pub enum Action {
     /// Call an outgoing webhook: `body` (default: the event as JSON) sent
     /// with `method` (default POST).
     CallWebhook {
+        #[cfg_attr(feature = "schema", schemars(pattern("^https?://")))]
         url: String,
         #[serde(default)]
         method: Option<String>,
@@ -139,10 +145,12 @@ pub enum Action {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AutomationSpec {
+    #[cfg_attr(feature = "schema", schemars(pattern(super::limits::name_pattern())))]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub trigger: Trigger,
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub actions: Vec<Action>,
 }
 

@@ -104,15 +104,19 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
+#[cfg_attr(feature = "schema", schemars(transform = super::schema::required(&["artifact"])))]
 pub struct DeploymentSpec {
     /// Digest of the flow artifact (`sha256:<hex>`), uploaded beforehand.
+    #[cfg_attr(feature = "schema", schemars(pattern(super::limits::DIGEST_PATTERN)))]
     pub artifact: String,
     pub version: Option<String>,
     pub description: Option<String>,
     pub tags: Vec<String>,
     /// Parameters every run gets unless it overrides them.
     pub parameters: Map<String, Value>,
+    #[cfg_attr(feature = "schema", schemars(pattern(super::limits::name_pattern())))]
     pub work_pool: Option<String>,
+    #[cfg_attr(feature = "schema", schemars(pattern(super::limits::name_pattern())))]
     pub work_queue: Option<String>,
     /// Overrides of the work pool's base job template.
     pub job_variables: Map<String, Value>,

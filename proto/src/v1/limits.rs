@@ -50,6 +50,20 @@ pub fn name_pattern() -> String {
     format!("^[A-Za-z0-9_-][A-Za-z0-9._-]{{0,{}}}$", MAX_NAME_CHARS - 1)
 }
 
+/// `FLOW/NAME` of a deployment, as a regular expression.
+pub fn deployment_pattern() -> String {
+    let name = name_pattern();
+    let inner = name.trim_start_matches('^').trim_end_matches('$');
+    format!("^{inner}/{inner}$")
+}
+
+/// What an event name may be (for the OpenAPI document): anything but
+/// empty or with a `*`, which stands for "any" in automations and filters.
+pub const EVENT_NAME_PATTERN: &str = "^[^*]+$";
+
+/// An artifact's digest, with or without its `sha256:` prefix.
+pub const DIGEST_PATTERN: &str = "^(sha256:)?[0-9a-f]{64}$";
+
 /// A size for people: `12 bytes`, `256 KiB`, `10.0 MiB`.
 pub fn human_bytes(bytes: usize) -> String {
     const KIB: usize = 1 << 10;

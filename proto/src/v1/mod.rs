@@ -9,6 +9,8 @@ pub mod link;
 #[cfg(feature = "validate")]
 mod params;
 mod run;
+#[cfg(feature = "schema")]
+mod schema;
 mod state;
 
 pub use api::{

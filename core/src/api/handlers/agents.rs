@@ -2,12 +2,11 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use baton_proto::v1::link::AgentToken;
 use baton_proto::v1::{AgentInfo, AgentTokenCreated, CreateAgentToken};
 
-use super::body;
+use super::JsonBody;
 use crate::api::{ApiFailure, ApiResult, AppState};
 
 pub async fn list_agents(State(state): State<AppState>) -> ApiResult<Json<Vec<AgentInfo>>> {
@@ -21,9 +20,8 @@ pub async fn list_agents(State(state): State<AppState>) -> ApiResult<Json<Vec<Ag
 /// Makes a token for agents of a pool (creating the pool if it is new).
 pub async fn create_agent_token(
     State(state): State<AppState>,
-    payload: Result<Json<CreateAgentToken>, JsonRejection>,
+    JsonBody(request): JsonBody<CreateAgentToken>,
 ) -> ApiResult<(StatusCode, Json<AgentTokenCreated>)> {
-    let request = body(payload)?;
     let Some(link) = &state.link else {
         return Err(ApiFailure::bad_request(
             "this core does not listen for agents (start it with --quic)",

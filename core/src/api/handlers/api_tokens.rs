@@ -1,12 +1,11 @@
 //! API tokens: made with a scope, listed without their secrets, revoked.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use baton_proto::v1::{ApiTokenCreated, ApiTokenInfo, CreateApiToken};
 
-use super::body;
+use super::JsonBody;
 use crate::api::{ApiResult, AppState};
 
 pub async fn list_api_tokens(State(state): State<AppState>) -> ApiResult<Json<Vec<ApiTokenInfo>>> {
@@ -15,9 +14,8 @@ pub async fn list_api_tokens(State(state): State<AppState>) -> ApiResult<Json<Ve
 
 pub async fn create_api_token(
     State(state): State<AppState>,
-    payload: Result<Json<CreateApiToken>, JsonRejection>,
+    JsonBody(request): JsonBody<CreateApiToken>,
 ) -> ApiResult<(StatusCode, Json<ApiTokenCreated>)> {
-    let request = body(payload)?;
     let (info, token) =
         state.store.create_api_token(request.scope, request.name.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(ApiTokenCreated { info, token })))

@@ -1,12 +1,11 @@
 //! Automations.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use baton_proto::v1::{Automation, AutomationSpec};
 
-use super::body;
+use super::JsonBody;
 use crate::api::{ApiResult, AppState};
 
 pub async fn list_automations(State(state): State<AppState>) -> ApiResult<Json<Vec<Automation>>> {
@@ -15,9 +14,9 @@ pub async fn list_automations(State(state): State<AppState>) -> ApiResult<Json<V
 
 pub async fn create_automation(
     State(state): State<AppState>,
-    payload: Result<Json<AutomationSpec>, JsonRejection>,
+    JsonBody(body): JsonBody<AutomationSpec>,
 ) -> ApiResult<(StatusCode, Json<Automation>)> {
-    let automation = state.store.create_automation(body(payload)?).await?;
+    let automation = state.store.create_automation(body).await?;
     state.automations.reload();
     Ok((StatusCode::CREATED, Json(automation)))
 }

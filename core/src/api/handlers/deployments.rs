@@ -1,13 +1,12 @@
 //! Deployments: list, upsert, read, delete, pause and resume.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use baton_proto::v1::{Deployment, DeploymentSpec, DeploymentUpserted};
 use serde::Deserialize;
 
-use super::{body, digest};
+use super::{JsonBody, digest};
 use crate::api::{ApiFailure, ApiResult, AppState};
 use crate::store::DeploymentFilter;
 
@@ -29,9 +28,8 @@ pub async fn list_deployments(
 pub async fn upsert_deployment(
     State(state): State<AppState>,
     Path((flow, name)): Path<(String, String)>,
-    payload: Result<Json<DeploymentSpec>, JsonRejection>,
+    JsonBody(spec): JsonBody<DeploymentSpec>,
 ) -> ApiResult<(StatusCode, Json<DeploymentUpserted>)> {
-    let spec = body(payload)?;
     if spec.artifact.is_empty() {
         return Err(ApiFailure::bad_request(
             "`artifact` (the digest of an uploaded component) is required",

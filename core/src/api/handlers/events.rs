@@ -1,7 +1,6 @@
 //! Events: list, emit and stream.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -9,7 +8,7 @@ use baton_proto::v1::{EmitEvent, Event, Timestamp};
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
-use super::body;
+use super::JsonBody;
 use crate::api::{ApiFailure, ApiResult, AppState};
 use crate::feed::name_matches;
 use crate::store::EventFilter;
@@ -37,9 +36,8 @@ pub async fn list_events(
 
 pub async fn emit_event(
     State(state): State<AppState>,
-    payload: Result<Json<EmitEvent>, JsonRejection>,
+    JsonBody(event): JsonBody<EmitEvent>,
 ) -> ApiResult<(StatusCode, Json<Event>)> {
-    let event = body(payload)?;
     if event.name.is_empty() || event.name.contains('*') {
         return Err(ApiFailure::bad_request("an event name must be non-empty, without `*`"));
     }

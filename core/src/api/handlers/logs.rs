@@ -1,14 +1,13 @@
 //! A run's log lines: read, stream and append.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use baton_proto::v1::LogLine;
 use serde::Deserialize;
 
-use super::body;
+use super::JsonBody;
 use crate::api::{ApiResult, AppState};
 
 #[derive(Deserialize)]
@@ -103,8 +102,8 @@ impl LogTail {
 pub async fn append_logs(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    payload: Result<Json<Vec<LogLine>>, JsonRejection>,
+    JsonBody(body): JsonBody<Vec<LogLine>>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let stored = state.store.append_logs(&id, body(payload)?).await?;
+    let stored = state.store.append_logs(&id, body).await?;
     Ok(Json(serde_json::json!({ "stored": stored })))
 }

@@ -1,12 +1,11 @@
 //! Work pools and their queues.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use baton_proto::v1::{PoolSpec, QueueSpec, WorkPool, WorkQueue};
 
-use super::body;
+use super::JsonBody;
 use crate::api::{ApiResult, AppState};
 
 pub async fn list_pools(State(state): State<AppState>) -> ApiResult<Json<Vec<WorkPool>>> {
@@ -15,9 +14,9 @@ pub async fn list_pools(State(state): State<AppState>) -> ApiResult<Json<Vec<Wor
 
 pub async fn create_pool(
     State(state): State<AppState>,
-    payload: Result<Json<PoolSpec>, JsonRejection>,
+    JsonBody(body): JsonBody<PoolSpec>,
 ) -> ApiResult<(StatusCode, Json<WorkPool>)> {
-    Ok((StatusCode::CREATED, Json(state.store.create_pool(body(payload)?).await?)))
+    Ok((StatusCode::CREATED, Json(state.store.create_pool(body).await?)))
 }
 
 pub async fn get_pool(
@@ -52,9 +51,8 @@ pub async fn resume_pool(
 pub async fn upsert_queue(
     State(state): State<AppState>,
     Path((pool, queue)): Path<(String, String)>,
-    payload: Result<Json<QueueSpec>, JsonRejection>,
+    JsonBody(spec): JsonBody<QueueSpec>,
 ) -> ApiResult<Json<WorkPool>> {
-    let spec = body(payload)?;
     let queue = WorkQueue {
         name: queue,
         priority: spec.priority,

@@ -1,24 +1,22 @@
 //! Flow runs: create, list, count, read, change state, cancel, skip late ones.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use baton_proto::v1::{
     CreateRun, FlowRun, FlowRunDetail, Page, ProposeState, RunBucket, RunStats, SkipLate, Skipped,
-    StateCount, StateName, TaskRun, Timestamp, Transition,
+    StateCount, StateName, TaskRun, Timestamp, Transition, UnknownState,
 };
 use serde::Deserialize;
 
-use super::body;
+use super::JsonBody;
 use crate::api::{ApiFailure, ApiResult, AppState};
 use crate::store::{RunFilter, now};
 
 pub async fn skip_late(
     State(state): State<AppState>,
-    payload: Result<Json<SkipLate>, JsonRejection>,
+    JsonBody(request): JsonBody<SkipLate>,
 ) -> ApiResult<Json<Skipped>> {
-    let request = body(payload)?;
     let deployment = match &request.deployment {
         Some(full) => Some(full.split_once('/').ok_or_else(|| {
             ApiFailure::bad_request(format!("deployment `{full}` is not FLOW/DEPLOYMENT"))
@@ -31,9 +29,9 @@ pub async fn skip_late(
 pub async fn create_run(
     State(state): State<AppState>,
     Path((flow, name)): Path<(String, String)>,
-    payload: Result<Json<CreateRun>, JsonRejection>,
+    JsonBody(body): JsonBody<CreateRun>,
 ) -> ApiResult<(StatusCode, Json<FlowRun>)> {
-    let (run, created) = state.store.create_run(&flow, &name, body(payload)?).await?;
+    let (run, created) = state.store.create_run(&flow, &name, body).await?;
     state.dispatcher.wake();
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(run)))
 }
@@ -74,10 +72,12 @@ pub async fn run_stats(
 ) -> ApiResult<Json<RunStats>> {
     let until = query.until.unwrap_or_else(|| now().0);
     let bucket = i64::try_from(query.bucket_seconds).unwrap_or(i64::MAX).saturating_mul(1000);
-    if bucket < 1000 || until <= query.since {
-        return Err(ApiFailure::bad_request("want since < until and bucket_seconds >= 1"));
+    if bucket < 1000 {
+        return Err(ApiFailure::bad_request("bucket_seconds must be at least 1"));
     }
-    let count = (until - query.since + bucket - 1) / bucket;
+    // An empty or reversed range has no buckets.
+    let span = until.saturating_sub(query.since).max(0);
+    let count = span / bucket + i64::from(span % bucket != 0);
     if count > MAX_BUCKETS {
         return Err(ApiFailure::bad_request(format!(
             "{count} buckets asked for; at most {MAX_BUCKETS} (widen bucket_seconds)"
@@ -106,12 +106,15 @@ pub async fn list_runs(
 ) -> ApiResult<Json<Page<FlowRun>>> {
     let states = match &query.state {
         None => Vec::new(),
+        // Exactly the names, as the OpenAPI document's pattern says.
         Some(list) => list
             .split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(str::parse::<StateName>)
-            .collect::<Result<_, _>>()
-            .map_err(|e| ApiFailure::bad_request(e.to_string()))?,
+            .map(|name| {
+                StateName::ALL.into_iter().find(|state| state.as_str() == name).ok_or_else(|| {
+                    ApiFailure::bad_request(UnknownState(name.to_owned()).to_string())
+                })
+            })
+            .collect::<Result<_, _>>()?,
     };
     let deployment_id = match &query.deployment {
         None => None,
@@ -160,9 +163,9 @@ pub async fn list_task_runs(
 pub async fn propose_state(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    payload: Result<Json<ProposeState>, JsonRejection>,
+    JsonBody(body): JsonBody<ProposeState>,
 ) -> ApiResult<Json<Transition>> {
-    Ok(Json(state.store.propose_state(&id, body(payload)?).await?))
+    Ok(Json(state.store.propose_state(&id, body).await?))
 }
 
 pub async fn cancel_run(

@@ -1,12 +1,11 @@
 //! A deployment's schedules.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use baton_proto::v1::{Schedule, ScheduleSpec};
 
-use super::body;
+use super::JsonBody;
 use crate::api::{ApiResult, AppState};
 use crate::store::StoreError;
 
@@ -35,9 +34,9 @@ async fn schedule_of(
 pub async fn add_schedule(
     State(state): State<AppState>,
     Path((flow, name)): Path<(String, String)>,
-    payload: Result<Json<ScheduleSpec>, JsonRejection>,
+    JsonBody(body): JsonBody<ScheduleSpec>,
 ) -> ApiResult<(StatusCode, Json<Schedule>)> {
-    let id = state.store.add_schedule(&flow, &name, body(payload)?).await?;
+    let id = state.store.add_schedule(&flow, &name, body).await?;
     state.scheduler.wake();
     Ok((StatusCode::CREATED, schedule_of(&state, &flow, &name, &id).await?))
 }

@@ -1,12 +1,11 @@
 //! Secrets (sealed at rest; values only by name).
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use baton_proto::v1::{SecretInfo, SecretValue, SetValue};
 
-use super::body;
+use super::JsonBody;
 use crate::api::{ApiResult, AppState};
 
 pub async fn list_secrets(State(state): State<AppState>) -> ApiResult<Json<Vec<SecretInfo>>> {
@@ -16,9 +15,9 @@ pub async fn list_secrets(State(state): State<AppState>) -> ApiResult<Json<Vec<S
 pub async fn set_secret(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    payload: Result<Json<SetValue>, JsonRejection>,
+    JsonBody(body): JsonBody<SetValue>,
 ) -> ApiResult<Json<SecretInfo>> {
-    Ok(Json(state.store.set_secret(&name, &body(payload)?.value).await?))
+    Ok(Json(state.store.set_secret(&name, &body.value).await?))
 }
 
 pub async fn get_secret(

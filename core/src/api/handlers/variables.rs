@@ -1,12 +1,11 @@
 //! Variables.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use baton_proto::v1::{SetValue, Variable};
 
-use super::body;
+use super::JsonBody;
 use crate::api::{ApiResult, AppState};
 
 pub async fn list_variables(State(state): State<AppState>) -> ApiResult<Json<Vec<Variable>>> {
@@ -16,9 +15,9 @@ pub async fn list_variables(State(state): State<AppState>) -> ApiResult<Json<Vec
 pub async fn set_variable(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    payload: Result<Json<SetValue>, JsonRejection>,
+    JsonBody(body): JsonBody<SetValue>,
 ) -> ApiResult<Json<Variable>> {
-    Ok(Json(state.store.set_variable(&name, &body(payload)?.value).await?))
+    Ok(Json(state.store.set_variable(&name, &body.value).await?))
 }
 
 pub async fn get_variable(

@@ -3,12 +3,11 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use baton_proto::v1::{Event, SIGNATURE_HEADER, Webhook, WebhookSpec};
 
-use super::{body, raw_body};
+use super::{JsonBody, raw_body};
 use crate::api::{ApiFailure, ApiResult, AppState};
 
 pub async fn list_webhooks(State(state): State<AppState>) -> ApiResult<Json<Vec<Webhook>>> {
@@ -17,9 +16,9 @@ pub async fn list_webhooks(State(state): State<AppState>) -> ApiResult<Json<Vec<
 
 pub async fn create_webhook(
     State(state): State<AppState>,
-    payload: Result<Json<WebhookSpec>, JsonRejection>,
+    JsonBody(body): JsonBody<WebhookSpec>,
 ) -> ApiResult<(StatusCode, Json<Webhook>)> {
-    Ok((StatusCode::CREATED, Json(state.store.create_webhook(body(payload)?).await?)))
+    Ok((StatusCode::CREATED, Json(state.store.create_webhook(body).await?)))
 }
 
 pub async fn delete_webhook(
