@@ -9,6 +9,7 @@
 )]
 
 mod agents;
+mod api_fuzz;
 mod automations;
 mod cli_flow;
 mod core;

@@ -38,6 +38,16 @@ pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo_root().join("target"), PathBuf::from)
 }
 
+/// The Schemathesis release the API fuzzing test runs, pinned so that a
+/// new release's checks cannot fail a build that passed.
+pub const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+
+/// The Python virtual environment `cargo xtask setup` installs
+/// [`SCHEMATHESIS`] into.
+pub fn python_tools() -> PathBuf {
+    target_dir().join("python-tools")
+}
+
 /// The release `baton` binary, built on first use.
 #[allow(clippy::panic, reason = "test support: a failed build fails the test")]
 pub fn baton_binary() -> &'static Path {

@@ -98,7 +98,29 @@ fn setup() -> anyhow::Result<()> {
             run(Path::new("."), "rustup", &["component", "add", component])?;
         }
     }
-    Ok(())
+    install_schemathesis()
+}
+
+/// Schemathesis, for the API fuzzing test, in a virtual environment of its
+/// own (PyPI is reachable where crates.io is; nothing is installed system-wide).
+fn install_schemathesis() -> anyhow::Result<()> {
+    let venv = baton_tests::python_tools();
+    let marker = venv.join("installed");
+    if std::fs::read_to_string(&marker).is_ok_and(|v| v == baton_tests::SCHEMATHESIS) {
+        return Ok(());
+    }
+    let here = Path::new(".");
+    let venv_arg = venv.to_str().context("the target directory's path is not UTF-8")?;
+    run(here, "python3", &["-m", "venv", "--clear", venv_arg])
+        .context("python3 with its venv module is needed for the API fuzzing test")?;
+    let pip = venv.join("bin/pip");
+    let pip = pip.to_str().context("the target directory's path is not UTF-8")?;
+    run(
+        here,
+        pip,
+        &["install", "--quiet", "--disable-pip-version-check", baton_tests::SCHEMATHESIS],
+    )?;
+    write_if_changed(&marker, baton_tests::SCHEMATHESIS.as_bytes())
 }
 
 /// Debian packages the browser tests need: Chromium and its WebDriver, and
