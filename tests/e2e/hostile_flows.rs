@@ -129,6 +129,37 @@ fn a_log_flood_keeps_the_run_s_outcome_and_says_what_it_dropped() {
     assert_eq!(kept + dropped, lines + 1, "every line kept or counted as dropped");
 }
 
+#[test]
+fn an_event_flood_is_cut_to_the_run_s_budget_and_says_what_it_dropped() {
+    let system = System::start(2);
+    let (core, home) = (&system.core, system.home.path());
+    core.deploy(home, "hostile-sizes", "attack", "");
+    let count: u64 = 20_000;
+    let id = run(core, home, "hostile-sizes/attack", &["attack=events", &format!("count={count}")]);
+    let (done, took) = wait_for(core, home, &id, "COMPLETED", Duration::from_secs(60));
+    assert_eq!(done["output"], format!("emitted {count}"), "{done:#}");
+    let logs = finish(core.baton(home).args(["run", "logs", &id, "--json"]));
+    assert_eq!(logs.status, Some(0), "{}", logs.stderr);
+    let lines: Value = serde_json::from_str(&logs.stdout).unwrap();
+    let dropped: u64 = lines
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|line| line["message"].as_str()?.split_once(" events dropped: "))
+        .filter_map(|(n, _)| n.parse::<u64>().ok())
+        .sum();
+    let kept = count - dropped;
+    println!("{count} events emitted in {took:?}: {kept} kept, {dropped} dropped (said so)");
+    assert!(dropped > 0, "nothing dropped of {count} events");
+    // A burst of 1,000, then 100 a second.
+    let seconds = u64::try_from(took.as_millis() / 1000).unwrap() + 1;
+    assert!(kept <= 1_000 + 100 * seconds, "{kept} events kept in {took:?}");
+    let listed =
+        core.ok(home, &["event", "ls", "--json", "--name", "hostile.flood", "--limit", "1000"]);
+    let stored: Vec<Value> = serde_json::from_str(&listed).unwrap();
+    assert_eq!(stored.len() as u64, kept.min(1_000), "the stored events are the ones kept");
+}
+
 /// Every attack the sandbox holds against, on one agent: each run ends in
 /// its named outcome, the same agent then completes a run of `hello`
 /// within 1 s of its creation (by the core's clock), and after them all

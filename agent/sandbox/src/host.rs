@@ -83,50 +83,107 @@ struct LogState {
     next_seq: u64,
     /// The most recently started open task, to attribute log lines.
     current_task: Option<u64>,
-    budget: LogBudget,
-    /// Lines dropped since the last marker that said so.
+    lines: Budget,
+    events: Budget,
+}
+
+/// How much of something (log lines, events) a run may send: a rate with
+/// bursts, and a total in items and bytes. A flood beyond it is dropped and
+/// counted, and a log line says how many, so nothing is lost silently and
+/// a flood never delays the run's outcome behind it (or fills the core).
+struct Budget {
+    limits: &'static BudgetLimits,
+    tokens: f64,
+    refilled: Instant,
+    count: u64,
+    bytes: u64,
+    /// Dropped since the last line that said so.
     dropped: u64,
 }
 
-/// How many log lines a run may write: a rate with bursts, and a total in
-/// lines and bytes. A flood beyond it is dropped and counted, and a marker
-/// line says how many, so the log never silently loses lines and a flood
-/// never delays the run's outcome behind it.
-struct LogBudget {
-    tokens: f64,
-    refilled: Instant,
-    lines: u64,
-    bytes: u64,
+struct BudgetLimits {
+    /// What is counted, plural (`log lines`).
+    what: &'static str,
+    /// The budget's name in the marker (`log`).
+    name: &'static str,
+    per_second: f64,
+    burst: f64,
+    max_count: u64,
+    max_bytes: u64,
 }
 
-/// Lines a second a run may log, sustained.
-const LOG_LINES_PER_SECOND: f64 = 5_000.0;
-/// Lines a run may log at once before the rate applies.
-const LOG_BURST_LINES: f64 = 50_000.0;
-/// Lines a run may log in all.
-const LOG_MAX_LINES: u64 = 200_000;
-/// Bytes of log lines a run may write in all.
-const LOG_MAX_BYTES: u64 = 64 << 20;
+const LOG_BUDGET: BudgetLimits = BudgetLimits {
+    what: "log lines",
+    name: "log",
+    per_second: 5_000.0,
+    burst: 50_000.0,
+    max_count: 200_000,
+    max_bytes: 64 << 20,
+};
 
-impl LogBudget {
-    fn new() -> Self {
-        Self { tokens: LOG_BURST_LINES, refilled: Instant::now(), lines: 0, bytes: 0 }
+/// Events are for automations and people, not telemetry: far fewer.
+const EVENT_BUDGET: BudgetLimits = BudgetLimits {
+    what: "events",
+    name: "event",
+    per_second: 100.0,
+    burst: 1_000.0,
+    max_count: 10_000,
+    max_bytes: 64 << 20,
+};
+
+impl Budget {
+    fn new(limits: &'static BudgetLimits) -> Self {
+        Self {
+            limits,
+            tokens: limits.burst,
+            refilled: Instant::now(),
+            count: 0,
+            bytes: 0,
+            dropped: 0,
+        }
     }
 
-    /// Whether a line of `len` bytes may be logged (and counts it if so).
+    /// Whether one more of `len` bytes may be sent; counts it as sent or
+    /// as dropped.
     fn admit(&mut self, len: usize) -> bool {
+        let limits = self.limits;
         let now = Instant::now();
-        let earned = now.duration_since(self.refilled).as_secs_f64() * LOG_LINES_PER_SECOND;
-        self.tokens = (self.tokens + earned).min(LOG_BURST_LINES);
+        let earned = now.duration_since(self.refilled).as_secs_f64() * limits.per_second;
+        self.tokens = (self.tokens + earned).min(limits.burst);
         self.refilled = now;
         let len = u64::try_from(len).unwrap_or(u64::MAX);
-        if self.tokens < 1.0 || self.lines >= LOG_MAX_LINES || self.bytes + len > LOG_MAX_BYTES {
+        if self.tokens < 1.0
+            || self.count >= limits.max_count
+            || self.bytes + len > limits.max_bytes
+        {
+            self.dropped += 1;
             return false;
         }
         self.tokens -= 1.0;
-        self.lines += 1;
+        self.count += 1;
         self.bytes += len;
         true
+    }
+
+    /// The marker line for what was dropped since the last one, if any.
+    fn dropped_marker(&mut self) -> Option<String> {
+        if self.dropped == 0 {
+            return None;
+        }
+        let limits = self.limits;
+        let unit = limits.what.rsplit(' ').next().unwrap_or(limits.what);
+        Some(format!(
+            "{} {} dropped: over the run's {} budget ({} {unit} a second, bursts of {}, {} {unit} and {} in all)",
+            std::mem::take(&mut self.dropped),
+            limits.what,
+            limits.name,
+            limits.per_second,
+            limits.burst,
+            limits.max_count,
+            baton_proto::v1::limits::human_bytes(
+                usize::try_from(limits.max_bytes).unwrap_or(usize::MAX)
+            ),
+        ))
     }
 }
 
@@ -139,8 +196,8 @@ impl RunLog {
             state: Mutex::new(LogState {
                 next_seq: 1,
                 current_task: None,
-                budget: LogBudget::new(),
-                dropped: 0,
+                lines: Budget::new(&LOG_BUDGET),
+                events: Budget::new(&EVENT_BUDGET),
             }),
         }
     }
@@ -164,12 +221,8 @@ impl RunLog {
     /// Writes a log line, attributed to the task that is running, if the
     /// run's log budget allows; else counts it as dropped.
     pub(crate) fn log(&self, level: LogLevel, message: &str) {
-        {
-            let mut state = self.lock();
-            if !state.budget.admit(message.len()) {
-                state.dropped += 1;
-                return;
-            }
+        if !self.lock().lines.admit(message.len()) {
+            return;
         }
         // Redacted outside the lock: the guest's other stream may log meanwhile.
         let message = self.redact(message);
@@ -179,23 +232,38 @@ impl RunLog {
         self.emit_locked(&mut state, ReportBody::Log { level, message, task_id });
     }
 
-    /// Says how many lines were dropped, if any were since it last said so:
-    /// before the next line that is kept, and when the run ends.
+    /// Says how many lines and events were dropped, if any were since it
+    /// last said so: before the next line or event that is kept, and when
+    /// the run ends.
     fn say_dropped(&self, state: &mut LogState) {
-        if state.dropped == 0 {
+        let markers = [state.lines.dropped_marker(), state.events.dropped_marker()];
+        for message in markers.into_iter().flatten() {
+            let body = ReportBody::Log { level: LogLevel::Warn, message, task_id: None };
+            self.emit_locked(state, body);
+        }
+    }
+
+    /// Sends an event, if the run's event budget allows; else counts it as
+    /// dropped.
+    pub(crate) fn event(
+        &self,
+        name: &str,
+        resource: &str,
+        payload: serde_json::Value,
+        size: usize,
+    ) {
+        if !self.lock().events.admit(size) {
             return;
         }
-        let message = format!(
-            "{} log lines dropped: over the run's log budget ({} lines a second, bursts of {}, {} lines and {} in all)",
-            std::mem::take(&mut state.dropped),
-            LOG_LINES_PER_SECOND,
-            LOG_BURST_LINES,
-            LOG_MAX_LINES,
-            baton_proto::v1::limits::human_bytes(
-                usize::try_from(LOG_MAX_BYTES).unwrap_or(usize::MAX)
-            ),
-        );
-        self.emit_locked(state, ReportBody::Log { level: LogLevel::Warn, message, task_id: None });
+        // Redacted outside the lock, as log lines are.
+        let body = ReportBody::Event {
+            name: self.redact(name),
+            resource: self.redact(resource),
+            payload: self.redact_json(payload),
+        };
+        let mut state = self.lock();
+        self.say_dropped(&mut state);
+        self.emit_locked(&mut state, body);
     }
 
     /// The run has ended: says what was dropped since the last line.
@@ -399,11 +467,7 @@ impl bindings::baton::flow::host::Host for FlowHost {
         }
         // A payload that is not JSON is kept as a string rather than lost.
         let payload = serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload));
-        self.log.emit(ReportBody::Event {
-            name: self.log.redact(&name),
-            resource: self.log.redact(&resource),
-            payload: self.log.redact_json(payload),
-        });
+        self.log.event(&name, &resource, payload, size);
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! Test flow: sends the host things over the sizes it accepts. `attack`
 //! names what (`output`, `event`, `error`, `task-name`, `line`), `mib` how
-//! big; `none` returns a small output, so one deployment shows that the
-//! agent serves the next run after an attack.
+//! big; `events` emits `count` small events as fast as it can; `none`
+//! returns a small output, so one deployment shows that the agent serves
+//! the next run after an attack.
 
 use baton_sdk::prelude::*;
 
@@ -12,6 +13,9 @@ struct Params {
     /// How many MiB.
     #[serde(default = "ten")]
     mib: usize,
+    /// How many events, for `events`.
+    #[serde(default)]
+    count: u64,
 }
 
 fn ten() -> usize {
@@ -19,6 +23,12 @@ fn ten() -> usize {
 }
 
 fn hostile_sizes(params: Params) -> Result<String> {
+    if params.attack == "events" {
+        for i in 0..params.count {
+            emit_event("hostile.flood", "hostile", &baton_sdk::serde_json::json!({"i": i}));
+        }
+        return Ok(format!("emitted {}", params.count));
+    }
     let big = "x".repeat(params.mib << 20);
     match params.attack.as_str() {
         "output" => Ok(big),
