@@ -274,9 +274,11 @@ pub struct StateCount {
     pub count: u64,
 }
 
-/// A page of a list, newest first; pass `next_cursor` back as `cursor`.
+/// A page of a list (runs newest first, a run's task runs in the order
+/// they started); pass `next_cursor` back as `cursor`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "Page_of_{T}"))]
 pub struct Page<T> {
     pub items: Vec<T>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
