@@ -160,6 +160,40 @@ fn an_event_flood_is_cut_to_the_run_s_budget_and_says_what_it_dropped() {
     assert_eq!(stored.len() as u64, kept.min(1_000), "the stored events are the ones kept");
 }
 
+/// Components whose `describe` attacks the core at upload: each is refused
+/// naming why, the core stays healthy, and its resident memory stays within
+/// twice its idle figure.
+#[test]
+fn hostile_uploads_are_refused_naming_why_and_leave_the_core_as_it_was() {
+    let system = System::start(1);
+    let (core, home) = (&system.core, system.home.path());
+    core.deploy(home, "hello", "default", "");
+    let idle = resident_kib(Some(core.pid()));
+    for (flow, named) in [
+        ("hostile-describe", "its parameter schema of 20.0 MiB exceeds the 256 KiB limit"),
+        ("hostile-describe-loop", "its `describe` export did not return within"),
+        ("hostile-describe-hog", "its `describe` export needs more than"),
+        ("hostile-name", "its flow name `../../etc` must be"),
+    ] {
+        let project = tempfile::tempdir().unwrap();
+        std::fs::write(project.path().join("flow.wasm"), baton_tests::flow_wasm(flow)).unwrap();
+        let file = project.path().join("baton.yaml");
+        let yaml = format!(
+            "name: {flow}\nbuild:\n  component: flow.wasm\ndeployments:\n  - name: attack\n"
+        );
+        std::fs::write(&file, yaml).unwrap();
+        let deployed = finish(core.baton(home).args(["deploy", "--file"]).arg(&file));
+        println!("{flow}: {}", deployed.stderr.trim());
+        assert_ne!(deployed.status, Some(0), "{flow} was deployed");
+        assert!(deployed.stderr.contains(named), "{flow}: {}", deployed.stderr);
+        let health = core.ok(home, &["deployment", "ls", "--json"]);
+        assert!(health.contains("hello"), "{health}");
+    }
+    let after = resident_kib(Some(core.pid()));
+    println!("core resident: idle {idle} kB, after the uploads {after} kB");
+    assert!(after <= 2 * idle, "the core kept {after} kB against {idle} kB idle");
+}
+
 /// Every attack the sandbox holds against, on one agent: each run ends in
 /// its named outcome, the same agent then completes a run of `hello`
 /// within 1 s of its creation (by the core's clock), and after them all

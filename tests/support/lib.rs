@@ -136,6 +136,8 @@ pub const FLOWS: &[&str] = &[
     "ticks",
     "hostile-sizes",
     "hostile-describe",
+    "hostile-describe-loop",
+    "hostile-describe-hog",
     "hostile-name",
     "hostile-secrets",
     "hostile-recursion",
