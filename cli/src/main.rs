@@ -106,7 +106,26 @@ enum Command {
     Automation(automation::AutomationCommand),
 }
 
+/// Allocations of 1 MiB and more come straight from the OS and go back to
+/// it when freed. glibc otherwise raises this threshold after each such free
+/// (up to 32 MiB) and keeps the memory of a freed 10 MiB message for good:
+/// one oversized output or event would pin an agent's resident memory at
+/// its peak.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn return_large_frees_to_the_os() {
+    // SAFETY: mallopt only sets an allocator parameter; this runs first in
+    // `main`, before any other thread exists.
+    #[allow(unsafe_code, reason = "the one libc call that sets the allocator's threshold")]
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_large_frees_to_the_os() {}
+
 fn main() -> ExitCode {
+    return_large_frees_to_the_os();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -194,42 +194,53 @@ fn hostile_uploads_are_refused_naming_why_and_leave_the_core_as_it_was() {
     assert!(after <= 2 * idle, "the core kept {after} kB against {idle} kB idle");
 }
 
-/// Every attack the sandbox holds against, on one agent: each run ends in
-/// its named outcome, the same agent then completes a run of `hello`
-/// within 1 s of its creation (by the core's clock), and after them all
-/// its resident memory is within twice its idle figure.
+/// Every attack on one agent: each run ends in its named outcome, the same
+/// agent then completes a run of `hello` within 1 s of its creation (by the
+/// core's clock), and after them all its resident memory is within twice
+/// its idle figure.
 #[test]
 fn hostile_flows_end_in_their_named_outcome_and_leave_the_agent_as_it_was() {
     let system = System::start(2);
     let (core, home) = (&system.core, system.home.path());
     core.deploy(home, "hello", "default", "    parameters: {a: 1, b: 2}\n");
-    let cases = [
-        ("memory-hog", "", "FAILED", "ran out of memory"),
-        ("loop-forever", "    timeout_seconds: 1\n", "FAILED", "timed out after 1000 ms"),
-        ("hostile-recursion", "", "CRASHED", "overflowed its stack"),
-        ("panics", "", "CRASHED", "this flow panics on purpose"),
-        ("read-passwd", "", "FAILED", "/etc/passwd"),
-        ("open-socket", "", "FAILED", "127.0.0.1"),
+    // (flow, more deployment YAML, parameters, outcome, words it is named by)
+    let cases: [(&str, &str, &[&str], &str, &str); 10] = [
+        ("memory-hog", "", &[], "FAILED", "ran out of memory"),
+        ("loop-forever", "    timeout_seconds: 1\n", &[], "FAILED", "timed out after 1000 ms"),
+        ("hostile-recursion", "", &[], "CRASHED", "overflowed its stack"),
+        ("panics", "", &[], "CRASHED", "this flow panics on purpose"),
+        ("read-passwd", "", &[], "FAILED", "/etc/passwd"),
+        ("open-socket", "", &[], "FAILED", "127.0.0.1"),
+        ("hostile-sizes", "", &["attack=output", "mib=10"], "FAILED", "exceeds the 4 MiB limit"),
+        ("hostile-sizes", "", &["attack=event", "mib=10"], "FAILED", "exceeds the 256 KiB limit"),
+        ("hostile-sizes", "", &["attack=events", "count=20000"], "COMPLETED", ""),
+        ("prints", "", &["lines=100000"], "COMPLETED", ""),
     ];
-    for (flow, extra, _, _) in cases {
-        core.deploy(home, flow, "attack", extra);
+    let mut deployed = std::collections::BTreeSet::new();
+    for (flow, extra, ..) in cases {
+        if deployed.insert(flow) {
+            core.deploy(home, flow, "attack", extra);
+        }
     }
     // Idle: connected, `hello` compiled and run once.
     let warm = run(core, home, "hello/default", &[]);
     wait_for(core, home, &warm, "COMPLETED", Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(1));
     let idle = resident_kib(Some(system.agent_pid()));
-    for (flow, _, state, named) in cases {
-        let id = run(core, home, &format!("{flow}/attack"), &[]);
+    for (flow, _, params, state, named) in cases {
+        let id = run(core, home, &format!("{flow}/attack"), params);
         let (ended, _) = wait_for(core, home, &id, state, Duration::from_secs(120));
         let message = ended["state_message"].as_str().unwrap_or_default();
-        assert!(message.contains(named), "{flow}: {ended:#}");
+        assert!(message.contains(named), "{flow} {params:?}: {ended:#}");
         let next = run(core, home, "hello/default", &[]);
         let (done, _) = wait_for(core, home, &next, "COMPLETED", Duration::from_secs(30));
         assert_eq!(done["agent_id"], ended["agent_id"]);
         let took = done["ended_at"].as_i64().unwrap() - done["created_at"].as_i64().unwrap();
-        println!("{flow}: {state} ({message}); the next run took {took} ms");
-        assert!(took <= 1000, "after {flow} the next run took {took} ms");
+        let resident = resident_kib(Some(system.agent_pid()));
+        println!(
+            "{flow} {params:?}: {state} ({message}); the next run took {took} ms; agent {resident} kB"
+        );
+        assert!(took <= 1000, "after {flow} {params:?} the next run took {took} ms");
     }
     std::thread::sleep(Duration::from_secs(1));
     let after = resident_kib(Some(system.agent_pid()));
