@@ -13,6 +13,7 @@ use baton_sandbox::{CancellationToken, Sandbox, SandboxConfig, SandboxError};
 use quinn::{Endpoint, EndpointConfig, TokioRuntime, VarInt};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::backend::wasm::Wasm;
 use crate::outbox::Outbox;
 use crate::runs::Runs;
 use crate::session;
@@ -139,11 +140,13 @@ impl Agent {
         let address = config.core;
         let endpoint =
             client_endpoint(address).map_err(|source| AgentError::Socket { address, source })?;
+        let sandbox = Arc::new(sandbox);
         let shared = Arc::new(Shared {
             agent_id: id.clone(),
             runs: Runs::new(config.slots),
             config,
-            sandbox: Arc::new(sandbox),
+            wasm: Wasm::new(Arc::clone(&sandbox)),
+            sandbox,
             outbox: Arc::new(Outbox::default()),
             connection: Mutex::new(None),
             stop: CancellationToken::new(),
@@ -198,6 +201,8 @@ pub(crate) struct Shared {
     pub(crate) agent_id: String,
     pub(crate) config: AgentConfig,
     pub(crate) sandbox: Arc<Sandbox>,
+    /// The backend that runs components in the sandbox.
+    pub(crate) wasm: Wasm,
     pub(crate) outbox: Arc<Outbox>,
     pub(crate) runs: Runs,
     /// The connection to the core while there is one (component fetches

@@ -1,14 +1,18 @@
 //! The Baton agent: connects to the core over QUIC, takes the runs it is
-//! assigned and runs them in the WebAssembly sandbox ([`sandbox`], the
-//! `baton-sandbox` crate, kept separate because it is the only crate that
-//! links wasmtime and is slow to build), streaming their events back.
+//! assigned and executes them through an execution backend (`backend`: one
+//! trait, one module per backend; today `wasm`, the WebAssembly sandbox,
+//! [`sandbox`], the `baton-sandbox` crate, kept separate because it is the
+//! only crate that links wasmtime and is slow to build), streaming their
+//! events back.
 //!
 //! [`Agent::start`] is the entry point. [`tls`] pins the core's CA to the
 //! token's fingerprint; [`outbox`] keeps events until the core acknowledges
 //! them, so they survive a reconnect. The process, container and Kubernetes
-//! infrastructure backends are still to come.
+//! backends are still to come.
 
 mod agent;
+mod backend;
+mod fetch;
 pub mod outbox;
 mod runs;
 mod session;

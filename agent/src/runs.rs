@@ -1,30 +1,20 @@
-//! Running what the core assigns: a slot, the component (from the cache or
-//! fetched from the core and checked against its digest), the sandbox run,
-//! and the run's events into the outbox as they happen.
+//! Running what the core assigns: a slot, a backend to execute it
+//! ([`crate::backend`]), and the run's events into the outbox as they
+//! happen.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
-use baton_proto::v1::link::io::{IoError, read_frame, write_frame};
-use baton_proto::v1::link::{
-    AgentEventBody, Assignment, Execution, Fetch, FetchAnswer, MAX_FRAME_BYTES,
-};
+use baton_proto::v1::link::{AgentEventBody, Assignment, Execution};
 use baton_proto::v1::{RunOutcome, RunReport};
-use baton_sandbox::{
-    CancellationToken, Digest, Grants, LoadError, LoadedFlow, MemoryTaskCache, RunLimits,
-    RunReporter, RunRequest,
-};
+use baton_sandbox::{CancellationToken, Digest, RunReporter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument as _;
 
 use crate::agent::Shared;
+use crate::backend::{Backend, Ended, Job};
+use crate::fetch::ComponentSource;
 use crate::outbox::Outbox;
-
-/// The largest component fetched from the core.
-const MAX_COMPONENT_BYTES: u64 = 64 << 20;
-/// How long fetching a component may take.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The runs in progress and the slots they hold.
 pub(crate) struct Runs {
@@ -174,6 +164,12 @@ fn parse_digest(artifact: &str) -> Result<Digest, String> {
     hex.parse().map_err(|e| format!("the assignment's artifact `{artifact}` is not a digest: {e}"))
 }
 
+/// The backend that executes `assignment`: today every pool's runs go to
+/// the sandbox; the pool's type will pick one once assignments carry it.
+fn backend_for<'a>(shared: &'a Shared, _assignment: &Assignment) -> &'a dyn Backend {
+    &shared.wasm
+}
+
 /// Runs one assignment to its end, pushing its events.
 async fn execute(
     guard: RunGuard,
@@ -182,59 +178,44 @@ async fn execute(
     cancel: CancellationToken,
 ) {
     let shared = Arc::clone(&guard.shared);
-    let outbox = &shared.outbox;
     let execution = guard.execution.clone();
-    let flow = match shared.sandbox.load_cached(&digest) {
-        Some(flow) => flow,
-        None => {
-            let fetched = tokio::select! {
-                fetched = fetch_and_load(&shared, &assignment.artifact, digest) => fetched,
-                () = cancel.cancelled() => {
-                    outbox.push(&execution, AgentEventBody::Finished { outcome: RunOutcome::Cancelled });
-                    return;
-                }
-            };
-            match fetched {
-                Ok(flow) => flow,
-                Err(error) => {
-                    let reason = match error {
-                        FetchError::Missing { reason } => reason,
-                        other => other.to_string(),
-                    };
-                    tracing::warn!(%reason, "declining the run: no component");
-                    outbox.push(&execution, AgentEventBody::Declined { reason });
-                    return;
-                }
-            }
-        }
+    let reporter = Arc::new(OutboxReporter {
+        outbox: Arc::clone(&shared.outbox),
+        execution: execution.clone(),
+    });
+    let started = {
+        let reporter = Arc::clone(&reporter);
+        Box::new(move || {
+            tracing::info!("run started");
+            reporter.outbox.push(&reporter.execution, AgentEventBody::Started);
+        })
     };
-    tracing::info!("run started");
-    outbox.push(&execution, AgentEventBody::Started);
-    let defaults = RunLimits::default();
-    let request = RunRequest {
-        params: serde_json::Value::Object(assignment.parameters),
-        limits: RunLimits {
-            memory_bytes: assignment.memory_bytes.unwrap_or(defaults.memory_bytes),
-            timeout: assignment.timeout_ms.map_or(defaults.timeout, Duration::from_millis),
-        },
-        grants: Grants { variables: assignment.variables, secrets: assignment.secrets },
-        reporter: Arc::new(OutboxReporter {
-            outbox: Arc::clone(&shared.outbox),
-            execution: execution.clone(),
-        }),
-        task_cache: Arc::new(MemoryTaskCache::default()),
+    let job = Job {
+        component: ComponentSource::new(Arc::clone(&shared), assignment.artifact.clone(), digest),
+        assignment,
+        reporter,
+        started,
         cancel,
     };
-    let mut outcome = shared.sandbox.run(&flow, request).await;
-    if shared.runs.take_lost(&execution) {
-        outcome = RunOutcome::Crashed {
-            message: "stopped: the agent heard nothing from the core for longer than its lease, so the run may be running elsewhere".to_owned(),
-        };
-    }
-    tracing::info!(outcome = outcome.name(), "run finished");
-    outbox.push(&execution, AgentEventBody::Finished { outcome });
+    let backend = backend_for(&shared, &job.assignment);
+    let body = match backend.execute(job).await {
+        Ended::Declined(reason) => {
+            tracing::warn!(%reason, "declining the run");
+            AgentEventBody::Declined { reason }
+        }
+        Ended::Finished(mut outcome) => {
+            if shared.runs.take_lost(&execution) {
+                outcome = RunOutcome::Crashed {
+                    message: "stopped: the agent heard nothing from the core for longer than its lease, so the run may be running elsewhere".to_owned(),
+                };
+            }
+            tracing::info!(outcome = outcome.name(), "run finished");
+            AgentEventBody::Finished { outcome }
+        }
+    };
+    shared.outbox.push(&execution, body);
     // The slot is given back and the run leaves `running` only now, after
-    // its `Finished` is in the outbox.
+    // its last event is in the outbox.
     drop(guard);
 }
 
@@ -247,78 +228,6 @@ struct OutboxReporter {
 impl RunReporter for OutboxReporter {
     fn report(&self, report: RunReport) {
         self.outbox.push(&self.execution, AgentEventBody::Report { report });
-    }
-}
-
-/// Why a component could not be had.
-#[derive(Debug, thiserror::Error)]
-enum FetchError {
-    #[error("the agent is not connected to the core to fetch the component")]
-    NotConnected,
-    #[error("fetching the component: {0}")]
-    Connection(#[from] quinn::ConnectionError),
-    #[error("fetching the component: {0}")]
-    Frame(#[from] IoError),
-    #[error("fetching the component: the core closed the stream without answering")]
-    NoAnswer,
-    #[error("{reason}")]
-    Missing { reason: String },
-    #[error("the component is {size} bytes, over the agent's limit of {limit} bytes")]
-    TooLarge { size: u64, limit: u64 },
-    #[error("reading the component's bytes: {0}")]
-    Read(#[from] quinn::ReadExactError),
-    #[error("fetching the component took over {0:?}")]
-    TimedOut(Duration),
-    #[error(
-        "the component fetched for {expected} has digest sha256:{actual}: it was corrupted or replaced"
-    )]
-    DigestMismatch { expected: String, actual: Digest },
-    #[error("loading the component: {0}")]
-    Load(#[from] LoadError),
-    #[error("loading the component: {0}")]
-    Join(#[from] tokio::task::JoinError),
-}
-
-/// Fetches the component from the core, checks its digest and loads it
-/// (which also caches it on disk).
-async fn fetch_and_load(
-    shared: &Shared,
-    artifact: &str,
-    digest: Digest,
-) -> Result<Arc<LoadedFlow>, FetchError> {
-    let bytes = tokio::time::timeout(FETCH_TIMEOUT, fetch(shared, artifact))
-        .await
-        .map_err(|_| FetchError::TimedOut(FETCH_TIMEOUT))??;
-    let actual = Digest::of(&bytes);
-    if actual != digest {
-        return Err(FetchError::DigestMismatch { expected: artifact.to_owned(), actual });
-    }
-    // Compiling takes tens to hundreds of milliseconds: not on the executor.
-    let sandbox = Arc::clone(&shared.sandbox);
-    Ok(tokio::task::spawn_blocking(move || sandbox.load(&bytes)).await??)
-}
-
-/// Asks the core for a component's bytes on a stream of its own.
-async fn fetch(shared: &Shared, artifact: &str) -> Result<Vec<u8>, FetchError> {
-    let connection = shared.connection().ok_or(FetchError::NotConnected)?;
-    let (mut send, mut recv) = connection.open_bi().await?;
-    write_frame(&mut send, &Fetch { digest: artifact.to_owned() }).await?;
-    // Nothing more to say on this stream; if it is already gone, reading
-    // the answer says why.
-    let _ = send.finish();
-    let answer = read_frame::<FetchAnswer, _>(&mut recv, MAX_FRAME_BYTES).await?;
-    match answer.ok_or(FetchError::NoAnswer)? {
-        FetchAnswer::Missing { reason } => Err(FetchError::Missing { reason }),
-        FetchAnswer::Found { size } if size > MAX_COMPONENT_BYTES => {
-            Err(FetchError::TooLarge { size, limit: MAX_COMPONENT_BYTES })
-        }
-        FetchAnswer::Found { size } => {
-            let len = usize::try_from(size)
-                .map_err(|_| FetchError::TooLarge { size, limit: MAX_COMPONENT_BYTES })?;
-            let mut bytes = vec![0; len];
-            recv.read_exact(&mut bytes).await?;
-            Ok(bytes)
-        }
     }
 }
 

@@ -1,0 +1,46 @@
+//! Execution backends: where a run's component executes. One trait, one
+//! module per backend, none importing another; [`crate::runs`] hands each
+//! assignment to a backend and knows nothing of how it executes. A new
+//! backend is one module here and one arm where the agent picks it.
+
+pub(crate) mod wasm;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use baton_proto::v1::RunOutcome;
+use baton_proto::v1::link::Assignment;
+use baton_sandbox::{CancellationToken, RunReporter};
+
+use crate::fetch::ComponentSource;
+
+/// One execution of a run, as a backend gets it.
+pub(crate) struct Job {
+    /// What the core assigned: parameters, limits, grants.
+    pub(crate) assignment: Assignment,
+    /// Where its component comes from.
+    pub(crate) component: ComponentSource,
+    /// Where its log lines, tasks, events and progress go.
+    pub(crate) reporter: Arc<dyn RunReporter>,
+    /// Called once, when the flow is about to run (`RUNNING`).
+    pub(crate) started: Box<dyn FnOnce() + Send>,
+    /// Cancelled when the run is cancelled, loses its lease, or the agent
+    /// stops: the backend ends the execution and answers `Cancelled`.
+    pub(crate) cancel: CancellationToken,
+}
+
+/// How an execution ended.
+pub(crate) enum Ended {
+    /// It never started (its component could not be had, say): the core
+    /// hands the run to another agent.
+    Declined(String),
+    /// It ran, to this outcome.
+    Finished(RunOutcome),
+}
+
+/// Executes jobs. Implementations hold what they need across runs (an
+/// engine, a client for a container engine); a job holds the rest.
+pub(crate) trait Backend: Send + Sync {
+    fn execute(&self, job: Job) -> Pin<Box<dyn Future<Output = Ended> + Send + '_>>;
+}

@@ -1,0 +1,70 @@
+//! The `wasm` backend: the run in this agent's wasmtime sandbox, the
+//! component compiled once and cached on disk.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_proto::v1::RunOutcome;
+use baton_sandbox::{Grants, LoadedFlow, MemoryTaskCache, RunLimits, RunRequest, Sandbox};
+
+use super::{Backend, Ended, Job};
+use crate::fetch::ComponentSource;
+
+pub(crate) struct Wasm {
+    sandbox: Arc<Sandbox>,
+}
+
+impl Wasm {
+    pub(crate) fn new(sandbox: Arc<Sandbox>) -> Self {
+        Self { sandbox }
+    }
+
+    /// The compiled component: from the sandbox's cache, else fetched and
+    /// compiled (which caches it on disk).
+    async fn load(&self, component: &ComponentSource) -> Result<Arc<LoadedFlow>, String> {
+        if let Some(flow) = self.sandbox.load_cached(component.digest()) {
+            return Ok(flow);
+        }
+        let bytes = component.fetch().await.map_err(|error| error.to_string())?;
+        // Compiling takes tens to hundreds of milliseconds: not on the executor.
+        let sandbox = Arc::clone(&self.sandbox);
+        match tokio::task::spawn_blocking(move || sandbox.load(&bytes)).await {
+            Ok(Ok(flow)) => Ok(flow),
+            Ok(Err(error)) => Err(format!("loading the component: {error}")),
+            Err(error) => Err(format!("loading the component: {error}")),
+        }
+    }
+
+    async fn run(&self, job: Job) -> Ended {
+        let flow = tokio::select! {
+            loaded = self.load(&job.component) => match loaded {
+                Ok(flow) => flow,
+                Err(reason) => return Ended::Declined(reason),
+            },
+            () = job.cancel.cancelled() => return Ended::Finished(RunOutcome::Cancelled),
+        };
+        (job.started)();
+        let assignment = job.assignment;
+        let defaults = RunLimits::default();
+        let request = RunRequest {
+            params: serde_json::Value::Object(assignment.parameters),
+            limits: RunLimits {
+                memory_bytes: assignment.memory_bytes.unwrap_or(defaults.memory_bytes),
+                timeout: assignment.timeout_ms.map_or(defaults.timeout, Duration::from_millis),
+            },
+            grants: Grants { variables: assignment.variables, secrets: assignment.secrets },
+            reporter: job.reporter,
+            task_cache: Arc::new(MemoryTaskCache::default()),
+            cancel: job.cancel,
+        };
+        Ended::Finished(self.sandbox.run(&flow, request).await)
+    }
+}
+
+impl Backend for Wasm {
+    fn execute(&self, job: Job) -> Pin<Box<dyn Future<Output = Ended> + Send + '_>> {
+        Box::pin(self.run(job))
+    }
+}
