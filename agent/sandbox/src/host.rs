@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use baton_proto::v1::limits::{MAX_EVENT_BYTES, MAX_MESSAGE_BYTES, cut, over_limit};
+use baton_proto::v1::limits::{
+    MAX_EVENT_BYTES, MAX_MESSAGE_BYTES, MAX_OUTPUT_BYTES, cut, over_limit,
+};
 use baton_proto::v1::{LogLevel, ReportBody, RunReport, TaskOutcome, Timestamp};
 
 use crate::bindings::{self, AccessError, Level, TaskSpec, TaskStart};
@@ -53,20 +55,39 @@ impl RunReporter for ReportCollector {
     }
 }
 
-/// A [`TaskCache`] in memory, for one process.
+/// Bytes of task outputs a [`MemoryTaskCache`] keeps. The cache lives
+/// outside the sandbox's memory cap, so a flow caching output after output
+/// must not grow the host without bound; past the budget (or for one
+/// output over a run's output limit) a result is simply not cached, and
+/// the task runs again next time.
+pub const MAX_TASK_CACHE_BYTES: usize = 64 << 20;
+
+/// A [`TaskCache`] in memory, for one process, within
+/// [`MAX_TASK_CACHE_BYTES`].
 #[derive(Debug, Default)]
-pub struct MemoryTaskCache(Mutex<HashMap<String, String>>);
+pub struct MemoryTaskCache(Mutex<CachedOutputs>);
+
+#[derive(Debug, Default)]
+struct CachedOutputs {
+    outputs: HashMap<String, String>,
+    bytes: usize,
+}
 
 impl TaskCache for MemoryTaskCache {
     fn get(&self, key: &str) -> Option<String> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(key).cloned()
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).outputs.get(key).cloned()
     }
 
     fn put(&self, key: &str, output_json: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key.to_owned(), output_json.to_owned());
+        let mut cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let size = key.len() + output_json.len();
+        let replaced = cache.outputs.get(key).map_or(0, |old| key.len() + old.len());
+        let bytes = cache.bytes - replaced + size;
+        if output_json.len() > MAX_OUTPUT_BYTES || bytes > MAX_TASK_CACHE_BYTES {
+            return;
+        }
+        cache.outputs.insert(key.to_owned(), output_json.to_owned());
+        cache.bytes = bytes;
     }
 }
 
@@ -481,6 +502,28 @@ impl bindings::baton::flow::host::Host for FlowHost {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_task_cache_keeps_within_its_budget() {
+        let cache = MemoryTaskCache::default();
+        cache.put("small", "1");
+        assert_eq!(cache.get("small").as_deref(), Some("1"));
+        cache.put("big", &"x".repeat(MAX_OUTPUT_BYTES + 1));
+        assert_eq!(cache.get("big"), None, "an output over the run's limit is cached");
+        // 4 MiB outputs: 15 fit in 64 MiB with the small one, the 16th not.
+        let chunk = "y".repeat(MAX_OUTPUT_BYTES);
+        let kept = (0..20)
+            .filter(|i| {
+                cache.put(&format!("k{i}"), &chunk);
+                cache.get(&format!("k{i}")).is_some()
+            })
+            .count();
+        assert_eq!(kept, MAX_TASK_CACHE_BYTES / MAX_OUTPUT_BYTES - 1);
+        // Replacing an output counts only the difference.
+        cache.put("k0", "2");
+        cache.put("k19", "3");
+        assert_eq!(cache.get("k19").as_deref(), Some("3"));
+    }
 
     #[test]
     fn long_lines_are_cut_on_a_char_boundary() {
