@@ -1,9 +1,12 @@
 //! `baton pool create|ls|inspect|queue|pause|resume|delete`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use baton_proto::v1::{PoolKind, PoolSpec, QueueSpec, WorkPool};
+use anyhow::Context as _;
+use baton_proto::v1::{PoolKind, PoolSpec, QueueSpec, WorkPool, variables_schema};
 use clap::{Subcommand, ValueEnum};
+use serde_json::{Map, Value};
 
 use crate::client::{Client, segment};
 use crate::table;
@@ -21,8 +24,14 @@ pub enum PoolCommand {
     /// Create a work pool (with a `default` queue).
     Create {
         name: String,
-        #[arg(long, value_enum, default_value = "wasm")]
+        /// The infrastructure its runs execute on.
+        #[arg(long = "type", alias = "kind", value_enum, default_value = "wasm")]
         kind: Kind,
+        /// A JSON file: `{"variables": SCHEMA}`, the job variables the
+        /// pool's runs take and their defaults (default: the type's own;
+        /// `baton pool inspect` shows it).
+        #[arg(long, value_name = "FILE")]
+        base_job_template: Option<PathBuf>,
         #[arg(long)]
         description: Option<String>,
         /// Runs of the pool that may be active at once.
@@ -84,7 +93,38 @@ fn row(pool: &WorkPool) -> Vec<String> {
     ]
 }
 
-const HEADERS: [&str; 5] = ["POOL", "KIND", "STATUS", "LIMIT", "QUEUES"];
+const HEADERS: [&str; 5] = ["POOL", "TYPE", "STATUS", "LIMIT", "QUEUES"];
+
+/// The job variables of a pool's template: name, type, default.
+fn variables(pool: &WorkPool) -> String {
+    let properties = variables_schema(&pool.spec.base_job_template)
+        .and_then(|schema| schema.get("properties"))
+        .and_then(Value::as_object);
+    let rows: Vec<Vec<String>> = properties
+        .into_iter()
+        .flatten()
+        .map(|(name, property)| {
+            let kind = match property.get("type") {
+                Some(Value::String(one)) => one.clone(),
+                Some(Value::Array(many)) => {
+                    many.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("|")
+                }
+                _ => "any".to_owned(),
+            };
+            let default = property.get("default").map_or("-".to_owned(), Value::to_string);
+            vec![name.clone(), kind, default]
+        })
+        .collect();
+    table::render(&["JOB VARIABLE", "TYPE", "DEFAULT"], &rows)
+}
+
+/// A base job template from a JSON file.
+fn read_template(path: &PathBuf) -> anyhow::Result<Map<String, Value>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a JSON object (a base job template)", path.display()))
+}
 
 pub async fn run(command: PoolCommand) -> anyhow::Result<ExitCode> {
     let client = Client::from_env();
@@ -97,13 +137,22 @@ pub async fn run(command: PoolCommand) -> anyhow::Result<ExitCode> {
         Ok(())
     };
     match command {
-        PoolCommand::Create { name, kind: k, description, concurrency_limit } => {
+        PoolCommand::Create {
+            name,
+            kind: k,
+            base_job_template,
+            description,
+            concurrency_limit,
+        } => {
             let spec = PoolSpec {
                 name,
                 kind: kind(k),
                 description,
                 concurrency_limit,
-                ..PoolSpec::default()
+                base_job_template: match &base_job_template {
+                    Some(path) => read_template(path)?,
+                    None => Map::new(),
+                },
             };
             let pool: WorkPool = client.post("/api/pools", &spec).await?;
             show(&pool, false)?;
@@ -119,6 +168,9 @@ pub async fn run(command: PoolCommand) -> anyhow::Result<ExitCode> {
         PoolCommand::Inspect { name, json } => {
             let pool: WorkPool = client.get(&format!("/api/pools/{}", segment(&name))).await?;
             show(&pool, json)?;
+            if !json {
+                print!("\n{}", variables(&pool));
+            }
         }
         PoolCommand::Queue { pool, queue, priority, concurrency_limit, paused } => {
             let spec = QueueSpec { priority, concurrency_limit, paused };

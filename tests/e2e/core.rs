@@ -235,3 +235,31 @@ fn api_tokens_with_scopes_guard_secrets() {
     let refused = as_token(Some(&read), &["run", "ls"]);
     assert_ne!(refused.status, Some(0), "a revoked token still works");
 }
+
+#[test]
+fn pools_are_created_with_a_type_and_show_their_job_variables() {
+    let core = CoreProcess::start(None);
+    let home = tempfile::tempdir().unwrap();
+    core.ok(home.path(), &["pool", "create", "big", "--type", "container"]);
+    let inspected: serde_json::Value =
+        serde_json::from_str(&core.ok(home.path(), &["pool", "inspect", "big", "--json"])).unwrap();
+    assert_eq!(inspected["type"], "container");
+    let image = &inspected["base_job_template"]["variables"]["properties"]["image"];
+    assert_eq!(image["type"], "string", "{inspected:#}");
+    let text = core.ok(home.path(), &["pool", "inspect", "big"]);
+    assert!(text.contains("TYPE") && text.contains("container"), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("network_mode") && l.contains("\"none\"")),
+        "{text}"
+    );
+    // A template of one's own, checked by the core.
+    let file = home.path().join("template.json");
+    std::fs::write(&file, r#"{"image": "acme/flows:1"}"#).unwrap();
+    let refused = finish(
+        core.baton(home.path())
+            .args(["pool", "create", "own", "--type", "container", "--base-job-template"])
+            .arg(&file),
+    );
+    assert_ne!(refused.status, Some(0));
+    assert!(refused.stderr.contains("needs `variables`"), "{}", refused.stderr);
+}

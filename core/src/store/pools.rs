@@ -1,6 +1,8 @@
 //! Work pools and their queues.
 
-use baton_proto::v1::{PoolSpec, Timestamp, WorkPool, WorkQueue};
+use baton_proto::v1::{
+    PoolSpec, Timestamp, WorkPool, WorkQueue, check_base_job_template, default_base_job_template,
+};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -29,9 +31,14 @@ impl Store {
         }
     }
 
-    /// Creates a pool with its `default` queue.
-    pub async fn create_pool(&self, spec: PoolSpec) -> StoreResult<WorkPool> {
+    /// Creates a pool with its `default` queue; one without a base job
+    /// template gets its type's.
+    pub async fn create_pool(&self, mut spec: PoolSpec) -> StoreResult<WorkPool> {
         check_name("work pool", &spec.name)?;
+        if spec.base_job_template.is_empty() {
+            spec.base_job_template = default_base_job_template(spec.kind);
+        }
+        check_base_job_template(&spec.base_job_template).map_err(StoreError::Invalid)?;
         let mut tx = self.write.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO work_pools (name, spec, paused, created_at) VALUES ($1, $2, 0, $3) ON CONFLICT (name) DO NOTHING",

@@ -648,3 +648,52 @@ async fn bodies_and_queries_are_taken_as_the_openapi_document_describes_them() {
     assert_eq!(status, StatusCode::OK, "{stats}");
     assert_eq!(stats["buckets"], json!([]));
 }
+
+/// A pool's type and its base job template: its type's default when none
+/// is given, a given one checked.
+#[tokio::test]
+async fn pools_get_their_type_s_job_template_and_a_given_one_is_checked() {
+    let api = api().await;
+    let (status, pool) =
+        api.json(Method::POST, "/api/pools", json!({"name": "big", "type": "container"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{pool}");
+    assert_eq!(pool["type"], "container");
+    let variables = &pool["base_job_template"]["variables"]["properties"];
+    assert_eq!(variables["network_mode"]["default"], "none", "{pool}");
+    assert!(variables["memory_mib"].is_object(), "{pool}");
+    // `kind`, as earlier clients wrote it, is read too.
+    let (status, pool) =
+        api.json(Method::POST, "/api/pools", json!({"name": "k8s", "kind": "kubernetes"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{pool}");
+    assert_eq!(
+        pool["base_job_template"]["variables"]["properties"]["namespace"]["default"],
+        "default"
+    );
+    let custom = json!({"variables": {"type": "object", "properties": {"image": {"type": "string", "default": "acme/flows:1"}}}});
+    let (status, pool) = api
+        .json(
+            Method::POST,
+            "/api/pools",
+            json!({"name": "own", "type": "container", "base_job_template": custom}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{pool}");
+    assert_eq!(pool["base_job_template"], custom);
+    for (template, named) in [
+        (json!({"image": "x"}), "needs `variables`"),
+        (
+            json!({"variables": {"type": "object", "properties": {"a": {"type": 7}}}}),
+            "not a valid JSON schema",
+        ),
+        (
+            json!({"variables": {"properties": {"a": {"type": "integer", "default": "one"}}}}),
+            "job variable `a`",
+        ),
+    ] {
+        let (status, error) = api
+            .json(Method::POST, "/api/pools", json!({"name": "bad", "base_job_template": template}))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+        assert!(error["message"].as_str().unwrap().contains(named), "{error}");
+    }
+}

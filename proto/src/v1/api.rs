@@ -305,9 +305,14 @@ pub enum PoolKind {
 pub struct PoolSpec {
     #[cfg_attr(feature = "schema", schemars(pattern(super::limits::name_pattern())))]
     pub name: String,
+    /// The pool's infrastructure (`type` on the wire; `kind` is read too).
+    #[serde(rename = "type", alias = "kind")]
     pub kind: PoolKind,
     pub description: Option<String>,
     pub concurrency_limit: Option<u32>,
+    /// `variables`: a JSON schema of the job variables the pool's type
+    /// understands, with their defaults. Empty at creation: the type's
+    /// default template.
     pub base_job_template: Map<String, Value>,
 }
 

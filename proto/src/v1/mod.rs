@@ -4,6 +4,7 @@ mod api;
 mod automation;
 mod deployment;
 mod flow;
+mod jobs;
 pub mod limits;
 pub mod link;
 #[cfg(feature = "validate")]
@@ -27,6 +28,9 @@ pub use deployment::{
     Schedule, ScheduleSpec,
 };
 pub use flow::FlowInfo;
+#[cfg(feature = "validate")]
+pub use jobs::{check_base_job_template, resolve_job_variables};
+pub use jobs::{default_base_job_template, variables_schema};
 #[cfg(feature = "validate")]
 pub use params::{ParamError, ParamErrors, validate_params};
 pub use run::{LogLevel, ReportBody, RunOutcome, RunReport, TaskOutcome, Timestamp};
