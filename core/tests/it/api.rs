@@ -696,4 +696,24 @@ async fn pools_get_their_type_s_job_template_and_a_given_one_is_checked() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
         assert!(error["message"].as_str().unwrap().contains(named), "{error}");
     }
+    // A deployment's job variables are checked against its pool's template.
+    let deployed = api
+        .deploy_hello(json!({"work_pool": "big", "job_variables": {"image": "acme/flows:1"}}))
+        .await;
+    assert_eq!(deployed["deployment"]["job_variables"]["image"], "acme/flows:1");
+    let digest = deployed["deployment"]["artifact"].clone();
+    for (spec, named) in [
+        (
+            json!({"work_pool": "big", "job_variables": {"memory_mib": "lots"}}),
+            "job variable `memory_mib`",
+        ),
+        // No pool named: the `default` pool's, a wasm pool's, has no image.
+        (json!({"job_variables": {"image": "acme/flows:1"}}), "image"),
+    ] {
+        let mut spec = spec;
+        spec["artifact"] = digest.clone();
+        let (status, error) = api.json(Method::PUT, "/api/deployments/hello/default", spec).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+        assert!(error["message"].as_str().unwrap().contains(named), "{error}");
+    }
 }
