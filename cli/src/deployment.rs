@@ -56,6 +56,10 @@ pub struct RunArgs {
     /// what is too large for a command line.
     #[arg(long, value_name = "PATH")]
     params_file: Option<std::path::PathBuf>,
+    /// A job variable for the run's infrastructure, `key=value` (JSON,
+    /// else a string), over the deployment's and the pool's. Repeatable.
+    #[arg(long = "job-var", value_name = "KEY=VALUE")]
+    job_vars: Vec<String>,
     /// Start no earlier than this many seconds from now.
     #[arg(long, value_name = "SECONDS")]
     delay: Option<u64>,
@@ -192,6 +196,7 @@ async fn create_run(client: &Client, args: RunArgs) -> anyhow::Result<ExitCode> 
         scheduled_at,
         idempotency_key: args.idempotency_key,
         tags: args.tags,
+        job_variables: params::job_variables(&args.job_vars)?,
     };
     let run: FlowRun = client
         .post(&format!("{path}/runs"), &request)

@@ -37,17 +37,34 @@ pub fn collect(schema: &Value, json: Option<&str>, pairs: &[String]) -> anyhow::
             }
         }
     };
+    insert_pairs("--param", schema, pairs, &mut params)?;
+    Ok(Value::Object(params))
+}
+
+/// `--job-var KEY=VALUE` pairs: JSON values, else strings.
+pub fn job_variables(pairs: &[String]) -> anyhow::Result<Map<String, Value>> {
+    let mut variables = Map::new();
+    insert_pairs("--job-var", &Value::Null, pairs, &mut variables)?;
+    Ok(variables)
+}
+
+fn insert_pairs(
+    flag: &str,
+    schema: &Value,
+    pairs: &[String],
+    into: &mut Map<String, Value>,
+) -> anyhow::Result<()> {
     for pair in pairs {
         let Some((key, raw)) = pair.split_once('=') else {
-            bail!("--param `{pair}` is not of the form key=value");
+            bail!("{flag} `{pair}` is not of the form key=value");
         };
         let key = key.trim();
         if key.is_empty() {
-            bail!("--param `{pair}` has an empty key");
+            bail!("{flag} `{pair}` has an empty key");
         }
-        params.insert(key.to_owned(), value_for(schema, key, raw));
+        into.insert(key.to_owned(), value_for(schema, key, raw));
     }
-    Ok(Value::Object(params))
+    Ok(())
 }
 
 fn value_for(schema: &Value, key: &str, raw: &str) -> Value {

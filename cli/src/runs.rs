@@ -220,6 +220,12 @@ fn describe(detail: &FlowRunDetail) -> String {
         "  parameters  {}\n",
         serde_json::Value::Object(run.parameters.clone())
     ));
+    if !run.job_variables.is_empty() {
+        text.push_str(&format!(
+            "  job vars    {}\n",
+            serde_json::Value::Object(run.job_variables.clone())
+        ));
+    }
     text.push_str(&format!(
         "  attempts    {} (retries allowed: {})\n",
         run.run_count, run.max_retries

@@ -262,4 +262,26 @@ fn pools_are_created_with_a_type_and_show_their_job_variables() {
     );
     assert_ne!(refused.status, Some(0));
     assert!(refused.stderr.contains("needs `variables`"), "{}", refused.stderr);
+    // Job variables: the deployment's in baton.yaml, the run's on the
+    // command line, each checked against the pool's template.
+    let yaml = "    parameters: {a: 1, b: 2}\n    work_pool: {name: big, job_variables: {image: acme/flows:1}}\n";
+    core.deploy(home.path(), "hello", "default", yaml);
+    let created = core.ok(
+        home.path(),
+        &["deployment", "run", "hello/default", "--job-var", "memory_mib=1024", "--json"],
+    );
+    let run: serde_json::Value = serde_json::from_str(&created).unwrap();
+    assert_eq!(run["job_variables"], serde_json::json!({"memory_mib": 1024}), "{run:#}");
+    let id = run["id"].as_str().unwrap();
+    let text = core.ok(home.path(), &["run", "inspect", id]);
+    assert!(text.contains(r#"job vars    {"memory_mib":1024}"#), "{text}");
+    let bad = finish(core.baton(home.path()).args([
+        "deployment",
+        "run",
+        "hello/default",
+        "--job-var",
+        "memory_mib=lots",
+    ]));
+    assert_ne!(bad.status, Some(0));
+    assert!(bad.stderr.contains("job variable `memory_mib`"), "{}", bad.stderr);
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use baton_proto::v1::link::Assignment;
-use baton_proto::v1::{AgentInfo, FlowRun, StateName, Timestamp};
+use baton_proto::v1::{AgentInfo, FlowRun, StateName, Timestamp, merge_job_variables};
 use sqlx::Row;
 
 use super::{
@@ -395,6 +395,10 @@ impl Store {
             };
             secrets.insert(secret.clone(), value);
         }
+        // Checked at deploy and at the run's creation: merged only.
+        let (pool_kind, template) = self.job_template(Some(&run.work_pool)).await?;
+        let job_variables =
+            merge_job_variables(&template, &[&deployment.spec.job_variables, &run.job_variables]);
         Ok(Assignment {
             run_id: run.id.clone(),
             attempt: run.attempt,
@@ -406,6 +410,8 @@ impl Store {
             timeout_ms: deployment.spec.timeout_seconds.map(|s| s.saturating_mul(1000)),
             variables,
             secrets,
+            pool_kind,
+            job_variables,
         })
     }
 }

@@ -2,17 +2,15 @@
 //! delete.
 
 use baton_proto::v1::{
-    Artifact, ConcurrencyPolicy, Deployment, DeploymentSpec, DeploymentUpserted, PoolKind,
-    Timestamp, WorkPool, default_base_job_template, resolve_job_variables, validate_params,
+    Artifact, ConcurrencyPolicy, Deployment, DeploymentSpec, DeploymentUpserted, Timestamp,
+    resolve_job_variables, validate_params,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::events::{self, NewEvent};
 use super::schedules;
-use super::{
-    DEFAULT_POOL, Store, StoreError, StoreResult, found, json_column, new_id, now, to_json,
-};
+use super::{Store, StoreError, StoreResult, found, json_column, new_id, now, to_json};
 
 pub(super) const COLUMNS: &str =
     "id, flow_name, name, spec, parameter_schema, created_at, updated_at";
@@ -100,30 +98,6 @@ fn changed_fields(old: &DeploymentSpec, new: &DeploymentSpec) -> StoreResult<Vec
         .collect())
 }
 
-/// Checks a deployment's job variables against its pool's base job
-/// template (the `default` pool's, or a `wasm` pool's until that
-/// exists), naming a bad field.
-async fn check_job_variables(
-    store: &Store,
-    pool: Option<WorkPool>,
-    spec: &DeploymentSpec,
-) -> StoreResult<()> {
-    if spec.job_variables.is_empty() {
-        return Ok(());
-    }
-    let template = match pool {
-        Some(pool) => pool.spec.base_job_template,
-        None => match store.pool(DEFAULT_POOL).await {
-            Ok(pool) => pool.spec.base_job_template,
-            Err(StoreError::NotFound { .. }) => default_base_job_template(PoolKind::Wasm),
-            Err(e) => return Err(e),
-        },
-    };
-    resolve_job_variables(&template, &[&spec.job_variables])
-        .map(|_| ())
-        .map_err(StoreError::Invalid)
-}
-
 impl Store {
     /// Creates or updates the deployment `flow/name` of `artifact`.
     pub async fn upsert_deployment(
@@ -144,11 +118,14 @@ impl Store {
         super::runs::check_parameters_size(&spec.parameters)?;
         check_defaults(&artifact.flow.parameters, &spec)?;
         schedules::check_schedules(&artifact.flow.parameters, &spec)?;
-        let pool = match &spec.work_pool {
-            Some(pool) => Some(self.pool(pool).await?),
-            None => None,
-        };
-        check_job_variables(self, pool, &spec).await?;
+        if let Some(pool) = &spec.work_pool {
+            self.pool(pool).await?;
+        }
+        if !spec.job_variables.is_empty() {
+            let (_, template) = self.job_template(spec.work_pool.as_deref()).await?;
+            resolve_job_variables(&template, &[&spec.job_variables])
+                .map_err(StoreError::Invalid)?;
+        }
         let mut tx = self.write.begin().await?;
         let existing = find(&mut *tx, flow, name).await?;
         let at = now();

@@ -1,14 +1,17 @@
 //! Work pools and their queues.
 
 use baton_proto::v1::{
-    PoolSpec, Timestamp, WorkPool, WorkQueue, check_base_job_template, default_base_job_template,
+    PoolKind, PoolSpec, Timestamp, WorkPool, WorkQueue, check_base_job_template,
+    default_base_job_template,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::deployments::check_name;
 use super::events::{self, NewEvent};
-use super::{Store, StoreError, StoreResult, as_u32, found, json_column, now, to_json};
+use super::{
+    DEFAULT_POOL, Store, StoreError, StoreResult, as_u32, found, json_column, now, to_json,
+};
 
 /// The queue every pool has.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -28,6 +31,31 @@ impl Store {
                 }
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// The type and base job template of the pool `name` (the `default`
+    /// pool when `None`); a pool that does not exist yet is the `wasm` pool
+    /// [`Self::ensure_pool`] will make.
+    pub async fn job_template(
+        &self,
+        name: Option<&str>,
+    ) -> StoreResult<(PoolKind, serde_json::Map<String, serde_json::Value>)> {
+        let row = sqlx::query("SELECT spec FROM work_pools WHERE name = $1")
+            .bind(name.unwrap_or(DEFAULT_POOL))
+            .fetch_optional(&self.read)
+            .await?;
+        match row {
+            Some(row) => {
+                let spec: PoolSpec = json_column(&row, "spec")?;
+                // Pools made before templates existed have none: their type's.
+                let template = match spec.base_job_template.is_empty() {
+                    true => default_base_job_template(spec.kind),
+                    false => spec.base_job_template,
+                };
+                Ok((spec.kind, template))
+            }
+            None => Ok((PoolKind::Wasm, default_base_job_template(PoolKind::Wasm))),
         }
     }
 

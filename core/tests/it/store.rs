@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use baton_core::store::{DeploymentFilter, Retention, RunFilter, Store, StoreError, SweepConfig};
 use baton_proto::v1::{
-    Artifact, ConcurrencyPolicy, CreateRun, DeploymentSpec, FlowInfo, LogLevel, LogLine,
-    ProposeState, StateName, Timestamp, Verdict,
+    Artifact, ConcurrencyPolicy, CreateRun, DeploymentSpec, FlowInfo, LogLevel, LogLine, PoolKind,
+    PoolSpec, ProposeState, StateName, Timestamp, Verdict,
 };
 use serde_json::json;
 
@@ -1146,5 +1146,55 @@ async fn runs_are_counted_by_state_and_bucket_of_scheduled_time() {
             "{}",
             db.label
         );
+    }
+}
+
+#[tokio::test]
+async fn job_variables_merge_pool_deployment_and_run_and_reach_the_assignment() {
+    for db in both().await {
+        let store = &db.store;
+        let pool =
+            PoolSpec { name: "big".into(), kind: PoolKind::Container, ..PoolSpec::default() };
+        store.create_pool(pool).await.unwrap();
+        let spec = DeploymentSpec {
+            work_pool: Some("big".into()),
+            job_variables: json!({"image": "acme/flows:1", "memory_mib": 512})
+                .as_object()
+                .unwrap()
+                .clone(),
+            ..DeploymentSpec::default()
+        };
+        deploy(store, "big", spec).await;
+        let own = json!({"memory_mib": 1024}).as_object().unwrap().clone();
+        let request = CreateRun {
+            parameters: json!({"a": 1, "b": 2}).as_object().unwrap().clone(),
+            job_variables: own.clone(),
+            ..CreateRun::default()
+        };
+        let (run, _) = store.create_run("hello", "big", request.clone()).await.unwrap();
+        assert_eq!(run.job_variables, own, "{}", db.label);
+        assert_eq!(store.run(&run.id).await.unwrap().job_variables, own, "{}", db.label);
+        let assignment = store.assignment(&run).await.unwrap();
+        assert_eq!(assignment.pool_kind, PoolKind::Container, "{}", db.label);
+        let resolved = &assignment.job_variables;
+        assert_eq!(resolved["image"], "acme/flows:1", "the deployment's ({})", db.label);
+        assert_eq!(resolved["memory_mib"], 1024, "the run's ({})", db.label);
+        assert_eq!(resolved["network_mode"], "none", "the pool's default ({})", db.label);
+        // A bad one is refused naming the field; no run is made.
+        let bad = CreateRun {
+            job_variables: json!({"memory_mib": "lots"}).as_object().unwrap().clone(),
+            ..request
+        };
+        let error = store.create_run("hello", "big", bad).await.unwrap_err();
+        assert!(error.to_string().contains("job variable `memory_mib`"), "{error} ({})", db.label);
+        let runs = store.runs(&RunFilter::default()).await.unwrap();
+        assert_eq!(runs.items.len(), 1, "{}", db.label);
+        // A run of the default pool without any: a wasm pool's defaults.
+        deploy(store, "plain", DeploymentSpec::default()).await;
+        let plain = store.run(&new_run(store, "plain").await).await.unwrap();
+        assert!(plain.job_variables.is_empty());
+        let assignment = store.assignment(&plain).await.unwrap();
+        assert_eq!(assignment.pool_kind, PoolKind::Wasm, "{}", db.label);
+        assert_eq!(assignment.job_variables["memory_mib"], 256, "{}", db.label);
     }
 }

@@ -67,6 +67,9 @@ pub struct CreateRun {
     /// Creating a run twice with the same key returns the first run.
     pub idempotency_key: Option<String>,
     pub tags: Vec<String>,
+    /// Overrides of the deployment's job variables (which override its
+    /// pool's base job template's defaults), checked against the template.
+    pub job_variables: Map<String, Value>,
 }
 
 /// One flow run.
@@ -108,6 +111,10 @@ pub struct FlowRun {
     /// never). Only events of this attempt change the run.
     #[serde(default)]
     pub attempt: u32,
+    /// The job variables it was created with (over its deployment's and
+    /// its pool's).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub job_variables: Map<String, Value>,
 }
 
 /// One accepted state change of a run.

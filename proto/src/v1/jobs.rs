@@ -103,6 +103,25 @@ pub fn variables_schema(template: &Map<String, Value>) -> Option<&Value> {
     template.get("variables").filter(|schema| schema.is_object())
 }
 
+/// The template's defaults, overridden by each of `layers` in turn,
+/// unchecked (for layers checked before, as a run's are at its creation).
+pub fn merge_job_variables(
+    template: &Map<String, Value>,
+    layers: &[&Map<String, Value>],
+) -> Map<String, Value> {
+    let mut merged: Map<String, Value> = variables_schema(template)
+        .and_then(|schema| schema.get("properties"))
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, property)| Some((name.clone(), property.get("default")?.clone())))
+        .collect();
+    for layer in layers {
+        merged.extend(layer.iter().map(|(name, value)| (name.clone(), value.clone())));
+    }
+    merged
+}
+
 /// A run's job variables: the template's defaults, overridden by each of
 /// `layers` in turn (a deployment's, then the run's own), then checked
 /// against the template's schema. `Err` names every field that is wrong.
@@ -113,17 +132,7 @@ pub fn resolve_job_variables(
 ) -> Result<Map<String, Value>, String> {
     let schema = variables_schema(template)
         .ok_or_else(|| "the work pool's base job template has no `variables` schema".to_owned())?;
-    let mut resolved: Map<String, Value> = schema
-        .get("properties")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .filter_map(|(name, property)| Some((name.clone(), property.get("default")?.clone())))
-        .collect();
-    for layer in layers {
-        resolved.extend(layer.iter().map(|(name, value)| (name.clone(), value.clone())));
-    }
-    let value = Value::Object(resolved);
+    let value = Value::Object(merge_job_variables(template, layers));
     match super::validate_params(schema, &value) {
         Ok(()) => match value {
             Value::Object(resolved) => Ok(resolved),

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+use super::PoolKind;
 use super::run::{RunOutcome, RunReport};
 
 /// The ALPN protocol both ends must offer.
@@ -252,6 +253,13 @@ pub struct Assignment {
     pub variables: BTreeMap<String, Option<String>>,
     #[serde(default)]
     pub secrets: BTreeMap<String, Option<String>>,
+    /// The type of the pool the run is in: which backend executes it.
+    #[serde(default)]
+    pub pool_kind: PoolKind,
+    /// Its job variables, resolved: the pool's base job template's
+    /// defaults, its deployment's, its own.
+    #[serde(default)]
+    pub job_variables: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What the agent sends on the control stream after its [`Hello`].

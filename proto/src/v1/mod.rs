@@ -30,7 +30,7 @@ pub use deployment::{
 pub use flow::FlowInfo;
 #[cfg(feature = "validate")]
 pub use jobs::{check_base_job_template, resolve_job_variables};
-pub use jobs::{default_base_job_template, variables_schema};
+pub use jobs::{default_base_job_template, merge_job_variables, variables_schema};
 #[cfg(feature = "validate")]
 pub use params::{ParamError, ParamErrors, validate_params};
 pub use run::{LogLevel, ReportBody, RunOutcome, RunReport, TaskOutcome, Timestamp};

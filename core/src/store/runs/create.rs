@@ -1,7 +1,9 @@
 //! Creating runs: validated parameters, idempotency keys, many runs per INSERT.
 
 use baton_proto::v1::limits::{MAX_PARAMETERS_BYTES, over_limit};
-use baton_proto::v1::{CreateRun, Deployment, FlowRun, StateName, Timestamp, validate_params};
+use baton_proto::v1::{
+    CreateRun, Deployment, FlowRun, StateName, Timestamp, resolve_job_variables, validate_params,
+};
 use sqlx::AnyConnection;
 use sqlx::Row;
 
@@ -61,6 +63,7 @@ impl NewRun {
                     .unwrap_or_else(|| crate::store::DEFAULT_QUEUE.to_owned()),
                 agent_id: None,
                 attempt: 0,
+                job_variables: serde_json::Map::new(),
             },
             retry_delay_ms: millis(spec.retry_delay_seconds),
             timeout_ms: spec.timeout_seconds.map(millis),
@@ -82,7 +85,7 @@ pub(crate) fn check_parameters_size(
     Ok(())
 }
 
-/// Most runs one INSERT takes (16 values each).
+/// Most runs one INSERT takes (17 values each).
 const RUNS_PER_INSERT: usize = 400;
 
 /// Inserts new runs; their first history row and `run.scheduled` event
@@ -97,10 +100,10 @@ pub(crate) async fn insert_runs(
     for chunk in runs.chunks(RUNS_PER_INSERT) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
-                let p = |k: usize| format!("${}", i * 16 + k);
+                let p = |k: usize| format!("${}", i * 17 + k);
                 format!(
-                    "({}, {}, {}, {}, {}, {}, 'SCHEDULED', NULL, {}, 1, {}, NULL, NULL, 0, {}, {}, {}, {}, NULL, {}, {}, {}, NULL, 0, {}, {})",
-                    p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11), p(12), p(7), p(13), p(14), p(15), p(16)
+                    "({}, {}, {}, {}, {}, {}, 'SCHEDULED', NULL, {}, 1, {}, NULL, NULL, 0, {}, {}, {}, {}, NULL, {}, {}, {}, NULL, 0, {}, {}, {})",
+                    p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11), p(12), p(7), p(13), p(14), p(15), p(16), p(17)
                 )
             })
             .collect();
@@ -112,6 +115,10 @@ pub(crate) async fn insert_runs(
         let mut query = sqlx::query(&sql);
         for new in chunk {
             let run = &new.run;
+            let job_variables = match run.job_variables.is_empty() {
+                true => None,
+                false => Some(to_json(&run.job_variables)?),
+            };
             query = query
                 .bind(&run.id)
                 .bind(&run.deployment_id)
@@ -127,6 +134,7 @@ pub(crate) async fn insert_runs(
                 .bind(run.idempotency_key.as_deref())
                 .bind(&run.work_pool)
                 .bind(&run.work_queue)
+                .bind(job_variables)
                 .bind(new.schedule_id.as_deref())
                 .bind(new.caused_by.as_deref());
         }
@@ -187,6 +195,16 @@ impl Store {
             &serde_json::Value::Object(parameters.clone()),
         )
         .map_err(StoreError::InvalidParameters)?;
+        // Only a run that sets job variables pays for checking them here;
+        // the rest have its deployment's, checked at deploy.
+        if !request.job_variables.is_empty() {
+            let (_, template) = self.job_template(deployment.spec.work_pool.as_deref()).await?;
+            resolve_job_variables(
+                &template,
+                &[&deployment.spec.job_variables, &request.job_variables],
+            )
+            .map_err(StoreError::Invalid)?;
+        }
         if let Some(key) = &request.idempotency_key
             && let Some(existing) = self.run_by_key(&deployment.id, key).await?
         {
@@ -200,6 +218,7 @@ impl Store {
             request.idempotency_key,
             None,
         );
+        new.run.job_variables = request.job_variables;
         if !caused_by.is_empty() {
             new.caused_by = Some(to_json(&caused_by)?);
         }

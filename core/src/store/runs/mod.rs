@@ -23,7 +23,7 @@ use super::{
 
 const COLUMNS: &str = "id, deployment_id, flow_name, deployment_name, parameters, tags, state, state_message, \
     state_changed_at, state_seq, scheduled_at, started_at, ended_at, run_count, max_retries, retry_delay_ms, \
-    timeout_ms, idempotency_key, output, created_at, work_pool, work_queue, agent_id, attempt";
+    timeout_ms, idempotency_key, output, created_at, work_pool, work_queue, agent_id, attempt, job_variables";
 
 /// The pool of runs whose deployment names none.
 pub const DEFAULT_POOL: &str = "default";
@@ -88,6 +88,12 @@ fn run_row(row: &AnyRow) -> StoreResult<RunRow> {
         work_queue: row.try_get("work_queue")?,
         agent_id: row.try_get("agent_id")?,
         attempt: as_u32(row.try_get("attempt")?),
+        job_variables: match row.try_get::<Option<String>, _>("job_variables")? {
+            Some(text) => {
+                serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?
+            }
+            None => serde_json::Map::new(),
+        },
     };
     Ok(RunRow {
         run,

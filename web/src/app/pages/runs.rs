@@ -271,6 +271,7 @@ pub fn run_page(props: &RunProps) -> Html {
         let body = CreateRun {
             parameters: run.parameters.clone(),
             tags: run.tags.clone(),
+            job_variables: run.job_variables.clone(),
             ..CreateRun::default()
         };
         let changes = changes.clone();
