@@ -76,6 +76,28 @@ fn a_run_is_pushed_to_an_agent_and_completes_with_its_logs() {
     assert_eq!(agents[0]["pool"], "default");
 }
 
+/// A wasm pool's `memory_mib` job variable is its runs' sandbox memory
+/// cap: the deployment's, or a run's own over it.
+#[test]
+fn a_wasm_pool_s_memory_job_variable_caps_the_sandbox() {
+    let system = System::start(2);
+    let (core, home) = (&system.core, system.home.path());
+    let yaml = "    work_pool: {name: default, job_variables: {memory_mib: 16}}\n";
+    core.deploy(home, "memory-hog", "capped", yaml);
+    let id = run(core, home, "memory-hog/capped", &[]);
+    let (failed, _) = wait_for(core, home, &id, "FAILED", Duration::from_secs(60));
+    let message = failed["state_message"].as_str().unwrap_or_default();
+    assert!(message.contains("ran out of memory (limit 16 MiB)"), "{failed:#}");
+    let created = core.ok(
+        home,
+        &["deployment", "run", "memory-hog/capped", "--job-var", "memory_mib=48", "--json"],
+    );
+    let id = serde_json::from_str::<Value>(&created).unwrap()["id"].as_str().unwrap().to_owned();
+    let (failed, _) = wait_for(core, home, &id, "FAILED", Duration::from_secs(60));
+    let message = failed["state_message"].as_str().unwrap_or_default();
+    assert!(message.contains("ran out of memory (limit 48 MiB)"), "{failed:#}");
+}
+
 #[test]
 fn agents_without_a_valid_token_are_refused() {
     let core = CoreProcess::start(None);

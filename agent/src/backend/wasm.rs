@@ -48,10 +48,16 @@ impl Wasm {
         (job.started)();
         let assignment = job.assignment;
         let defaults = RunLimits::default();
+        // The wasm pool's job variable; the sandbox caps it at its own limit.
+        let memory_mib =
+            assignment.job_variables.get("memory_mib").and_then(serde_json::Value::as_u64);
         let request = RunRequest {
             params: serde_json::Value::Object(assignment.parameters),
             limits: RunLimits {
-                memory_bytes: assignment.memory_bytes.unwrap_or(defaults.memory_bytes),
+                memory_bytes: memory_mib
+                    .map(|mib| mib.saturating_mul(1 << 20))
+                    .or(assignment.memory_bytes)
+                    .unwrap_or(defaults.memory_bytes),
                 timeout: assignment.timeout_ms.map_or(defaults.timeout, Duration::from_millis),
             },
             grants: Grants { variables: assignment.variables, secrets: assignment.secrets },
