@@ -13,6 +13,7 @@ use baton_sandbox::{CancellationToken, Sandbox, SandboxConfig, SandboxError};
 use quinn::{Endpoint, EndpointConfig, TokioRuntime, VarInt};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::backend::process::Process;
 use crate::backend::wasm::Wasm;
 use crate::outbox::Outbox;
 use crate::runs::Runs;
@@ -34,6 +35,8 @@ pub(crate) const STOP_GRACE: Duration = Duration::from_secs(2);
 const AGENT_ID_FILE: &str = "agent-id";
 /// The directory in the data directory of compiled components.
 const CACHE_DIR: &str = "cache";
+/// The directory in the data directory of components staged for runners.
+const COMPONENTS_DIR: &str = "components";
 
 /// Disk kept for compiled components unless configured otherwise.
 pub const DEFAULT_CACHE_MAX_BYTES: u64 = 2 << 30;
@@ -59,6 +62,17 @@ pub struct AgentConfig {
     pub cache_max_bytes: u64,
     /// A name for people.
     pub name: String,
+    /// What the backends other than the sandbox need.
+    pub backends: BackendConfig,
+}
+
+/// What the backends other than the sandbox need; without it their pools'
+/// runs end `CRASHED`, saying what is missing.
+#[derive(Debug, Clone, Default)]
+pub struct BackendConfig {
+    /// The `baton` binary whose hidden `flow exec` runs a process pool's
+    /// run in a child process.
+    pub runner: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -72,6 +86,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("slots", &self.slots)
             .field("data_dir", &self.data_dir)
             .field("name", &self.name)
+            .field("backends", &self.backends)
             .finish()
     }
 }
@@ -129,8 +144,9 @@ impl Agent {
     /// ones are retried for as long as the agent runs.
     pub async fn start(config: AgentConfig) -> Result<Agent, AgentError> {
         let id = load_or_create_id(&config.data_dir)?;
+        let cache = config.data_dir.join(CACHE_DIR);
         let sandbox = Sandbox::new(&SandboxConfig {
-            cache_dir: Some(config.data_dir.join(CACHE_DIR)),
+            cache_dir: Some(cache.clone()),
             cache_max_bytes: config.cache_max_bytes,
             max_instances: config.slots.max(1),
             ..SandboxConfig::default()
@@ -144,8 +160,14 @@ impl Agent {
         let shared = Arc::new(Shared {
             agent_id: id.clone(),
             runs: Runs::new(config.slots),
-            config,
             wasm: Wasm::new(Arc::clone(&sandbox)),
+            process: Process::new(
+                Arc::clone(&sandbox),
+                config.backends.runner.clone(),
+                config.data_dir.join(COMPONENTS_DIR),
+                cache,
+            ),
+            config,
             sandbox,
             outbox: Arc::new(Outbox::default()),
             connection: Mutex::new(None),
@@ -201,8 +223,9 @@ pub(crate) struct Shared {
     pub(crate) agent_id: String,
     pub(crate) config: AgentConfig,
     pub(crate) sandbox: Arc<Sandbox>,
-    /// The backend that runs components in the sandbox.
+    /// The backends: in the sandbox, in a child process.
     pub(crate) wasm: Wasm,
+    pub(crate) process: Process,
     pub(crate) outbox: Arc<Outbox>,
     pub(crate) runs: Runs,
     /// The connection to the core while there is one (component fetches

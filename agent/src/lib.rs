@@ -1,22 +1,25 @@
 //! The Baton agent: connects to the core over QUIC, takes the runs it is
 //! assigned and executes them through an execution backend (`backend`: one
-//! trait, one module per backend; today `wasm`, the WebAssembly sandbox,
+//! trait, one module per backend: `wasm`, the WebAssembly sandbox,
 //! [`sandbox`], the `baton-sandbox` crate, kept separate because it is the
-//! only crate that links wasmtime and is slow to build), streaming their
-//! events back.
+//! only crate that links wasmtime and is slow to build; `process`, a child
+//! process per run running [`runner`]), streaming their events back.
 //!
 //! [`Agent::start`] is the entry point. [`tls`] pins the core's CA to the
 //! token's fingerprint; [`outbox`] keeps events until the core acknowledges
-//! them, so they survive a reconnect. The process, container and Kubernetes
+//! them, so they survive a reconnect. The container and Kubernetes
 //! backends are still to come.
 
 mod agent;
 mod backend;
 mod fetch;
 pub mod outbox;
+pub mod runner;
 mod runs;
 mod session;
 pub mod tls;
 
-pub use agent::{Agent, AgentConfig, AgentError, DEFAULT_CACHE_MAX_BYTES, LinkError};
+pub use agent::{
+    Agent, AgentConfig, AgentError, BackendConfig, DEFAULT_CACHE_MAX_BYTES, LinkError,
+};
 pub use baton_sandbox as sandbox;

@@ -283,7 +283,7 @@ fn droppable(body: &AgentEventBody) -> Option<Priority> {
             ReportBody::Log { .. } => Some(Priority::Log),
             _ => Some(Priority::OtherReport),
         },
-        AgentEventBody::Started
+        AgentEventBody::Started { .. }
         | AgentEventBody::Finished { .. }
         | AgentEventBody::Declined { .. } => None,
     }
@@ -298,6 +298,10 @@ mod tests {
 
     use super::*;
 
+    fn started() -> AgentEventBody {
+        AgentEventBody::Started { infrastructure: baton_proto::v1::Infrastructure::sandbox() }
+    }
+
     fn run(id: &str) -> Execution {
         Execution { run_id: id.to_owned(), attempt: 1 }
     }
@@ -305,11 +309,11 @@ mod tests {
     #[test]
     fn a_core_that_knew_an_earlier_process_gets_numbers_after_its_last() {
         let outbox = Outbox::new(10);
-        outbox.push(&run("r1"), AgentEventBody::Started);
+        outbox.push(&run("r1"), started());
         // The core applied up to 41 from this agent id's previous process.
         outbox.welcome(41);
         assert_eq!(outbox.after(0, 10).iter().map(|e| e.seq).collect::<Vec<_>>(), [42]);
-        assert_eq!(outbox.push(&run("r1"), AgentEventBody::Started), 43);
+        assert_eq!(outbox.push(&run("r1"), started()), 43);
         // A reconnect to the same core: nothing renumbered, applied ones dropped.
         outbox.welcome(42);
         assert_eq!(outbox.after(0, 10).iter().map(|e| e.seq).collect::<Vec<_>>(), [43]);
@@ -347,9 +351,9 @@ mod tests {
     fn numbers_events_from_one_without_gaps() {
         let outbox = Outbox::default();
         assert_eq!(outbox.last_seq(), 0);
-        assert_eq!(outbox.push(&run("r1"), AgentEventBody::Started), 1);
+        assert_eq!(outbox.push(&run("r1"), started()), 1);
         assert_eq!(outbox.push(&run("r1"), log(1)), 2);
-        assert_eq!(outbox.push(&run("r2"), AgentEventBody::Started), 3);
+        assert_eq!(outbox.push(&run("r2"), started()), 3);
         assert_eq!(outbox.last_seq(), 3);
         let events = outbox.after(0, 10);
         assert_eq!(seqs(&events), [1, 2, 3]);
@@ -369,7 +373,7 @@ mod tests {
         assert_eq!(outbox.len(), 2);
         outbox.ack(99);
         assert!(outbox.is_empty());
-        assert_eq!(outbox.push(&run("r"), AgentEventBody::Started), 6);
+        assert_eq!(outbox.push(&run("r"), started()), 6);
     }
 
     #[test]
@@ -390,7 +394,7 @@ mod tests {
     #[test]
     fn when_full_drops_the_oldest_logs_first_and_never_lifecycle_events() {
         let outbox = Outbox::new(4);
-        outbox.push(&run("r"), AgentEventBody::Started); // 1
+        outbox.push(&run("r"), started()); // 1
         outbox.push(&run("r"), progress(1)); // 2
         outbox.push(&run("r"), log(2)); // 3
         outbox.push(&run("r"), log(3)); // 4
@@ -408,7 +412,7 @@ mod tests {
         // After the run's last report (log 4 was its fourth).
         assert_eq!(report.seq, 5);
         outbox.push(&run("s"), AgentEventBody::Declined { reason: "no".to_owned() }); // 8: drops 6
-        outbox.push(&run("t"), AgentEventBody::Started); // 9: no log left, drops the progress 2
+        outbox.push(&run("t"), started()); // 9: no log left, drops the progress 2
         assert_eq!(seqs(&outbox.after(0, 10)), [1, 7, 8, 9]);
         // Nothing droppable: the bound gives way rather than lose a lifecycle event.
         outbox.push(&run("t"), AgentEventBody::Finished { outcome: RunOutcome::Cancelled }); // 10
@@ -423,7 +427,7 @@ mod tests {
     #[test]
     fn an_execution_that_lost_nothing_ends_without_a_marker() {
         let outbox = Outbox::new(10);
-        outbox.push(&run("r"), AgentEventBody::Started);
+        outbox.push(&run("r"), started());
         outbox.push(&run("r"), log(1));
         outbox.push(&run("r"), AgentEventBody::Finished { outcome: RunOutcome::Cancelled });
         assert_eq!(seqs(&outbox.after(0, 10)), [1, 2, 3]);
@@ -433,7 +437,7 @@ mod tests {
     async fn pushes_wake_the_writer_and_acks_wake_the_drain() {
         let outbox = Arc::new(Outbox::default());
         // A push before the wait is not missed.
-        outbox.push(&run("r"), AgentEventBody::Started);
+        outbox.push(&run("r"), started());
         tokio::time::timeout(Duration::from_secs(1), outbox.grown()).await.unwrap();
 
         let drained = tokio::spawn({

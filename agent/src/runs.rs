@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use baton_proto::v1::link::{AgentEventBody, Assignment, Execution};
-use baton_proto::v1::{RunOutcome, RunReport};
+use baton_proto::v1::{Infrastructure, PoolKind, RunOutcome, RunReport};
 use baton_sandbox::{CancellationToken, Digest, RunReporter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument as _;
@@ -164,10 +164,13 @@ fn parse_digest(artifact: &str) -> Result<Digest, String> {
     hex.parse().map_err(|e| format!("the assignment's artifact `{artifact}` is not a digest: {e}"))
 }
 
-/// The backend that executes `assignment`: today every pool's runs go to
-/// the sandbox; the pool's type will pick one once assignments carry it.
-fn backend_for<'a>(shared: &'a Shared, _assignment: &Assignment) -> &'a dyn Backend {
-    &shared.wasm
+/// The backend that executes `assignment`: its pool's type picks it.
+fn backend_for<'a>(shared: &'a Shared, assignment: &Assignment) -> Option<&'a dyn Backend> {
+    match assignment.pool_kind {
+        PoolKind::Wasm => Some(&shared.wasm),
+        PoolKind::Process => Some(&shared.process),
+        PoolKind::Container | PoolKind::Kubernetes => None,
+    }
 }
 
 /// Runs one assignment to its end, pushing its events.
@@ -185,9 +188,9 @@ async fn execute(
     });
     let started = {
         let reporter = Arc::clone(&reporter);
-        Box::new(move || {
-            tracing::info!("run started");
-            reporter.outbox.push(&reporter.execution, AgentEventBody::Started);
+        Box::new(move |infrastructure: Infrastructure| {
+            tracing::info!(?infrastructure, "run started");
+            reporter.outbox.push(&reporter.execution, AgentEventBody::Started { infrastructure });
         })
     };
     let job = Job {
@@ -197,8 +200,16 @@ async fn execute(
         started,
         cancel,
     };
-    let backend = backend_for(&shared, &job.assignment);
-    let body = match backend.execute(job).await {
+    let ended = match backend_for(&shared, &job.assignment) {
+        Some(backend) => backend.execute(job).await,
+        None => Ended::Finished(RunOutcome::Crashed {
+            message: format!(
+                "this agent cannot run a {} pool's runs",
+                job.assignment.pool_kind.as_str()
+            ),
+        }),
+    };
+    let body = match ended {
         Ended::Declined(reason) => {
             tracing::warn!(%reason, "declining the run");
             AgentEventBody::Declined { reason }

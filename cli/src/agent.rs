@@ -85,6 +85,7 @@ pub async fn run(command: AgentCommand) -> anyhow::Result<ExitCode> {
                 data_dir: data_dir.unwrap_or_else(|| baton_home().join("agent")),
                 cache_max_bytes: cache_max.as_u64(),
                 name: name.unwrap_or_else(host_name),
+                backends: baton_agent::BackendConfig { runner: std::env::current_exe().ok() },
             };
             let agent = Agent::start(config)
                 .await

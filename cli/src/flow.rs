@@ -40,6 +40,10 @@ pub enum FlowCommand {
     /// 3 crashed (the flow trapped), 4 timed out, 5 out of memory,
     /// 6 cancelled (Ctrl-C).
     Run(RunArgs),
+    /// Run the job on stdin (JSON lines out): how an agent runs a process
+    /// or container pool's run.
+    #[command(hide = true)]
+    Exec,
 }
 
 #[derive(Args)]
@@ -87,6 +91,12 @@ pub async fn run(command: FlowCommand) -> anyhow::Result<ExitCode> {
         FlowCommand::Build { crate_dir } => build(&crate_dir),
         FlowCommand::Inspect { component, json } => inspect(&component, json).await,
         FlowCommand::Run(args) => run_flow(args).await,
+        FlowCommand::Exec => {
+            baton_agent::runner::exec(tokio::io::stdin(), tokio::io::stdout())
+                .await
+                .map_err(anyhow::Error::msg)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

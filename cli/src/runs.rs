@@ -226,6 +226,9 @@ fn describe(detail: &FlowRunDetail) -> String {
             serde_json::Value::Object(run.job_variables.clone())
         ));
     }
+    if let Some(infrastructure) = &run.infrastructure {
+        text.push_str(&format!("  runs on     {infrastructure}\n"));
+    }
     text.push_str(&format!(
         "  attempts    {} (retries allowed: {})\n",
         run.run_count, run.max_retries

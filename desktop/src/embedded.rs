@@ -48,6 +48,7 @@ pub async fn start(data: &Path) -> anyhow::Result<EmbeddedSystem> {
         data_dir: data.join("agent"),
         cache_max_bytes: baton_agent::DEFAULT_CACHE_MAX_BYTES,
         name: "desktop".into(),
+        backends: baton_agent::BackendConfig::default(),
     })
     .await
     .context("starting the embedded agent")?;

@@ -14,6 +14,8 @@
 //!   with 40 such tasks;
 //! - cancelling a run that loops forever, until the core records it
 //!   `CANCELLED`;
+//! - the backends side by side: create -> COMPLETED of `hello` in the
+//!   sandbox and in a process pool (a child process per run), alternately;
 //! - the idle agent's resident memory.
 
 #![allow(
@@ -90,6 +92,19 @@ fn main() {
     core.deploy(home.path(), "chain", "bench", "");
     // One agent; enough slots that runs in flight, not slots, bound the burst.
     let agent = AgentProcess::start_with_slots(&core, home.path(), &token, data.path(), 64);
+    // And one of a process pool, for the backends side by side.
+    core.ok(home.path(), &["pool", "create", "native", "--type", "process"]);
+    core.deploy(home.path(), "hello", "native", "    work_pool: {name: native}\n");
+    let native_token = core.agent_token_for(home.path(), "native");
+    let native_data = tempfile::tempdir().unwrap();
+    let _native = AgentProcess::start_in_pool(
+        &core,
+        home.path(),
+        &native_token,
+        native_data.path(),
+        "native",
+        16,
+    );
     std::thread::sleep(Duration::from_secs(2));
     println!(
         "idle agent, connected 2 s, nothing run yet: resident {} kB",
@@ -143,6 +158,35 @@ fn main() {
             mean(stages[0]),
             mean(stages[1]),
             mean(stages[2]),
+        );
+
+        // The backends side by side: the same flow in the agent's sandbox
+        // and in a child process per run, alternately.
+        let backends = [("wasm", "hello/bench"), ("process", "hello/native")];
+        let mut took: Vec<Vec<Duration>> = vec![Vec::new(); backends.len()];
+        for i in 0..if full { 200 } else { 4 } {
+            for ((_, deployment), took) in backends.iter().zip(&mut took) {
+                let sent = Instant::now();
+                let id = create(&mut connection, deployment, json!({"a": i, "b": 1})).await;
+                completed(&mut connection, &id).await;
+                // The first of each is a warm-up (fetch, compile).
+                if i > 0 {
+                    took.push(sent.elapsed());
+                }
+            }
+        }
+        let by_backend: Vec<String> = backends
+            .iter()
+            .zip(&mut took)
+            .map(|((name, _), took)| {
+                took.sort_unstable();
+                format!("{name} p50 {:.2?}, p99 {:.2?}", percentile(took, 0.5), percentile(took, 0.99))
+            })
+            .collect();
+        println!(
+            "backends, create -> COMPLETED of hello, one run at a time, alternating ({} runs each): {}",
+            took[0].len(),
+            by_backend.join("; ")
         );
 
         // A burst from several clients.

@@ -103,3 +103,45 @@ fn the_check_catches_each_kind_of_forbidden_edge() {
     add("baton-agent", "sqlx");
     assert_eq!(forbidden_edges(&edges).len(), 7, "{:#?}", forbidden_edges(&edges));
 }
+
+/// Each execution backend's module and the other backends it names.
+fn backend_imports(sources: &BTreeMap<String, String>) -> Vec<String> {
+    let mut broken = Vec::new();
+    for (module, source) in sources {
+        for other in sources.keys().filter(|other| *other != module) {
+            for path in [format!("super::{other}"), format!("backend::{other}")] {
+                if source.contains(&path) {
+                    broken.push(format!("backend {module} names {path}"));
+                }
+            }
+        }
+    }
+    broken
+}
+
+/// The agent's backend modules (`agent/src/backend/*.rs` but `mod.rs`).
+fn backend_sources() -> BTreeMap<String, String> {
+    let dir = repo_root().join("agent/src/backend");
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "rs"))
+        .filter(|path| path.file_stem().is_some_and(|s| s != "mod"))
+        .map(|path| {
+            let module = path.file_stem().unwrap().to_string_lossy().into_owned();
+            (module, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn no_execution_backend_imports_another() {
+    let mut sources = backend_sources();
+    for expected in ["wasm", "process"] {
+        assert!(sources.contains_key(expected), "no backend module {expected}");
+    }
+    assert_eq!(backend_imports(&sources), Vec::<String>::new());
+    // The check sees an import when there is one.
+    sources.insert("process".to_owned(), "use super::wasm::Wasm;".to_owned());
+    assert_eq!(backend_imports(&sources), ["backend process names super::wasm"]);
+}

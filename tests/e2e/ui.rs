@@ -108,6 +108,7 @@ fn a_person_runs_follows_and_cancels_runs_from_the_ui() {
         let id = path.strip_prefix("/runs/").expect("the form leads to the run's page").to_owned();
         browser.wait_text(".logs", "printed 5 lines").await;
         browser.wait_text(".logs", "line 4").await;
+        browser.wait_text("dl.facts", "wasm sandbox").await;
         let runs = asked();
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0]["id"], id.as_str());

@@ -141,6 +141,7 @@ pub const FLOWS: &[&str] = &[
     "hostile-name",
     "hostile-secrets",
     "hostile-recursion",
+    "env-echo",
 ];
 
 /// The bytes of the flow package `name`, built for wasm32-wasip2 (all

@@ -49,6 +49,9 @@ pub struct RunRequest {
     pub task_cache: Arc<dyn TaskCache>,
     /// Cancelling it stops the flow wherever it is.
     pub cancel: CancellationToken,
+    /// Environment variables the flow sees (none unless its pool gives
+    /// some).
+    pub env: Vec<(String, String)>,
 }
 
 impl RunRequest {
@@ -62,13 +65,14 @@ impl RunRequest {
             reporter,
             task_cache: Arc::new(MemoryTaskCache::default()),
             cancel: CancellationToken::new(),
+            env: Vec::new(),
         }
     }
 }
 
 enum Call {
     Describe,
-    Run(String),
+    Run { params: String, env: Vec<(String, String)> },
 }
 
 enum Returned {
@@ -101,7 +105,13 @@ impl Sandbox {
         let log = Arc::new(RunLog::new(request.reporter, &request.grants));
         let host = FlowHost::new(Arc::clone(&log), request.task_cache, request.grants);
         let end = self
-            .call(flow, Call::Run(request.params.to_string()), limits, host, &request.cancel)
+            .call(
+                flow,
+                Call::Run { params: request.params.to_string(), env: request.env },
+                limits,
+                host,
+                &request.cancel,
+            )
             .await;
         log.finish();
         // Whatever text the flow chose or caused leaves the sandbox cut to
@@ -188,8 +198,13 @@ impl Sandbox {
         let stdout = GuestOutput::new(Arc::clone(host.log()), LogLevel::Info);
         let stderr = GuestOutput::new(Arc::clone(host.log()), LogLevel::Warn);
         // Nothing is granted: no preopened directories, no sockets, no
-        // environment, no arguments.
-        let wasi = WasiCtxBuilder::new().stdout(stdout.clone()).stderr(stderr.clone()).build();
+        // arguments, and no environment but what the run's pool gives.
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout.clone()).stderr(stderr.clone());
+        if let Call::Run { env, .. } = &call {
+            wasi.envs(env);
+        }
+        let wasi = wasi.build();
         let state = RunState {
             wasi,
             table: ResourceTable::new(),
@@ -209,7 +224,9 @@ impl Sandbox {
                 let guest = instance.baton_flow_flow();
                 Ok::<_, wasmtime::Error>(match call {
                     Call::Describe => Returned::Describe(guest.call_describe(&mut store).await?),
-                    Call::Run(params) => Returned::Run(guest.call_run(&mut store, &params).await?),
+                    Call::Run { params, .. } => {
+                        Returned::Run(guest.call_run(&mut store, &params).await?)
+                    }
                 })
             };
             tokio::select! {

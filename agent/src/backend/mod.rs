@@ -3,14 +3,15 @@
 //! assignment to a backend and knows nothing of how it executes. A new
 //! backend is one module here and one arm where the agent picks it.
 
+pub(crate) mod process;
 pub(crate) mod wasm;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use baton_proto::v1::RunOutcome;
 use baton_proto::v1::link::Assignment;
+use baton_proto::v1::{Infrastructure, RunOutcome};
 use baton_sandbox::{CancellationToken, RunReporter};
 
 use crate::fetch::ComponentSource;
@@ -23,8 +24,8 @@ pub(crate) struct Job {
     pub(crate) component: ComponentSource,
     /// Where its log lines, tasks, events and progress go.
     pub(crate) reporter: Arc<dyn RunReporter>,
-    /// Called once, when the flow is about to run (`RUNNING`).
-    pub(crate) started: Box<dyn FnOnce() + Send>,
+    /// Called once, when the flow is about to run (`RUNNING`), with where.
+    pub(crate) started: Box<dyn FnOnce(Infrastructure) + Send>,
     /// Cancelled when the run is cancelled, loses its lease, or the agent
     /// stops: the backend ends the execution and answers `Cancelled`.
     pub(crate) cancel: CancellationToken,

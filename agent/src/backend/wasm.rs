@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_proto::v1::RunOutcome;
+use baton_proto::v1::{Infrastructure, RunOutcome};
 use baton_sandbox::{Grants, LoadedFlow, MemoryTaskCache, RunLimits, RunRequest, Sandbox};
 
 use super::{Backend, Ended, Job};
@@ -45,7 +45,7 @@ impl Wasm {
             },
             () = job.cancel.cancelled() => return Ended::Finished(RunOutcome::Cancelled),
         };
-        (job.started)();
+        (job.started)(Infrastructure::sandbox());
         let assignment = job.assignment;
         let defaults = RunLimits::default();
         // The wasm pool's job variable; the sandbox caps it at its own limit.
@@ -64,6 +64,7 @@ impl Wasm {
             reporter: job.reporter,
             task_cache: Arc::new(MemoryTaskCache::default()),
             cancel: job.cancel,
+            env: Vec::new(),
         };
         Ended::Finished(self.sandbox.run(&flow, request).await)
     }

@@ -89,6 +89,7 @@ impl FakeCore {
             data_dir: data_dir.to_owned(),
             cache_max_bytes: baton_agent::DEFAULT_CACHE_MAX_BYTES,
             name: "test-agent".to_owned(),
+            backends: baton_agent::BackendConfig::default(),
         }
     }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use baton_agent::{Agent, AgentError};
 use baton_proto::v1::link::{AgentEvent, AgentEventBody, AgentMessage, CoreMessage};
-use baton_proto::v1::{ReportBody, RunOutcome};
+use baton_proto::v1::{Infrastructure, ReportBody, RunOutcome};
 use baton_tests::TempDir;
 use serde_json::json;
 
@@ -44,7 +44,10 @@ fn log_lines(events: &[AgentEvent]) -> Vec<String> {
 /// with a=2, b=3 produces.
 fn assert_hello_run(events: &[AgentEvent], run_id: &str) {
     assert!(events.iter().all(|e| e.run_id == run_id), "{events:?}");
-    assert_eq!(events.first().unwrap().body, AgentEventBody::Started);
+    assert_eq!(
+        events.first().unwrap().body,
+        AgentEventBody::Started { infrastructure: Infrastructure::sandbox() }
+    );
     assert_eq!(
         events.last().unwrap().body,
         AgentEventBody::Finished { outcome: RunOutcome::Completed { output: json!(5) } }
@@ -151,7 +154,10 @@ async fn after_a_reconnect_unacknowledged_events_are_sent_again() {
     first.serve_fetches(BTreeMap::from([(artifact.clone(), wasm)]));
     first.send(&assignment("run-1", &artifact, json!({"a": 2, "b": 3}))).await;
     let started = first.next_event().await;
-    assert_eq!((started.seq, &started.body), (1, &AgentEventBody::Started));
+    assert_eq!(
+        (started.seq, &started.body),
+        (1, &AgentEventBody::Started { infrastructure: Infrastructure::sandbox() })
+    );
     // Gone without acknowledging anything.
     first.connection.close(0_u32.into(), b"test: dropped");
 
@@ -184,7 +190,10 @@ async fn cancel_stops_a_running_flow_and_a_full_agent_declines() {
     let agent = agent.unwrap();
     session.serve_fetches(BTreeMap::from([(artifact.clone(), wasm)]));
     session.send(&assignment("spin", &artifact, json!({}))).await;
-    assert_eq!(session.next_event().await.body, AgentEventBody::Started);
+    assert_eq!(
+        session.next_event().await.body,
+        AgentEventBody::Started { infrastructure: Infrastructure::sandbox() }
+    );
     // Reports arrive while the flow runs, not when it ends.
     let report = session.next_event().await;
     assert_eq!(log_lines(std::slice::from_ref(&report)), ["spinning"]);

@@ -229,9 +229,11 @@ impl Applier {
     /// transition of its run, if it still holds the run; otherwise keeps
     /// what it said for diagnosis and tells it to stop.
     async fn apply(&self, execution: &Execution, body: AgentEventBody) -> Result<(), StoreError> {
+        let mut infrastructure = None;
         let proposal = match body {
             AgentEventBody::Report { .. } => return Ok(()),
-            AgentEventBody::Started => {
+            AgentEventBody::Started { infrastructure: at } => {
+                infrastructure = Some(at);
                 ProposeState { state: StateName::Running, message: None, output: None }
             }
             AgentEventBody::Finished { outcome } => outcome_proposal(outcome),
@@ -244,7 +246,11 @@ impl Applier {
         let state = proposal.state;
         let fence = Fence { agent_id: self.agent_id.clone(), attempt: execution.attempt };
         let run_id = &execution.run_id;
-        let transition = match self.store.propose_fenced(run_id, &fence, proposal.clone()).await {
+        let proposed = match infrastructure {
+            Some(at) => self.store.propose_started(run_id, &fence, at).await,
+            None => self.store.propose_fenced(run_id, &fence, proposal.clone()).await,
+        };
+        let transition = match proposed {
             Ok(transition) => transition,
             // A run deleted meanwhile: nothing to record.
             Err(StoreError::NotFound { .. }) => return Ok(()),

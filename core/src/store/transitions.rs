@@ -30,6 +30,8 @@ pub(crate) struct StateWrite {
     pub agent_id: Option<String>,
     /// The run's attempt once written (one more than before for a dispatch).
     pub attempt: i64,
+    /// Where a start runs (JSON); a dispatch clears the last one.
+    pub infrastructure: Option<String>,
     pub dispatch: Option<DispatchGuard>,
 }
 
@@ -56,7 +58,7 @@ pub(super) fn slots_in_use_sql(deployment: &str, run: &str) -> String {
 
 /// The columns of one write, with the types PostgreSQL needs to read the
 /// bound values of a `VALUES` list.
-const COLUMNS: [(&str, &str); 16] = [
+const COLUMNS: [(&str, &str); 17] = [
     ("id", "TEXT"),
     ("read_seq", "BIGINT"),
     ("state", "TEXT"),
@@ -73,6 +75,7 @@ const COLUMNS: [(&str, &str); 16] = [
     ("takes_slot", "BIGINT"),
     ("agent_id", "TEXT"),
     ("attempt", "BIGINT"),
+    ("infrastructure", "TEXT"),
 ];
 
 fn update_sql(rows: usize) -> String {
@@ -94,7 +97,9 @@ fn update_sql(rows: usize) -> String {
          UPDATE flow_runs SET state = v.state, state_message = v.message, state_changed_at = v.changed_at, \
          state_seq = v.read_seq + 1, scheduled_at = v.scheduled_at, started_at = v.started_at, \
          ended_at = v.ended_at, run_count = v.run_count, output = COALESCE(v.output, flow_runs.output), \
-         agent_id = COALESCE(v.agent_id, flow_runs.agent_id), attempt = v.attempt \
+         agent_id = COALESCE(v.agent_id, flow_runs.agent_id), attempt = v.attempt, \
+         infrastructure = CASE WHEN v.state = 'PENDING' THEN NULL \
+         ELSE COALESCE(v.infrastructure, flow_runs.infrastructure) END \
          FROM v WHERE flow_runs.id = v.id AND flow_runs.state_seq = v.read_seq \
          AND (v.spec IS NULL OR v.spec = (SELECT d.spec FROM deployments d WHERE d.id = v.deployment_id)) \
          AND (v.slot_limit IS NULL OR (v.takes_slot = 1) = (({}) < v.slot_limit)) \
@@ -137,7 +142,8 @@ pub(super) async fn write_states(
             .bind(slot.map(|(limit, _)| i64::from(limit)))
             .bind(slot.map(|(_, takes)| i64::from(takes)))
             .bind(write.agent_id.clone())
-            .bind(write.attempt);
+            .bind(write.attempt)
+            .bind(write.infrastructure.clone());
     }
     let rows = query.fetch_all(&mut *conn).await?;
     rows.iter().map(|row| Ok(row.try_get::<String, _>("id")?)).collect()
@@ -190,6 +196,7 @@ mod tests {
             output: None,
             agent_id: None,
             attempt: 0,
+            infrastructure: None,
             dispatch: slot_deployment.map(|d| DispatchGuard {
                 deployment_id: d.to_owned(),
                 spec: String::new(),

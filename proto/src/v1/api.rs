@@ -115,6 +115,49 @@ pub struct FlowRun {
     /// its pool's).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub job_variables: Map<String, Value>,
+    /// Where its current attempt runs or ran, once it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infrastructure: Option<Infrastructure>,
+}
+
+/// Where an execution runs: the backend of its pool's type and, for what
+/// a backend creates per run, what it created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Infrastructure {
+    #[serde(rename = "type")]
+    pub kind: PoolKind,
+    /// The process id, container id or Job name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Where that lives: the host, the container engine, the cluster
+    /// namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+impl Infrastructure {
+    /// The sandbox of the agent that runs it: nothing per run.
+    pub fn sandbox() -> Self {
+        Self { kind: PoolKind::Wasm, id: None, host: None }
+    }
+}
+
+/// `wasm sandbox`, `process 4242`, `container 3f2a… on unix:///…`.
+impl std::fmt::Display for Infrastructure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            PoolKind::Wasm => f.write_str("wasm sandbox")?,
+            kind => f.write_str(kind.as_str())?,
+        }
+        if let Some(id) = &self.id {
+            write!(f, " {id}")?;
+        }
+        if let Some(host) = &self.host {
+            write!(f, " on {host}")?;
+        }
+        Ok(())
+    }
 }
 
 /// One accepted state change of a run.
@@ -302,6 +345,18 @@ pub enum PoolKind {
     Process,
     Container,
     Kubernetes,
+}
+
+impl PoolKind {
+    /// The type's name, as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolKind::Wasm => "wasm",
+            PoolKind::Process => "process",
+            PoolKind::Container => "container",
+            PoolKind::Kubernetes => "kubernetes",
+        }
+    }
 }
 
 /// The body of `POST /api/pools`.

@@ -17,7 +17,7 @@ pub fn default_base_job_template(kind: PoolKind) -> Map<String, Value> {
         PoolKind::Process => json!({
             "env": env(),
             "working_dir": nullable_string("Working directory of the run's process (default: a fresh temporary one)"),
-            "memory_mib": nullable_integer("Address-space limit of the run's process (RLIMIT_AS), in MiB", 1),
+            "memory_mib": nullable_integer("Memory of the run's process, in MiB: its flow's memory cap, and (with room for the runtime) its writable memory (RLIMIT_DATA)", 1),
             "cpu_seconds": nullable_integer("CPU-time limit of the run's process (RLIMIT_CPU), in seconds", 1),
         }),
         PoolKind::Container => json!({

@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use super::PoolKind;
 use super::run::{RunOutcome, RunReport};
+use super::{Infrastructure, PoolKind};
 
 /// The ALPN protocol both ends must offer.
 pub const ALPN: &[u8] = b"baton/1";
@@ -289,8 +289,8 @@ pub struct AgentEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum AgentEventBody {
-    /// The flow started (`RUNNING`).
-    Started,
+    /// The flow started (`RUNNING`), there.
+    Started { infrastructure: Infrastructure },
     /// A log line, a task or an event from the running flow.
     Report { report: RunReport },
     /// The run ended.
@@ -334,7 +334,7 @@ impl AgentEvent {
             AgentEventBody::Declined { reason } => {
                 AgentEventBody::Declined { reason: cut(&reason, MAX_MESSAGE_BYTES) }
             }
-            AgentEventBody::Started => AgentEventBody::Started,
+            started @ AgentEventBody::Started { .. } => started,
         };
         AgentEvent { body, ..self }
     }

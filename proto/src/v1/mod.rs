@@ -17,10 +17,10 @@ mod state;
 pub use api::{
     API_TOKEN_PREFIX, AgentInfo, AgentTokenCreated, ApiError, ApiScope, ApiTokenCreated,
     ApiTokenInfo, Artifact, CreateAgentToken, CreateApiToken, CreateRun, EmitEvent, Event,
-    FieldError, FlowRun, FlowRunDetail, Health, LogLine, Page, PoolKind, PoolSpec, ProposeState,
-    QueueSpec, RunAttempt, RunBucket, RunStats, SIGNATURE_HEADER, SecretInfo, SecretValue,
-    SetValue, SkipLate, Skipped, StateChange, StateCount, TaskRun, Transition, Variable, Verdict,
-    Webhook, WebhookSpec, WorkPool, WorkQueue, split_api_token,
+    FieldError, FlowRun, FlowRunDetail, Health, Infrastructure, LogLine, Page, PoolKind, PoolSpec,
+    ProposeState, QueueSpec, RunAttempt, RunBucket, RunStats, SIGNATURE_HEADER, SecretInfo,
+    SecretValue, SetValue, SkipLate, Skipped, StateChange, StateCount, TaskRun, Transition,
+    Variable, Verdict, Webhook, WebhookSpec, WorkPool, WorkQueue, split_api_token,
 };
 pub use automation::{Action, Automation, AutomationSpec, EventTrigger, Trigger, parse_seconds};
 pub use deployment::{

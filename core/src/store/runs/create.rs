@@ -64,6 +64,7 @@ impl NewRun {
                 agent_id: None,
                 attempt: 0,
                 job_variables: serde_json::Map::new(),
+                infrastructure: None,
             },
             retry_delay_ms: millis(spec.retry_delay_seconds),
             timeout_ms: spec.timeout_seconds.map(millis),
@@ -102,7 +103,7 @@ pub(crate) async fn insert_runs(
             .map(|i| {
                 let p = |k: usize| format!("${}", i * 17 + k);
                 format!(
-                    "({}, {}, {}, {}, {}, {}, 'SCHEDULED', NULL, {}, 1, {}, NULL, NULL, 0, {}, {}, {}, {}, NULL, {}, {}, {}, NULL, 0, {}, {}, {})",
+                    "({}, {}, {}, {}, {}, {}, 'SCHEDULED', NULL, {}, 1, {}, NULL, NULL, 0, {}, {}, {}, {}, NULL, {}, {}, {}, NULL, 0, {}, NULL, {}, {})",
                     p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11), p(12), p(7), p(13), p(14), p(15), p(16), p(17)
                 )
             })

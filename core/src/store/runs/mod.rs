@@ -23,7 +23,7 @@ use super::{
 
 const COLUMNS: &str = "id, deployment_id, flow_name, deployment_name, parameters, tags, state, state_message, \
     state_changed_at, state_seq, scheduled_at, started_at, ended_at, run_count, max_retries, retry_delay_ms, \
-    timeout_ms, idempotency_key, output, created_at, work_pool, work_queue, agent_id, attempt, job_variables";
+    timeout_ms, idempotency_key, output, created_at, work_pool, work_queue, agent_id, attempt, job_variables, infrastructure";
 
 /// The pool of runs whose deployment names none.
 pub const DEFAULT_POOL: &str = "default";
@@ -94,6 +94,11 @@ fn run_row(row: &AnyRow) -> StoreResult<RunRow> {
             }
             None => serde_json::Map::new(),
         },
+        infrastructure: row
+            .try_get::<Option<String>, _>("infrastructure")?
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
     };
     Ok(RunRow {
         run,

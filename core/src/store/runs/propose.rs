@@ -2,8 +2,8 @@
 //! fenced by attempt when they come from an execution, dispatch and cancel.
 
 use baton_proto::v1::{
-    ConcurrencyPolicy, DeploymentSpec, FlowRun, ProposeState, StateName, Timestamp, Transition,
-    Verdict,
+    ConcurrencyPolicy, DeploymentSpec, FlowRun, Infrastructure, ProposeState, StateName, Timestamp,
+    Transition, Verdict,
 };
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -38,6 +38,17 @@ impl Fence {
     }
 }
 
+/// Where a proposal comes from, and what it records besides the state.
+#[derive(Debug, Clone, Default)]
+struct Origin {
+    /// A dispatch's: the agent the run is pushed to.
+    pushed_to: Option<String>,
+    /// An execution's: it applies only while that execution holds the run.
+    fence: Option<Fence>,
+    /// A start's: where it runs.
+    infrastructure: Option<Infrastructure>,
+}
+
 /// What the rules' decision means for the store.
 enum Plan {
     /// Nothing to write: answer with this verdict and reason.
@@ -55,8 +66,14 @@ fn plan(facts: RunFacts, proposal: ProposeState) -> Plan {
                 (Some(reason), Some(message)) => Some(format!("{message} ({reason})")),
                 (reason, message) => message.or_else(|| reason.clone()),
             };
-            let apply =
-                Apply { to: state, message, output: proposal.output, retry_in_ms, agent_id: None };
+            let apply = Apply {
+                to: state,
+                message,
+                output: proposal.output,
+                retry_in_ms,
+                agent_id: None,
+                infrastructure: None,
+            };
             Plan::Apply(apply, reason)
         }
     }
@@ -70,13 +87,18 @@ struct Apply {
     retry_in_ms: Option<i64>,
     /// The agent a dispatch pushes the run to.
     agent_id: Option<String>,
+    /// Where a start runs.
+    infrastructure: Option<Infrastructure>,
 }
 
 impl Apply {
-    /// Records `agent_id` if this is a dispatch (`PENDING`).
-    fn pushed_to(self, agent_id: Option<String>) -> Self {
-        let agent_id = agent_id.filter(|_| self.to == StateName::Pending);
-        Self { agent_id, ..self }
+    /// Records the agent of a dispatch (`PENDING`) and where a start
+    /// (`RUNNING`) runs.
+    fn from(self, origin: &Origin) -> Self {
+        let agent_id = origin.pushed_to.clone().filter(|_| self.to == StateName::Pending);
+        let infrastructure =
+            origin.infrastructure.clone().filter(|_| self.to == StateName::Running);
+        Self { agent_id, infrastructure, ..self }
     }
 }
 
@@ -174,6 +196,7 @@ fn state_write(
         output: output.as_ref().map(ToString::to_string),
         agent_id: apply.agent_id.clone(),
         attempt: i64::from(attempt),
+        infrastructure: apply.infrastructure.as_ref().and_then(|i| serde_json::to_string(i).ok()),
         // The decision rests on the deployment's spec and on whether a
         // slot was free: both must still hold.
         dispatch: dispatch.map(|d| DispatchGuard {
@@ -193,6 +216,10 @@ fn state_write(
         output: output.or_else(|| run.output.clone()),
         agent_id: apply.agent_id.or_else(|| run.agent_id.clone()),
         attempt,
+        infrastructure: match to {
+            StateName::Pending => None,
+            _ => apply.infrastructure.or_else(|| run.infrastructure.clone()),
+        },
         ..run.clone()
     };
     (write, run)
@@ -229,7 +256,7 @@ impl Store {
     /// changed since they were read, it writes nothing and the proposal is
     /// decided again. Refusals never reach the writer at all.
     pub async fn propose_state(&self, id: &str, proposal: ProposeState) -> StoreResult<Transition> {
-        self.propose(id, proposal, None, None).await
+        self.propose(id, proposal, Origin::default()).await
     }
 
     /// Proposes a transition on behalf of the execution `fence` names;
@@ -240,7 +267,25 @@ impl Store {
         fence: &Fence,
         proposal: ProposeState,
     ) -> StoreResult<Transition> {
-        self.propose(id, proposal, None, Some(fence.clone())).await
+        let origin = Origin { fence: Some(fence.clone()), ..Origin::default() };
+        self.propose(id, proposal, origin).await
+    }
+
+    /// Proposes `RUNNING` on behalf of the execution `fence` names, which
+    /// runs on `infrastructure`.
+    pub async fn propose_started(
+        &self,
+        id: &str,
+        fence: &Fence,
+        infrastructure: Infrastructure,
+    ) -> StoreResult<Transition> {
+        let proposal = ProposeState { state: StateName::Running, message: None, output: None };
+        let origin = Origin {
+            fence: Some(fence.clone()),
+            infrastructure: Some(infrastructure),
+            ..Origin::default()
+        };
+        self.propose(id, proposal, origin).await
     }
 
     /// Proposes `PENDING` for a run pushed to `agent_id`, which is recorded
@@ -251,30 +296,30 @@ impl Store {
             message: Some(format!("pushed to agent {agent_id}")),
             output: None,
         };
-        self.propose(id, proposal, Some(agent_id.to_owned()), None).await
+        let origin = Origin { pushed_to: Some(agent_id.to_owned()), ..Origin::default() };
+        self.propose(id, proposal, origin).await
     }
 
     async fn propose(
         &self,
         id: &str,
         proposal: ProposeState,
-        agent_id: Option<String>,
-        fence: Option<Fence>,
+        origin: Origin,
     ) -> StoreResult<Transition> {
         if self.dialect == Dialect::Postgres {
             let id = id.to_owned();
             return self
                 .write_transaction(move |store, conn| {
-                    Box::pin(async move {
-                        store.propose_locked(conn, &id, proposal, agent_id, fence.as_ref()).await
-                    })
+                    Box::pin(
+                        async move { store.propose_locked(conn, &id, proposal, &origin).await },
+                    )
                 })
                 .await;
         }
         for _ in 0..8 {
             let dispatching = proposal.state == StateName::Pending;
             let (row, dispatch) = self.read_run(&self.read, id, false, dispatching).await?;
-            if let Some(fence) = &fence {
+            if let Some(fence) = &origin.fence {
                 fence.check(&row.run)?;
             }
             match plan(run_facts(&row, dispatch.as_ref()), proposal.clone()) {
@@ -282,7 +327,7 @@ impl Store {
                     return Ok(Transition { verdict, reason, run: row.run });
                 }
                 Plan::Apply(apply, reason) => {
-                    let apply = apply.pushed_to(agent_id.clone());
+                    let apply = apply.from(&origin);
                     let (write, run) = state_write(&row, apply, dispatch.as_ref());
                     if self.write_state(write).await? {
                         return Ok(Transition { verdict: Verdict::Accepted, reason, run });
@@ -299,11 +344,10 @@ impl Store {
         tx: &mut AnyConnection,
         id: &str,
         proposal: ProposeState,
-        agent_id: Option<String>,
-        fence: Option<&Fence>,
+        origin: &Origin,
     ) -> StoreResult<Transition> {
         let (row, _) = self.read_run(&mut *tx, id, true, false).await?;
-        if let Some(fence) = fence {
+        if let Some(fence) = &origin.fence {
             fence.check(&row.run)?;
         }
         let dispatch = if proposal.state == StateName::Pending {
@@ -326,7 +370,7 @@ impl Store {
         match plan(run_facts(&row, dispatch.as_ref()), proposal) {
             Plan::Answer(verdict, reason) => Ok(Transition { verdict, reason, run: row.run }),
             Plan::Apply(apply, reason) => {
-                let apply = apply.pushed_to(agent_id);
+                let apply = apply.from(origin);
                 let run = self.apply(tx, &row, apply, dispatch.as_ref()).await?;
                 Ok(Transition { verdict: Verdict::Accepted, reason, run })
             }
@@ -356,6 +400,7 @@ impl Store {
                     output: None,
                     retry_in_ms: None,
                     agent_id: None,
+                    infrastructure: None,
                 };
                 let run = self.apply(tx, &row, apply, None).await?;
                 Ok(Transition { verdict: Verdict::Accepted, reason: None, run })

@@ -318,6 +318,11 @@ pub fn run_page(props: &RunProps) -> Html {
                 <dt>{ "Attempt" }</dt><dd>{ format!("{} of {}", run.run_count.max(1), run.max_retries + 1) }</dd>
                 <dt>{ "Pool" }</dt><dd>{ format!("{} / {}", run.work_pool, run.work_queue) }</dd>
                 if let Some(agent) = &run.agent_id { <dt>{ "Agent" }</dt><dd class="mono">{ agent }</dd> }
+                if let Some(infrastructure) = &run.infrastructure { <dt>{ "Runs on" }</dt><dd class="mono">{ infrastructure.to_string() }</dd> }
+                if !run.job_variables.is_empty() {
+                    <dt>{ "Job variables" }</dt>
+                    <dd class="mono">{ serde_json::Value::Object(run.job_variables.clone()).to_string() }</dd>
+                }
                 if !run.tags.is_empty() { <dt>{ "Tags" }</dt><dd>{ for run.tags.iter().map(|t| html! { <span class="tag">{ t }</span> }) }</dd> }
             </dl>
             <div class="columns">

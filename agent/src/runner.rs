@@ -1,0 +1,351 @@
+//! Running a flow outside the agent's process: the protocol between a
+//! backend that starts a *runner* (a child process, a container) and the
+//! runner itself (`baton flow exec`), which runs the component in a
+//! sandbox of its own, and both of their ends.
+//!
+//! The backend writes one JSON line, a [`RunnerJob`], to the runner's
+//! stdin and keeps stdin open: its closing is the cancellation, so a runner
+//! whose agent died stops by itself. The runner answers with JSON lines of
+//! [`RunnerMessage`] on stdout; its own diagnostics go to stderr.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_proto::v1::link::MAX_FRAME_BYTES;
+use baton_proto::v1::{RunOutcome, RunReport};
+use baton_sandbox::{
+    CancellationToken, Digest, Grants, MemoryTaskCache, RunLimits, RunReporter, RunRequest,
+    Sandbox, SandboxConfig,
+};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+
+use crate::fetch::ComponentSource;
+
+/// The longest line either end reads: a report or an outcome fits a frame
+/// to the core, and a job's parameters and grants fit one too.
+pub(crate) const MAX_LINE_BYTES: usize = MAX_FRAME_BYTES as usize + 4096;
+
+/// Stderr lines of a runner kept to explain its death.
+const STDERR_TAIL_LINES: usize = 8;
+/// The longest stderr line kept.
+const MAX_STDERR_LINE_BYTES: usize = 2048;
+
+/// What a runner is asked to run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunnerJob {
+    /// The component's sha256, hex.
+    pub digest: String,
+    /// Where `<digest>.wasm` is.
+    pub components: PathBuf,
+    /// Where the agent keeps precompiled components (same engine, same
+    /// artifacts); a runner of another build compiles the wasm instead.
+    pub cache: PathBuf,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub memory_bytes: u64,
+    pub timeout_ms: u64,
+    #[serde(default)]
+    pub variables: BTreeMap<String, Option<String>>,
+    #[serde(default)]
+    pub secrets: BTreeMap<String, Option<String>>,
+    /// The flow's environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// OS limits the runner puts on its own process.
+    #[serde(default)]
+    pub rlimits: Rlimits,
+}
+
+/// Limits a runner sets on itself before it loads anything.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Rlimits {
+    /// RLIMIT_DATA: its writable memory.
+    pub data_bytes: Option<u64>,
+    /// RLIMIT_CPU: its CPU time.
+    pub cpu_seconds: Option<u64>,
+}
+
+/// What a runner says, one JSON line each.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RunnerMessage {
+    /// The flow is about to run.
+    Started,
+    Report {
+        report: RunReport,
+    },
+    /// The run ended; nothing follows.
+    Finished {
+        outcome: RunOutcome,
+    },
+}
+
+/// The file a component is staged in for runners.
+pub(crate) fn component_file(components: &Path, digest: &Digest) -> PathBuf {
+    components.join(format!("{digest}.wasm"))
+}
+
+/// Puts a run's component where runners read it: its wasm in
+/// `components`, and its precompiled form in the sandbox's cache (so that
+/// runners, built from the same binary, only map it).
+pub(crate) async fn stage(
+    component: &ComponentSource,
+    sandbox: &Arc<Sandbox>,
+    components: &Path,
+) -> Result<(), String> {
+    let path = component_file(components, component.digest());
+    let cached = sandbox.load_cached(component.digest()).is_some();
+    if cached && path.exists() {
+        return Ok(());
+    }
+    let bytes = component.fetch().await.map_err(|error| error.to_string())?;
+    let sandbox = Arc::clone(sandbox);
+    let components = components.to_owned();
+    let staged = tokio::task::spawn_blocking(move || -> Result<(), String> {
+        std::fs::create_dir_all(&components)
+            .map_err(|e| format!("creating {}: {e}", components.display()))?;
+        // Atomic: a runner never reads half a file.
+        let partial = path.with_extension(format!("partial-{}", std::process::id()));
+        std::fs::write(&partial, &bytes)
+            .and_then(|()| std::fs::rename(&partial, &path))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        if !cached {
+            sandbox.load(&bytes).map_err(|e| format!("loading the component: {e}"))?;
+        }
+        Ok(())
+    });
+    staged.await.map_err(|e| format!("staging the component: {e}"))?
+}
+
+/// Reads one line of at most `max` bytes (without its newline); `None` at
+/// the end of input.
+pub(crate) async fn read_line(
+    reader: &mut (impl AsyncBufRead + Unpin),
+    max: usize,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let mut line = Vec::new();
+    loop {
+        let buffer = reader.fill_buf().await?;
+        if buffer.is_empty() {
+            return Ok((!line.is_empty()).then_some(line));
+        }
+        let (taken, done) = match buffer.iter().position(|b| *b == b'\n') {
+            Some(end) => (end + 1, true),
+            None => (buffer.len(), false),
+        };
+        let chunk = buffer.get(..taken).unwrap_or_default();
+        line.extend_from_slice(chunk.strip_suffix(b"\n").unwrap_or(chunk));
+        reader.consume(taken);
+        if line.len() > max {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a line over {max} bytes"),
+            ));
+        }
+        if done {
+            return Ok(Some(line));
+        }
+    }
+}
+
+/// The last lines a runner wrote to stderr, to say why it died.
+#[derive(Default)]
+pub(crate) struct StderrTail(VecDeque<String>);
+
+impl StderrTail {
+    /// Keeps reading `stderr` to its end, logging each line.
+    pub(crate) async fn follow(
+        tail: Arc<std::sync::Mutex<StderrTail>>,
+        stderr: impl AsyncRead + Unpin,
+    ) {
+        let mut stderr = BufReader::new(stderr);
+        loop {
+            let line = match read_line(&mut stderr, MAX_LINE_BYTES).await {
+                Ok(Some(line)) => line,
+                Ok(None) | Err(_) => return,
+            };
+            let mut line = String::from_utf8_lossy(&line).into_owned();
+            if line.len() > MAX_STDERR_LINE_BYTES {
+                line = baton_proto::v1::limits::cut(&line, MAX_STDERR_LINE_BYTES);
+            }
+            tracing::debug!(target: "baton::runner", "{line}");
+            let mut tail = tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if tail.0.len() == STDERR_TAIL_LINES {
+                tail.0.pop_front();
+            }
+            tail.0.push_back(line);
+        }
+    }
+
+    /// The lines kept, joined.
+    pub(crate) fn text(&self) -> String {
+        self.0.iter().map(String::as_str).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Whether the runner died of an allocation that failed (its memory
+    /// limit).
+    pub(crate) fn out_of_memory(&self) -> bool {
+        self.0.iter().any(|line| line.contains("memory allocation of"))
+    }
+}
+
+/// What a backend makes of a runner's stdout: its reports passed on, its
+/// start and its outcome.
+pub(crate) async fn follow_stdout(
+    stdout: impl AsyncRead + Unpin,
+    reporter: &dyn RunReporter,
+    mut started: impl FnMut(),
+) -> Result<Option<RunOutcome>, String> {
+    let mut stdout = BufReader::new(stdout);
+    loop {
+        let line = match read_line(&mut stdout, MAX_LINE_BYTES).await {
+            Ok(Some(line)) => line,
+            Ok(None) => return Ok(None),
+            Err(error) => return Err(format!("reading the runner's output: {error}")),
+        };
+        match serde_json::from_slice::<RunnerMessage>(&line) {
+            Ok(RunnerMessage::Started) => started(),
+            Ok(RunnerMessage::Report { report }) => reporter.report(report),
+            Ok(RunnerMessage::Finished { outcome }) => return Ok(Some(outcome)),
+            Err(error) => {
+                return Err(format!(
+                    "the runner wrote something that is not a runner message ({error}): {}",
+                    baton_proto::v1::limits::cut(&String::from_utf8_lossy(&line), 200)
+                ));
+            }
+        }
+    }
+}
+
+/// The runner's side: reads a [`RunnerJob`] from `input`, runs it, and
+/// writes [`RunnerMessage`]s to `output`. Returns an error only when it
+/// could not say how the run ended.
+pub async fn exec(
+    input: impl AsyncRead + Unpin + Send + 'static,
+    output: impl AsyncWrite + Unpin + Send + 'static,
+) -> Result<(), String> {
+    let mut input = BufReader::new(input);
+    let line = read_line(&mut input, MAX_LINE_BYTES)
+        .await
+        .map_err(|e| format!("reading the job: {e}"))?
+        .ok_or("no job on stdin")?;
+    let job: RunnerJob =
+        serde_json::from_slice(&line).map_err(|e| format!("reading the job: {e}"))?;
+    set_rlimits(&job.rlimits)?;
+
+    // Stdin closing is the cancellation.
+    let cancel = CancellationToken::new();
+    tokio::spawn({
+        let cancel = cancel.clone();
+        async move {
+            let _ = tokio::io::copy(&mut input, &mut tokio::io::sink()).await;
+            cancel.cancel();
+        }
+    });
+    let (send, receive) = tokio::sync::mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_messages(receive, output));
+    let outcome = run_job(job, &send, cancel).await;
+    let _ = send.send(RunnerMessage::Finished { outcome });
+    drop(send);
+    writer.await.map_err(|e| format!("writing the outcome: {e}"))?
+}
+
+async fn run_job(
+    job: RunnerJob,
+    messages: &tokio::sync::mpsc::UnboundedSender<RunnerMessage>,
+    cancel: CancellationToken,
+) -> RunOutcome {
+    let crashed = |message: String| RunOutcome::Crashed { message };
+    let digest: Digest = match job.digest.parse() {
+        Ok(digest) => digest,
+        Err(error) => return crashed(format!("the runner's job: {error}")),
+    };
+    let sandbox = match Sandbox::new(&SandboxConfig {
+        cache_dir: Some(job.cache.clone()),
+        max_instances: 1,
+        ..SandboxConfig::default()
+    }) {
+        Ok(sandbox) => sandbox,
+        Err(error) => return crashed(format!("the runner's sandbox: {error}")),
+    };
+    let flow = match sandbox.load_cached(&digest) {
+        Some(flow) => flow,
+        None => {
+            let path = component_file(&job.components, &digest);
+            let loaded = std::fs::read(&path)
+                .map_err(|e| format!("reading the component at {}: {e}", path.display()))
+                .and_then(|bytes| {
+                    if Digest::of(&bytes) == digest {
+                        sandbox.load(&bytes).map_err(|e| format!("loading the component: {e}"))
+                    } else {
+                        Err(format!("the component at {} is not sha256:{digest}", path.display()))
+                    }
+                });
+            match loaded {
+                Ok(flow) => flow,
+                Err(message) => return crashed(message),
+            }
+        }
+    };
+    let _ = messages.send(RunnerMessage::Started);
+    let request = RunRequest {
+        params: serde_json::Value::Object(job.params),
+        limits: RunLimits {
+            memory_bytes: job.memory_bytes,
+            timeout: Duration::from_millis(job.timeout_ms),
+        },
+        grants: Grants { variables: job.variables, secrets: job.secrets },
+        reporter: Arc::new(ChannelReporter(messages.clone())),
+        task_cache: Arc::new(MemoryTaskCache::default()),
+        cancel,
+        env: job.env.into_iter().collect(),
+    };
+    sandbox.run(&flow, request).await
+}
+
+async fn write_messages(
+    mut messages: tokio::sync::mpsc::UnboundedReceiver<RunnerMessage>,
+    output: impl AsyncWrite + Unpin,
+) -> Result<(), String> {
+    let mut output = tokio::io::BufWriter::new(output);
+    while let Some(message) = messages.recv().await {
+        let mut line = serde_json::to_vec(&message).map_err(|e| e.to_string())?;
+        line.push(b'\n');
+        output.write_all(&line).await.map_err(|e| format!("writing to stdout: {e}"))?;
+        // Reports go out as they happen, not when a buffer fills.
+        if messages.is_empty() {
+            output.flush().await.map_err(|e| format!("writing to stdout: {e}"))?;
+        }
+    }
+    output.flush().await.map_err(|e| format!("writing to stdout: {e}"))
+}
+
+struct ChannelReporter(tokio::sync::mpsc::UnboundedSender<RunnerMessage>);
+
+impl RunReporter for ChannelReporter {
+    fn report(&self, report: RunReport) {
+        let _ = self.0.send(RunnerMessage::Report { report });
+    }
+}
+
+/// Puts the job's OS limits on this process, and asks to be killed with
+/// its parent (stdin closing already stops the run; this also stops a
+/// runner stuck before it reads stdin again).
+fn set_rlimits(limits: &Rlimits) -> Result<(), String> {
+    use rustix::process::{Resource, Rlimit, Signal, set_parent_process_death_signal, setrlimit};
+    if let Some(bytes) = limits.data_bytes {
+        setrlimit(Resource::Data, Rlimit { current: Some(bytes), maximum: Some(bytes) })
+            .map_err(|e| format!("setting the memory limit (RLIMIT_DATA) to {bytes} bytes: {e}"))?;
+    }
+    // The soft limit sends SIGXCPU, which the backend names; the hard one
+    // a second later kills.
+    if let Some(seconds) = limits.cpu_seconds {
+        let hard = seconds.saturating_add(1);
+        setrlimit(Resource::Cpu, Rlimit { current: Some(seconds), maximum: Some(hard) })
+            .map_err(|e| format!("setting the CPU-time limit (RLIMIT_CPU) to {seconds} s: {e}"))?;
+    }
+    set_parent_process_death_signal(Some(Signal::KILL))
+        .map_err(|e| format!("asking to die with the agent: {e}"))
+}
