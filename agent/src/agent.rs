@@ -13,6 +13,8 @@ use baton_sandbox::{CancellationToken, Sandbox, SandboxConfig, SandboxError};
 use quinn::{Endpoint, EndpointConfig, TokioRuntime, VarInt};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::backend::Backend;
+use crate::backend::container::Container;
 use crate::backend::process::Process;
 use crate::backend::wasm::Wasm;
 use crate::outbox::Outbox;
@@ -73,6 +75,9 @@ pub struct BackendConfig {
     /// The `baton` binary whose hidden `flow exec` runs a process pool's
     /// run in a child process.
     pub runner: Option<PathBuf>,
+    /// The container engine's Docker API address (`unix:///PATH`,
+    /// `tcp://HOST:PORT`); `None`: `DOCKER_HOST`, else the usual sockets.
+    pub docker_host: Option<String>,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -165,7 +170,14 @@ impl Agent {
                 Arc::clone(&sandbox),
                 config.backends.runner.clone(),
                 config.data_dir.join(COMPONENTS_DIR),
+                cache.clone(),
+            ),
+            container: Container::new(
+                Arc::clone(&sandbox),
+                id.clone(),
+                config.data_dir.join(COMPONENTS_DIR),
                 cache,
+                config.backends.docker_host.as_deref(),
             ),
             config,
             sandbox,
@@ -190,6 +202,7 @@ impl Agent {
         let done = CancellationToken::new();
         let stop = shared.stop.clone();
         tokio::spawn(watch_lease(Arc::clone(&shared)));
+        tokio::spawn(reap(Arc::clone(&shared)));
         tokio::spawn(keep_connected(shared, dialer, link, done.clone()));
         Ok(Agent { id, stop, done })
     }
@@ -223,9 +236,10 @@ pub(crate) struct Shared {
     pub(crate) agent_id: String,
     pub(crate) config: AgentConfig,
     pub(crate) sandbox: Arc<Sandbox>,
-    /// The backends: in the sandbox, in a child process.
+    /// The backends: in the sandbox, in a child process, in a container.
     pub(crate) wasm: Wasm,
     pub(crate) process: Process,
+    pub(crate) container: Container,
     pub(crate) outbox: Arc<Outbox>,
     pub(crate) runs: Runs,
     /// The connection to the core while there is one (component fetches
@@ -242,6 +256,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Every backend, for what concerns them all.
+    fn backends(&self) -> [&dyn Backend; 3] {
+        [&self.wasm, &self.process, &self.container]
+    }
+
     pub(crate) fn connection(&self) -> Option<quinn::Connection> {
         self.connection.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
@@ -273,6 +292,24 @@ impl Shared {
             running: self.runs.running(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             new_process: !self.welcomed.load(Ordering::SeqCst),
+        }
+    }
+}
+
+/// How often backends remove what dead executions left behind.
+const REAP_EVERY: Duration = Duration::from_secs(60);
+
+/// Has each backend remove what executions not running here left behind:
+/// at once (an agent killed mid-run left them), then every [`REAP_EVERY`].
+async fn reap(shared: Arc<Shared>) {
+    loop {
+        let running = shared.runs.running();
+        for backend in shared.backends() {
+            backend.reap(&running).await;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(REAP_EVERY) => {}
+            () = shared.stop.cancelled() => return,
         }
     }
 }

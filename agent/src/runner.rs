@@ -4,8 +4,8 @@
 //! sandbox of its own, and both of their ends.
 //!
 //! The backend writes one JSON line, a [`RunnerJob`], to the runner's
-//! stdin and keeps stdin open: its closing is the cancellation, so a runner
-//! whose agent died stops by itself. The runner answers with JSON lines of
+//! stdin and keeps stdin open: its closing is the cancellation (as is
+//! SIGTERM), so a runner whose agent died stops by itself. The runner answers with JSON lines of
 //! [`RunnerMessage`] on stdout; its own diagnostics go to stderr.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -235,12 +235,22 @@ pub async fn exec(
         serde_json::from_slice(&line).map_err(|e| format!("reading the job: {e}"))?;
     set_rlimits(&job.rlimits)?;
 
-    // Stdin closing is the cancellation.
+    // Stdin closing is the cancellation; so is SIGTERM (a container's
+    // stop), which a container's first process would otherwise ignore.
     let cancel = CancellationToken::new();
     tokio::spawn({
         let cancel = cancel.clone();
         async move {
             let _ = tokio::io::copy(&mut input, &mut tokio::io::sink()).await;
+            cancel.cancel();
+        }
+    });
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("listening for SIGTERM: {e}"))?;
+    tokio::spawn({
+        let cancel = cancel.clone();
+        async move {
+            terminate.recv().await;
             cancel.cancel();
         }
     });

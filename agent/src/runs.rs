@@ -169,7 +169,8 @@ fn backend_for<'a>(shared: &'a Shared, assignment: &Assignment) -> Option<&'a dy
     match assignment.pool_kind {
         PoolKind::Wasm => Some(&shared.wasm),
         PoolKind::Process => Some(&shared.process),
-        PoolKind::Container | PoolKind::Kubernetes => None,
+        PoolKind::Container => Some(&shared.container),
+        PoolKind::Kubernetes => None,
     }
 }
 

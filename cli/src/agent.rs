@@ -43,6 +43,11 @@ pub enum AgentCommand {
         /// first.
         #[arg(long, default_value = "2GiB")]
         cache_max: bytesize::ByteSize,
+        /// The container engine's Docker API, for a container pool's runs:
+        /// `unix:///PATH` (Docker's or Podman's socket) or `tcp://HOST:PORT`
+        /// (default: DOCKER_HOST, then the usual sockets).
+        #[arg(long, value_name = "URL")]
+        docker_host: Option<String>,
     },
     /// Tokens that let agents in.
     #[command(subcommand)]
@@ -74,7 +79,17 @@ fn host_name() -> String {
 
 pub async fn run(command: AgentCommand) -> anyhow::Result<ExitCode> {
     match command {
-        AgentCommand::Start { core, token, pool, queues, slots, data_dir, name, cache_max } => {
+        AgentCommand::Start {
+            core,
+            token,
+            pool,
+            queues,
+            slots,
+            data_dir,
+            name,
+            cache_max,
+            docker_host,
+        } => {
             let token: AgentToken = token.parse().map_err(anyhow::Error::msg)?;
             let config = AgentConfig {
                 core,
@@ -85,7 +100,10 @@ pub async fn run(command: AgentCommand) -> anyhow::Result<ExitCode> {
                 data_dir: data_dir.unwrap_or_else(|| baton_home().join("agent")),
                 cache_max_bytes: cache_max.as_u64(),
                 name: name.unwrap_or_else(host_name),
-                backends: baton_agent::BackendConfig { runner: std::env::current_exe().ok() },
+                backends: baton_agent::BackendConfig {
+                    runner: std::env::current_exe().ok(),
+                    docker_host,
+                },
             };
             let agent = Agent::start(config)
                 .await

@@ -9,6 +9,7 @@ mod deploy;
 mod deployment;
 mod events;
 mod flow;
+mod image;
 mod params;
 mod pool;
 mod project;
@@ -86,6 +87,9 @@ enum Command {
     /// Work pools on the core.
     #[command(subcommand)]
     Pool(pool::PoolCommand),
+    /// The runner image container pools run in.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// Variables flows can be granted.
     #[command(subcommand)]
     Variable(values::ValueCommand),
@@ -149,6 +153,7 @@ fn main() -> ExitCode {
                 Command::Webhook(command) => events::webhook(command).await,
                 Command::Automation(command) => automation::run(command).await,
                 Command::Pool(command) => pool::run(command).await,
+                Command::Image(command) => image::run(command).await,
                 Command::Variable(command) => {
                     values::run(values::ValueKind::Variable, command).await
                 }

@@ -109,7 +109,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         data_dir: baton_home().join("serve").join(format!("{}-{}", artifact.flow.name, args.name)),
         cache_max_bytes: baton_agent::DEFAULT_CACHE_MAX_BYTES,
         name: format!("serve {full}"),
-        backends: baton_agent::BackendConfig { runner: std::env::current_exe().ok() },
+        backends: baton_agent::BackendConfig {
+            runner: std::env::current_exe().ok(),
+            ..baton_agent::BackendConfig::default()
+        },
     })
     .await
     .with_context(|| format!("connecting to the core at {core}"))?;

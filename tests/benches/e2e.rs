@@ -15,7 +15,10 @@
 //! - cancelling a run that loops forever, until the core records it
 //!   `CANCELLED`;
 //! - the backends side by side: create -> COMPLETED of `hello` in the
-//!   sandbox and in a process pool (a child process per run), alternately;
+//!   sandbox, in a process pool (a child process per run) and in a
+//!   container pool (a container per run, on the engine at
+//!   `BATON_TEST_DOCKER_HOST`), in turn, beside a bare `podman run --rm` of
+//!   the runner image; and the container agent's memory with 16 runs;
 //! - the idle agent's resident memory.
 
 #![allow(
@@ -105,6 +108,24 @@ fn main() {
         "native",
         16,
     );
+    // And one of a container pool, on the test engine, with the runner image.
+    let docker = baton_tests::docker_host();
+    let built = core.ok(home.path(), &["image", "build", "--docker-host", &docker]);
+    let image = built.lines().last().unwrap().to_owned();
+    core.ok(home.path(), &["pool", "create", "box", "--type", "container"]);
+    let in_box = format!("    work_pool: {{name: box, job_variables: {{image: '{image}'}}}}\n");
+    core.deploy(home.path(), "hello", "box", &in_box);
+    core.deploy(home.path(), "sleeps", "box", &in_box);
+    let box_token = core.agent_token_for(home.path(), "box");
+    let box_data = tempfile::tempdir().unwrap();
+    let box_agent = AgentProcess::start_in_pool_with(
+        &core,
+        home.path(),
+        &box_token,
+        box_data.path(),
+        "box",
+        &["--slots", "16", "--docker-host", &docker],
+    );
     std::thread::sleep(Duration::from_secs(2));
     println!(
         "idle agent, connected 2 s, nothing run yet: resident {} kB",
@@ -160,11 +181,12 @@ fn main() {
             mean(stages[2]),
         );
 
-        // The backends side by side: the same flow in the agent's sandbox
-        // and in a child process per run, alternately.
-        let backends = [("wasm", "hello/bench"), ("process", "hello/native")];
-        let mut took: Vec<Vec<Duration>> = vec![Vec::new(); backends.len()];
-        for i in 0..if full { 200 } else { 4 } {
+        // The backends side by side: the same flow in the agent's sandbox,
+        // in a child process per run and in a container per run, in turn,
+        // and beside them a bare `podman run --rm` of the runner image.
+        let backends = [("wasm", "hello/bench"), ("process", "hello/native"), ("container", "hello/box")];
+        let mut took: Vec<Vec<Duration>> = vec![Vec::new(); backends.len() + 1];
+        for i in 0..if full { 100 } else { 3 } {
             for ((_, deployment), took) in backends.iter().zip(&mut took) {
                 let sent = Instant::now();
                 let id = create(&mut connection, deployment, json!({"a": i, "b": 1})).await;
@@ -174,20 +196,46 @@ fn main() {
                     took.push(sent.elapsed());
                 }
             }
+            let started = Instant::now();
+            let bare = std::process::Command::new("podman")
+                .args(["--url", &docker, "run", "--rm", "--network", "none", &image, "--version"])
+                .output()
+                .unwrap();
+            assert!(bare.status.success(), "{}", String::from_utf8_lossy(&bare.stderr));
+            took[backends.len()].push(started.elapsed());
         }
-        let by_backend: Vec<String> = backends
-            .iter()
+        let names = backends.iter().map(|(name, _)| *name).chain(["bare `podman run --rm`"]);
+        let by_backend: Vec<String> = names
             .zip(&mut took)
-            .map(|((name, _), took)| {
+            .map(|(name, took)| {
                 took.sort_unstable();
                 format!("{name} p50 {:.2?}, p99 {:.2?}", percentile(took, 0.5), percentile(took, 0.99))
             })
             .collect();
         println!(
-            "backends, create -> COMPLETED of hello, one run at a time, alternating ({} runs each): {}",
+            "backends, create -> COMPLETED of hello, one run at a time, in turn ({} runs each): {}",
             took[0].len(),
             by_backend.join("; ")
         );
+
+        // The container pool's agent with 16 runs in containers at once.
+        let mut ids = Vec::new();
+        for _ in 0..16 {
+            ids.push(create(&mut connection, "sleeps/box", json!({"millis": 8000})).await);
+        }
+        for id in &ids {
+            let path = format!("/api/runs/{id}");
+            while connection.json("GET", &path, &Value::Null).await.1["state"] != "RUNNING" {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        println!(
+            "container pool's agent with 16 runs in containers: resident {} kB",
+            resident_kib(Some(box_agent.pid()))
+        );
+        for id in &ids {
+            completed(&mut connection, id).await;
+        }
 
         // A burst from several clients.
         let tasks: Vec<_> = (0..clients)

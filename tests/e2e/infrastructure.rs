@@ -1,32 +1,65 @@
 //! Runs on infrastructure of their pool's type: a child process per run
-//! (process pools), with its job variables, its limits and its death
-//! named; nothing left behind.
+//! (process pools), a container per run on a real engine (Podman's Docker
+//! API, which `cargo xtask test` starts), with their job variables, their
+//! limits and their deaths named; nothing left behind.
 
 use std::path::Path;
 use std::time::Duration;
 
-use baton_tests::{AgentProcess, CoreProcess, finish};
+use baton_tests::{AgentProcess, CoreProcess, containers_labelled, docker_host, finish};
 use serde_json::{Value, json};
 
-use crate::agents::{run, wait_for};
+use crate::agents::{inspect, run, wait_for};
 
 /// A core with a pool `pool` of type `kind` and an agent serving it.
 struct PoolSystem {
     core: CoreProcess,
     home: tempfile::TempDir,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
+    token: String,
+    pool: String,
+    agent_args: Vec<String>,
     agent: AgentProcess,
 }
 
 impl PoolSystem {
     fn start(pool: &str, kind: &str) -> Self {
-        let core = CoreProcess::start(None);
+        Self::start_with(CoreProcess::start(None), pool, kind, &[])
+    }
+
+    /// A core with a container pool `box` whose agent uses the test engine.
+    fn containers(core: CoreProcess) -> Self {
+        Self::start_with(core, "box", "container", &["--docker-host", &docker_host()])
+    }
+
+    fn start_with(core: CoreProcess, pool: &str, kind: &str, agent_args: &[&str]) -> Self {
         let home = tempfile::tempdir().unwrap();
         core.ok(home.path(), &["pool", "create", pool, "--type", kind]);
         let token = core.agent_token_for(home.path(), pool);
         let data = tempfile::tempdir().unwrap();
-        let agent = AgentProcess::start_in_pool(&core, home.path(), &token, data.path(), pool, 4);
-        Self { core, home, _data: data, agent }
+        let agent_args: Vec<String> = agent_args.iter().map(|a| (*a).to_owned()).collect();
+        let agent = Self::agent(&core, home.path(), &token, data.path(), pool, &agent_args);
+        Self { core, home, data, token, pool: pool.to_owned(), agent_args, agent }
+    }
+
+    fn agent(
+        core: &CoreProcess,
+        home: &Path,
+        token: &str,
+        data: &Path,
+        pool: &str,
+        args: &[String],
+    ) -> AgentProcess {
+        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+        args.extend(["--slots", "4"]);
+        AgentProcess::start_in_pool_with(core, home, token, data, pool, &args)
+    }
+
+    /// Kills the agent (SIGKILL) and starts it again, same id and data.
+    fn restart_agent(&mut self) {
+        self.agent.kill();
+        let (home, data) = (self.home.path(), self.data.path());
+        self.agent = Self::agent(&self.core, home, &self.token, data, &self.pool, &self.agent_args);
     }
 
     fn home(&self) -> &Path {
@@ -134,4 +167,112 @@ fn a_process_pool_s_limits_and_its_child_s_death_are_the_run_s_outcome_not_the_a
     let id = run(core, home, "sleeps/default", &["millis=1"]);
     system.wait_for(&id, "COMPLETED");
     assert!(process_exists(&system.agent.pid().to_string()));
+}
+
+/// The runner image, built into the test engine by `baton image build`
+/// (as a user would); its reference.
+fn runner_image(core: &CoreProcess, home: &Path) -> String {
+    let built = core.ok(home, &["image", "build", "--docker-host", &docker_host()]);
+    let image = built.lines().last().unwrap_or_default().to_owned();
+    assert!(image.contains("baton-runner"), "{built}");
+    image
+}
+
+fn labelled(id: &str) -> Vec<Value> {
+    containers_labelled(&docker_host(), &format!("io.baton.run-id={id}"))
+}
+
+#[test]
+fn a_container_pool_runs_each_run_in_a_container_that_is_removed_after_it() {
+    let system = PoolSystem::containers(CoreProcess::start(None));
+    let (core, home) = (&system.core, system.home());
+    let image = runner_image(core, home);
+    let yaml = format!(
+        "    work_pool: {{name: box, job_variables: {{image: '{image}', env: {{STAGE: deployment}}, labels: {{team: data}}}}}}\n"
+    );
+
+    // Logs arrive while the run runs, and its container is there then,
+    // labelled, and gone after.
+    core.deploy(home, "ticks", "default", &yaml);
+    let id = run(core, home, "ticks/default", &["ticks=8", "millis=400"]);
+    let running = system.wait_for(&id, "RUNNING");
+    assert_eq!(running["infrastructure"]["type"], "container", "{running:#}");
+    let container = running["infrastructure"]["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(container.len(), 12, "{running:#}");
+    let during = labelled(&id);
+    assert_eq!(during.len(), 1, "{during:#?}");
+    assert!(during[0]["Id"].as_str().unwrap_or_default().starts_with(&container));
+    assert_eq!(during[0]["Labels"]["team"], "data", "{during:#?}");
+    assert_eq!(during[0]["Labels"]["io.baton.managed-by"], "baton", "{during:#?}");
+    baton_tests::wait_until("a log line while the run runs", Duration::from_secs(20), || {
+        system.log_messages(&id).iter().any(|line| line == "tick 0")
+    });
+    assert_eq!(inspect(core, home, &id)["state"], "RUNNING", "the logs came only at the end");
+    let done = system.wait_for(&id, "COMPLETED");
+    assert_eq!(done["output"]["ticks"], 8, "{done:#}");
+    assert_eq!(system.log_messages(&id).iter().filter(|l| l.starts_with("tick ")).count(), 8);
+    assert_eq!(labelled(&id), Vec::<Value>::new(), "the run's container outlived it");
+    let shown = core.ok(home, &["run", "inspect", &id]);
+    assert!(shown.contains(&format!("container {container} on {}", docker_host())), "{shown}");
+
+    // Job variables merged (the run's over the deployment's) reach the flow.
+    core.deploy(home, "env-echo", "default", &yaml);
+    let created = core.ok(
+        home,
+        &["deployment", "run", "env-echo/default", "--job-var", r#"env={"STAGE":"run"}"#, "--json"],
+    );
+    let id = serde_json::from_str::<Value>(&created).unwrap()["id"].as_str().unwrap().to_owned();
+    let done = system.wait_for(&id, "COMPLETED");
+    assert_eq!(done["output"]["STAGE"], "run", "{done:#}");
+    assert_eq!(done["job_variables"]["env"], json!({"STAGE": "run"}), "{done:#}");
+
+    // A memory limit ends a hog OUT_OF_MEMORY, and its container goes too.
+    core.deploy(home, "memory-hog", "default", &yaml);
+    let created = core.ok(
+        home,
+        &["deployment", "run", "memory-hog/default", "--job-var", "memory_mib=48", "--json"],
+    );
+    let id = serde_json::from_str::<Value>(&created).unwrap()["id"].as_str().unwrap().to_owned();
+    let failed = system.wait_for(&id, "FAILED");
+    let message = failed["state_message"].as_str().unwrap_or_default();
+    assert!(message.contains("ran out of memory (limit 48 MiB)"), "{failed:#}");
+    assert_eq!(labelled(&id), Vec::<Value>::new());
+}
+
+#[test]
+fn a_cancelled_container_run_stops_within_10_s_and_a_killed_agent_s_container_is_reaped() {
+    let core = CoreProcess::start_with(None, &["--crash-after", "2s"]);
+    let mut system = PoolSystem::containers(core);
+    let (core, home) = (&system.core, system.home());
+    let image = runner_image(core, home);
+    let yaml = format!("    work_pool: {{name: box, job_variables: {{image: '{image}'}}}}\n");
+
+    core.deploy(home, "loop-forever", "default", &yaml);
+    let id = run(core, home, "loop-forever/default", &[]);
+    system.wait_for(&id, "RUNNING");
+    assert_eq!(labelled(&id).len(), 1);
+    core.ok(home, &["run", "cancel", &id]);
+    let (_, took) = wait_for(core, home, &id, "CANCELLED", Duration::from_secs(10));
+    assert!(took < Duration::from_secs(10), "cancelling took {took:?}");
+    baton_tests::wait_until("the cancelled run's container to go", Duration::from_secs(10), || {
+        labelled(&id).is_empty()
+    });
+
+    // The agent killed mid-run: the run crashes, and once the agent is
+    // back its container is removed.
+    core.deploy(home, "sleeps", "default", &yaml);
+    let id = run(core, home, "sleeps/default", &["millis=120000"]);
+    system.wait_for(&id, "RUNNING");
+    system.restart_agent();
+    let (core, home) = (&system.core, system.home());
+    let crashed = wait_for(core, home, &id, "CRASHED", Duration::from_secs(30)).0;
+    assert!(crashed["state_message"].is_string(), "{crashed:#}");
+    baton_tests::wait_until(
+        "the restarted agent to reap the container",
+        Duration::from_secs(30),
+        || labelled(&id).is_empty(),
+    );
+    // And it goes on: the next run completes.
+    let id = run(core, home, "sleeps/default", &["millis=1"]);
+    system.wait_for(&id, "COMPLETED");
 }

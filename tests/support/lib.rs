@@ -428,8 +428,21 @@ impl AgentProcess {
         pool: &str,
         slots: u32,
     ) -> Self {
+        Self::start_in_pool_with(core, home, token, data, pool, &["--slots", &slots.to_string()])
+    }
+
+    /// Starts an agent of `pool` with more arguments (`--docker-host URL`).
+    #[allow(clippy::panic, reason = "test support: an agent that cannot start fails the test")]
+    pub fn start_in_pool_with(
+        core: &CoreProcess,
+        home: &Path,
+        token: &str,
+        data: &Path,
+        pool: &str,
+        args: &[&str],
+    ) -> Self {
         let child = Self::command_in_pool(core, home, token, data, pool)
-            .args(["--slots", &slots.to_string()])
+            .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -530,3 +543,49 @@ pub fn fresh_postgres_database() -> String {
 }
 
 static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The test container engine's Docker API address (`BATON_TEST_DOCKER_HOST`,
+/// a Podman service that `cargo xtask test` starts).
+#[allow(clippy::panic, reason = "test support: no container engine fails the test")]
+pub fn docker_host() -> String {
+    match std::env::var("BATON_TEST_DOCKER_HOST") {
+        Ok(host) => host,
+        Err(_) => panic!(
+            "BATON_TEST_DOCKER_HOST is not set: run the tests with `cargo xtask test` (or `cargo xtask with-services`)"
+        ),
+    }
+}
+
+/// Asks the engine at `host` (`unix:///PATH`) for `path` of its Docker API,
+/// as JSON.
+#[allow(clippy::panic, reason = "test support: an engine that cannot be asked fails the test")]
+pub fn docker_api(host: &str, path: &str) -> serde_json::Value {
+    use std::io::{Read as _, Write as _};
+    let socket = host.strip_prefix("unix://").unwrap_or(host);
+    let mut stream = std::os::unix::net::UnixStream::connect(socket)
+        .unwrap_or_else(|e| panic!("connecting to the engine at {host}: {e}"));
+    let request = format!("GET {path} HTTP/1.0\r\nHost: engine\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap_or_else(|e| panic!("asking {host}: {e}"));
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap_or_else(|e| panic!("reading {host}'s answer: {e}"));
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("{host} answered {path} with {answer}: {e}"))
+}
+
+/// The containers (running or not) that carry `label` (`KEY=VALUE`).
+pub fn containers_labelled(host: &str, label: &str) -> Vec<serde_json::Value> {
+    let filters = serde_json::json!({ "label": [label] }).to_string();
+    let mut encoded = String::new();
+    for byte in filters.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    match docker_api(host, &format!("/containers/json?all=1&filters={encoded}")) {
+        serde_json::Value::Array(containers) => containers,
+        _ => Vec::new(),
+    }
+}

@@ -8,8 +8,10 @@
 //! - `cargo xtask ui`: build the web UI into `web/dist` (see `ui.rs`).
 //! - `cargo xtask desktop`: set up and run the desktop app (`desktop.rs`).
 //! - `cargo xtask bench`: the benchmarks recorded in BENCHMARKS.md.
-//! - `cargo xtask with-postgres COMMAND...`: runs a command with a private
-//!   PostgreSQL server in `BATON_TEST_POSTGRES_URL` (for one test, say).
+//! - `cargo xtask with-services COMMAND...` (or `with-postgres`): runs a
+//!   command with the services the tests use: a private PostgreSQL server
+//!   in `BATON_TEST_POSTGRES_URL` and a Podman API socket in
+//!   `BATON_TEST_DOCKER_HOST` (for one test, say).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,6 +19,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 mod desktop;
+mod podman;
 mod postgres;
 mod start;
 mod ui;
@@ -31,9 +34,9 @@ fn main() -> anyhow::Result<()> {
         "setup" => setup(),
         "ui" => setup().and_then(|()| ui::build(&root)),
         "desktop" => setup().and_then(|()| desktop::start(&root)),
-        "with-postgres" => with_postgres(&root),
+        "with-services" | "with-postgres" => with_services(&root),
         _ => {
-            bail!("usage: cargo xtask <start|test|bench|ui|desktop|setup|with-postgres COMMAND...>")
+            bail!("usage: cargo xtask <start|test|bench|ui|desktop|setup|with-services COMMAND...>")
         }
     }
 }
@@ -129,6 +132,15 @@ const BROWSER_PACKAGES: [&str; 3] = ["chromium", "chromium-driver", "fonts-dejav
 
 /// Installs those of `packages` that are missing, with apt-get.
 fn apt_install(why: &str, packages: &[&str]) -> anyhow::Result<()> {
+    apt_install_with(why, packages, &[])
+}
+
+/// The same, without the packages they only recommend.
+fn apt_install_without_recommends(why: &str, packages: &[&str]) -> anyhow::Result<()> {
+    apt_install_with(why, packages, &["--no-install-recommends"])
+}
+
+fn apt_install_with(why: &str, packages: &[&str], options: &[&str]) -> anyhow::Result<()> {
     let missing: Vec<&str> = packages
         .iter()
         .copied()
@@ -144,6 +156,7 @@ fn apt_install(why: &str, packages: &[&str]) -> anyhow::Result<()> {
     }
     eprintln!("installing {} with apt-get ({why})", missing.join(" "));
     let mut install = vec!["install", "-y", "-q"];
+    install.extend(options);
     install.extend(&missing);
     for args in [vec!["update", "-q"], install] {
         let status = Command::new("apt-get")
@@ -202,8 +215,7 @@ fn test(root: &Path) -> anyhow::Result<()> {
     run(root, "cargo", &["test", "--release", "--doc"])?;
     // The benchmarks also run once each, as tests, so they cannot rot. One
     // invocation (one package selection) so that dependencies build once.
-    let postgres = postgres::Postgres::start().context("starting PostgreSQL for the tests")?;
-    eprintln!("PostgreSQL for the tests: {}", postgres.url);
+    let services = Services::start()?;
     run_with_env(
         root,
         "cargo",
@@ -224,21 +236,44 @@ fn test(root: &Path) -> anyhow::Result<()> {
             "--bench",
             "ui",
         ],
-        &[("BATON_TEST_POSTGRES_URL", &postgres.url)],
+        &services.env(),
     )?;
-    drop(postgres);
+    drop(services);
     eprintln!("\nall checks and tests passed");
     Ok(())
 }
 
-fn with_postgres(root: &Path) -> anyhow::Result<()> {
+/// The services the tests use, stopped when dropped.
+struct Services {
+    postgres: postgres::Postgres,
+    podman: podman::Podman,
+}
+
+impl Services {
+    fn start() -> anyhow::Result<Self> {
+        let postgres = postgres::Postgres::start().context("starting PostgreSQL for the tests")?;
+        eprintln!("PostgreSQL for the tests: {}", postgres.url);
+        let podman = podman::Podman::start().context("starting Podman for the tests")?;
+        eprintln!("Podman's Docker API for the tests: {}", podman.host);
+        Ok(Self { postgres, podman })
+    }
+
+    fn env(&self) -> [(&str, &str); 2] {
+        [
+            ("BATON_TEST_POSTGRES_URL", &self.postgres.url),
+            ("BATON_TEST_DOCKER_HOST", &self.podman.host),
+        ]
+    }
+}
+
+fn with_services(root: &Path) -> anyhow::Result<()> {
     let command: Vec<String> = std::env::args().skip(2).collect();
     let Some((program, args)) = command.split_first() else {
-        bail!("usage: cargo xtask with-postgres COMMAND...");
+        bail!("usage: cargo xtask with-services COMMAND...");
     };
-    let postgres = postgres::Postgres::start().context("starting PostgreSQL")?;
+    let services = Services::start()?;
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run_with_env(root, program, &args, &[("BATON_TEST_POSTGRES_URL", &postgres.url)])
+    run_with_env(root, program, &args, &services.env())
 }
 
 fn bench(root: &Path) -> anyhow::Result<()> {
@@ -248,6 +283,13 @@ fn bench(root: &Path) -> anyhow::Result<()> {
     run(root, "cargo", &["bench", "-p", "baton-sandbox"])?;
     run(root, "cargo", &["bench", "-p", "baton-core", "--bench", "api"])?;
     run(root, "cargo", &["bench", "-p", "baton-core", "--bench", "scheduler"])?;
-    run(root, "cargo", &["bench", "-p", "baton-tests", "--bench", "e2e"])?;
+    let services = Services::start()?;
+    run_with_env(
+        root,
+        "cargo",
+        &["bench", "-p", "baton-tests", "--bench", "e2e"],
+        &services.env(),
+    )?;
+    drop(services);
     run(root, "cargo", &["bench", "-p", "baton-tests", "--bench", "ui"])
 }

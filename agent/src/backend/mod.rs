@@ -3,6 +3,7 @@
 //! assignment to a backend and knows nothing of how it executes. A new
 //! backend is one module here and one arm where the agent picks it.
 
+pub(crate) mod container;
 pub(crate) mod process;
 pub(crate) mod wasm;
 
@@ -10,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use baton_proto::v1::link::Assignment;
+use baton_proto::v1::link::{Assignment, Execution};
 use baton_proto::v1::{Infrastructure, RunOutcome};
 use baton_sandbox::{CancellationToken, RunReporter};
 
@@ -44,4 +45,15 @@ pub(crate) enum Ended {
 /// engine, a client for a container engine); a job holds the rest.
 pub(crate) trait Backend: Send + Sync {
     fn execute(&self, job: Job) -> Pin<Box<dyn Future<Output = Ended> + Send + '_>>;
+
+    /// Removes what executions that are not `running` left behind (an
+    /// agent killed mid-run leaves its containers); called when the agent
+    /// starts and now and then after.
+    fn reap<'a>(
+        &'a self,
+        running: &'a [Execution],
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        let _ = running;
+        Box::pin(std::future::ready(()))
+    }
 }
