@@ -95,7 +95,10 @@ pub async fn run(command: FlowCommand) -> anyhow::Result<ExitCode> {
             baton_agent::runner::exec(tokio::io::stdin(), tokio::io::stdout())
                 .await
                 .map_err(anyhow::Error::msg)?;
-            Ok(ExitCode::SUCCESS)
+            // Its outcome is out: exit now. Dropping the runtime would wait
+            // for the blocking read of stdin, which a container's engine
+            // may keep open.
+            std::process::exit(0)
         }
     }
 }
