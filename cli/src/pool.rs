@@ -37,6 +37,10 @@ pub enum PoolCommand {
         /// Runs of the pool that may be active at once.
         #[arg(long)]
         concurrency_limit: Option<u32>,
+        /// A wasm pool's bigger sibling: a run that runs out of sandbox
+        /// memory here is resubmitted to this pool, once.
+        #[arg(long, value_name = "POOL")]
+        escalate_to: Option<String>,
     },
     /// List work pools.
     Ls {
@@ -86,7 +90,7 @@ fn kind(kind: Kind) -> PoolKind {
 fn row(pool: &WorkPool) -> Vec<String> {
     vec![
         pool.spec.name.clone(),
-        format!("{:?}", pool.spec.kind).to_lowercase(),
+        pool.spec.kind.as_str().to_owned(),
         if pool.paused { "paused".into() } else { "active".into() },
         pool.spec.concurrency_limit.map_or("-".into(), |l| l.to_string()),
         pool.queues.iter().map(|q| q.name.clone()).collect::<Vec<_>>().join(","),
@@ -143,12 +147,14 @@ pub async fn run(command: PoolCommand) -> anyhow::Result<ExitCode> {
             base_job_template,
             description,
             concurrency_limit,
+            escalate_to,
         } => {
             let spec = PoolSpec {
                 name,
                 kind: kind(k),
                 description,
                 concurrency_limit,
+                escalate_to,
                 base_job_template: match &base_job_template {
                     Some(path) => read_template(path)?,
                     None => Map::new(),
@@ -169,6 +175,9 @@ pub async fn run(command: PoolCommand) -> anyhow::Result<ExitCode> {
             let pool: WorkPool = client.get(&format!("/api/pools/{}", segment(&name))).await?;
             show(&pool, json)?;
             if !json {
+                if let Some(to) = &pool.spec.escalate_to {
+                    println!("\nescalates to pool {to} when a run runs out of sandbox memory");
+                }
                 print!("\n{}", variables(&pool));
             }
         }

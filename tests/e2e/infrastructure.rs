@@ -77,6 +77,18 @@ impl PoolSystem {
     }
 }
 
+/// A run's history, `STATE: message` each.
+fn state_messages(run: &Value) -> Vec<String> {
+    run["states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            format!("{}: {}", s["state"].as_str().unwrap(), s["message"].as_str().unwrap_or(""))
+        })
+        .collect()
+}
+
 fn process_exists(pid: &str) -> bool {
     Path::new("/proc").join(pid).exists()
 }
@@ -275,4 +287,74 @@ fn a_cancelled_container_run_stops_within_10_s_and_a_killed_agent_s_container_is
     // And it goes on: the next run completes.
     let id = run(core, home, "sleeps/default", &["millis=1"]);
     system.wait_for(&id, "COMPLETED");
+}
+
+#[test]
+fn a_wasm_pool_escalates_a_run_that_outgrows_its_sandbox_to_a_container_pool_once() {
+    let system = PoolSystem::containers(CoreProcess::start(None));
+    let (core, home) = (&system.core, system.home());
+    // The container pool's default image, as `baton image build` tags it.
+    assert_eq!(runner_image(core, home), "localhost/baton-runner:latest");
+    let refused =
+        finish(core.baton(home).args(["pool", "create", "odd", "--escalate-to", "nowhere"]));
+    assert_ne!(refused.status, Some(0));
+    assert!(refused.stderr.contains("no work pool `nowhere`"), "{}", refused.stderr);
+    core.ok(home, &["pool", "create", "small", "--escalate-to", "box"]);
+    let shown = core.ok(home, &["pool", "inspect", "small"]);
+    assert!(shown.contains("escalates to pool box"), "{shown}");
+    let token = core.agent_token_for(home, "small");
+    let data = tempfile::tempdir().unwrap();
+    let _small = AgentProcess::start_in_pool(core, home, &token, data.path(), "small", 2);
+    core.deploy(home, "memory-hog", "default", "    work_pool: {name: small}\n");
+
+    // 300 MiB: over the sandbox's default cap of 256 MiB, so the run runs
+    // out of memory in `small`, then completes in a container of `box`.
+    let id = run(core, home, "memory-hog/default", &["mib=300"]);
+    let done = system.wait_for(&id, "COMPLETED");
+    assert_eq!(done["output"], 300, "{done:#}");
+    assert_eq!(done["work_pool"], "box", "{done:#}");
+    assert_eq!(done["infrastructure"]["type"], "container", "{done:#}");
+    let states = state_messages(&done);
+    let escalated: Vec<&String> =
+        states.iter().filter(|s| s.contains("escalated to pool box")).collect();
+    assert_eq!(escalated.len(), 1, "{states:#?}");
+    assert!(escalated[0].contains("sandbox memory cap 256 MiB reached"), "{states:#?}");
+
+    // Once only: a hog without end runs out in the container too (limited
+    // to 64 MiB by the run's job variable) and is not escalated again.
+    let created = core.ok(
+        home,
+        &["deployment", "run", "memory-hog/default", "--job-var", "memory_mib=64", "--json"],
+    );
+    let id = serde_json::from_str::<Value>(&created).unwrap()["id"].as_str().unwrap().to_owned();
+    let failed = system.wait_for(&id, "FAILED");
+    assert_eq!(failed["work_pool"], "box", "{failed:#}");
+    let message = failed["state_message"].as_str().unwrap_or_default();
+    assert!(message.contains("ran out of memory (limit 64 MiB)"), "{failed:#}");
+    let states = state_messages(&failed);
+    assert_eq!(states.iter().filter(|s| s.contains("escalated to pool")).count(), 1, "{states:#?}");
+
+    // A run asking for more memory than the sandbox has goes straight there.
+    let created = core.ok(
+        home,
+        &[
+            "deployment",
+            "run",
+            "memory-hog/default",
+            "--param",
+            "mib=1",
+            "--job-var",
+            "memory_mib=8192",
+            "--json",
+        ],
+    );
+    let run: Value = serde_json::from_str(&created).unwrap();
+    assert_eq!(run["work_pool"], "box", "{run:#}");
+    let message = run["state_message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("escalated to pool box: job variable memory_mib asks for 8192 MiB"),
+        "{run:#}"
+    );
+    let done = system.wait_for(run["id"].as_str().unwrap(), "COMPLETED");
+    assert_eq!(done["output"], 1, "{done:#}");
 }

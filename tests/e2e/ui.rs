@@ -102,6 +102,7 @@ fn a_person_runs_follows_and_cancels_runs_from_the_ui() {
 
         // A good value: the run's page follows it to COMPLETED, logs shown.
         browser.fill("#param-lines", "5").await;
+        browser.fill("#run-job-variables", r#"{"memory_mib": 128}"#).await;
         browser.click(Locator::Css("form.run-form button[type=submit]")).await;
         browser.wait_text("main h1", "COMPLETED").await;
         let path = browser.path().await;
@@ -109,10 +110,12 @@ fn a_person_runs_follows_and_cancels_runs_from_the_ui() {
         browser.wait_text(".logs", "printed 5 lines").await;
         browser.wait_text(".logs", "line 4").await;
         browser.wait_text("dl.facts", "wasm sandbox").await;
+        browser.wait_text("dl.facts", r#"{"memory_mib":128}"#).await;
         let runs = asked();
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0]["id"], id.as_str());
         assert_eq!(runs[0]["parameters"]["lines"], 5);
+        assert_eq!(runs[0]["job_variables"]["memory_mib"], 128);
 
         // A deep link opens the same page.
         client.goto(&format!("{base}/runs/{id}")).await.unwrap();

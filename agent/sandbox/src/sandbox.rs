@@ -48,7 +48,7 @@ impl Default for SandboxConfig {
             cache_dir: None,
             cache_max_bytes: 2 << 30,
             max_instances: 1000,
-            max_memory_bytes: 4 << 30,
+            max_memory_bytes: baton_proto::v1::MAX_SANDBOX_MEMORY_MIB << 20,
             max_component_bytes: 64 << 20,
             epoch_tick: Duration::from_millis(5),
         }

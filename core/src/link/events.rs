@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::Dispatcher;
-use crate::store::{Fence, Store, StoreError};
+use crate::store::{ESCALATED, Fence, Store, StoreError};
 
 /// What applying an agent's events needs; clones share it.
 #[derive(Clone)]
@@ -230,11 +230,22 @@ impl Applier {
     /// what it said for diagnosis and tells it to stop.
     async fn apply(&self, execution: &Execution, body: AgentEventBody) -> Result<(), StoreError> {
         let mut infrastructure = None;
+        let mut escalate_to = None;
         let proposal = match body {
             AgentEventBody::Report { .. } => return Ok(()),
             AgentEventBody::Started { infrastructure: at } => {
                 infrastructure = Some(at);
                 ProposeState { state: StateName::Running, message: None, output: None }
+            }
+            AgentEventBody::Finished { outcome: RunOutcome::OutOfMemory { limit_bytes } }
+                if let Some(pool) = self.store.escalation_for(&execution.run_id).await? =>
+            {
+                let message = format!(
+                    "{ESCALATED}{pool}: sandbox memory cap {} MiB reached",
+                    limit_bytes >> 20
+                );
+                escalate_to = Some(pool);
+                ProposeState { state: StateName::Scheduled, message: Some(message), output: None }
             }
             AgentEventBody::Finished { outcome } => outcome_proposal(outcome),
             AgentEventBody::Declined { reason } => ProposeState {
@@ -246,9 +257,13 @@ impl Applier {
         let state = proposal.state;
         let fence = Fence { agent_id: self.agent_id.clone(), attempt: execution.attempt };
         let run_id = &execution.run_id;
-        let proposed = match infrastructure {
-            Some(at) => self.store.propose_started(run_id, &fence, at).await,
-            None => self.store.propose_fenced(run_id, &fence, proposal.clone()).await,
+        let proposed = match (infrastructure, &escalate_to) {
+            (Some(at), _) => self.store.propose_started(run_id, &fence, at).await,
+            (None, Some(pool)) => {
+                let message = proposal.message.clone().unwrap_or_default();
+                self.store.escalate_run(run_id, &fence, pool, message).await
+            }
+            (None, None) => self.store.propose_fenced(run_id, &fence, proposal.clone()).await,
         };
         let transition = match proposed {
             Ok(transition) => transition,
@@ -277,6 +292,10 @@ impl Applier {
         }
         if state != StateName::Running {
             self.dispatcher.finished(&self.agent_id, run_id, execution.attempt);
+        }
+        if escalate_to.is_some() {
+            // Due at once, in another pool.
+            self.dispatcher.wake();
         }
         Ok(())
     }

@@ -36,7 +36,7 @@ mod webhooks;
 pub use agents::{AgentLease, AgentRecord, DueRun, HeldRun};
 pub use deployments::DeploymentFilter;
 pub use events::EventFilter;
-pub use pools::DEFAULT_QUEUE;
+pub use pools::{DEFAULT_QUEUE, ESCALATED};
 pub use retention::Pruned;
 
 use std::path::Path;

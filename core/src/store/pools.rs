@@ -59,6 +59,35 @@ impl Store {
         }
     }
 
+    /// The pool a run of a wasm pool that ran out of sandbox memory is
+    /// resubmitted to: its pool's `escalate_to`, unless the run was
+    /// escalated once already.
+    pub async fn escalation_for(&self, run_id: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query(&format!(
+            "SELECT p.spec AS spec, (SELECT COUNT(*) FROM run_states s WHERE s.run_id = r.id \
+             AND s.message LIKE '{ESCALATED}%') AS escalated \
+             FROM flow_runs r JOIN work_pools p ON p.name = r.work_pool WHERE r.id = $1"
+        ))
+        .bind(run_id)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let spec: PoolSpec = json_column(&row, "spec")?;
+        let escalated: i64 = row.try_get("escalated")?;
+        Ok(spec.escalate_to.filter(|_| spec.kind == PoolKind::Wasm && escalated == 0))
+    }
+
+    /// The `escalate_to` of the wasm pool `name`, if it has one.
+    pub(crate) async fn escalation_of_pool(&self, name: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT spec FROM work_pools WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let spec: PoolSpec = json_column(&row, "spec")?;
+        Ok(spec.escalate_to.filter(|_| spec.kind == PoolKind::Wasm))
+    }
+
     /// Creates a pool with its `default` queue; one without a base job
     /// template gets its type's.
     pub async fn create_pool(&self, mut spec: PoolSpec) -> StoreResult<WorkPool> {
@@ -68,6 +97,9 @@ impl Store {
         }
         check_base_job_template(&spec.base_job_template).map_err(StoreError::Invalid)?;
         let mut tx = self.write.begin().await?;
+        if let Some(target) = &spec.escalate_to {
+            check_escalation(&mut tx, &spec, target).await?;
+        }
         let inserted = sqlx::query(
             "INSERT INTO work_pools (name, spec, paused, created_at) VALUES ($1, $2, 0, $3) ON CONFLICT (name) DO NOTHING",
         )
@@ -211,4 +243,38 @@ impl Store {
         found(deleted, || format!("work pool {name}"))?;
         Ok(())
     }
+}
+
+/// How an escalation begins in a run's state history (and how one is
+/// recognised there).
+pub const ESCALATED: &str = "escalated to pool ";
+
+/// A pool may escalate only from the sandbox, to another pool that exists.
+async fn check_escalation(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    spec: &PoolSpec,
+    target: &str,
+) -> StoreResult<()> {
+    if spec.kind != PoolKind::Wasm {
+        return Err(StoreError::Invalid(format!(
+            "escalate_to: only a wasm pool escalates (this one is {})",
+            spec.kind.as_str()
+        )));
+    }
+    if target == spec.name {
+        return Err(StoreError::Invalid(
+            "escalate_to: a pool cannot escalate to itself".to_owned(),
+        ));
+    }
+    let exists = sqlx::query("SELECT name FROM work_pools WHERE name = $1")
+        .bind(target)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some();
+    if !exists {
+        return Err(StoreError::Invalid(format!(
+            "escalate_to: there is no work pool `{target}` (create it first)"
+        )));
+    }
+    Ok(())
 }

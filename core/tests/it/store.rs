@@ -1198,3 +1198,64 @@ async fn job_variables_merge_pool_deployment_and_run_and_reach_the_assignment() 
         assert_eq!(assignment.job_variables["memory_mib"], 256, "{}", db.label);
     }
 }
+
+#[tokio::test]
+async fn a_wasm_pool_escalates_a_run_once_to_the_pool_it_names() {
+    use baton_core::store::Fence;
+    for db in both().await {
+        let store = &db.store;
+        let to_nowhere = PoolSpec {
+            name: "small".into(),
+            escalate_to: Some("box".into()),
+            ..PoolSpec::default()
+        };
+        let error = store.create_pool(to_nowhere.clone()).await.unwrap_err();
+        assert!(error.to_string().contains("no work pool `box`"), "{error} ({})", db.label);
+        let container =
+            PoolSpec { name: "box".into(), kind: PoolKind::Container, ..PoolSpec::default() };
+        store.create_pool(container.clone()).await.unwrap();
+        let from_container = PoolSpec { escalate_to: Some("small".into()), ..container };
+        let error = store
+            .create_pool(PoolSpec { name: "box2".into(), ..from_container })
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("only a wasm pool"), "{error} ({})", db.label);
+        store.create_pool(to_nowhere).await.unwrap();
+        let spec = DeploymentSpec { work_pool: Some("small".into()), ..DeploymentSpec::default() };
+        deploy(store, "hog", spec).await;
+
+        // Out of sandbox memory: SCHEDULED in `box`, saying why, once.
+        let id = new_run(store, "hog").await;
+        assert_eq!(store.escalation_for(&id).await.unwrap().as_deref(), Some("box"));
+        store.dispatch_run(&id, "agent-1").await.unwrap();
+        let fence = Fence { agent_id: "agent-1".into(), attempt: 1 };
+        let running = ProposeState { state: StateName::Running, message: None, output: None };
+        store.propose_fenced(&id, &fence, running).await.unwrap();
+        let message = "escalated to pool box: sandbox memory cap 256 MiB reached".to_owned();
+        let moved = store.escalate_run(&id, &fence, "box", message.clone()).await.unwrap();
+        assert_eq!(moved.run.state, StateName::Scheduled, "{}", db.label);
+        assert_eq!(moved.run.work_pool, "box", "{}", db.label);
+        let stored = store.run(&id).await.unwrap();
+        assert_eq!((stored.work_pool.as_str(), stored.state), ("box", StateName::Scheduled));
+        assert_eq!(stored.state_message.as_deref(), Some(message.as_str()), "{}", db.label);
+        assert_eq!(store.escalation_for(&id).await.unwrap(), None, "{}", db.label);
+        // The old execution can no longer escalate or change it.
+        let stale = store.escalate_run(&id, &fence, "box", "again".into()).await;
+        assert!(matches!(stale, Err(StoreError::Stale { .. })), "{stale:?} ({})", db.label);
+
+        // Asking for more memory than the sandbox has: created in `box`.
+        let request = CreateRun {
+            parameters: json!({"a": 1, "b": 2}).as_object().unwrap().clone(),
+            job_variables: json!({"memory_mib": 8192}).as_object().unwrap().clone(),
+            ..CreateRun::default()
+        };
+        let (run, _) = store.create_run("hello", "hog", request).await.unwrap();
+        assert_eq!(run.work_pool, "box", "{}", db.label);
+        let message = run.state_message.unwrap_or_default();
+        assert!(
+            message.contains("escalated to pool box: job variable memory_mib asks for 8192 MiB")
+        );
+        let detail = store.run_detail(&run.id).await.unwrap();
+        assert_eq!(detail.states[0].message.as_deref(), Some(message.as_str()), "{}", db.label);
+    }
+}

@@ -376,6 +376,12 @@ pub struct PoolSpec {
     /// understands, with their defaults. Empty at creation: the type's
     /// default template.
     pub base_job_template: Map<String, Value>,
+    /// A wasm pool's bigger sibling: a run that runs out of sandbox memory
+    /// here (or asks for more than the sandbox allows) is resubmitted to
+    /// it, once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(pattern(super::limits::name_pattern())))]
+    pub escalate_to: Option<String>,
 }
 
 /// The body of `POST /api/runs/skip-late`.

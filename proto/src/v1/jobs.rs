@@ -8,6 +8,11 @@ use serde_json::{Map, Value, json};
 
 use super::PoolKind;
 
+/// The largest memory a wasm pool's run may ask for (`memory_mib`): the
+/// sandbox's own limit. A run that asks for more goes to its pool's
+/// `escalate_to`, if it has one, and is capped otherwise.
+pub const MAX_SANDBOX_MEMORY_MIB: u64 = 4096;
+
 /// The default base job template of a pool of `kind`.
 pub fn default_base_job_template(kind: PoolKind) -> Map<String, Value> {
     let variables = match kind {

@@ -28,9 +28,11 @@ pub use deployment::{
     Schedule, ScheduleSpec,
 };
 pub use flow::FlowInfo;
+pub use jobs::{
+    MAX_SANDBOX_MEMORY_MIB, default_base_job_template, merge_job_variables, variables_schema,
+};
 #[cfg(feature = "validate")]
 pub use jobs::{check_base_job_template, resolve_job_variables};
-pub use jobs::{default_base_job_template, merge_job_variables, variables_schema};
 #[cfg(feature = "validate")]
 pub use params::{ParamError, ParamErrors, validate_params};
 pub use run::{LogLevel, ReportBody, RunOutcome, RunReport, TaskOutcome, Timestamp};

@@ -141,11 +141,13 @@ fn check(
     (parameters, problems)
 }
 
-/// What the form asks for: these parameters, now or at a time.
+/// What the form asks for: these parameters, now or at a time, with
+/// these job variables of its own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunRequest {
     pub parameters: Map<String, Value>,
     pub at: Option<Timestamp>,
+    pub job_variables: Map<String, Value>,
 }
 
 #[derive(Properties, PartialEq)]
@@ -181,6 +183,7 @@ pub fn run_form(props: &RunFormProps) -> Html {
     };
     let shown = use_state(|| false);
     let when = use_state(String::new);
+    let job_vars = use_state(String::new);
     let (parameters, mut problems) = check(&props.schema, &fields, &texts);
     let at = parse_local(&when);
     if !when.is_empty() {
@@ -194,6 +197,19 @@ pub fn run_form(props: &RunFormProps) -> Html {
             Some(_) => {}
         }
     }
+    let job_variables = match job_vars.trim() {
+        "" => Map::new(),
+        text => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(variables)) => variables,
+            _ => {
+                problems.insert(
+                    "job_variables".into(),
+                    "a JSON object, like {\"memory_mib\": 512}".into(),
+                );
+                Map::new()
+            }
+        },
+    };
     for refused in &props.refused {
         let field =
             refused.field.trim_start_matches('/').split(['.', '/']).next().unwrap_or_default();
@@ -207,7 +223,11 @@ pub fn run_form(props: &RunFormProps) -> Html {
             event.prevent_default();
             shown.set(true);
             if ok {
-                on_submit.emit(RunRequest { parameters: parameters.clone(), at });
+                on_submit.emit(RunRequest {
+                    parameters: parameters.clone(),
+                    at,
+                    job_variables: job_variables.clone(),
+                });
             }
         })
     };
@@ -303,6 +323,13 @@ pub fn run_form(props: &RunFormProps) -> Html {
         Callback::from(move |e: InputEvent| when.set(input_value(&e)))
     };
     let when_error = problem("when");
+    let job_vars_error = problem("job_variables");
+    let job_vars_input = {
+        let job_vars = job_vars.clone();
+        Callback::from(move |e: InputEvent| {
+            job_vars.set(e.target_unchecked_into::<web_sys::HtmlTextAreaElement>().value())
+        })
+    };
     let general = problem("");
     html! {
         <form class="run-form" {onsubmit} novalidate=true>
@@ -312,6 +339,13 @@ pub fn run_form(props: &RunFormProps) -> Html {
                 <label for="run-when">{ "Start" }<span class="hint">{ " now when empty" }</span></label>
                 <input id="run-when" type="datetime-local" step="1" value={(*when).clone()} oninput={when_input} />
                 if let Some(error) = when_error { <p class="field-error" role="alert">{ error }</p> }
+            </div>
+            <div class={classes!("field", job_vars_error.is_some().then_some("invalid"))}>
+                <label for="run-job-variables">{ "Job variables" }<span class="hint">{ " JSON, over the deployment's; its pool's when empty" }</span></label>
+                <textarea id="run-job-variables" rows="2" spellcheck="false" placeholder="{\"memory_mib\": 512}"
+                    aria-invalid={job_vars_error.is_some().to_string()}
+                    value={(*job_vars).clone()} oninput={job_vars_input} />
+                if let Some(error) = job_vars_error { <p class="field-error" role="alert">{ error }</p> }
             </div>
             if let Some(error) = general { <p class="field-error" role="alert">{ error }</p> }
             <button type="submit" class="primary" disabled={props.busy}>

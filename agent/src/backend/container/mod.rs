@@ -239,7 +239,10 @@ impl Container {
             components: PathBuf::from(COMPONENTS_MOUNT),
             cache: PathBuf::from(CACHE_MOUNT),
             params: assignment.parameters.clone(),
-            memory_bytes: memory_limit.or(assignment.memory_bytes).unwrap_or(defaults.memory_bytes),
+            // The container is the limit: without one, the sandbox's largest.
+            memory_bytes: memory_limit
+                .or(assignment.memory_bytes)
+                .unwrap_or(baton_proto::v1::MAX_SANDBOX_MEMORY_MIB << 20),
             timeout_ms,
             variables: assignment.variables.clone(),
             secrets: assignment.secrets.clone(),

@@ -2,13 +2,16 @@
 
 use baton_proto::v1::limits::{MAX_PARAMETERS_BYTES, over_limit};
 use baton_proto::v1::{
-    CreateRun, Deployment, FlowRun, StateName, Timestamp, resolve_job_variables, validate_params,
+    CreateRun, Deployment, FlowRun, MAX_SANDBOX_MEMORY_MIB, PoolKind, StateName, Timestamp,
+    resolve_job_variables, validate_params,
 };
 use sqlx::AnyConnection;
 use sqlx::Row;
 
 use super::{COLUMNS, DEFAULT_POOL, run_row};
-use crate::store::{Store, StoreError, StoreResult, new_id, now, to_json};
+use crate::store::{
+    DEFAULT_QUEUE, ESCALATED, Store, StoreError, StoreResult, new_id, now, to_json,
+};
 
 /// A run about to be inserted, with what its row keeps beside the wire
 /// type.
@@ -101,10 +104,10 @@ pub(crate) async fn insert_runs(
     for chunk in runs.chunks(RUNS_PER_INSERT) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
-                let p = |k: usize| format!("${}", i * 17 + k);
+                let p = |k: usize| format!("${}", i * 18 + k);
                 format!(
-                    "({}, {}, {}, {}, {}, {}, 'SCHEDULED', NULL, {}, 1, {}, NULL, NULL, 0, {}, {}, {}, {}, NULL, {}, {}, {}, NULL, 0, {}, NULL, {}, {})",
-                    p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11), p(12), p(7), p(13), p(14), p(15), p(16), p(17)
+                    "({}, {}, {}, {}, {}, {}, 'SCHEDULED', {}, {}, 1, {}, NULL, NULL, 0, {}, {}, {}, {}, NULL, {}, {}, {}, NULL, 0, {}, NULL, {}, {})",
+                    p(1), p(2), p(3), p(4), p(5), p(6), p(18), p(7), p(8), p(9), p(10), p(11), p(12), p(7), p(13), p(14), p(15), p(16), p(17)
                 )
             })
             .collect();
@@ -137,7 +140,8 @@ pub(crate) async fn insert_runs(
                 .bind(&run.work_queue)
                 .bind(job_variables)
                 .bind(new.schedule_id.as_deref())
-                .bind(new.caused_by.as_deref());
+                .bind(new.caused_by.as_deref())
+                .bind(run.state_message.as_deref());
         }
         for row in query.fetch_all(&mut *conn).await? {
             inserted.push(row.try_get::<String, _>("id")?);
@@ -198,13 +202,26 @@ impl Store {
         .map_err(StoreError::InvalidParameters)?;
         // Only a run that sets job variables pays for checking them here;
         // the rest have its deployment's, checked at deploy.
+        let mut escalated = None;
         if !request.job_variables.is_empty() {
-            let (_, template) = self.job_template(deployment.spec.work_pool.as_deref()).await?;
-            resolve_job_variables(
+            let pool = deployment.spec.work_pool.as_deref();
+            let (kind, template) = self.job_template(pool).await?;
+            let resolved = resolve_job_variables(
                 &template,
                 &[&deployment.spec.job_variables, &request.job_variables],
             )
             .map_err(StoreError::Invalid)?;
+            let memory_mib = resolved.get("memory_mib").and_then(serde_json::Value::as_u64);
+            if kind == PoolKind::Wasm
+                && let Some(mib) = memory_mib.filter(|mib| *mib > MAX_SANDBOX_MEMORY_MIB)
+            {
+                escalated = self.escalation_of_pool(pool.unwrap_or(DEFAULT_POOL)).await?.map(|to| {
+                    let message = format!(
+                        "{ESCALATED}{to}: job variable memory_mib asks for {mib} MiB, over the sandbox's {MAX_SANDBOX_MEMORY_MIB} MiB"
+                    );
+                    (to, message)
+                });
+            }
         }
         if let Some(key) = &request.idempotency_key
             && let Some(existing) = self.run_by_key(&deployment.id, key).await?
@@ -220,6 +237,11 @@ impl Store {
             None,
         );
         new.run.job_variables = request.job_variables;
+        if let Some((pool, message)) = escalated {
+            new.run.work_pool = pool;
+            new.run.work_queue = DEFAULT_QUEUE.to_owned();
+            new.run.state_message = Some(message);
+        }
         if !caused_by.is_empty() {
             new.caused_by = Some(to_json(&caused_by)?);
         }

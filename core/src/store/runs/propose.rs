@@ -377,6 +377,45 @@ impl Store {
         }
     }
 
+    /// Resubmits a run its execution (`fence`) could not finish for want
+    /// of sandbox memory to the pool `pool`: `SCHEDULED` there, `message`
+    /// saying why. Outside the rules' transitions, as a cancel is: only the
+    /// execution holding the run escalates it, once (the caller checks).
+    pub async fn escalate_run(
+        &self,
+        id: &str,
+        fence: &Fence,
+        pool: &str,
+        message: String,
+    ) -> StoreResult<Transition> {
+        let (id, fence, pool) = (id.to_owned(), fence.clone(), pool.to_owned());
+        self.write_transaction(move |store, conn| {
+            Box::pin(async move {
+                let (row, _) = store.read_run(&mut *conn, &id, true, false).await?;
+                fence.check(&row.run)?;
+                sqlx::query("UPDATE flow_runs SET work_pool = $1, work_queue = $2 WHERE id = $3")
+                    .bind(&pool)
+                    .bind(crate::store::DEFAULT_QUEUE)
+                    .bind(&id)
+                    .execute(&mut *conn)
+                    .await?;
+                let apply = Apply {
+                    to: StateName::Scheduled,
+                    message: Some(message),
+                    output: None,
+                    retry_in_ms: None,
+                    agent_id: None,
+                    infrastructure: None,
+                };
+                let mut run = store.apply(conn, &row, apply, None).await?;
+                run.work_pool = pool;
+                run.work_queue = crate::store::DEFAULT_QUEUE.to_owned();
+                Ok(Transition { verdict: Verdict::Accepted, reason: None, run })
+            })
+        })
+        .await
+    }
+
     /// Cancels a run: at once if nothing runs, else `CANCELLING` until its
     /// agent confirms.
     pub async fn cancel_run(&self, id: &str) -> StoreResult<Transition> {

@@ -142,6 +142,10 @@ pub fn deployment_page(props: &DeploymentProps) -> Html {
                     <dl class="facts">
                         <dt>{ "Flow" }</dt><dd>{ &d.flow }</dd>
                         <dt>{ "Work pool" }</dt><dd>{ format!("{} / {}", d.spec.work_pool.as_deref().unwrap_or("default"), d.spec.work_queue.as_deref().unwrap_or("default")) }</dd>
+                        if !d.spec.job_variables.is_empty() {
+                            <dt>{ "Job variables" }</dt>
+                            <dd class="mono">{ serde_json::Value::Object(d.spec.job_variables.clone()).to_string() }</dd>
+                        }
                         <dt>{ "Artifact" }</dt><dd class="mono">{ &d.spec.artifact }</dd>
                         <dt>{ "Retries" }</dt><dd>{ d.spec.retries }</dd>
                         <dt>{ "Updated" }</dt><dd>{ local_time(d.updated_at) }</dd>
@@ -266,6 +270,7 @@ fn run_panel(props: &RunPanelProps) -> Html {
             let body = CreateRun {
                 parameters: request.parameters,
                 scheduled_at: request.at,
+                job_variables: request.job_variables,
                 ..CreateRun::default()
             };
             let (busy, refused, navigator, path) =

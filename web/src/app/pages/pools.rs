@@ -1,6 +1,7 @@
 //! Work pools with their queues, and the agents serving them.
 
-use baton_proto::v1::{AgentInfo, WorkPool};
+use baton_proto::v1::{AgentInfo, WorkPool, variables_schema};
+use serde_json::Value;
 use yew::prelude::*;
 
 use super::{ActionButton, use_changes};
@@ -40,9 +41,11 @@ pub fn pools() -> Html {
                                         describe={format!("{label} pool {}", pool.spec.name)}
                                         changes={changes.clone()} />
                                 </header>
-                                <p class="muted">{ format!("{:?}", pool.spec.kind).to_lowercase() }
+                                <p class="muted">{ pool.spec.kind.as_str() }
                                     { pool.spec.concurrency_limit.map(|l| format!(" · at most {l} runs at once")).unwrap_or_default() }
+                                    { pool.spec.escalate_to.as_ref().map(|to| format!(" · escalates to {to} when a run runs out of sandbox memory")).unwrap_or_default() }
                                 </p>
+                                { job_variables(pool) }
                                 <table class="table">
                                     <thead><tr><th>{ "Queue" }</th><th>{ "Priority" }</th><th>{ "Limit" }</th><th>{ "Status" }</th></tr></thead>
                                     <tbody>
@@ -87,5 +90,40 @@ pub fn pools() -> Html {
                 }
             }) }
         </section>
+    }
+}
+
+/// The job variables a pool's runs take (its base job template): name,
+/// type and default.
+fn job_variables(pool: &WorkPool) -> Html {
+    let properties = variables_schema(&pool.spec.base_job_template)
+        .and_then(|schema| schema.get("properties"))
+        .and_then(Value::as_object);
+    let Some(properties) = properties.filter(|p| !p.is_empty()) else {
+        return Html::default();
+    };
+    let kind = |property: &Value| match property.get("type") {
+        Some(Value::String(one)) => one.clone(),
+        Some(Value::Array(many)) => {
+            many.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" | ")
+        }
+        _ => String::new(),
+    };
+    html! {
+        <details class="job-variables">
+            <summary>{ format!("Job variables ({})", properties.len()) }</summary>
+            <table class="table">
+                <thead><tr><th>{ "Variable" }</th><th>{ "Type" }</th><th>{ "Default" }</th></tr></thead>
+                <tbody>
+                { for properties.iter().map(|(name, property)| html! {
+                    <tr title={property.get("description").and_then(Value::as_str).unwrap_or_default().to_owned()}>
+                        <td class="mono">{ name }</td>
+                        <td>{ kind(property) }</td>
+                        <td class="mono">{ property.get("default").map(Value::to_string).unwrap_or_default() }</td>
+                    </tr>
+                }) }
+                </tbody>
+            </table>
+        </details>
     }
 }
