@@ -252,7 +252,8 @@ fn a_container_pool_runs_each_run_in_a_container_that_is_removed_after_it() {
 }
 
 #[test]
-fn a_cancelled_container_run_stops_within_10_s_and_a_killed_agent_s_container_is_reaped() {
+fn a_container_run_cancelled_timed_out_or_removed_ends_so_and_a_killed_agent_s_container_is_reaped()
+{
     let core = CoreProcess::start_with(None, &["--crash-after", "2s"]);
     let mut system = PoolSystem::containers(core);
     let (core, home) = (&system.core, system.home());
@@ -270,9 +271,38 @@ fn a_cancelled_container_run_stops_within_10_s_and_a_killed_agent_s_container_is
         labelled(&id).is_empty()
     });
 
+    // Past its time limit: stopped in the container, which goes too.
+    let yaml_limited = format!(
+        "    timeout_seconds: 2\n    work_pool: {{name: box, job_variables: {{image: '{image}'}}}}\n"
+    );
+    core.deploy(home, "loop-forever", "limited", &yaml_limited);
+    let id = run(core, home, "loop-forever/limited", &[]);
+    let failed = system.wait_for(&id, "FAILED");
+    let message = failed["state_message"].as_str().unwrap_or_default();
+    assert!(message.contains("timed out after 2000 ms"), "{failed:#}");
+    assert_eq!(labelled(&id), Vec::<Value>::new());
+
+    // A container removed from outside mid-run: the run says so.
+    core.deploy(home, "sleeps", "default", &yaml);
+    let id = run(core, home, "sleeps/default", &["millis=120000"]);
+    let running = system.wait_for(&id, "RUNNING");
+    let container = running["infrastructure"]["id"].as_str().unwrap_or_default().to_owned();
+    let removed = finish(std::process::Command::new("podman").args([
+        "--url",
+        &docker_host(),
+        "rm",
+        "-f",
+        &container,
+    ]));
+    assert_eq!(removed.status, Some(0), "{}", removed.stderr);
+    let crashed = system.wait_for(&id, "CRASHED");
+    let message = crashed["state_message"].as_str().unwrap_or_default();
+    // Gone before Baton looked, or still being removed (killed) then.
+    let said = message.contains("vanished") || message.contains("was killed");
+    assert!(message.contains(container.as_str()) && said, "{crashed:#}");
+
     // The agent killed mid-run: the run crashes, and once the agent is
     // back its container is removed.
-    core.deploy(home, "sleeps", "default", &yaml);
     let id = run(core, home, "sleeps/default", &["millis=120000"]);
     system.wait_for(&id, "RUNNING");
     system.restart_agent();

@@ -327,10 +327,15 @@ impl Container {
             return RunOutcome::OutOfMemory { limit_bytes: limit };
         }
         let said = if tail.is_empty() { String::new() } else { format!(": {tail}") };
+        // Killed with no memory limit and no stop of ours: from outside
+        // (`podman rm -f`, `docker kill`).
+        let how = if code == KILLED {
+            format!("was killed (exit status {code})")
+        } else {
+            format!("exited with status {code}")
+        };
         RunOutcome::Crashed {
-            message: format!(
-                "the run's container exited with status {code} before its run ended{said}"
-            ),
+            message: format!("the run's container {id} {how} before its run ended{said}"),
         }
     }
 
