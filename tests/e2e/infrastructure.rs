@@ -6,7 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use baton_tests::{AgentProcess, CoreProcess, containers_labelled, docker_host, finish};
+use baton_tests::{
+    AgentProcess, CoreProcess, containers_labelled, docker_api, docker_host, dockerd_host, finish,
+};
 use serde_json::{Value, json};
 
 use crate::agents::{inspect, run, wait_for};
@@ -27,9 +29,10 @@ impl PoolSystem {
         Self::start_with(CoreProcess::start(None), pool, kind, &[])
     }
 
-    /// A core with a container pool `box` whose agent uses the test engine.
-    fn containers(core: CoreProcess) -> Self {
-        Self::start_with(core, "box", "container", &["--docker-host", &docker_host()])
+    /// A core with a container pool `box` whose agent uses the engine at
+    /// `engine`.
+    fn containers(core: CoreProcess, engine: &str) -> Self {
+        Self::start_with(core, "box", "container", &["--docker-host", engine])
     }
 
     fn start_with(core: CoreProcess, pool: &str, kind: &str, agent_args: &[&str]) -> Self {
@@ -183,22 +186,31 @@ fn a_process_pool_s_limits_and_its_child_s_death_are_the_run_s_outcome_not_the_a
 
 /// The runner image, built into the test engine by `baton image build`
 /// (as a user would); its reference.
-fn runner_image(core: &CoreProcess, home: &Path) -> String {
-    let built = core.ok(home, &["image", "build", "--docker-host", &docker_host()]);
+fn runner_image(core: &CoreProcess, home: &Path, engine: &str) -> String {
+    let built = core.ok(home, &["image", "build", "--docker-host", engine]);
     let image = built.lines().last().unwrap_or_default().to_owned();
     assert!(image.contains("baton-runner"), "{built}");
     image
 }
 
-fn labelled(id: &str) -> Vec<Value> {
-    containers_labelled(&docker_host(), &format!("io.baton.run-id={id}"))
+fn labelled(engine: &str, id: &str) -> Vec<Value> {
+    containers_labelled(engine, &format!("io.baton.run-id={id}"))
 }
 
 #[test]
-fn a_container_pool_runs_each_run_in_a_container_that_is_removed_after_it() {
-    let system = PoolSystem::containers(CoreProcess::start(None));
+fn a_container_pool_runs_each_run_in_a_container_removed_after_it_on_podman() {
+    runs_in_containers(&docker_host());
+}
+
+#[test]
+fn a_container_pool_runs_each_run_in_a_container_removed_after_it_on_docker() {
+    runs_in_containers(&dockerd_host());
+}
+
+fn runs_in_containers(engine: &str) {
+    let system = PoolSystem::containers(CoreProcess::start(None), engine);
     let (core, home) = (&system.core, system.home());
-    let image = runner_image(core, home);
+    let image = runner_image(core, home, engine);
     let yaml = format!(
         "    work_pool: {{name: box, job_variables: {{image: '{image}', env: {{STAGE: deployment}}, labels: {{team: data}}}}}}\n"
     );
@@ -211,7 +223,7 @@ fn a_container_pool_runs_each_run_in_a_container_that_is_removed_after_it() {
     assert_eq!(running["infrastructure"]["type"], "container", "{running:#}");
     let container = running["infrastructure"]["id"].as_str().unwrap_or_default().to_owned();
     assert_eq!(container.len(), 12, "{running:#}");
-    let during = labelled(&id);
+    let during = labelled(engine, &id);
     assert_eq!(during.len(), 1, "{during:#?}");
     assert!(during[0]["Id"].as_str().unwrap_or_default().starts_with(&container));
     assert_eq!(during[0]["Labels"]["team"], "data", "{during:#?}");
@@ -223,9 +235,9 @@ fn a_container_pool_runs_each_run_in_a_container_that_is_removed_after_it() {
     let done = system.wait_for(&id, "COMPLETED");
     assert_eq!(done["output"]["ticks"], 8, "{done:#}");
     assert_eq!(system.log_messages(&id).iter().filter(|l| l.starts_with("tick ")).count(), 8);
-    assert_eq!(labelled(&id), Vec::<Value>::new(), "the run's container outlived it");
+    assert_eq!(labelled(engine, &id), Vec::<Value>::new(), "the run's container outlived it");
     let shown = core.ok(home, &["run", "inspect", &id]);
-    assert!(shown.contains(&format!("container {container} on {}", docker_host())), "{shown}");
+    assert!(shown.contains(&format!("container {container} on {engine}")), "{shown}");
 
     // Job variables merged (the run's over the deployment's) reach the flow.
     core.deploy(home, "env-echo", "default", &yaml);
@@ -248,27 +260,35 @@ fn a_container_pool_runs_each_run_in_a_container_that_is_removed_after_it() {
     let failed = system.wait_for(&id, "FAILED");
     let message = failed["state_message"].as_str().unwrap_or_default();
     assert!(message.contains("ran out of memory (limit 48 MiB)"), "{failed:#}");
-    assert_eq!(labelled(&id), Vec::<Value>::new());
+    assert_eq!(labelled(engine, &id), Vec::<Value>::new());
 }
 
 #[test]
-fn a_container_run_cancelled_timed_out_or_removed_ends_so_and_a_killed_agent_s_container_is_reaped()
-{
+fn container_runs_cancelled_timed_out_or_removed_end_so_and_leftovers_are_reaped_on_podman() {
+    container_faults(&docker_host());
+}
+
+#[test]
+fn container_runs_cancelled_timed_out_or_removed_end_so_and_leftovers_are_reaped_on_docker() {
+    container_faults(&dockerd_host());
+}
+
+fn container_faults(engine: &str) {
     let core = CoreProcess::start_with(None, &["--crash-after", "2s"]);
-    let mut system = PoolSystem::containers(core);
+    let mut system = PoolSystem::containers(core, engine);
     let (core, home) = (&system.core, system.home());
-    let image = runner_image(core, home);
+    let image = runner_image(core, home, engine);
     let yaml = format!("    work_pool: {{name: box, job_variables: {{image: '{image}'}}}}\n");
 
     core.deploy(home, "loop-forever", "default", &yaml);
     let id = run(core, home, "loop-forever/default", &[]);
     system.wait_for(&id, "RUNNING");
-    assert_eq!(labelled(&id).len(), 1);
+    assert_eq!(labelled(engine, &id).len(), 1);
     core.ok(home, &["run", "cancel", &id]);
     let (_, took) = wait_for(core, home, &id, "CANCELLED", Duration::from_secs(10));
     assert!(took < Duration::from_secs(10), "cancelling took {took:?}");
     baton_tests::wait_until("the cancelled run's container to go", Duration::from_secs(10), || {
-        labelled(&id).is_empty()
+        labelled(engine, &id).is_empty()
     });
 
     // Past its time limit: stopped in the container, which goes too.
@@ -280,21 +300,14 @@ fn a_container_run_cancelled_timed_out_or_removed_ends_so_and_a_killed_agent_s_c
     let failed = system.wait_for(&id, "FAILED");
     let message = failed["state_message"].as_str().unwrap_or_default();
     assert!(message.contains("timed out after 2000 ms"), "{failed:#}");
-    assert_eq!(labelled(&id), Vec::<Value>::new());
+    assert_eq!(labelled(engine, &id), Vec::<Value>::new());
 
     // A container removed from outside mid-run: the run says so.
     core.deploy(home, "sleeps", "default", &yaml);
     let id = run(core, home, "sleeps/default", &["millis=120000"]);
     let running = system.wait_for(&id, "RUNNING");
     let container = running["infrastructure"]["id"].as_str().unwrap_or_default().to_owned();
-    let removed = finish(std::process::Command::new("podman").args([
-        "--url",
-        &docker_host(),
-        "rm",
-        "-f",
-        &container,
-    ]));
-    assert_eq!(removed.status, Some(0), "{}", removed.stderr);
+    docker_api(engine, "DELETE", &format!("/containers/{container}?force=1"));
     let crashed = system.wait_for(&id, "CRASHED");
     let message = crashed["state_message"].as_str().unwrap_or_default();
     // Gone before Baton looked, or still being removed (killed) then.
@@ -312,7 +325,7 @@ fn a_container_run_cancelled_timed_out_or_removed_ends_so_and_a_killed_agent_s_c
     baton_tests::wait_until(
         "the restarted agent to reap the container",
         Duration::from_secs(30),
-        || labelled(&id).is_empty(),
+        || labelled(engine, &id).is_empty(),
     );
     // And it goes on: the next run completes.
     let id = run(core, home, "sleeps/default", &["millis=1"]);
@@ -321,10 +334,11 @@ fn a_container_run_cancelled_timed_out_or_removed_ends_so_and_a_killed_agent_s_c
 
 #[test]
 fn a_wasm_pool_escalates_a_run_that_outgrows_its_sandbox_to_a_container_pool_once() {
-    let system = PoolSystem::containers(CoreProcess::start(None));
+    let engine = docker_host();
+    let system = PoolSystem::containers(CoreProcess::start(None), &engine);
     let (core, home) = (&system.core, system.home());
     // The container pool's default image, as `baton image build` tags it.
-    assert_eq!(runner_image(core, home), "localhost/baton-runner:latest");
+    assert_eq!(runner_image(core, home, &engine), "localhost/baton-runner:latest");
     let refused =
         finish(core.baton(home).args(["pool", "create", "odd", "--escalate-to", "nowhere"]));
     assert_ne!(refused.status, Some(0));

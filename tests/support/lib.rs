@@ -556,21 +556,39 @@ pub fn docker_host() -> String {
     }
 }
 
-/// Asks the engine at `host` (`unix:///PATH`) for `path` of its Docker API,
-/// as JSON.
+/// The second test container engine, Docker's own daemon
+/// (`BATON_TEST_DOCKERD_HOST`, which `cargo xtask test` starts).
+#[allow(clippy::panic, reason = "test support: no container engine fails the test")]
+pub fn dockerd_host() -> String {
+    match std::env::var("BATON_TEST_DOCKERD_HOST") {
+        Ok(host) => host,
+        Err(_) => panic!(
+            "BATON_TEST_DOCKERD_HOST is not set: run the tests with `cargo xtask test` (or `cargo xtask with-services`)"
+        ),
+    }
+}
+
+/// Sends `method path` to the Docker API of the engine at `host`
+/// (`unix:///PATH`); its answer as JSON (`null` when it has no body).
 #[allow(clippy::panic, reason = "test support: an engine that cannot be asked fails the test")]
-pub fn docker_api(host: &str, path: &str) -> serde_json::Value {
+pub fn docker_api(host: &str, method: &str, path: &str) -> serde_json::Value {
     use std::io::{Read as _, Write as _};
     let socket = host.strip_prefix("unix://").unwrap_or(host);
     let mut stream = std::os::unix::net::UnixStream::connect(socket)
         .unwrap_or_else(|e| panic!("connecting to the engine at {host}: {e}"));
-    let request = format!("GET {path} HTTP/1.0\r\nHost: engine\r\n\r\n");
+    let request = format!("{method} {path} HTTP/1.0\r\nHost: engine\r\n\r\n");
     stream.write_all(request.as_bytes()).unwrap_or_else(|e| panic!("asking {host}: {e}"));
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap_or_else(|e| panic!("reading {host}'s answer: {e}"));
-    let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((answer.as_str(), ""));
+    if !head.split_whitespace().nth(1).is_some_and(|status| status.starts_with('2')) {
+        panic!("{host} answered {method} {path} with {answer}");
+    }
+    if body.trim().is_empty() {
+        return serde_json::Value::Null;
+    }
     serde_json::from_str(body)
-        .unwrap_or_else(|e| panic!("{host} answered {path} with {answer}: {e}"))
+        .unwrap_or_else(|e| panic!("{host} answered {method} {path} with {answer}: {e}"))
 }
 
 /// The containers (running or not) that carry `label` (`KEY=VALUE`).
@@ -584,7 +602,7 @@ pub fn containers_labelled(host: &str, label: &str) -> Vec<serde_json::Value> {
             encoded.push_str(&format!("%{byte:02X}"));
         }
     }
-    match docker_api(host, &format!("/containers/json?all=1&filters={encoded}")) {
+    match docker_api(host, "GET", &format!("/containers/json?all=1&filters={encoded}")) {
         serde_json::Value::Array(containers) => containers,
         _ => Vec::new(),
     }

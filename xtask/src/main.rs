@@ -10,8 +10,9 @@
 //! - `cargo xtask bench`: the benchmarks recorded in BENCHMARKS.md.
 //! - `cargo xtask with-services COMMAND...` (or `with-postgres`): runs a
 //!   command with the services the tests use: a private PostgreSQL server
-//!   in `BATON_TEST_POSTGRES_URL` and a Podman API socket in
-//!   `BATON_TEST_DOCKER_HOST` (for one test, say).
+//!   in `BATON_TEST_POSTGRES_URL`, a Podman API socket in
+//!   `BATON_TEST_DOCKER_HOST` and a Docker daemon's in
+//!   `BATON_TEST_DOCKERD_HOST` (for one test, say).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,6 +20,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 mod desktop;
+mod dockerd;
 mod podman;
 mod postgres;
 mod start;
@@ -247,6 +249,7 @@ fn test(root: &Path) -> anyhow::Result<()> {
 struct Services {
     postgres: postgres::Postgres,
     podman: podman::Podman,
+    dockerd: dockerd::Dockerd,
 }
 
 impl Services {
@@ -255,13 +258,16 @@ impl Services {
         eprintln!("PostgreSQL for the tests: {}", postgres.url);
         let podman = podman::Podman::start().context("starting Podman for the tests")?;
         eprintln!("Podman's Docker API for the tests: {}", podman.host);
-        Ok(Self { postgres, podman })
+        let dockerd = dockerd::Dockerd::start().context("starting dockerd for the tests")?;
+        eprintln!("Docker's API for the tests: {}", dockerd.host);
+        Ok(Self { postgres, podman, dockerd })
     }
 
-    fn env(&self) -> [(&str, &str); 2] {
+    fn env(&self) -> [(&str, &str); 3] {
         [
             ("BATON_TEST_POSTGRES_URL", &self.postgres.url),
             ("BATON_TEST_DOCKER_HOST", &self.podman.host),
+            ("BATON_TEST_DOCKERD_HOST", &self.dockerd.host),
         ]
     }
 }
@@ -292,4 +298,19 @@ fn bench(root: &Path) -> anyhow::Result<()> {
     )?;
     drop(services);
     run(root, "cargo", &["bench", "-p", "baton-tests", "--bench", "ui"])
+}
+
+/// Whether the Docker API on `socket` answers its ping.
+fn answers_ping(socket: &std::path::Path) -> bool {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(socket) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    if stream.write_all(b"GET /_ping HTTP/1.0\r\nHost: d\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.") && answer.contains(" 200 ")
 }

@@ -49,7 +49,7 @@ impl Podman {
             .context("starting `podman system service`")?;
         let mut podman = Podman { dir, service, host };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !podman.answers(&socket) {
+        while !crate::answers_ping(&socket) {
             if let Some(status) = podman.service.try_wait()? {
                 let log =
                     std::fs::read_to_string(podman.dir.join("service.log")).unwrap_or_default();
@@ -61,21 +61,6 @@ impl Podman {
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(podman)
-    }
-
-    /// Whether the service answers its API's ping.
-    fn answers(&self, socket: &std::path::Path) -> bool {
-        use std::io::{Read as _, Write as _};
-        let Ok(mut stream) = std::os::unix::net::UnixStream::connect(socket) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-        if stream.write_all(b"GET /_ping HTTP/1.0\r\nHost: d\r\n\r\n").is_err() {
-            return false;
-        }
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
-        answer.starts_with("HTTP/1.") && answer.contains(" 200 ")
     }
 }
 
