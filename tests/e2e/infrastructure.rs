@@ -212,11 +212,11 @@ fn runs_in_containers(engine: &str) {
     let (core, home) = (&system.core, system.home());
     let image = runner_image(core, home, engine);
     let yaml = format!(
-        "    work_pool: {{name: box, job_variables: {{image: '{image}', env: {{STAGE: deployment}}, labels: {{team: data}}}}}}\n"
+        "    work_pool: {{name: box, job_variables: {{image: '{image}', env: {{STAGE: deployment}}, labels: {{team: data}}, user: '65534:65534'}}}}\n"
     );
 
     // Logs arrive while the run runs, and its container is there then,
-    // labelled, and gone after.
+    // labelled, as the pool's user, and gone after.
     core.deploy(home, "ticks", "default", &yaml);
     let id = run(core, home, "ticks/default", &["ticks=8", "millis=400"]);
     let running = system.wait_for(&id, "RUNNING");
@@ -228,6 +228,9 @@ fn runs_in_containers(engine: &str) {
     assert!(during[0]["Id"].as_str().unwrap_or_default().starts_with(&container));
     assert_eq!(during[0]["Labels"]["team"], "data", "{during:#?}");
     assert_eq!(during[0]["Labels"]["io.baton.managed-by"], "baton", "{during:#?}");
+    let config = docker_api(engine, "GET", &format!("/containers/{container}/json"));
+    assert_eq!(config["Config"]["User"], "65534:65534", "{config:#}");
+    assert_eq!(config["HostConfig"]["NetworkMode"], "none", "{config:#}");
     baton_tests::wait_until("a log line while the run runs", Duration::from_secs(20), || {
         system.log_messages(&id).iter().any(|line| line == "tick 0")
     });
@@ -260,6 +263,28 @@ fn runs_in_containers(engine: &str) {
     let failed = system.wait_for(&id, "FAILED");
     let message = failed["state_message"].as_str().unwrap_or_default();
     assert!(message.contains("ran out of memory (limit 48 MiB)"), "{failed:#}");
+
+    // An image that is not there, and may not be pulled: said, not hung.
+    let created = core.ok(
+        home,
+        &[
+            "deployment",
+            "run",
+            "env-echo/default",
+            "--job-var",
+            "image=localhost/baton-nowhere:1",
+            "--job-var",
+            "pull_policy=never",
+            "--json",
+        ],
+    );
+    let id = serde_json::from_str::<Value>(&created).unwrap()["id"].as_str().unwrap().to_owned();
+    let crashed = system.wait_for(&id, "CRASHED");
+    let message = crashed["state_message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("localhost/baton-nowhere:1") && message.contains("`never`"),
+        "{crashed:#}"
+    );
     assert_eq!(labelled(engine, &id), Vec::<Value>::new());
 }
 
