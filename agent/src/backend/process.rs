@@ -3,6 +3,7 @@
 //! the pool's job variables set. The child's death is the run's `CRASHED`,
 //! never the agent's.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use baton_proto::v1::{Infrastructure, PoolKind, RunOutcome};
 use baton_sandbox::{RunLimits, Sandbox};
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt as _;
 use tokio::process::{Child, Command};
@@ -46,35 +48,19 @@ pub(crate) struct Process {
 
 /// The job variables of a process pool, as its base job template names
 /// them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct Variables {
-    env: Vec<(String, String)>,
+    env: BTreeMap<String, String>,
     working_dir: Option<PathBuf>,
-    memory_bytes: Option<u64>,
+    memory_mib: Option<u64>,
     cpu_seconds: Option<u64>,
 }
 
 impl Variables {
-    fn of(job_variables: &serde_json::Map<String, Value>) -> Self {
-        let mib = |name: &str| job_variables.get(name).and_then(Value::as_u64);
-        Self {
-            env: job_variables
-                .get("env")
-                .and_then(Value::as_object)
-                .map(|env| {
-                    env.iter()
-                        .map(|(k, v)| {
-                            (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-            working_dir: job_variables
-                .get("working_dir")
-                .and_then(Value::as_str)
-                .map(PathBuf::from),
-            memory_bytes: mib("memory_mib").map(|mib| mib.saturating_mul(1 << 20)),
-            cpu_seconds: mib("cpu_seconds"),
-        }
+    /// The pool's memory limit in bytes, if it sets one.
+    fn memory_bytes(&self) -> Option<u64> {
+        self.memory_mib.map(|mib| mib.saturating_mul(1 << 20))
     }
 }
 
@@ -102,10 +88,18 @@ impl Process {
             return Ended::Declined(reason);
         }
         let assignment = &job.assignment;
-        let variables = Variables::of(&assignment.job_variables);
+        let variables: Variables =
+            match serde_json::from_value(Value::Object(assignment.job_variables.clone())) {
+                Ok(variables) => variables,
+                Err(error) => {
+                    return Ended::Finished(RunOutcome::Crashed {
+                        message: format!("the run's process job variables: {error}"),
+                    });
+                }
+            };
         let defaults = RunLimits::default();
         let memory_bytes =
-            variables.memory_bytes.or(assignment.memory_bytes).unwrap_or(defaults.memory_bytes);
+            variables.memory_bytes().or(assignment.memory_bytes).unwrap_or(defaults.memory_bytes);
         let timeout_ms = assignment
             .timeout_ms
             .unwrap_or(u64::try_from(defaults.timeout.as_millis()).unwrap_or(u64::MAX));
@@ -118,9 +112,11 @@ impl Process {
             timeout_ms,
             variables: assignment.variables.clone(),
             secrets: assignment.secrets.clone(),
-            env: variables.env.iter().cloned().collect(),
+            env: variables.env.clone(),
             rlimits: Rlimits {
-                data_bytes: variables.memory_bytes.map(|bytes| bytes.saturating_add(RUNTIME_BYTES)),
+                data_bytes: variables
+                    .memory_bytes()
+                    .map(|bytes| bytes.saturating_add(RUNTIME_BYTES)),
                 cpu_seconds: variables.cpu_seconds,
             },
         };
@@ -148,7 +144,7 @@ impl Process {
             .current_dir(&working_dir)
             .env_clear()
             .envs(INHERITED_ENV.iter().filter_map(|name| Some((name, std::env::var_os(name)?))))
-            .envs(variables.env.iter().map(|(k, v)| (k, v)))
+            .envs(&variables.env)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -166,7 +162,7 @@ impl Process {
             }
         };
         let limits = Limits {
-            memory_bytes: variables.memory_bytes,
+            memory_bytes: variables.memory_bytes(),
             cpu_seconds: variables.cpu_seconds,
             timeout_ms,
         };

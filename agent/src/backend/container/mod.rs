@@ -340,16 +340,24 @@ impl Container {
     }
 
     /// Removes this agent's containers whose execution is not `running`
-    /// here: what an agent killed mid-run left behind.
+    /// here: what an agent killed mid-run left behind, in its own engine
+    /// and in those its pools named since it started.
     async fn reap_containers(&self, running: &[Execution]) {
-        let Ok(host) = &self.host else { return };
-        let docker = match self.engine(host).await {
-            Ok(docker) => docker,
-            Err(reason) => {
-                tracing::debug!(%reason, "no container engine to reap");
-                return;
+        let mut hosts: Vec<String> = self.engines.lock().await.keys().cloned().collect();
+        if let Ok(host) = &self.host
+            && !hosts.contains(host)
+        {
+            hosts.push(host.clone());
+        }
+        for host in hosts {
+            match self.engine(&host).await {
+                Ok(docker) => self.reap_in(&docker, &host, running).await,
+                Err(reason) => tracing::debug!(%reason, "no container engine to reap"),
             }
-        };
+        }
+    }
+
+    async fn reap_in(&self, docker: &Docker, host: &str, running: &[Execution]) {
         let filters = HashMap::from([(
             "label".to_owned(),
             vec![format!("{MANAGED_BY}={BATON}"), format!("{AGENT_ID}={}", self.agent_id)],
@@ -362,7 +370,7 @@ impl Container {
         let listed = match docker.list_containers(Some(options)).await {
             Ok(listed) => listed,
             Err(error) => {
-                tracing::warn!("listing this agent's containers to reap: {error}");
+                tracing::warn!(%host, "listing this agent's containers to reap: {error}");
                 return;
             }
         };
@@ -376,8 +384,8 @@ impl Container {
                 continue;
             }
             if let Some(id) = container.id {
-                tracing::info!(run_id = %execution.run_id, attempt = execution.attempt, container = %id, "reaping a container left by an earlier run");
-                remove(&docker, &id).await;
+                tracing::info!(run_id = %execution.run_id, attempt = execution.attempt, container = %id, %host, "reaping a container left by an earlier run");
+                remove(docker, &id).await;
             }
         }
     }
