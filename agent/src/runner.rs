@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_proto::v1::link::MAX_FRAME_BYTES;
-use baton_proto::v1::{RunOutcome, RunReport};
+use baton_proto::v1::link::{Assignment, MAX_FRAME_BYTES};
+use baton_proto::v1::{Infrastructure, RunOutcome, RunReport};
 use baton_sandbox::{
     CancellationToken, Digest, Grants, MemoryTaskCache, RunLimits, RunReporter, RunRequest,
     Sandbox, SandboxConfig,
@@ -56,6 +56,33 @@ pub struct RunnerJob {
     /// OS limits the runner puts on its own process.
     #[serde(default)]
     pub rlimits: Rlimits,
+}
+
+impl RunnerJob {
+    /// The job of `assignment`'s run, whose component is `digest`, with a
+    /// memory cap of `memory_bytes`; where the runner finds the component,
+    /// its environment and its OS limits are the backend's to set.
+    pub(crate) fn for_assignment(
+        assignment: &Assignment,
+        digest: &Digest,
+        memory_bytes: u64,
+    ) -> Self {
+        let default_timeout = RunLimits::default().timeout;
+        Self {
+            digest: digest.to_string(),
+            components: PathBuf::new(),
+            cache: PathBuf::new(),
+            params: assignment.parameters.clone(),
+            memory_bytes,
+            timeout_ms: assignment
+                .timeout_ms
+                .unwrap_or(u64::try_from(default_timeout.as_millis()).unwrap_or(u64::MAX)),
+            variables: assignment.variables.clone(),
+            secrets: assignment.secrets.clone(),
+            env: BTreeMap::new(),
+            rlimits: Rlimits::default(),
+        }
+    }
 }
 
 /// Limits a runner sets on itself before it loads anything.
@@ -117,6 +144,17 @@ pub(crate) async fn stage(
         Ok(())
     });
     staged.await.map_err(|e| format!("staging the component: {e}"))?
+}
+
+/// Writes the runner's job, one line, on its stdin (kept open after).
+pub(crate) async fn send_job(
+    input: &mut (impl AsyncWrite + Unpin),
+    job: &RunnerJob,
+) -> Result<(), String> {
+    let mut line = serde_json::to_vec(job).map_err(|e| e.to_string())?;
+    line.push(b'\n');
+    input.write_all(&line).await.map_err(|e| e.to_string())?;
+    input.flush().await.map_err(|e| e.to_string())
 }
 
 /// Reads one line of at most `max` bytes (without its newline); `None` at
@@ -192,12 +230,14 @@ impl StderrTail {
 }
 
 /// What a backend makes of a runner's stdout: its reports passed on, its
-/// start and its outcome.
+/// start told once (running on `infrastructure`), and its outcome.
 pub(crate) async fn follow_stdout(
     stdout: impl AsyncRead + Unpin,
     reporter: &dyn RunReporter,
-    mut started: impl FnMut(),
+    started: Box<dyn FnOnce(Infrastructure) + Send>,
+    infrastructure: Infrastructure,
 ) -> Result<Option<RunOutcome>, String> {
+    let mut started = Some((started, infrastructure));
     let mut stdout = BufReader::new(stdout);
     loop {
         let line = match read_line(&mut stdout, MAX_LINE_BYTES).await {
@@ -206,7 +246,11 @@ pub(crate) async fn follow_stdout(
             Err(error) => return Err(format!("reading the runner's output: {error}")),
         };
         match serde_json::from_slice::<RunnerMessage>(&line) {
-            Ok(RunnerMessage::Started) => started(),
+            Ok(RunnerMessage::Started) => {
+                if let Some((started, infrastructure)) = started.take() {
+                    started(infrastructure);
+                }
+            }
             Ok(RunnerMessage::Report { report }) => reporter.report(report),
             Ok(RunnerMessage::Finished { outcome }) => return Ok(Some(outcome)),
             Err(error) => {

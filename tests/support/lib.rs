@@ -523,9 +523,7 @@ impl Drop for CoreProcess {
 /// which `cargo xtask test` sets), as a URL.
 #[allow(clippy::panic, reason = "test support: no PostgreSQL fails the test")]
 pub fn fresh_postgres_database() -> String {
-    let Ok(server) = std::env::var("BATON_TEST_POSTGRES_URL") else {
-        panic!("BATON_TEST_POSTGRES_URL is not set: run the tests with `cargo xtask test`");
-    };
+    let server = test_service("BATON_TEST_POSTGRES_URL");
     let name = format!(
         "baton_e2e_{}_{}",
         std::process::id(),
@@ -544,28 +542,28 @@ pub fn fresh_postgres_database() -> String {
 
 static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-/// The test container engine's Docker API address (`BATON_TEST_DOCKER_HOST`,
-/// a Podman service that `cargo xtask test` starts).
-#[allow(clippy::panic, reason = "test support: no container engine fails the test")]
-pub fn docker_host() -> String {
-    match std::env::var("BATON_TEST_DOCKER_HOST") {
-        Ok(host) => host,
+/// The address of a service `cargo xtask test` (or `cargo xtask
+/// with-services`) starts for the tests, from its variable `name`.
+#[allow(clippy::panic, reason = "test support: a missing service fails the test")]
+fn test_service(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(address) => address,
         Err(_) => panic!(
-            "BATON_TEST_DOCKER_HOST is not set: run the tests with `cargo xtask test` (or `cargo xtask with-services`)"
+            "{name} is not set: run the tests with `cargo xtask test` (or `cargo xtask with-services`)"
         ),
     }
 }
 
+/// The test container engine's Docker API address (`BATON_TEST_DOCKER_HOST`,
+/// a Podman service that `cargo xtask test` starts).
+pub fn docker_host() -> String {
+    test_service("BATON_TEST_DOCKER_HOST")
+}
+
 /// The second test container engine, Docker's own daemon
 /// (`BATON_TEST_DOCKERD_HOST`, which `cargo xtask test` starts).
-#[allow(clippy::panic, reason = "test support: no container engine fails the test")]
 pub fn dockerd_host() -> String {
-    match std::env::var("BATON_TEST_DOCKERD_HOST") {
-        Ok(host) => host,
-        Err(_) => panic!(
-            "BATON_TEST_DOCKERD_HOST is not set: run the tests with `cargo xtask test` (or `cargo xtask with-services`)"
-        ),
-    }
+    test_service("BATON_TEST_DOCKERD_HOST")
 }
 
 /// Sends `method path` to the Docker API of the engine at `host`

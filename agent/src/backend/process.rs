@@ -16,7 +16,6 @@ use baton_proto::v1::{Infrastructure, PoolKind, RunOutcome};
 use baton_sandbox::{RunLimits, Sandbox};
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::io::AsyncWriteExt as _;
 use tokio::process::{Child, Command};
 
 use super::{Backend, Ended, Job};
@@ -97,21 +96,13 @@ impl Process {
                     });
                 }
             };
-        let defaults = RunLimits::default();
-        let memory_bytes =
-            variables.memory_bytes().or(assignment.memory_bytes).unwrap_or(defaults.memory_bytes);
-        let timeout_ms = assignment
-            .timeout_ms
-            .unwrap_or(u64::try_from(defaults.timeout.as_millis()).unwrap_or(u64::MAX));
+        let memory_bytes = variables
+            .memory_bytes()
+            .or(assignment.memory_bytes)
+            .unwrap_or(RunLimits::default().memory_bytes);
         let runner_job = RunnerJob {
-            digest: job.component.digest().to_string(),
             components: self.components.clone(),
             cache: self.cache.clone(),
-            params: assignment.parameters.clone(),
-            memory_bytes,
-            timeout_ms,
-            variables: assignment.variables.clone(),
-            secrets: assignment.secrets.clone(),
             env: variables.env.clone(),
             rlimits: Rlimits {
                 data_bytes: variables
@@ -119,6 +110,7 @@ impl Process {
                     .map(|bytes| bytes.saturating_add(RUNTIME_BYTES)),
                 cpu_seconds: variables.cpu_seconds,
             },
+            ..RunnerJob::for_assignment(assignment, job.component.digest(), memory_bytes)
         };
         // A fresh working directory unless the pool names one; removed
         // with the run.
@@ -164,7 +156,7 @@ impl Process {
         let limits = Limits {
             memory_bytes: variables.memory_bytes(),
             cpu_seconds: variables.cpu_seconds,
-            timeout_ms,
+            timeout_ms: runner_job.timeout_ms,
         };
         let outcome = supervise(child, &runner_job, job, &limits).await;
         drop(scratch);
@@ -195,23 +187,11 @@ async fn supervise(
     };
     let tail = Arc::new(Mutex::new(StderrTail::default()));
     let stderr_done = tokio::spawn(StderrTail::follow(Arc::clone(&tail), stderr));
-    let mut line = match serde_json::to_vec(runner_job) {
-        Ok(line) => line,
-        Err(error) => return RunOutcome::Crashed { message: format!("the runner's job: {error}") },
-    };
-    line.push(b'\n');
     // A child that dies at once is named below, from its exit.
-    let _ = stdin.write_all(&line).await;
-    let _ = stdin.flush().await;
-
-    let mut started = Some(job.started);
+    let _ = runner::send_job(&mut stdin, runner_job).await;
     let infrastructure =
         Infrastructure { kind: PoolKind::Process, id: pid.map(|pid| pid.to_string()), host: None };
-    let follow = runner::follow_stdout(stdout, job.reporter.as_ref(), || {
-        if let Some(started) = started.take() {
-            started(infrastructure.clone());
-        }
-    });
+    let follow = runner::follow_stdout(stdout, job.reporter.as_ref(), job.started, infrastructure);
     let deadline = Duration::from_millis(limits.timeout_ms).saturating_add(DEADLINE_GRACE);
     let said = tokio::select! {
         said = follow => said,

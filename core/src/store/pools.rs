@@ -72,9 +72,8 @@ impl Store {
         .fetch_optional(&self.read)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let spec: PoolSpec = json_column(&row, "spec")?;
         let escalated: i64 = row.try_get("escalated")?;
-        Ok(spec.escalate_to.filter(|_| spec.kind == PoolKind::Wasm && escalated == 0))
+        Ok(escalates_to(&row)?.filter(|_| escalated == 0))
     }
 
     /// The `escalate_to` of the wasm pool `name`, if it has one.
@@ -83,9 +82,7 @@ impl Store {
             .bind(name)
             .fetch_optional(&self.read)
             .await?;
-        let Some(row) = row else { return Ok(None) };
-        let spec: PoolSpec = json_column(&row, "spec")?;
-        Ok(spec.escalate_to.filter(|_| spec.kind == PoolKind::Wasm))
+        row.as_ref().map(escalates_to).transpose().map(Option::flatten)
     }
 
     /// Creates a pool with its `default` queue; one without a base job
@@ -243,6 +240,13 @@ impl Store {
         found(deleted, || format!("work pool {name}"))?;
         Ok(())
     }
+}
+
+/// The pool the pool in `row`'s `spec` column escalates to: only a wasm
+/// pool does.
+fn escalates_to(row: &AnyRow) -> StoreResult<Option<String>> {
+    let spec: PoolSpec = json_column(row, "spec")?;
+    Ok(spec.escalate_to.filter(|_| spec.kind == PoolKind::Wasm))
 }
 
 /// How an escalation begins in a run's state history (and how one is

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use baton_proto::v1::link::Execution;
 use baton_proto::v1::{Infrastructure, PoolKind, RunOutcome};
-use baton_sandbox::{RunLimits, Sandbox};
+use baton_sandbox::Sandbox;
 use bollard::Docker;
 use bollard::container::{AttachContainerResults, LogOutput};
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -26,7 +26,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt as _;
 use serde::Deserialize;
-use tokio::io::{AsyncWrite, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 
 use self::engine::{AGENT_ID, ATTEMPT, BATON, MANAGED_BY, RUN_ID, not_found};
 use super::{Backend, Ended, Job};
@@ -228,41 +228,28 @@ impl Container {
             demux.abort();
             return crashed(format!("starting the run's container {id}: {error}"));
         }
-        let assignment = &job.assignment;
-        let defaults = RunLimits::default();
-        let timeout_ms = assignment
-            .timeout_ms
-            .unwrap_or(u64::try_from(defaults.timeout.as_millis()).unwrap_or(u64::MAX));
         let memory_limit = variables.memory_mib.map(|mib| mib.saturating_mul(1 << 20));
+        // The container is the limit: without one, the sandbox's largest.
+        let memory_bytes = memory_limit
+            .or(job.assignment.memory_bytes)
+            .unwrap_or(baton_proto::v1::MAX_SANDBOX_MEMORY_MIB << 20);
         let runner_job = RunnerJob {
-            digest: job.component.digest().to_string(),
             components: PathBuf::from(COMPONENTS_MOUNT),
             cache: PathBuf::from(CACHE_MOUNT),
-            params: assignment.parameters.clone(),
-            // The container is the limit: without one, the sandbox's largest.
-            memory_bytes: memory_limit
-                .or(assignment.memory_bytes)
-                .unwrap_or(baton_proto::v1::MAX_SANDBOX_MEMORY_MIB << 20),
-            timeout_ms,
-            variables: assignment.variables.clone(),
-            secrets: assignment.secrets.clone(),
             env: variables.env.clone(),
-            rlimits: runner::Rlimits::default(),
+            ..RunnerJob::for_assignment(&job.assignment, job.component.digest(), memory_bytes)
         };
-        if let Err(reason) = send_job(&mut input, &runner_job).await {
+        let timeout_ms = runner_job.timeout_ms;
+        if let Err(reason) = runner::send_job(&mut input, &runner_job).await {
             return crashed(format!("giving the run's container {id} its job: {reason}"));
         }
-        let mut started = Some(job.started);
         let infrastructure = Infrastructure {
             kind: PoolKind::Container,
             id: Some(id.chars().take(12).collect()),
             host: Some(host.to_owned()),
         };
-        let follow = runner::follow_stdout(stdout, job.reporter.as_ref(), || {
-            if let Some(started) = started.take() {
-                started(infrastructure.clone());
-            }
-        });
+        let follow =
+            runner::follow_stdout(stdout, job.reporter.as_ref(), job.started, infrastructure);
         let grace = variables.stop_grace_seconds.unwrap_or(10);
         let deadline = Duration::from_millis(timeout_ms).saturating_add(DEADLINE_GRACE);
         let said = tokio::select! {
@@ -419,17 +406,6 @@ async fn pull(docker: &Docker, image: &str) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Writes the runner's job, one line, on its stdin (kept open after).
-async fn send_job(
-    input: &mut Pin<Box<dyn AsyncWrite + Send>>,
-    job: &RunnerJob,
-) -> Result<(), String> {
-    let mut line = serde_json::to_vec(job).map_err(|e| e.to_string())?;
-    line.push(b'\n');
-    input.write_all(&line).await.map_err(|e| e.to_string())?;
-    input.flush().await.map_err(|e| e.to_string())
 }
 
 /// Splits the attached stream into the runner's stdout and stderr.

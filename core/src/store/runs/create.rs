@@ -60,10 +60,7 @@ impl NewRun {
                 output: None,
                 created_at: at,
                 work_pool: spec.work_pool.clone().unwrap_or_else(|| DEFAULT_POOL.to_owned()),
-                work_queue: spec
-                    .work_queue
-                    .clone()
-                    .unwrap_or_else(|| crate::store::DEFAULT_QUEUE.to_owned()),
+                work_queue: spec.work_queue.clone().unwrap_or_else(|| DEFAULT_QUEUE.to_owned()),
                 agent_id: None,
                 attempt: 0,
                 job_variables: serde_json::Map::new(),
@@ -89,7 +86,7 @@ pub(crate) fn check_parameters_size(
     Ok(())
 }
 
-/// Most runs one INSERT takes (17 values each).
+/// Most runs one INSERT takes (18 values each).
 const RUNS_PER_INSERT: usize = 400;
 
 /// Inserts new runs; their first history row and `run.scheduled` event
