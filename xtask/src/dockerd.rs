@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 pub struct Dockerd {
     dir: PathBuf,
@@ -20,11 +20,7 @@ pub struct Dockerd {
 impl Dockerd {
     pub fn start() -> anyhow::Result<Self> {
         crate::apt_install_without_recommends("the container tests on Docker", &["docker.io"])?;
-        let dir = std::env::temp_dir().join(format!("baton-test-dockerd-{}", std::process::id()));
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
-        }
-        std::fs::create_dir_all(&dir)?;
+        let dir = crate::fresh_dir("dockerd")?;
         let socket = dir.join("docker.sock");
         let host = format!("unix://{}", socket.display());
         let log = std::fs::File::create(dir.join("dockerd.log"))?;
@@ -36,23 +32,14 @@ impl Dockerd {
             .arg("--pidfile")
             .arg(dir.join("dockerd.pid"))
             .args(["--host", &host, "--bridge=none", "--iptables=false", "--ip6tables=false"])
+            .current_dir(&dir)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .context("starting dockerd")?;
         let mut dockerd = Dockerd { dir, daemon, host };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !crate::answers_ping(&socket) {
-            if let Some(status) = dockerd.daemon.try_wait()? {
-                let log =
-                    std::fs::read_to_string(dockerd.dir.join("dockerd.log")).unwrap_or_default();
-                bail!("dockerd exited ({status}): {log}");
-            }
-            if Instant::now() > deadline {
-                bail!("dockerd did not answer on {} within 30 s", socket.display());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let log = dockerd.dir.join("dockerd.log");
+        crate::wait_for_api("dockerd", &mut dockerd.daemon, &socket, &log)?;
         Ok(dockerd)
     }
 }

@@ -300,6 +300,40 @@ fn bench(root: &Path) -> anyhow::Result<()> {
     run(root, "cargo", &["bench", "-p", "baton-tests", "--bench", "ui"])
 }
 
+/// An empty directory of the test services, `baton-test-NAME-PID` in the
+/// temporary directory: one per run, so that test runs side by side (two
+/// clones on one machine) never stop each other's servers.
+fn fresh_dir(name: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("baton-test-{name}-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Waits up to 30 s for the Docker API that `server` serves on `socket` to
+/// answer; fails with the server's `log` if it exits first.
+fn wait_for_api(
+    what: &str,
+    server: &mut std::process::Child,
+    socket: &Path,
+    log: &Path,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !answers_ping(socket) {
+        if let Some(status) = server.try_wait()? {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            bail!("{what} exited ({status}): {log}");
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("{what} did not answer on {} within 30 s", socket.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(())
+}
+
 /// Whether the Docker API on `socket` answers its ping.
 fn answers_ping(socket: &std::path::Path) -> bool {
     use std::io::{Read as _, Write as _};

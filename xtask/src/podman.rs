@@ -8,9 +8,8 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 const PACKAGES: [&str; 3] = ["podman", "runc", "catatonit"];
 
@@ -29,11 +28,7 @@ pub struct Podman {
 impl Podman {
     pub fn start() -> anyhow::Result<Self> {
         crate::apt_install_without_recommends("the container tests", &PACKAGES)?;
-        let dir = std::env::temp_dir().join(format!("baton-test-podman-{}", std::process::id()));
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
-        }
-        std::fs::create_dir_all(&dir)?;
+        let dir = crate::fresh_dir("podman")?;
         let conf = dir.join("containers.conf");
         std::fs::write(&conf, CONTAINERS_CONF)?;
         let socket = dir.join("podman.sock");
@@ -43,23 +38,15 @@ impl Podman {
         let service = Command::new("podman")
             .args(["system", "service", "--time=0", &host])
             .env("CONTAINERS_CONF", &conf)
+            // conmon writes files (an `oom` marker) where it runs.
+            .current_dir(&dir)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .context("starting `podman system service`")?;
         let mut podman = Podman { dir, service, host };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !crate::answers_ping(&socket) {
-            if let Some(status) = podman.service.try_wait()? {
-                let log =
-                    std::fs::read_to_string(podman.dir.join("service.log")).unwrap_or_default();
-                bail!("`podman system service` exited ({status}): {log}");
-            }
-            if Instant::now() > deadline {
-                bail!("`podman system service` did not answer on {} within 30 s", socket.display());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let log = podman.dir.join("service.log");
+        crate::wait_for_api("`podman system service`", &mut podman.service, &socket, &log)?;
         Ok(podman)
     }
 }

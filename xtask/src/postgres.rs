@@ -46,14 +46,7 @@ impl Postgres {
             }
         };
         let as_postgres_user = is_root();
-        // One directory per run, so that test runs side by side (two clones
-        // on one machine) never stop each other's server.
-        let data = std::env::temp_dir().join(format!("baton-test-postgres-{}", std::process::id()));
-        if data.exists() {
-            std::fs::remove_dir_all(&data)
-                .with_context(|| format!("removing {}", data.display()))?;
-        }
-        std::fs::create_dir_all(&data)?;
+        let data = crate::fresh_dir("postgres")?;
         let mut server = Postgres { bin, data, as_postgres_user, url: String::new() };
         if as_postgres_user {
             // initdb refuses to run as root.
