@@ -73,8 +73,16 @@ pub async fn connect(host: &str) -> Result<Docker, EngineError> {
 }
 
 /// Whether an engine error is its "no such container/image" answer.
+/// Podman answers 500 "no such container" about a container being removed
+/// as it is asked.
 pub(crate) fn not_found(error: &bollard::errors::Error) -> bool {
-    matches!(error, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+    match error {
+        bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => true,
+        bollard::errors::Error::DockerResponseServerError { status_code: 500, message } => {
+            message.contains("no such container")
+        }
+        _ => false,
+    }
 }
 
 /// Builds the runner image into the engine at `host`, with no registry:
