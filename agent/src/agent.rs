@@ -15,6 +15,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::backend::Backend;
 use crate::backend::container::Container;
+use crate::backend::kubernetes::Kubernetes;
 use crate::backend::process::Process;
 use crate::backend::wasm::Wasm;
 use crate::outbox::Outbox;
@@ -179,6 +180,7 @@ impl Agent {
                 cache,
                 config.backends.docker_host.as_deref(),
             ),
+            kubernetes: Kubernetes::new(id.clone()),
             config,
             sandbox,
             outbox: Arc::new(Outbox::default()),
@@ -236,10 +238,12 @@ pub(crate) struct Shared {
     pub(crate) agent_id: String,
     pub(crate) config: AgentConfig,
     pub(crate) sandbox: Arc<Sandbox>,
-    /// The backends: in the sandbox, in a child process, in a container.
+    /// The backends: in the sandbox, in a child process, in a container,
+    /// in a Kubernetes Job.
     pub(crate) wasm: Wasm,
     pub(crate) process: Process,
     pub(crate) container: Container,
+    pub(crate) kubernetes: Kubernetes,
     pub(crate) outbox: Arc<Outbox>,
     pub(crate) runs: Runs,
     /// The connection to the core while there is one (component fetches
@@ -257,8 +261,8 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Every backend, for what concerns them all.
-    fn backends(&self) -> [&dyn Backend; 3] {
-        [&self.wasm, &self.process, &self.container]
+    fn backends(&self) -> [&dyn Backend; 4] {
+        [&self.wasm, &self.process, &self.container, &self.kubernetes]
     }
 
     pub(crate) fn connection(&self) -> Option<quinn::Connection> {

@@ -4,12 +4,12 @@
 //! [`sandbox`], the `baton-sandbox` crate, kept separate because it is the
 //! only crate that links wasmtime and is slow to build; `process`, a child
 //! process per run running [`runner`]; `container`, a container per run
-//! through the Docker Engine API, [`engine`]), streaming their events back.
+//! through the Docker Engine API, [`engine`]; `kubernetes`, a Job per run),
+//! streaming their events back.
 //!
 //! [`Agent::start`] is the entry point. [`tls`] pins the core's CA to the
 //! token's fingerprint; [`outbox`] keeps events until the core acknowledges
-//! them, so they survive a reconnect. The Kubernetes backend is still to
-//! come.
+//! them, so they survive a reconnect.
 
 mod agent;
 mod backend;
@@ -24,4 +24,5 @@ pub use agent::{
     Agent, AgentConfig, AgentError, BackendConfig, DEFAULT_CACHE_MAX_BYTES, LinkError,
 };
 pub use backend::container::engine;
+pub use backend::labels;
 pub use baton_sandbox as sandbox;

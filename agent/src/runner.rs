@@ -5,8 +5,10 @@
 //!
 //! The backend writes one JSON line, a [`RunnerJob`], to the runner's
 //! stdin and keeps stdin open: its closing is the cancellation (as is
-//! SIGTERM), so a runner whose agent died stops by itself. The runner answers with JSON lines of
-//! [`RunnerMessage`] on stdout; its own diagnostics go to stderr.
+//! SIGTERM), so a runner whose agent died stops by itself. Where there is
+//! no stdin to attach (a Kubernetes pod), the job is a file and SIGTERM
+//! alone cancels. The runner answers with JSON lines of [`RunnerMessage`]
+//! on stdout; its own diagnostics go to stderr.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ use baton_sandbox::{
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
+use crate::backend::OnStarted;
 use crate::fetch::ComponentSource;
 
 /// The longest line either end reads: a report or an outcome fits a frame
@@ -56,7 +59,20 @@ pub struct RunnerJob {
     /// OS limits the runner puts on its own process.
     #[serde(default)]
     pub rlimits: Rlimits,
+    /// Where the runner fetches the component when it is in neither
+    /// `components` nor `cache`: the core's `GET /api/artifacts/{digest}/content`,
+    /// with the token in [`API_TOKEN_ENV`] if set (a pod shares no files
+    /// with its agent).
+    #[serde(default)]
+    pub artifact_url: Option<String>,
 }
+
+/// The runner's environment variable holding the API token it fetches
+/// the component with.
+pub const API_TOKEN_ENV: &str = "BATON_API_TOKEN";
+
+/// The largest component a runner fetches.
+const MAX_FETCHED_COMPONENT_BYTES: usize = 512 << 20;
 
 impl RunnerJob {
     /// The job of `assignment`'s run, whose component is `digest`, with a
@@ -81,6 +97,7 @@ impl RunnerJob {
             secrets: assignment.secrets.clone(),
             env: BTreeMap::new(),
             rlimits: Rlimits::default(),
+            artifact_url: None,
         }
     }
 }
@@ -204,17 +221,21 @@ impl StderrTail {
                 Ok(Some(line)) => line,
                 Ok(None) | Err(_) => return,
             };
-            let mut line = String::from_utf8_lossy(&line).into_owned();
-            if line.len() > MAX_STDERR_LINE_BYTES {
-                line = baton_proto::v1::limits::cut(&line, MAX_STDERR_LINE_BYTES);
-            }
-            tracing::debug!(target: "baton::runner", "{line}");
-            let mut tail = tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if tail.0.len() == STDERR_TAIL_LINES {
-                tail.0.pop_front();
-            }
-            tail.0.push_back(line);
+            tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(&line);
         }
+    }
+
+    /// Keeps `line` (cut if long) as the last one, logging it.
+    pub(crate) fn push(&mut self, line: &[u8]) {
+        let mut line = String::from_utf8_lossy(line).into_owned();
+        if line.len() > MAX_STDERR_LINE_BYTES {
+            line = baton_proto::v1::limits::cut(&line, MAX_STDERR_LINE_BYTES);
+        }
+        tracing::debug!(target: "baton::runner", "{line}");
+        if self.0.len() == STDERR_TAIL_LINES {
+            self.0.pop_front();
+        }
+        self.0.push_back(line);
     }
 
     /// The lines kept, joined.
@@ -229,15 +250,64 @@ impl StderrTail {
     }
 }
 
-/// What a backend makes of a runner's stdout: its reports passed on, its
-/// start told once (running on `infrastructure`), and its outcome.
+/// What a backend makes of a runner's output, line by line: its reports
+/// passed on, its start told once (running on the infrastructure it was
+/// given), and its outcome.
+pub(crate) struct Follower<'a> {
+    reporter: &'a dyn RunReporter,
+    started: Option<(OnStarted, Infrastructure)>,
+    /// Where lines that are not messages go when stdout and stderr come
+    /// mixed (a pod's log); `None`: such a line is an error.
+    stray: Option<Arc<std::sync::Mutex<StderrTail>>>,
+}
+
+impl<'a> Follower<'a> {
+    pub(crate) fn new(
+        reporter: &'a dyn RunReporter,
+        started: OnStarted,
+        infrastructure: Infrastructure,
+    ) -> Self {
+        Self { reporter, started: Some((started, infrastructure)), stray: None }
+    }
+
+    /// Lines that are not messages are the runner's stderr, kept in `tail`.
+    pub(crate) fn mixed_with_stderr(mut self, tail: Arc<std::sync::Mutex<StderrTail>>) -> Self {
+        self.stray = Some(tail);
+        self
+    }
+
+    /// Takes one line; the run's outcome once the runner says it.
+    pub(crate) fn take(&mut self, line: &[u8]) -> Result<Option<RunOutcome>, String> {
+        match serde_json::from_slice::<RunnerMessage>(line) {
+            Ok(RunnerMessage::Started) => {
+                if let Some((started, infrastructure)) = self.started.take() {
+                    started(infrastructure);
+                }
+            }
+            Ok(RunnerMessage::Report { report }) => self.reporter.report(report),
+            Ok(RunnerMessage::Finished { outcome }) => return Ok(Some(outcome)),
+            Err(_) if self.stray.is_some() => {
+                if let Some(tail) = &self.stray {
+                    tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(line);
+                }
+            }
+            Err(error) => {
+                return Err(format!(
+                    "the runner wrote something that is not a runner message ({error}): {}",
+                    baton_proto::v1::limits::cut(&String::from_utf8_lossy(line), 200)
+                ));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Follows a runner's stdout to its end: the run's outcome if the runner
+/// said it (see [`Follower`]).
 pub(crate) async fn follow_stdout(
     stdout: impl AsyncRead + Unpin,
-    reporter: &dyn RunReporter,
-    started: Box<dyn FnOnce(Infrastructure) + Send>,
-    infrastructure: Infrastructure,
+    mut follower: Follower<'_>,
 ) -> Result<Option<RunOutcome>, String> {
-    let mut started = Some((started, infrastructure));
     let mut stdout = BufReader::new(stdout);
     loop {
         let line = match read_line(&mut stdout, MAX_LINE_BYTES).await {
@@ -245,50 +315,55 @@ pub(crate) async fn follow_stdout(
             Ok(None) => return Ok(None),
             Err(error) => return Err(format!("reading the runner's output: {error}")),
         };
-        match serde_json::from_slice::<RunnerMessage>(&line) {
-            Ok(RunnerMessage::Started) => {
-                if let Some((started, infrastructure)) = started.take() {
-                    started(infrastructure);
-                }
-            }
-            Ok(RunnerMessage::Report { report }) => reporter.report(report),
-            Ok(RunnerMessage::Finished { outcome }) => return Ok(Some(outcome)),
-            Err(error) => {
-                return Err(format!(
-                    "the runner wrote something that is not a runner message ({error}): {}",
-                    baton_proto::v1::limits::cut(&String::from_utf8_lossy(&line), 200)
-                ));
-            }
+        if let Some(outcome) = follower.take(&line)? {
+            return Ok(Some(outcome));
         }
     }
 }
 
-/// The runner's side: reads a [`RunnerJob`] from `input`, runs it, and
-/// writes [`RunnerMessage`]s to `output`. Returns an error only when it
-/// could not say how the run ended.
+/// Where a runner's job comes from.
+pub enum JobSource<R> {
+    /// One line on this input, kept open: its end cancels the run.
+    Stdin(R),
+    /// This file (a Kubernetes pod's mounted Secret); SIGTERM alone cancels.
+    File(PathBuf),
+}
+
+/// The runner's side: reads a [`RunnerJob`], runs it, and writes
+/// [`RunnerMessage`]s to `output`. Returns an error only when it could not
+/// say how the run ended.
 pub async fn exec(
-    input: impl AsyncRead + Unpin + Send + 'static,
+    source: JobSource<impl AsyncRead + Unpin + Send + 'static>,
     output: impl AsyncWrite + Unpin + Send + 'static,
 ) -> Result<(), String> {
-    let mut input = BufReader::new(input);
-    let line = read_line(&mut input, MAX_LINE_BYTES)
-        .await
-        .map_err(|e| format!("reading the job: {e}"))?
-        .ok_or("no job on stdin")?;
+    let cancel = CancellationToken::new();
+    let job = match source {
+        JobSource::Stdin(input) => {
+            let mut input = BufReader::new(input);
+            let line = read_line(&mut input, MAX_LINE_BYTES)
+                .await
+                .map_err(|e| format!("reading the job: {e}"))?
+                .ok_or("no job on stdin")?;
+            // Stdin closing is the cancellation.
+            tokio::spawn({
+                let cancel = cancel.clone();
+                async move {
+                    let _ = tokio::io::copy(&mut input, &mut tokio::io::sink()).await;
+                    cancel.cancel();
+                }
+            });
+            line
+        }
+        JobSource::File(path) => tokio::fs::read(&path)
+            .await
+            .map_err(|e| format!("reading the job at {}: {e}", path.display()))?,
+    };
     let job: RunnerJob =
-        serde_json::from_slice(&line).map_err(|e| format!("reading the job: {e}"))?;
+        serde_json::from_slice(&job).map_err(|e| format!("reading the job: {e}"))?;
     set_rlimits(&job.rlimits)?;
 
-    // Stdin closing is the cancellation; so is SIGTERM (a container's
-    // stop), which a container's first process would otherwise ignore.
-    let cancel = CancellationToken::new();
-    tokio::spawn({
-        let cancel = cancel.clone();
-        async move {
-            let _ = tokio::io::copy(&mut input, &mut tokio::io::sink()).await;
-            cancel.cancel();
-        }
-    });
+    // SIGTERM (a container's stop, a pod's deletion) cancels too, which a
+    // container's first process would otherwise ignore.
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("listening for SIGTERM: {e}"))?;
     tokio::spawn({
@@ -327,16 +402,17 @@ async fn run_job(
     let flow = match sandbox.load_cached(&digest) {
         Some(flow) => flow,
         None => {
-            let path = component_file(&job.components, &digest);
-            let loaded = std::fs::read(&path)
-                .map_err(|e| format!("reading the component at {}: {e}", path.display()))
-                .and_then(|bytes| {
-                    if Digest::of(&bytes) == digest {
-                        sandbox.load(&bytes).map_err(|e| format!("loading the component: {e}"))
-                    } else {
-                        Err(format!("the component at {} is not sha256:{digest}", path.display()))
-                    }
-                });
+            let bytes = tokio::select! {
+                bytes = component_bytes(&job, &digest) => bytes,
+                () = cancel.cancelled() => return RunOutcome::Cancelled,
+            };
+            let loaded = bytes.and_then(|bytes| {
+                if Digest::of(&bytes) == digest {
+                    sandbox.load(&bytes).map_err(|e| format!("loading the component: {e}"))
+                } else {
+                    Err(format!("the component the runner was given is not sha256:{digest}"))
+                }
+            });
             match loaded {
                 Ok(flow) => flow,
                 Err(message) => return crashed(message),
@@ -357,6 +433,45 @@ async fn run_job(
         env: job.env.into_iter().collect(),
     };
     sandbox.run(&flow, request).await
+}
+
+/// The component's bytes: staged in `components`, else fetched from the
+/// job's artifact URL.
+async fn component_bytes(job: &RunnerJob, digest: &Digest) -> Result<Vec<u8>, String> {
+    let path = component_file(&job.components, digest);
+    match (tokio::fs::read(&path).await, &job.artifact_url) {
+        (Ok(bytes), _) => Ok(bytes),
+        (Err(error), None) => Err(format!("reading the component at {}: {error}", path.display())),
+        (Err(_), Some(url)) => fetch_component(url).await,
+    }
+}
+
+/// `GET url` with the runner's API token, at most
+/// [`MAX_FETCHED_COMPONENT_BYTES`].
+async fn fetch_component(url: &str) -> Result<Vec<u8>, String> {
+    let failed =
+        |error: &dyn std::fmt::Display| format!("fetching the component from {url}: {error}");
+    let mut request = reqwest::Client::new().get(url);
+    if let Ok(token) = std::env::var(API_TOKEN_ENV) {
+        request = request.bearer_auth(token.trim());
+    }
+    let mut response = request.send().await.map_err(|e| failed(&e))?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        return Err(failed(&format!("{status}: {}", baton_proto::v1::limits::cut(&body, 300))));
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| failed(&e))? {
+        if bytes.len() + chunk.len() > MAX_FETCHED_COMPONENT_BYTES {
+            return Err(failed(&format!(
+                "it is larger than the {} MiB a runner fetches",
+                MAX_FETCHED_COMPONENT_BYTES >> 20
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }
 
 async fn write_messages(

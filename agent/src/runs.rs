@@ -165,12 +165,12 @@ fn parse_digest(artifact: &str) -> Result<Digest, String> {
 }
 
 /// The backend that executes `assignment`: its pool's type picks it.
-fn backend_for<'a>(shared: &'a Shared, assignment: &Assignment) -> Option<&'a dyn Backend> {
+fn backend_for<'a>(shared: &'a Shared, assignment: &Assignment) -> &'a dyn Backend {
     match assignment.pool_kind {
-        PoolKind::Wasm => Some(&shared.wasm),
-        PoolKind::Process => Some(&shared.process),
-        PoolKind::Container => Some(&shared.container),
-        PoolKind::Kubernetes => None,
+        PoolKind::Wasm => &shared.wasm,
+        PoolKind::Process => &shared.process,
+        PoolKind::Container => &shared.container,
+        PoolKind::Kubernetes => &shared.kubernetes,
     }
 }
 
@@ -201,15 +201,7 @@ async fn execute(
         started,
         cancel,
     };
-    let ended = match backend_for(&shared, &job.assignment) {
-        Some(backend) => backend.execute(job).await,
-        None => Ended::Finished(RunOutcome::Crashed {
-            message: format!(
-                "this agent cannot run a {} pool's runs",
-                job.assignment.pool_kind.as_str()
-            ),
-        }),
-    };
+    let ended = backend_for(&shared, &job.assignment).execute(job).await;
     let body = match ended {
         Ended::Declined(reason) => {
             tracing::warn!(%reason, "declining the run");

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use baton_agent::runner::JobSource;
 use baton_agent::sandbox::{Grants, LoadedFlow, RunLimits, RunRequest, Sandbox, SandboxConfig};
 use baton_proto::v1::{FlowInfo, RunOutcome, validate_params};
 use bytesize::ByteSize;
@@ -40,10 +41,14 @@ pub enum FlowCommand {
     /// 3 crashed (the flow trapped), 4 timed out, 5 out of memory,
     /// 6 cancelled (Ctrl-C).
     Run(RunArgs),
-    /// Run the job on stdin (JSON lines out): how an agent runs a process
-    /// or container pool's run.
+    /// Run the job on stdin, or in `--job-file` (JSON lines out): how an
+    /// agent runs a process, container or Kubernetes pool's run.
     #[command(hide = true)]
-    Exec,
+    Exec {
+        /// The job as a file (a pod's mounted Secret) instead of stdin.
+        #[arg(long, value_name = "PATH")]
+        job_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -91,8 +96,12 @@ pub async fn run(command: FlowCommand) -> anyhow::Result<ExitCode> {
         FlowCommand::Build { crate_dir } => build(&crate_dir),
         FlowCommand::Inspect { component, json } => inspect(&component, json).await,
         FlowCommand::Run(args) => run_flow(args).await,
-        FlowCommand::Exec => {
-            baton_agent::runner::exec(tokio::io::stdin(), tokio::io::stdout())
+        FlowCommand::Exec { job_file } => {
+            let source = match job_file {
+                Some(path) => JobSource::File(path),
+                None => JobSource::Stdin(tokio::io::stdin()),
+            };
+            baton_agent::runner::exec(source, tokio::io::stdout())
                 .await
                 .map_err(anyhow::Error::msg)?;
             // Its outcome is out: exit now. Dropping the runtime would wait

@@ -427,3 +427,92 @@ fn a_wasm_pool_escalates_a_run_that_outgrows_its_sandbox_to_a_container_pool_onc
     let done = system.wait_for(run["id"].as_str().unwrap(), "COMPLETED");
     assert_eq!(done["output"], 1, "{done:#}");
 }
+
+/// The messages `baton flow exec --job-file JOB` printed, run with `token`
+/// as its API token.
+fn exec_job_file(home: &Path, job: &Value, token: Option<&str>) -> Vec<Value> {
+    let file = home.join("job.json");
+    std::fs::write(&file, job.to_string()).unwrap();
+    let mut command = baton_tests::baton(home);
+    command.args(["flow", "exec", "--job-file"]).arg(&file).env_remove("BATON_API_TOKEN");
+    if let Some(token) = token {
+        command.env("BATON_API_TOKEN", token);
+    }
+    let done = finish(&mut command);
+    assert_eq!(done.status, Some(0), "{}", done.stderr);
+    done.stdout.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+}
+
+/// What a Kubernetes pod's runner does, all of it but the cluster: its job
+/// from a mounted file, its component fetched from the core's API with a
+/// read token and checked against the digest it was given.
+#[test]
+fn a_pod_s_runner_takes_its_job_from_a_file_and_its_component_from_the_api() {
+    const ADMIN: &str = "adm1n-t0ken";
+    let core = CoreProcess::start_with(None, &["--api-token", ADMIN]);
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let wasm = baton_tests::flow_wasm("hello");
+    std::fs::write(home.join("flow.wasm"), &wasm).unwrap();
+    std::fs::write(
+        home.join("baton.yaml"),
+        "name: hello\nbuild:\n  component: flow.wasm\ndeployments:\n  - name: k8s\n",
+    )
+    .unwrap();
+    let deployed = finish(
+        core.baton(home)
+            .env("BATON_API_TOKEN", ADMIN)
+            .args(["deploy", "--file"])
+            .arg(home.join("baton.yaml")),
+    );
+    assert_eq!(deployed.status, Some(0), "{}", deployed.stderr);
+    let made = finish(core.baton(home).env("BATON_API_TOKEN", ADMIN).args([
+        "api-token",
+        "create",
+        "--scope",
+        "read",
+    ]));
+    let read_token = made.stdout.lines().last().unwrap().trim().to_owned();
+
+    let hello = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
+    // A fresh pod each time: nothing staged, nothing compiled.
+    let pods: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let job = |pod: usize, digest: &str| {
+        json!({
+            "digest": digest,
+            "components": pods[pod].path(),
+            "cache": pods[pod].path(),
+            "params": {"a": 20, "b": 22},
+            "memory_bytes": 64 << 20,
+            "timeout_ms": 30_000,
+            // The URL of hello's bytes, whatever the job names.
+            "artifact_url": format!("{}/api/artifacts/sha256:{hello}/content", core.url),
+        })
+    };
+    let outcome = |messages: &[Value]| messages.last().cloned().unwrap_or_default();
+
+    let messages = exec_job_file(home, &job(0, &hello), Some(&read_token));
+    assert_eq!(messages.first().map(|m| m["kind"].clone()), Some(json!("started")), "{messages:?}");
+    assert!(
+        messages.iter().any(|m| m["report"]["message"] == "the sum is 42"),
+        "the flow's logs come out as reports: {messages:?}"
+    );
+    assert_eq!(
+        outcome(&messages),
+        json!({"kind": "finished", "outcome": {"outcome": "completed", "output": 42}}),
+        "{messages:?}"
+    );
+
+    // Without the token the core refuses, and the run says so.
+    let refused = outcome(&exec_job_file(home, &job(1, &hello), None));
+    assert_eq!(refused["outcome"]["outcome"], "crashed", "{refused}");
+    let message = refused["outcome"]["message"].as_str().unwrap();
+    assert!(message.contains("fetching the component") && message.contains("401"), "{message}");
+
+    // A component that is not the one the job names is not run.
+    let other = "0".repeat(64);
+    let mismatched = outcome(&exec_job_file(home, &job(2, &other), Some(&read_token)));
+    assert_eq!(mismatched["outcome"]["outcome"], "crashed", "{mismatched}");
+    let message = mismatched["outcome"]["message"].as_str().unwrap();
+    assert!(message.contains(&format!("is not sha256:{other}")), "{message}");
+}

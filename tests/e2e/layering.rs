@@ -119,25 +119,30 @@ fn backend_imports(sources: &BTreeMap<String, String>) -> Vec<String> {
     broken
 }
 
-/// The agent's backend modules (`agent/src/backend/*.rs` but `mod.rs`).
+/// The agent's backend modules: `agent/src/backend/*.rs` but `mod.rs`,
+/// and each directory there with all its files.
 fn backend_sources() -> BTreeMap<String, String> {
     let dir = repo_root().join("agent/src/backend");
-    std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "rs"))
-        .filter(|path| path.file_stem().is_some_and(|s| s != "mod"))
-        .map(|path| {
-            let module = path.file_stem().unwrap().to_string_lossy().into_owned();
-            (module, std::fs::read_to_string(&path).unwrap())
-        })
-        .collect()
+    let mut sources = BTreeMap::new();
+    for path in std::fs::read_dir(&dir).unwrap().map(|entry| entry.unwrap().path()) {
+        let module = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            let mut source = String::new();
+            for file in std::fs::read_dir(&path).unwrap() {
+                source += &std::fs::read_to_string(file.unwrap().path()).unwrap();
+            }
+            sources.insert(module, source);
+        } else if path.extension().is_some_and(|e| e == "rs") && module != "mod" {
+            sources.insert(module, std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    sources
 }
 
 #[test]
 fn no_execution_backend_imports_another() {
     let mut sources = backend_sources();
-    for expected in ["wasm", "process"] {
+    for expected in ["wasm", "process", "container", "kubernetes"] {
         assert!(sources.contains_key(expected), "no backend module {expected}");
     }
     assert_eq!(backend_imports(&sources), Vec::<String>::new());

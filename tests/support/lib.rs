@@ -38,12 +38,13 @@ pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo_root().join("target"), PathBuf::from)
 }
 
-/// The Schemathesis release the API fuzzing test runs, pinned so that a
-/// new release's checks cannot fail a build that passed.
-pub const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+/// The Python tools the tests run, pinned so that a new release's checks
+/// cannot fail a build that passed: Schemathesis for the API fuzzing test,
+/// kubernetes-validate for the Kubernetes manifests.
+pub const PYTHON_TOOLS: [&str; 2] = ["schemathesis==4.32.5", "kubernetes-validate==1.37.0"];
 
 /// The Python virtual environment `cargo xtask setup` installs
-/// [`SCHEMATHESIS`] into.
+/// [`PYTHON_TOOLS`] into.
 pub fn python_tools() -> PathBuf {
     target_dir().join("python-tools")
 }

@@ -103,15 +103,17 @@ fn setup() -> anyhow::Result<()> {
             run(Path::new("."), "rustup", &["component", "add", component])?;
         }
     }
-    install_schemathesis()
+    install_python_tools()
 }
 
-/// Schemathesis, for the API fuzzing test, in a virtual environment of its
-/// own (PyPI is reachable where crates.io is; nothing is installed system-wide).
-fn install_schemathesis() -> anyhow::Result<()> {
+/// The tests' Python tools (Schemathesis, kubernetes-validate), in a
+/// virtual environment of their own (PyPI is reachable where crates.io is;
+/// nothing is installed system-wide).
+fn install_python_tools() -> anyhow::Result<()> {
     let venv = baton_tests::python_tools();
     let marker = venv.join("installed");
-    if std::fs::read_to_string(&marker).is_ok_and(|v| v == baton_tests::SCHEMATHESIS) {
+    let wanted = baton_tests::PYTHON_TOOLS.join(" ");
+    if std::fs::read_to_string(&marker).is_ok_and(|v| v == wanted) {
         return Ok(());
     }
     let here = Path::new(".");
@@ -120,12 +122,10 @@ fn install_schemathesis() -> anyhow::Result<()> {
         .context("python3 with its venv module is needed for the API fuzzing test")?;
     let pip = venv.join("bin/pip");
     let pip = pip.to_str().context("the target directory's path is not UTF-8")?;
-    run(
-        here,
-        pip,
-        &["install", "--quiet", "--disable-pip-version-check", baton_tests::SCHEMATHESIS],
-    )?;
-    write_if_changed(&marker, baton_tests::SCHEMATHESIS.as_bytes())
+    let mut args = vec!["install", "--quiet", "--disable-pip-version-check"];
+    args.extend(baton_tests::PYTHON_TOOLS);
+    run(here, pip, &args)?;
+    write_if_changed(&marker, wanted.as_bytes())
 }
 
 /// Debian packages the browser tests need: Chromium and its WebDriver, and

@@ -4,8 +4,20 @@
 //! backend is one module here and one arm where the agent picks it.
 
 pub(crate) mod container;
+pub(crate) mod kubernetes;
 pub(crate) mod process;
 pub(crate) mod wasm;
+
+/// Labels on everything a backend creates outside the agent (containers,
+/// Jobs, Secrets), by which it finds them again.
+pub mod labels {
+    pub const MANAGED_BY: &str = "io.baton.managed-by";
+    pub const RUN_ID: &str = "io.baton.run-id";
+    pub const ATTEMPT: &str = "io.baton.attempt";
+    pub const AGENT_ID: &str = "io.baton.agent-id";
+    /// The value of [`MANAGED_BY`].
+    pub const BATON: &str = "baton";
+}
 
 use std::future::Future;
 use std::pin::Pin;
@@ -26,11 +38,14 @@ pub(crate) struct Job {
     /// Where its log lines, tasks, events and progress go.
     pub(crate) reporter: Arc<dyn RunReporter>,
     /// Called once, when the flow is about to run (`RUNNING`), with where.
-    pub(crate) started: Box<dyn FnOnce(Infrastructure) + Send>,
+    pub(crate) started: OnStarted,
     /// Cancelled when the run is cancelled, loses its lease, or the agent
     /// stops: the backend ends the execution and answers `Cancelled`.
     pub(crate) cancel: CancellationToken,
 }
+
+/// What tells the core a run started, and where.
+pub(crate) type OnStarted = Box<dyn FnOnce(Infrastructure) + Send>;
 
 /// How an execution ended.
 pub(crate) enum Ended {

@@ -191,7 +191,10 @@ async fn supervise(
     let _ = runner::send_job(&mut stdin, runner_job).await;
     let infrastructure =
         Infrastructure { kind: PoolKind::Process, id: pid.map(|pid| pid.to_string()), host: None };
-    let follow = runner::follow_stdout(stdout, job.reporter.as_ref(), job.started, infrastructure);
+    let follow = runner::follow_stdout(
+        stdout,
+        runner::Follower::new(job.reporter.as_ref(), job.started, infrastructure),
+    );
     let deadline = Duration::from_millis(limits.timeout_ms).saturating_add(DEADLINE_GRACE);
     let said = tokio::select! {
         said = follow => said,

@@ -46,20 +46,27 @@ pub fn default_base_job_template(kind: PoolKind) -> Map<String, Value> {
             "engine_socket": nullable_string("Docker Engine API socket (default: the agent's --docker-host)"),
         }),
         PoolKind::Kubernetes => json!({
-            "image": string("Image with `baton` in it", "baton-runner:latest"),
+            "image": string("Image with `baton` as its entrypoint (as `baton image build` makes it)", "baton-runner:latest"),
             "namespace": string("Namespace of the Job", "default"),
+            "api_url": nullable_string("The core's HTTP API as the Job's pod reaches it (`http://baton.baton.svc:4200`): the runner fetches the flow's component there; required"),
+            "api_token_secret": {
+                "description": "Secret in the Job's namespace holding an API token (read scope) the runner fetches the component with, `NAME/KEY`",
+                "type": ["string", "null"], "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[-._a-zA-Z0-9]+$", "default": null
+            },
             "service_account_name": nullable_string("Service account of the Job's pod"),
             "env": env(),
-            "cpu_request": nullable_string("CPU request, as a Kubernetes quantity (`500m`)"),
-            "cpu_limit": nullable_string("CPU limit, as a Kubernetes quantity"),
-            "memory_request": nullable_string("Memory request, as a Kubernetes quantity (`512Mi`)"),
-            "memory_limit": nullable_string("Memory limit, as a Kubernetes quantity"),
+            "cpu_request": quantity("CPU request, as a Kubernetes quantity (`500m`)"),
+            "cpu_limit": quantity("CPU limit, as a Kubernetes quantity"),
+            "memory_request": quantity("Memory request, as a Kubernetes quantity (`512Mi`)"),
+            "memory_limit": quantity("Memory limit, as a Kubernetes quantity: the flow's memory cap too"),
             "node_selector": labels("Node selector of the Job's pod"),
             "tolerations": {"description": "Tolerations of the Job's pod", "type": "array", "items": {"type": "object"}, "default": []},
             "image_pull_policy": {"type": "string", "enum": ["Always", "IfNotPresent", "Never"], "default": "IfNotPresent"},
             "ttl_seconds_after_finished": integer("Seconds Kubernetes keeps the finished Job (Baton deletes it sooner)", 60, 0),
             "backoff_limit": integer("Pod retries of the Job (Baton retries runs itself)", 0, 0),
-            "active_deadline_seconds": nullable_integer("Wall-clock limit of the Job, in seconds", 1),
+            "active_deadline_seconds": nullable_integer("Wall-clock limit of the Job, in seconds (default: the run's time limit plus the pod's start)", 1),
+            "pod_start_timeout_seconds": integer("Seconds the Job's pod may take to start (scheduling, image pull) before the run is CRASHED", 300, 1),
+            "stop_grace_seconds": integer("Seconds between SIGTERM and SIGKILL when the run is cancelled", 10, 0),
             "labels": labels("Labels added to Baton's own"),
             "annotations": labels("Annotations of the Job and its pod"),
         }),
@@ -78,6 +85,14 @@ fn string(description: &str, default: &str) -> Value {
 
 fn nullable_string(description: &str) -> Value {
     json!({"description": description, "type": ["string", "null"], "default": null})
+}
+
+/// A Kubernetes resource quantity (`500m`, `1.5`, `512Mi`, `1G`), or null.
+fn quantity(description: &str) -> Value {
+    json!({
+        "description": description, "type": ["string", "null"], "default": null,
+        "pattern": "^[0-9]+(\\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+    })
 }
 
 fn integer(description: &str, default: u64, minimum: u64) -> Value {

@@ -1,6 +1,6 @@
 //! The Docker Engine API (Docker's socket or Podman's `podman system
 //! service`), as the container backend and `baton image build` use it:
-//! finding and connecting to an engine, Baton's labels, the runner image.
+//! finding and connecting to an engine, the runner image.
 
 use std::path::{Path, PathBuf};
 
@@ -8,13 +8,7 @@ use bollard::query_parameters::BuildImageOptions;
 use bollard::{API_DEFAULT_VERSION, Docker};
 use futures_util::StreamExt as _;
 
-/// Labels on everything Baton creates in an engine.
-pub const MANAGED_BY: &str = "io.baton.managed-by";
-pub const RUN_ID: &str = "io.baton.run-id";
-pub const ATTEMPT: &str = "io.baton.attempt";
-pub const AGENT_ID: &str = "io.baton.agent-id";
-/// The value of [`MANAGED_BY`].
-pub const BATON: &str = "baton";
+use crate::backend::labels::{BATON, MANAGED_BY};
 
 /// The runner image `baton image build` makes unless told a tag.
 pub const RUNNER_IMAGE: &str = "localhost/baton-runner:latest";

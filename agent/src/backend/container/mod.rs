@@ -28,7 +28,8 @@ use futures_util::StreamExt as _;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt as _;
 
-use self::engine::{AGENT_ID, ATTEMPT, BATON, MANAGED_BY, RUN_ID, not_found};
+use self::engine::not_found;
+use super::labels::{AGENT_ID, ATTEMPT, BATON, MANAGED_BY, RUN_ID};
 use super::{Backend, Ended, Job};
 use crate::runner::{self, RunnerJob, StderrTail};
 
@@ -248,8 +249,10 @@ impl Container {
             id: Some(id.chars().take(12).collect()),
             host: Some(host.to_owned()),
         };
-        let follow =
-            runner::follow_stdout(stdout, job.reporter.as_ref(), job.started, infrastructure);
+        let follow = runner::follow_stdout(
+            stdout,
+            runner::Follower::new(job.reporter.as_ref(), job.started, infrastructure),
+        );
         let grace = variables.stop_grace_seconds.unwrap_or(10);
         let deadline = Duration::from_millis(timeout_ms).saturating_add(DEADLINE_GRACE);
         let said = tokio::select! {
