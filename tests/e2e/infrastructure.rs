@@ -159,10 +159,28 @@ fn a_process_pool_s_limits_and_its_child_s_death_are_the_run_s_outcome_not_the_a
     assert!(message.contains("CPU-time limit of 1 s"), "{crashed:#}");
 
     // A child killed from outside: its run CRASHED, naming the signal.
+    // (It runs in the working directory its job variables name.)
     core.deploy(home, "sleeps", "default", "    work_pool: {name: proc}\n");
-    let id = run(core, home, "sleeps/default", &["millis=60000"]);
+    let workdir = tempfile::tempdir().unwrap();
+    let working_dir = format!("working_dir={}", workdir.path().display());
+    let created = core.ok(
+        home,
+        &[
+            "deployment",
+            "run",
+            "sleeps/default",
+            "--param",
+            "millis=60000",
+            "--job-var",
+            &working_dir,
+            "--json",
+        ],
+    );
+    let id = serde_json::from_str::<Value>(&created).unwrap()["id"].as_str().unwrap().to_owned();
     let running = system.wait_for(&id, "RUNNING");
     let pid = child_pid(&running);
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
+    assert_eq!(cwd, workdir.path().canonicalize().unwrap());
     let killed = finish(std::process::Command::new("kill").args(["-KILL", &pid]));
     assert_eq!(killed.status, Some(0), "{}", killed.stderr);
     let crashed = system.wait_for(&id, "CRASHED");
@@ -211,8 +229,10 @@ fn runs_in_containers(engine: &str) {
     let system = PoolSystem::containers(CoreProcess::start(None), engine);
     let (core, home) = (&system.core, system.home());
     let image = runner_image(core, home, engine);
+    let volume = tempfile::tempdir().unwrap();
+    let bind = format!("{}:/data:ro", volume.path().display());
     let yaml = format!(
-        "    work_pool: {{name: box, job_variables: {{image: '{image}', env: {{STAGE: deployment}}, labels: {{team: data}}, user: '65534:65534'}}}}\n"
+        "    work_pool: {{name: box, job_variables: {{image: '{image}', env: {{STAGE: deployment}}, labels: {{team: data}}, user: '65534:65534', cpu: 1.5, volumes: ['{bind}'], command: [/bin/baton, flow, exec]}}}}\n"
     );
 
     // Logs arrive while the run runs, and its container is there then,
@@ -231,6 +251,16 @@ fn runs_in_containers(engine: &str) {
     let config = docker_api(engine, "GET", &format!("/containers/{container}/json"));
     assert_eq!(config["Config"]["User"], "65534:65534", "{config:#}");
     assert_eq!(config["HostConfig"]["NetworkMode"], "none", "{config:#}");
+    assert_eq!(config["HostConfig"]["NanoCpus"], 1_500_000_000_u64, "{config:#}");
+    let binds = config["HostConfig"]["Binds"].as_array().cloned().unwrap_or_default();
+    assert!(
+        binds.iter().any(|b| b
+            .as_str()
+            .is_some_and(|b| b.starts_with(&format!("{}:/data", volume.path().display())))),
+        "{config:#}"
+    );
+    let command = [&config["Config"]["Entrypoint"], &config["Config"]["Cmd"]];
+    assert_eq!(command, [&json!(["/bin/baton"]), &json!(["flow", "exec"])], "{config:#}");
     baton_tests::wait_until("a log line while the run runs", Duration::from_secs(20), || {
         system.log_messages(&id).iter().any(|line| line == "tick 0")
     });
@@ -286,6 +316,23 @@ fn runs_in_containers(engine: &str) {
         "{crashed:#}"
     );
     assert_eq!(labelled(engine, &id), Vec::<Value>::new());
+
+    // A pool's own engine socket is the one used.
+    let created = core.ok(
+        home,
+        &[
+            "deployment",
+            "run",
+            "env-echo/default",
+            "--job-var",
+            "engine_socket=unix:///nonexistent/engine.sock",
+            "--json",
+        ],
+    );
+    let id = serde_json::from_str::<Value>(&created).unwrap()["id"].as_str().unwrap().to_owned();
+    let crashed = system.wait_for(&id, "CRASHED");
+    let message = crashed["state_message"].as_str().unwrap_or_default();
+    assert!(message.contains("/nonexistent/engine.sock"), "{crashed:#}");
 }
 
 #[test]

@@ -169,9 +169,11 @@ impl Container {
             variables.memory_mib.and_then(|mib| i64::try_from(mib.saturating_mul(1 << 20)).ok());
         ContainerCreateBody {
             image: Some(image.to_owned()),
-            // The command replaces the image's entrypoint and command.
-            entrypoint: variables.command.as_ref().map(|_| Vec::new()),
-            cmd: variables.command.clone(),
+            // The command replaces the image's entrypoint and command: its
+            // program is the entrypoint (Podman takes an empty entrypoint
+            // as none given, and would keep the image's).
+            entrypoint: variables.command.as_ref().map(|c| c.iter().take(1).cloned().collect()),
+            cmd: variables.command.as_ref().map(|c| c.iter().skip(1).cloned().collect()),
             env: Some(variables.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(labels),
             user: variables.user.clone(),
