@@ -19,6 +19,7 @@ use crate::backend::kubernetes::Kubernetes;
 use crate::backend::process::Process;
 use crate::backend::wasm::Wasm;
 use crate::outbox::Outbox;
+use crate::runner::Staging;
 use crate::runs::Runs;
 use crate::session;
 use crate::tls::{self, FingerprintMismatch, PinnedCaVerifier, TlsError};
@@ -163,23 +164,17 @@ impl Agent {
         let endpoint =
             client_endpoint(address).map_err(|source| AgentError::Socket { address, source })?;
         let sandbox = Arc::new(sandbox);
+        let staging = Arc::new(Staging {
+            sandbox: Arc::clone(&sandbox),
+            components: config.data_dir.join(COMPONENTS_DIR),
+            cache,
+        });
         let shared = Arc::new(Shared {
             agent_id: id.clone(),
             runs: Runs::new(config.slots),
             wasm: Wasm::new(Arc::clone(&sandbox)),
-            process: Process::new(
-                Arc::clone(&sandbox),
-                config.backends.runner.clone(),
-                config.data_dir.join(COMPONENTS_DIR),
-                cache.clone(),
-            ),
-            container: Container::new(
-                Arc::clone(&sandbox),
-                id.clone(),
-                config.data_dir.join(COMPONENTS_DIR),
-                cache,
-                config.backends.docker_host.as_deref(),
-            ),
+            process: Process::new(Arc::clone(&staging), config.backends.runner.clone()),
+            container: Container::new(staging, id.clone(), config.backends.docker_host.as_deref()),
             kubernetes: Kubernetes::new(id.clone()),
             config,
             sandbox,

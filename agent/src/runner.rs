@@ -131,36 +131,41 @@ pub(crate) fn component_file(components: &Path, digest: &Digest) -> PathBuf {
     components.join(format!("{digest}.wasm"))
 }
 
-/// Puts a run's component where runners read it: its wasm in
-/// `components`, and its precompiled form in the sandbox's cache (so that
-/// runners, built from the same binary, only map it).
-pub(crate) async fn stage(
-    component: &ComponentSource,
-    sandbox: &Arc<Sandbox>,
-    components: &Path,
-) -> Result<(), String> {
-    let path = component_file(components, component.digest());
-    let cached = sandbox.load_cached(component.digest()).is_some();
-    if cached && path.exists() {
-        return Ok(());
-    }
-    let bytes = component.fetch().await.map_err(|error| error.to_string())?;
-    let sandbox = Arc::clone(sandbox);
-    let components = components.to_owned();
-    let staged = tokio::task::spawn_blocking(move || -> Result<(), String> {
-        std::fs::create_dir_all(&components)
-            .map_err(|e| format!("creating {}: {e}", components.display()))?;
-        // Atomic: a runner never reads half a file.
-        let partial = path.with_extension(format!("partial-{}", std::process::id()));
-        std::fs::write(&partial, &bytes)
-            .and_then(|()| std::fs::rename(&partial, &path))
-            .map_err(|e| format!("writing {}: {e}", path.display()))?;
-        if !cached {
-            sandbox.load(&bytes).map_err(|e| format!("loading the component: {e}"))?;
+/// Where an agent stages components for its runners: their wasm in
+/// `components`, their precompiled form in `cache`, the sandbox's own
+/// cache (so that runners, built from the same binary, only map it).
+pub(crate) struct Staging {
+    pub(crate) sandbox: Arc<Sandbox>,
+    pub(crate) components: PathBuf,
+    pub(crate) cache: PathBuf,
+}
+
+impl Staging {
+    /// Puts a run's component where runners read it.
+    pub(crate) async fn stage(&self, component: &ComponentSource) -> Result<(), String> {
+        let path = component_file(&self.components, component.digest());
+        let cached = self.sandbox.load_cached(component.digest()).is_some();
+        if cached && path.exists() {
+            return Ok(());
         }
-        Ok(())
-    });
-    staged.await.map_err(|e| format!("staging the component: {e}"))?
+        let bytes = component.fetch().await.map_err(|error| error.to_string())?;
+        let sandbox = Arc::clone(&self.sandbox);
+        let components = self.components.clone();
+        let staged = tokio::task::spawn_blocking(move || -> Result<(), String> {
+            std::fs::create_dir_all(&components)
+                .map_err(|e| format!("creating {}: {e}", components.display()))?;
+            // Atomic: a runner never reads half a file.
+            let partial = path.with_extension(format!("partial-{}", std::process::id()));
+            std::fs::write(&partial, &bytes)
+                .and_then(|()| std::fs::rename(&partial, &path))
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
+            if !cached {
+                sandbox.load(&bytes).map_err(|e| format!("loading the component: {e}"))?;
+            }
+            Ok(())
+        });
+        staged.await.map_err(|e| format!("staging the component: {e}"))?
+    }
 }
 
 /// Writes the runner's job, one line, on its stdin (kept open after).
@@ -517,4 +522,51 @@ fn set_rlimits(limits: &Rlimits) -> Result<(), String> {
     }
     set_parent_process_death_signal(Some(Signal::KILL))
         .map_err(|e| format!("asking to die with the agent: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_line_at_the_limit_is_read_and_one_byte_over_is_refused() {
+        let input = format!("{}\n{}\n", "a".repeat(16), "b".repeat(17));
+        // A small buffer: lines arrive in several pieces.
+        let mut reader = BufReader::with_capacity(4, input.as_bytes());
+        assert_eq!(read_line(&mut reader, 16).await.unwrap(), Some(b"a".repeat(16)));
+        let error = read_line(&mut reader, 16).await.unwrap_err();
+        assert!(error.to_string().contains("a line over 16 bytes"), "{error}");
+
+        let mut last = BufReader::new(&b"no newline at the end"[..]);
+        assert_eq!(
+            read_line(&mut last, 64).await.unwrap(),
+            Some(b"no newline at the end".to_vec())
+        );
+        assert_eq!(read_line(&mut last, 64).await.unwrap(), None);
+    }
+
+    struct Nowhere;
+
+    impl RunReporter for Nowhere {
+        fn report(&self, _: RunReport) {}
+    }
+
+    #[test]
+    fn a_stray_line_is_an_error_unless_stderr_comes_mixed_in() {
+        let infrastructure =
+            || Infrastructure { kind: baton_proto::v1::PoolKind::Process, id: None, host: None };
+        let mut strict = Follower::new(&Nowhere, Box::new(|_| {}), infrastructure());
+        let error = strict.take(b"thread 'main' panicked").unwrap_err();
+        assert!(error.contains("not a runner message"), "{error}");
+
+        let tail = Arc::new(std::sync::Mutex::new(StderrTail::default()));
+        let mut mixed = Follower::new(&Nowhere, Box::new(|_| {}), infrastructure())
+            .mixed_with_stderr(Arc::clone(&tail));
+        assert_eq!(mixed.take(b"thread 'main' panicked"), Ok(None));
+        let finished =
+            serde_json::to_vec(&RunnerMessage::Finished { outcome: RunOutcome::Cancelled })
+                .unwrap();
+        assert_eq!(mixed.take(&finished), Ok(Some(RunOutcome::Cancelled)));
+        assert_eq!(tail.lock().unwrap().text(), "thread 'main' panicked");
+    }
 }

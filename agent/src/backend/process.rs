@@ -13,13 +13,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use baton_proto::v1::{Infrastructure, PoolKind, RunOutcome};
-use baton_sandbox::{RunLimits, Sandbox};
+use baton_sandbox::RunLimits;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
 use super::{Backend, Ended, Job};
-use crate::runner::{self, Rlimits, RunnerJob, StderrTail};
+use crate::runner::{self, Rlimits, RunnerJob, Staging, StderrTail};
 
 /// Memory a child needs besides its flow's: the runtime, the compiled
 /// component, the host's buffers.
@@ -35,14 +35,11 @@ const DEADLINE_GRACE: Duration = Duration::from_secs(10);
 const INHERITED_ENV: [&str; 4] = ["PATH", "HOME", "TMPDIR", "RUST_LOG"];
 
 pub(crate) struct Process {
-    sandbox: Arc<Sandbox>,
+    /// Where components are staged for children.
+    staging: Arc<Staging>,
     /// The `baton` binary the children run (none in an agent embedded in
     /// another program).
     exe: Option<PathBuf>,
-    /// Where components are staged for children.
-    components: PathBuf,
-    /// The agent's precompiled components, which children map.
-    cache: PathBuf,
 }
 
 /// The job variables of a process pool, as its base job template names
@@ -64,13 +61,8 @@ impl Variables {
 }
 
 impl Process {
-    pub(crate) fn new(
-        sandbox: Arc<Sandbox>,
-        exe: Option<PathBuf>,
-        components: PathBuf,
-        cache: PathBuf,
-    ) -> Self {
-        Self { sandbox, exe, components, cache }
+    pub(crate) fn new(staging: Arc<Staging>, exe: Option<PathBuf>) -> Self {
+        Self { staging, exe }
     }
 
     async fn run(&self, job: Job) -> Ended {
@@ -80,7 +72,7 @@ impl Process {
             });
         };
         let staged = tokio::select! {
-            staged = runner::stage(&job.component, &self.sandbox, &self.components) => staged,
+            staged = self.staging.stage(&job.component) => staged,
             () = job.cancel.cancelled() => return Ended::Finished(RunOutcome::Cancelled),
         };
         if let Err(reason) = staged {
@@ -101,8 +93,8 @@ impl Process {
             .or(assignment.memory_bytes)
             .unwrap_or(RunLimits::default().memory_bytes);
         let runner_job = RunnerJob {
-            components: self.components.clone(),
-            cache: self.cache.clone(),
+            components: self.staging.components.clone(),
+            cache: self.staging.cache.clone(),
             env: variables.env.clone(),
             rlimits: Rlimits {
                 data_bytes: variables

@@ -115,13 +115,14 @@ impl Store {
                 artifact.digest, artifact.flow.name
             )));
         }
-        super::runs::check_parameters_size(&spec.parameters)?;
+        super::check_parameters_size(&spec.parameters)?;
         check_defaults(&artifact.flow.parameters, &spec)?;
         schedules::check_schedules(&artifact.flow.parameters, &spec)?;
         if let Some(pool) = &spec.work_pool {
             self.pool(pool).await?;
         }
         if !spec.job_variables.is_empty() {
+            super::check_job_variables_size(&spec.job_variables)?;
             let (_, template) = self.job_template(spec.work_pool.as_deref()).await?;
             resolve_job_variables(&template, &[&spec.job_variables])
                 .map_err(StoreError::Invalid)?;

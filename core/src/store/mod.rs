@@ -42,6 +42,9 @@ pub use retention::Pruned;
 use std::path::Path;
 use std::str::FromStr;
 
+use baton_proto::v1::limits::{
+    MAX_JOB_TEMPLATE_BYTES, MAX_JOB_VARIABLES_BYTES, MAX_PARAMETERS_BYTES, over_limit,
+};
 use baton_proto::v1::{ParamErrors, Timestamp};
 use sha2::Digest as _;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -358,6 +361,40 @@ where
 {
     let text: String = row.try_get(column)?;
     text.parse().map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
+}
+
+/// Refuses parameters an agent could not be sent (see
+/// [`MAX_PARAMETERS_BYTES`]).
+pub(crate) fn check_parameters_size(
+    parameters: &serde_json::Map<String, serde_json::Value>,
+) -> StoreResult<()> {
+    check_size("parameters", parameters, MAX_PARAMETERS_BYTES)
+}
+
+/// Refuses job variables over [`MAX_JOB_VARIABLES_BYTES`].
+pub(crate) fn check_job_variables_size(
+    job_variables: &serde_json::Map<String, serde_json::Value>,
+) -> StoreResult<()> {
+    check_size("job variables", job_variables, MAX_JOB_VARIABLES_BYTES)
+}
+
+/// Refuses a base job template over [`MAX_JOB_TEMPLATE_BYTES`].
+pub(crate) fn check_job_template_size(
+    template: &serde_json::Map<String, serde_json::Value>,
+) -> StoreResult<()> {
+    check_size("the base job template", template, MAX_JOB_TEMPLATE_BYTES)
+}
+
+fn check_size(
+    what: &str,
+    value: &serde_json::Map<String, serde_json::Value>,
+    limit: usize,
+) -> StoreResult<()> {
+    let size = to_json(value)?.len();
+    if size > limit {
+        return Err(StoreError::TooLarge(over_limit(what, size, limit)));
+    }
+    Ok(())
 }
 
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {

@@ -92,6 +92,7 @@ impl Store {
         if spec.base_job_template.is_empty() {
             spec.base_job_template = default_base_job_template(spec.kind);
         }
+        super::check_job_template_size(&spec.base_job_template)?;
         check_base_job_template(&spec.base_job_template).map_err(StoreError::Invalid)?;
         let mut tx = self.write.begin().await?;
         if let Some(target) = &spec.escalate_to {

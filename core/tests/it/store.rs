@@ -1183,10 +1183,38 @@ async fn job_variables_merge_pool_deployment_and_run_and_reach_the_assignment() 
         // A bad one is refused naming the field; no run is made.
         let bad = CreateRun {
             job_variables: json!({"memory_mib": "lots"}).as_object().unwrap().clone(),
-            ..request
+            ..request.clone()
         };
         let error = store.create_run("hello", "big", bad).await.unwrap_err();
         assert!(error.to_string().contains("job variable `memory_mib`"), "{error} ({})", db.label);
+        // Job variables, and templates, over their limits: refused, named.
+        let huge = json!({"env": {"BLOB": "x".repeat(70_000)}}).as_object().unwrap().clone();
+        let over = CreateRun { job_variables: huge.clone(), ..request };
+        let error = store.create_run("hello", "big", over).await.unwrap_err();
+        assert!(
+            error.to_string().contains("job variables of 68.4 KiB exceeds the 64 KiB limit"),
+            "{error} ({})",
+            db.label
+        );
+        let artifact = artifact(store, "hello").await;
+        let spec = DeploymentSpec {
+            artifact: artifact.digest.clone(),
+            work_pool: Some("big".into()),
+            job_variables: huge,
+            ..DeploymentSpec::default()
+        };
+        let error = store.upsert_deployment("hello", "huge", spec, &artifact).await.unwrap_err();
+        assert!(error.to_string().contains("job variables of"), "{error} ({})", db.label);
+        let mut template = baton_proto::v1::default_base_job_template(PoolKind::Process);
+        template.insert("padding".into(), json!("x".repeat(300_000)));
+        let pool = PoolSpec {
+            name: "padded".into(),
+            kind: PoolKind::Process,
+            base_job_template: template,
+            ..PoolSpec::default()
+        };
+        let error = store.create_pool(pool).await.unwrap_err();
+        assert!(error.to_string().contains("the base job template of"), "{error} ({})", db.label);
         let runs = store.runs(&RunFilter::default()).await.unwrap();
         assert_eq!(runs.items.len(), 1, "{}", db.label);
         // A run of the default pool without any: a wasm pool's defaults.

@@ -8,6 +8,11 @@ pub const MAX_OUTPUT_BYTES: usize = 4 << 20;
 /// A run's parameters (JSON, merged with its deployment's defaults): a
 /// larger run is refused at creation (413).
 pub const MAX_PARAMETERS_BYTES: usize = 1 << 20;
+/// A deployment's or a run's job variables (JSON): larger ones are refused
+/// (413).
+pub const MAX_JOB_VARIABLES_BYTES: usize = 64 << 10;
+/// A work pool's base job template (JSON): a larger one is refused (413).
+pub const MAX_JOB_TEMPLATE_BYTES: usize = 256 << 10;
 /// One event a flow emits (name, resource and payload together): a larger
 /// one ends the run `FAILED`.
 pub const MAX_EVENT_BYTES: usize = 256 << 10;
@@ -114,6 +119,12 @@ mod tests {
         // deployment's grants beside them.
         assert!(MAX_OUTPUT_BYTES * 2 <= frame);
         assert!(MAX_PARAMETERS_BYTES * 4 <= frame);
+        // Its job variables: the template's defaults under the
+        // deployment's and the run's.
+        assert!(
+            MAX_PARAMETERS_BYTES * 4 + MAX_JOB_TEMPLATE_BYTES + MAX_JOB_VARIABLES_BYTES * 2
+                <= frame
+        );
         const { assert!(MAX_EVENT_BYTES < MAX_OUTPUT_BYTES && MAX_MESSAGE_BYTES < MAX_EVENT_BYTES) };
     }
 

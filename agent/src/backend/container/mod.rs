@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use baton_proto::v1::link::Execution;
 use baton_proto::v1::{Infrastructure, PoolKind, RunOutcome};
-use baton_sandbox::Sandbox;
 use bollard::Docker;
 use bollard::container::{AttachContainerResults, LogOutput};
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -31,7 +30,7 @@ use tokio::io::AsyncWriteExt as _;
 use self::engine::not_found;
 use super::labels::{AGENT_ID, ATTEMPT, BATON, MANAGED_BY, RUN_ID};
 use super::{Backend, Ended, Job};
-use crate::runner::{self, RunnerJob, StderrTail};
+use crate::runner::{self, RunnerJob, Staging, StderrTail};
 
 /// Where the agent's staged components and precompiled artifacts appear
 /// inside a container (read-only).
@@ -48,12 +47,10 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 const KILLED: i64 = 128 + 9;
 
 pub(crate) struct Container {
-    sandbox: Arc<Sandbox>,
+    /// Where components are staged on the agent's machine (mounted into
+    /// every container).
+    staging: Arc<Staging>,
     agent_id: String,
-    /// Where components are staged on the agent's machine.
-    components: PathBuf,
-    /// The agent's precompiled components.
-    cache: PathBuf,
     /// The agent's engine (`--docker-host`, `DOCKER_HOST`, a usual socket),
     /// or why there is none.
     host: Result<String, String>,
@@ -80,15 +77,9 @@ struct Variables {
 }
 
 impl Container {
-    pub(crate) fn new(
-        sandbox: Arc<Sandbox>,
-        agent_id: String,
-        components: PathBuf,
-        cache: PathBuf,
-        docker_host: Option<&str>,
-    ) -> Self {
+    pub(crate) fn new(staging: Arc<Staging>, agent_id: String, docker_host: Option<&str>) -> Self {
         let host = engine::resolve_host(docker_host).map_err(|error| error.to_string());
-        Self { sandbox, agent_id, components, cache, host, engines: tokio::sync::Mutex::default() }
+        Self { staging, agent_id, host, engines: tokio::sync::Mutex::default() }
     }
 
     /// The engine at `host`, connected once.
@@ -111,7 +102,7 @@ impl Container {
             Err(error) => return crashed(format!("the run's container job variables: {error}")),
         };
         let staged = tokio::select! {
-            staged = runner::stage(&job.component, &self.sandbox, &self.components) => staged,
+            staged = self.staging.stage(&job.component) => staged,
             () = job.cancel.cancelled() => return Ended::Finished(RunOutcome::Cancelled),
         };
         if let Err(reason) = staged {
@@ -161,8 +152,8 @@ impl Container {
         labels.insert(ATTEMPT.to_owned(), execution.attempt.to_string());
         labels.insert(AGENT_ID.to_owned(), self.agent_id.clone());
         let mut binds = vec![
-            format!("{}:{COMPONENTS_MOUNT}:ro", self.components.display()),
-            format!("{}:{CACHE_MOUNT}:ro", self.cache.display()),
+            format!("{}:{COMPONENTS_MOUNT}:ro", self.staging.components.display()),
+            format!("{}:{CACHE_MOUNT}:ro", self.staging.cache.display()),
         ];
         binds.extend(variables.volumes.iter().cloned());
         let memory =

@@ -1,6 +1,5 @@
 //! Creating runs: validated parameters, idempotency keys, many runs per INSERT.
 
-use baton_proto::v1::limits::{MAX_PARAMETERS_BYTES, over_limit};
 use baton_proto::v1::{
     CreateRun, Deployment, FlowRun, MAX_SANDBOX_MEMORY_MIB, PoolKind, StateName, Timestamp,
     resolve_job_variables, validate_params,
@@ -72,18 +71,6 @@ impl NewRun {
             caused_by: None,
         }
     }
-}
-
-/// Refuses parameters an agent could not be sent (see
-/// [`MAX_PARAMETERS_BYTES`]).
-pub(crate) fn check_parameters_size(
-    parameters: &serde_json::Map<String, serde_json::Value>,
-) -> StoreResult<()> {
-    let size = to_json(parameters)?.len();
-    if size > MAX_PARAMETERS_BYTES {
-        return Err(StoreError::TooLarge(over_limit("parameters", size, MAX_PARAMETERS_BYTES)));
-    }
-    Ok(())
 }
 
 /// Most runs one INSERT takes (18 values each).
@@ -191,7 +178,7 @@ impl Store {
         let deployment = self.deployment(flow, name).await?;
         let mut parameters = deployment.spec.parameters.clone();
         parameters.extend(request.parameters);
-        check_parameters_size(&parameters)?;
+        super::super::check_parameters_size(&parameters)?;
         validate_params(
             &deployment.parameter_schema,
             &serde_json::Value::Object(parameters.clone()),
@@ -201,6 +188,7 @@ impl Store {
         // the rest have its deployment's, checked at deploy.
         let mut escalated = None;
         if !request.job_variables.is_empty() {
+            super::super::check_job_variables_size(&request.job_variables)?;
             let pool = deployment.spec.work_pool.as_deref();
             let (kind, template) = self.job_template(pool).await?;
             let resolved = resolve_job_variables(

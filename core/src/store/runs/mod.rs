@@ -7,7 +7,7 @@ mod create;
 mod propose;
 mod sweep;
 
-pub(crate) use create::{NewRun, check_parameters_size, insert_runs};
+pub(crate) use create::{NewRun, insert_runs};
 pub use propose::Fence;
 pub use sweep::{Sweep, SweepConfig};
 
