@@ -1287,3 +1287,24 @@ async fn a_wasm_pool_escalates_a_run_once_to_the_pool_it_names() {
         assert_eq!(detail.states[0].message.as_deref(), Some(message.as_str()), "{}", db.label);
     }
 }
+
+#[tokio::test]
+async fn a_bad_outgoing_host_is_refused_at_deploy_naming_it() {
+    for db in both().await {
+        let store = &db.store;
+        let artifact = artifact(store, "hello").await;
+        let mut spec =
+            DeploymentSpec { artifact: artifact.digest.clone(), ..DeploymentSpec::default() };
+        spec.capabilities.outgoing_hosts =
+            vec!["api.example.com".into(), "ftp://files.example.com".into()];
+        let error =
+            store.upsert_deployment("hello", "fetch", spec.clone(), &artifact).await.unwrap_err();
+        assert!(
+            error.to_string().contains("outgoing host `ftp://files.example.com` is not valid"),
+            "{error} ({})",
+            db.label
+        );
+        spec.capabilities.outgoing_hosts.pop();
+        store.upsert_deployment("hello", "fetch", spec, &artifact).await.unwrap();
+    }
+}

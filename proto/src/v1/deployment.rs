@@ -28,7 +28,9 @@ pub struct Capabilities {
     pub variables: Vec<String>,
     /// Names of secrets the flow may read.
     pub secrets: Vec<String>,
-    /// Hosts the flow may call over HTTP (`example.com`, `*.example.com`).
+    /// Hosts the flow may call over HTTP, checked at deploy: `example.com`
+    /// (ports 80 and 443), `*.example.com`, `example.com:8443`,
+    /// `127.0.0.1:8080`, `https://api.example.com/v2/`.
     pub outgoing_hosts: Vec<String>,
 }
 

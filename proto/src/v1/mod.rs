@@ -7,6 +7,7 @@ mod flow;
 mod jobs;
 pub mod limits;
 pub mod link;
+pub mod outgoing;
 #[cfg(feature = "validate")]
 mod params;
 mod run;
