@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_proto::v1::link::{Assignment, MAX_FRAME_BYTES};
+use baton_proto::v1::outgoing::OutgoingHosts;
 use baton_proto::v1::{Infrastructure, RunOutcome, RunReport};
 use baton_sandbox::{
     CancellationToken, Digest, Grants, MemoryTaskCache, RunLimits, RunReporter, RunRequest,
@@ -53,6 +54,9 @@ pub struct RunnerJob {
     pub variables: BTreeMap<String, Option<String>>,
     #[serde(default)]
     pub secrets: BTreeMap<String, Option<String>>,
+    /// Where the flow may send HTTP requests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outgoing_hosts: Vec<String>,
     /// The flow's environment.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -95,6 +99,7 @@ impl RunnerJob {
                 .unwrap_or(u64::try_from(default_timeout.as_millis()).unwrap_or(u64::MAX)),
             variables: assignment.variables.clone(),
             secrets: assignment.secrets.clone(),
+            outgoing_hosts: assignment.outgoing_hosts.clone(),
             env: BTreeMap::new(),
             rlimits: Rlimits::default(),
             artifact_url: None,
@@ -424,6 +429,10 @@ async fn run_job(
             }
         }
     };
+    let outgoing_hosts = match OutgoingHosts::parse(&job.outgoing_hosts) {
+        Ok(hosts) => hosts,
+        Err(message) => return crashed(message),
+    };
     let _ = messages.send(RunnerMessage::Started);
     let request = RunRequest {
         params: serde_json::Value::Object(job.params),
@@ -431,7 +440,7 @@ async fn run_job(
             memory_bytes: job.memory_bytes,
             timeout: Duration::from_millis(job.timeout_ms),
         },
-        grants: Grants { variables: job.variables, secrets: job.secrets },
+        grants: Grants { variables: job.variables, secrets: job.secrets, outgoing_hosts },
         reporter: Arc::new(ChannelReporter(messages.clone())),
         task_cache: Arc::new(MemoryTaskCache::default()),
         cancel,

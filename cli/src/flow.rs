@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use baton_agent::runner::JobSource;
 use baton_agent::sandbox::{Grants, LoadedFlow, RunLimits, RunRequest, Sandbox, SandboxConfig};
+use baton_proto::v1::outgoing::OutgoingHosts;
 use baton_proto::v1::{FlowInfo, RunOutcome, validate_params};
 use bytesize::ByteSize;
 use clap::{Args, Subcommand};
@@ -77,6 +78,11 @@ pub struct RunArgs {
     /// Grant a secret to the flow, `NAME=VALUE`; redacted from its logs.
     #[arg(long = "secret", value_name = "NAME=VALUE")]
     secrets: Vec<String>,
+    /// Let the flow send HTTP requests to this host, as a deployment's
+    /// `outgoing_hosts` does (`api.example.com`, `127.0.0.1:8080`,
+    /// `*.example.com`). Repeatable.
+    #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
+    allow_hosts: Vec<String>,
 }
 
 /// Exit statuses of `baton flow run`, one per outcome.
@@ -315,6 +321,7 @@ async fn run_flow(args: RunArgs) -> anyhow::Result<ExitCode> {
     let grants = Grants {
         variables: name_values(&args.variables, "--var")?,
         secrets: name_values(&args.secrets, "--secret")?,
+        outgoing_hosts: OutgoingHosts::parse(&args.allow_hosts).map_err(anyhow::Error::msg)?,
     };
 
     let mut request = RunRequest::new(params, Arc::new(StderrReporter::default()));

@@ -29,6 +29,7 @@
 //! report progress) goes through the host functions wrapped here.
 
 mod host;
+pub mod http;
 mod task;
 
 #[doc(hidden)]

@@ -17,6 +17,7 @@ mod events;
 mod faults;
 mod hostile_flows;
 mod hostile_link;
+mod http;
 mod infrastructure;
 mod layering;
 mod schedules;

@@ -143,6 +143,7 @@ pub const FLOWS: &[&str] = &[
     "hostile-secrets",
     "hostile-recursion",
     "env-echo",
+    "fetch",
 ];
 
 /// The bytes of the flow package `name`, built for wasm32-wasip2 (all

@@ -81,7 +81,7 @@ fn log_lines(c: &mut Criterion) {
             b.iter(|| {
                 let reports = Arc::new(ReportCollector::default());
                 let mut request = RunRequest::new(json!({"lines": LINES}), reports.clone());
-                request.grants = Grants { variables: BTreeMap::new(), secrets: secrets.clone() };
+                request.grants = Grants { secrets: secrets.clone(), ..Grants::default() };
                 let outcome = runtime.block_on(sandbox.run(&flow, request));
                 assert_eq!(outcome, RunOutcome::Completed { output: json!(LINES) });
             });

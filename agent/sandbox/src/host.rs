@@ -9,6 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use baton_proto::v1::limits::{
     MAX_EVENT_BYTES, MAX_MESSAGE_BYTES, MAX_OUTPUT_BYTES, cut, over_limit,
 };
+use baton_proto::v1::outgoing::OutgoingHosts;
 use baton_proto::v1::{LogLevel, ReportBody, RunReport, TaskOutcome, Timestamp};
 
 use crate::bindings::{self, AccessError, Level, TaskSpec, TaskStart};
@@ -36,6 +37,8 @@ pub trait TaskCache: Send + Sync {
 pub struct Grants {
     pub variables: BTreeMap<String, Option<String>>,
     pub secrets: BTreeMap<String, Option<String>>,
+    /// Where the flow may send HTTP requests; nowhere by default.
+    pub outgoing_hosts: OutgoingHosts,
 }
 
 /// A [`RunReporter`] that keeps every report in memory.
@@ -386,6 +389,10 @@ impl FlowHost {
 
     pub(crate) fn log(&self) -> &Arc<RunLog> {
         &self.log
+    }
+
+    pub(crate) fn outgoing_hosts(&self) -> &OutgoingHosts {
+        &self.grants.outgoing_hosts
     }
 }
 

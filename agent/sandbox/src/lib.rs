@@ -11,6 +11,7 @@
 mod bindings;
 mod cache;
 mod host;
+mod http;
 mod limits;
 mod run;
 mod sandbox;

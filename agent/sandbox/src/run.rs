@@ -11,11 +11,13 @@ use tokio_util::sync::CancellationToken;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::bindings::{FlowError, FlowInfo};
 use crate::host::{
     FlowHost, Grants, LimitExceeded, MemoryTaskCache, RunLog, RunReporter, TaskCache,
 };
+use crate::http::{HttpHooks, HttpLimits};
 use crate::limits::MemoryCap;
 use crate::sandbox::{LoadError, LoadedFlow, RunState, Sandbox, one_line};
 use crate::stdio::GuestOutput;
@@ -205,11 +207,18 @@ impl Sandbox {
             wasi.envs(env);
         }
         let wasi = wasi.build();
+        let http_hooks = HttpHooks::new(
+            host.outgoing_hosts().clone(),
+            HttpLimits::default(),
+            Arc::clone(host.log()),
+        );
         let state = RunState {
             wasi,
             table: ResourceTable::new(),
             cap: MemoryCap::new(limits.memory_bytes),
             host,
+            http: WasiHttpCtx::new(),
+            http_hooks,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.cap);

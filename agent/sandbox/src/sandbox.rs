@@ -16,10 +16,13 @@ use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::WasiHttpCtx;
+use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::{FlowComponent, FlowComponentPre};
 use crate::cache::{ArtifactCache, Digest};
 use crate::host::FlowHost;
+use crate::http::HttpHooks;
 use crate::limits::MemoryCap;
 
 /// How a [`Sandbox`] is set up.
@@ -101,11 +104,19 @@ pub(crate) struct RunState {
     pub(crate) table: ResourceTable,
     pub(crate) cap: MemoryCap,
     pub(crate) host: FlowHost,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) http_hooks: HttpHooks,
 }
 
 impl WasiView for RunState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for RunState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.http_hooks }
     }
 }
 
@@ -152,6 +163,10 @@ impl Sandbox {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        // Outgoing HTTP only (no incoming handler): each request passes
+        // the run's grants (`http.rs`).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         FlowComponent::add_to_linker::<_, HasSelf<FlowHost>>(
             &mut linker,

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use baton_proto::v1::outgoing::OutgoingHosts;
 use baton_proto::v1::{Infrastructure, RunOutcome};
 use baton_sandbox::{Grants, LoadedFlow, MemoryTaskCache, RunLimits, RunRequest, Sandbox};
 
@@ -45,6 +46,11 @@ impl Wasm {
             },
             () = job.cancel.cancelled() => return Ended::Finished(RunOutcome::Cancelled),
         };
+        // Checked at deploy; an agent of another version could still differ.
+        let outgoing_hosts = match OutgoingHosts::parse(&job.assignment.outgoing_hosts) {
+            Ok(hosts) => hosts,
+            Err(message) => return Ended::Finished(RunOutcome::Crashed { message }),
+        };
         (job.started)(Infrastructure::sandbox());
         let assignment = job.assignment;
         let defaults = RunLimits::default();
@@ -60,7 +66,11 @@ impl Wasm {
                     .unwrap_or(defaults.memory_bytes),
                 timeout: assignment.timeout_ms.map_or(defaults.timeout, Duration::from_millis),
             },
-            grants: Grants { variables: assignment.variables, secrets: assignment.secrets },
+            grants: Grants {
+                variables: assignment.variables,
+                secrets: assignment.secrets,
+                outgoing_hosts,
+            },
             reporter: job.reporter,
             task_cache: Arc::new(MemoryTaskCache::default()),
             cancel: job.cancel,

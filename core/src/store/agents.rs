@@ -410,6 +410,7 @@ impl Store {
             timeout_ms: deployment.spec.timeout_seconds.map(|s| s.saturating_mul(1000)),
             variables,
             secrets,
+            outgoing_hosts: deployment.spec.capabilities.outgoing_hosts.clone(),
             pool_kind,
             job_variables,
         })

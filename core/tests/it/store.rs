@@ -1306,5 +1306,9 @@ async fn a_bad_outgoing_host_is_refused_at_deploy_naming_it() {
         );
         spec.capabilities.outgoing_hosts.pop();
         store.upsert_deployment("hello", "fetch", spec, &artifact).await.unwrap();
+        // The grant travels with the run to its agent.
+        let run = store.run(&new_run(store, "fetch").await).await.unwrap();
+        let assignment = store.assignment(&run).await.unwrap();
+        assert_eq!(assignment.outgoing_hosts, ["api.example.com"], "{}", db.label);
     }
 }

@@ -253,6 +253,10 @@ pub struct Assignment {
     pub variables: BTreeMap<String, Option<String>>,
     #[serde(default)]
     pub secrets: BTreeMap<String, Option<String>>,
+    /// Where the run may send HTTP requests: its deployment's
+    /// `capabilities.outgoing_hosts` (see [`super::outgoing`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outgoing_hosts: Vec<String>,
     /// The type of the pool the run is in: which backend executes it.
     #[serde(default)]
     pub pool_kind: PoolKind,

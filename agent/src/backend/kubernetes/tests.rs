@@ -229,6 +229,7 @@ fn submission(job_variables: Value) -> (Submission, Watched) {
         timeout_ms: Some(60_000),
         variables: Default::default(),
         secrets: [("TOKEN".to_owned(), Some("s3cr3t".to_owned()))].into(),
+        outgoing_hosts: Vec::new(),
         pool_kind: PoolKind::Kubernetes,
         job_variables,
     };
