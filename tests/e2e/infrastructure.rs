@@ -80,6 +80,29 @@ impl PoolSystem {
     }
 }
 
+/// Creates a run of `deployment` with these `--param`s and `--job-var`s;
+/// the run as `baton deployment run --json` prints it.
+fn run_with(
+    core: &CoreProcess,
+    home: &Path,
+    deployment: &str,
+    params: &[&str],
+    job_variables: &[&str],
+) -> Value {
+    let mut args = vec!["deployment", "run", deployment, "--json"];
+    for param in params {
+        args.extend(["--param", param]);
+    }
+    for variable in job_variables {
+        args.extend(["--job-var", variable]);
+    }
+    serde_json::from_str(&core.ok(home, &args)).unwrap()
+}
+
+fn run_id(run: &Value) -> String {
+    run["id"].as_str().unwrap().to_owned()
+}
+
 /// A run's history, `STATE: message` each.
 fn state_messages(run: &Value) -> Vec<String> {
     run["states"]
@@ -128,11 +151,7 @@ fn a_process_pool_runs_each_run_in_a_child_process_with_its_job_variables() {
     let id = run(core, home, "env-echo/default", &[]);
     let done = system.wait_for(&id, "COMPLETED");
     assert_eq!(done["output"], json!({"STAGE": "deployment", "KEEP": "yes"}), "{done:#}");
-    let created = core.ok(
-        home,
-        &["deployment", "run", "env-echo/default", "--job-var", r#"env={"STAGE":"run"}"#, "--json"],
-    );
-    let id = serde_json::from_str::<Value>(&created).unwrap()["id"].as_str().unwrap().to_owned();
+    let id = run_id(&run_with(core, home, "env-echo/default", &[], &[r#"env={"STAGE":"run"}"#]));
     let done = system.wait_for(&id, "COMPLETED");
     assert_eq!(done["output"], json!({"STAGE": "run"}), "{done:#}");
 }
@@ -163,20 +182,8 @@ fn a_process_pool_s_limits_and_its_child_s_death_are_the_run_s_outcome_not_the_a
     core.deploy(home, "sleeps", "default", "    work_pool: {name: proc}\n");
     let workdir = tempfile::tempdir().unwrap();
     let working_dir = format!("working_dir={}", workdir.path().display());
-    let created = core.ok(
-        home,
-        &[
-            "deployment",
-            "run",
-            "sleeps/default",
-            "--param",
-            "millis=60000",
-            "--job-var",
-            &working_dir,
-            "--json",
-        ],
-    );
-    let id = serde_json::from_str::<Value>(&created).unwrap()["id"].as_str().unwrap().to_owned();
+    let id =
+        run_id(&run_with(core, home, "sleeps/default", &["millis=60000"], &[working_dir.as_str()]));
     let running = system.wait_for(&id, "RUNNING");
     let pid = child_pid(&running);
     let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
@@ -274,41 +281,26 @@ fn runs_in_containers(engine: &str) {
 
     // Job variables merged (the run's over the deployment's) reach the flow.
     core.deploy(home, "env-echo", "default", &yaml);
-    let created = core.ok(
-        home,
-        &["deployment", "run", "env-echo/default", "--job-var", r#"env={"STAGE":"run"}"#, "--json"],
-    );
-    let id = serde_json::from_str::<Value>(&created).unwrap()["id"].as_str().unwrap().to_owned();
+    let id = run_id(&run_with(core, home, "env-echo/default", &[], &[r#"env={"STAGE":"run"}"#]));
     let done = system.wait_for(&id, "COMPLETED");
     assert_eq!(done["output"]["STAGE"], "run", "{done:#}");
     assert_eq!(done["job_variables"]["env"], json!({"STAGE": "run"}), "{done:#}");
 
     // A memory limit ends a hog OUT_OF_MEMORY, and its container goes too.
     core.deploy(home, "memory-hog", "default", &yaml);
-    let created = core.ok(
-        home,
-        &["deployment", "run", "memory-hog/default", "--job-var", "memory_mib=48", "--json"],
-    );
-    let id = serde_json::from_str::<Value>(&created).unwrap()["id"].as_str().unwrap().to_owned();
+    let id = run_id(&run_with(core, home, "memory-hog/default", &[], &["memory_mib=48"]));
     let failed = system.wait_for(&id, "FAILED");
     let message = failed["state_message"].as_str().unwrap_or_default();
     assert!(message.contains("ran out of memory (limit 48 MiB)"), "{failed:#}");
 
     // An image that is not there, and may not be pulled: said, not hung.
-    let created = core.ok(
+    let id = run_id(&run_with(
+        core,
         home,
-        &[
-            "deployment",
-            "run",
-            "env-echo/default",
-            "--job-var",
-            "image=localhost/baton-nowhere:1",
-            "--job-var",
-            "pull_policy=never",
-            "--json",
-        ],
-    );
-    let id = serde_json::from_str::<Value>(&created).unwrap()["id"].as_str().unwrap().to_owned();
+        "env-echo/default",
+        &[],
+        &["image=localhost/baton-nowhere:1", "pull_policy=never"],
+    ));
     let crashed = system.wait_for(&id, "CRASHED");
     let message = crashed["state_message"].as_str().unwrap_or_default();
     assert!(
@@ -318,18 +310,13 @@ fn runs_in_containers(engine: &str) {
     assert_eq!(labelled(engine, &id), Vec::<Value>::new());
 
     // A pool's own engine socket is the one used.
-    let created = core.ok(
+    let id = run_id(&run_with(
+        core,
         home,
-        &[
-            "deployment",
-            "run",
-            "env-echo/default",
-            "--job-var",
-            "engine_socket=unix:///nonexistent/engine.sock",
-            "--json",
-        ],
-    );
-    let id = serde_json::from_str::<Value>(&created).unwrap()["id"].as_str().unwrap().to_owned();
+        "env-echo/default",
+        &[],
+        &["engine_socket=unix:///nonexistent/engine.sock"],
+    ));
     let crashed = system.wait_for(&id, "CRASHED");
     let message = crashed["state_message"].as_str().unwrap_or_default();
     assert!(message.contains("/nonexistent/engine.sock"), "{crashed:#}");
@@ -438,11 +425,7 @@ fn a_wasm_pool_escalates_a_run_that_outgrows_its_sandbox_to_a_container_pool_onc
 
     // Once only: a hog without end runs out in the container too (limited
     // to 64 MiB by the run's job variable) and is not escalated again.
-    let created = core.ok(
-        home,
-        &["deployment", "run", "memory-hog/default", "--job-var", "memory_mib=64", "--json"],
-    );
-    let id = serde_json::from_str::<Value>(&created).unwrap()["id"].as_str().unwrap().to_owned();
+    let id = run_id(&run_with(core, home, "memory-hog/default", &[], &["memory_mib=64"]));
     let failed = system.wait_for(&id, "FAILED");
     assert_eq!(failed["work_pool"], "box", "{failed:#}");
     let message = failed["state_message"].as_str().unwrap_or_default();
@@ -451,20 +434,7 @@ fn a_wasm_pool_escalates_a_run_that_outgrows_its_sandbox_to_a_container_pool_onc
     assert_eq!(states.iter().filter(|s| s.contains("escalated to pool")).count(), 1, "{states:#?}");
 
     // A run asking for more memory than the sandbox has goes straight there.
-    let created = core.ok(
-        home,
-        &[
-            "deployment",
-            "run",
-            "memory-hog/default",
-            "--param",
-            "mib=1",
-            "--job-var",
-            "memory_mib=8192",
-            "--json",
-        ],
-    );
-    let run: Value = serde_json::from_str(&created).unwrap();
+    let run = run_with(core, home, "memory-hog/default", &["mib=1"], &["memory_mib=8192"]);
     assert_eq!(run["work_pool"], "box", "{run:#}");
     let message = run["state_message"].as_str().unwrap_or_default();
     assert!(
