@@ -223,7 +223,7 @@ fn send_once(
             .map_err(|e| anyhow!("the header `{name}` is not allowed: {e:?}"))?;
     }
     let request = OutgoingRequest::new(fields);
-    let method = match method {
+    let wasi_method = match method {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
         "POST" => Method::Post,
@@ -239,13 +239,13 @@ fn send_once(
         other => bail!("`{url}`: the scheme `{other}` is not http or https"),
     };
     let invalid = |what: &str| anyhow!("`{url}`: its {what} is not valid");
-    request.set_method(&method).map_err(|()| invalid("method"))?;
+    request.set_method(&wasi_method).map_err(|()| invalid("method"))?;
     request.set_scheme(Some(&scheme)).map_err(|()| invalid("scheme"))?;
     request.set_authority(Some(parts.authority)).map_err(|()| invalid("host"))?;
     request.set_path_with_query(Some(&parts.path_with_query)).map_err(|()| invalid("path"))?;
     let outgoing = request.body().map_err(|()| anyhow!("the request's body was taken"))?;
-    let future = outgoing_handler::handle(request, None)
-        .map_err(|e| anyhow!("{method_name} {url}: {e:?}", method_name = method_name(&method)))?;
+    let future =
+        outgoing_handler::handle(request, None).map_err(|e| anyhow!("{method} {url}: {e:?}"))?;
     {
         let stream = outgoing.write().map_err(|()| anyhow!("writing the request's body"))?;
         for chunk in body.chunks(WRITE_CHUNK) {
@@ -258,8 +258,8 @@ fn send_once(
     future.subscribe().block();
     let response = match future.get() {
         Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(code))) => bail!("{} {url}: {code:?}", method_name(&method)),
-        Some(Err(())) | None => bail!("{} {url}: no response", method_name(&method)),
+        Some(Ok(Err(code))) => bail!("{method} {url}: {code:?}"),
+        Some(Err(())) | None => bail!("{method} {url}: no response"),
     };
     let status = response.status();
     let headers = response
@@ -283,21 +283,6 @@ fn send_once(
         }
     }
     Ok(Response { status, headers, body, url: url.to_owned() })
-}
-
-fn method_name(method: &Method) -> String {
-    match method {
-        Method::Get => "GET".to_owned(),
-        Method::Head => "HEAD".to_owned(),
-        Method::Post => "POST".to_owned(),
-        Method::Put => "PUT".to_owned(),
-        Method::Delete => "DELETE".to_owned(),
-        Method::Patch => "PATCH".to_owned(),
-        Method::Options => "OPTIONS".to_owned(),
-        Method::Connect => "CONNECT".to_owned(),
-        Method::Trace => "TRACE".to_owned(),
-        Method::Other(other) => other.clone(),
-    }
 }
 
 #[cfg(test)]
