@@ -73,6 +73,8 @@ struct RunObjects {
     pods: Api<Pod>,
     variables: Variables,
     execution: Execution,
+    /// The Job's wall-clock limit, which its pod's `DeadlineExceeded` means.
+    active_deadline_seconds: Option<i64>,
 }
 
 impl Kubernetes {
@@ -140,9 +142,8 @@ impl Kubernetes {
             Ok(json) => json,
             Err(error) => return crashed(format!("writing the runner's job: {error}")),
         };
-        let run_seconds =
-            Duration::from_millis(runner_job.timeout_ms).saturating_add(DEADLINE_GRACE);
-        let deadline_seconds = run_seconds.as_secs().saturating_add(variables.pod_start_seconds());
+        let run_time = Duration::from_millis(runner_job.timeout_ms).saturating_add(DEADLINE_GRACE);
+        let deadline_seconds = run_time.as_secs().saturating_add(variables.pod_start_seconds());
         let secret = manifest::job_secret(&execution, &self.agent_id, &namespace, &job_json);
         let job = manifest::job(
             &execution,
@@ -155,6 +156,11 @@ impl Kubernetes {
             jobs: Api::namespaced(client.clone(), &namespace),
             secrets: Api::namespaced(client.clone(), &namespace),
             pods: Api::namespaced(client, &namespace),
+            // What the Job was given, the variables' or the default.
+            active_deadline_seconds: job
+                .spec
+                .as_ref()
+                .and_then(|spec| spec.active_deadline_seconds),
             variables,
             execution,
         };
@@ -171,7 +177,7 @@ impl Kubernetes {
                 objects.name
             ));
         }
-        let outcome = objects.supervise(submission, run_seconds, memory_bytes).await;
+        let outcome = objects.supervise(submission, run_time, memory_bytes).await;
         // Torn down whatever happened; the pod gets its grace period.
         let grace = u32::try_from(objects.variables.stop_grace_seconds()).unwrap_or(u32::MAX);
         delete(&objects.jobs, &objects.name, &DeleteParams::foreground().grace_period(grace)).await;
@@ -452,7 +458,6 @@ impl RunObjects {
         let status = pod.status.clone().unwrap_or_default();
         if status.reason.as_deref() == Some("DeadlineExceeded") {
             let limit_ms = self
-                .variables
                 .active_deadline_seconds
                 .and_then(|seconds| u64::try_from(seconds).ok())
                 .map_or(0, |seconds| seconds.saturating_mul(1000));

@@ -271,6 +271,28 @@ async fn expect_pod_running(cluster: &mut Cluster) {
     ]);
 }
 
+/// The API path of the run's pod, and of its log.
+fn pod_path() -> String {
+    format!("/api/v1/namespaces/flows/pods/{POD}")
+}
+
+fn log_path() -> String {
+    format!("{}/log", pod_path())
+}
+
+/// A run of the `flows` pool submitted, its Secret and Job created and its
+/// pod watched into running: the cluster, the run, and what it reports.
+async fn run_with_its_pod_running(
+    job_variables: Value,
+) -> (Cluster, tokio::task::JoinHandle<RunOutcome>, Watched) {
+    let (backend, mut cluster) = Cluster::new();
+    let (submission, watched) = submission(job_variables);
+    let run = tokio::spawn(async move { backend.submit(submission).await });
+    cluster.expect_creation("flows").await;
+    expect_pod_running(&mut cluster).await;
+    (cluster, run, watched)
+}
+
 #[tokio::test]
 async fn a_run_is_a_job_whose_pod_log_is_the_run_and_both_job_and_secret_are_deleted_after() {
     let (backend, mut cluster) = Cluster::new();
@@ -299,8 +321,7 @@ async fn a_run_is_a_job_whose_pod_log_is_the_run_and_both_job_and_secret_are_del
     assert_eq!(container["resources"]["limits"]["memory"], "64Mi");
 
     expect_pod_running(&mut cluster).await;
-    let logs =
-        cluster.expect(Method::GET, &format!("/api/v1/namespaces/flows/pods/{POD}/log")).await;
+    let logs = cluster.expect(Method::GET, &log_path()).await;
     assert_eq!(logs.query("follow").as_deref(), Some("true"));
     assert_eq!(logs.query("timestamps").as_deref(), Some("true"));
     assert_eq!(logs.query("container").as_deref(), Some("runner"));
@@ -342,12 +363,8 @@ async fn a_run_is_a_job_whose_pod_log_is_the_run_and_both_job_and_secret_are_del
 
 #[tokio::test]
 async fn a_log_stream_that_breaks_is_resumed_without_a_line_lost_or_taken_twice() {
-    let (backend, mut cluster) = Cluster::new();
-    let (submission, watched) = submission(flows_pool());
-    let run = tokio::spawn(async move { backend.submit(submission).await });
-    cluster.expect_creation("flows").await;
-    expect_pod_running(&mut cluster).await;
-    let path = format!("/api/v1/namespaces/flows/pods/{POD}/log");
+    let (mut cluster, run, watched) = run_with_its_pod_running(flows_pool()).await;
+    let path = log_path();
     cluster.expect(Method::GET, &path).await.lines(&[
         log_line(1, 0, &RunnerMessage::Started),
         log_line(3, 100, &log(1, "one")),
@@ -355,7 +372,7 @@ async fn a_log_stream_that_breaks_is_resumed_without_a_line_lost_or_taken_twice(
     ]);
     // The stream ended with the pod still running: resumed from that second.
     cluster
-        .expect(Method::GET, &format!("/api/v1/namespaces/flows/pods/{POD}"))
+        .expect(Method::GET, &pod_path())
         .await
         .json(200, pod("Running", json!({"running": {}})));
     let resumed = cluster.expect(Method::GET, &path).await;
@@ -377,61 +394,49 @@ async fn a_log_stream_that_breaks_is_resumed_without_a_line_lost_or_taken_twice(
 
 #[tokio::test]
 async fn a_pod_killed_for_memory_is_out_of_memory_and_one_that_exits_is_crashed_with_its_stderr() {
-    for (state, expected) in [
+    // Past the Job's deadline: the run's time limit, 10 s of grace and the
+    // pod's 300 s to start, unless the variables set one.
+    let mut past_deadline =
+        pod("Failed", json!({"terminated": {"exitCode": 137, "reason": "Error"}}));
+    past_deadline["status"]["reason"] = json!("DeadlineExceeded");
+    for (ended, expected) in [
         (
-            json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}}),
+            pod("Failed", json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}})),
             RunOutcome::OutOfMemory { limit_bytes: 64 << 20 },
         ),
         (
-            json!({"terminated": {"exitCode": 101, "reason": "Error"}}),
+            pod("Failed", json!({"terminated": {"exitCode": 101, "reason": "Error"}})),
             RunOutcome::Crashed {
                 message: format!(
                     "the run's pod {POD} exited with status 101 (Error) before its run ended: thread 'main' panicked"
                 ),
             },
         ),
+        (past_deadline, RunOutcome::TimedOut { limit_ms: (60 + 10 + 300) * 1000 }),
     ] {
-        let (backend, mut cluster) = Cluster::new();
-        let (submission, _watched) = submission(flows_pool());
-        let run = tokio::spawn(async move { backend.submit(submission).await });
-        cluster.expect_creation("flows").await;
-        expect_pod_running(&mut cluster).await;
-        let path = format!("/api/v1/namespaces/flows/pods/{POD}/log");
-        cluster.expect(Method::GET, &path).await.lines(&[
+        let (mut cluster, run, _watched) = run_with_its_pod_running(flows_pool()).await;
+        cluster.expect(Method::GET, &log_path()).await.lines(&[
             log_line(1, 0, &RunnerMessage::Started),
             "2026-11-30T12:00:02.000000000Z thread 'main' panicked".to_owned(),
         ]);
-        let ended = pod("Failed", state.clone());
-        cluster
-            .expect(Method::GET, &format!("/api/v1/namespaces/flows/pods/{POD}"))
-            .await
-            .json(200, ended.clone());
+        cluster.expect(Method::GET, &pod_path()).await.json(200, ended.clone());
         // One last read, not followed, for what a broken stream missed.
-        let last = cluster.expect(Method::GET, &path).await;
+        let last = cluster.expect(Method::GET, &log_path()).await;
         assert_eq!(last.query("follow"), None);
         last.lines(&[]);
-        cluster
-            .expect(Method::GET, &format!("/api/v1/namespaces/flows/pods/{POD}"))
-            .await
-            .json(200, ended);
+        cluster.expect(Method::GET, &pod_path()).await.json(200, ended.clone());
         cluster.expect_teardown("flows", 10).await;
-        assert_eq!(run.await.unwrap(), expected, "{state}");
+        assert_eq!(run.await.unwrap(), expected, "{ended}");
     }
 }
 
 #[tokio::test]
 async fn cancelling_deletes_the_job_with_its_grace_period_at_once() {
-    let (backend, mut cluster) = Cluster::new();
-    let (submission, watched) = submission(
+    let (mut cluster, run, watched) = run_with_its_pod_running(
         json!({"namespace": "flows", "api_url": "http://core:4200", "stop_grace_seconds": 3}),
-    );
-    let run = tokio::spawn(async move { backend.submit(submission).await });
-    cluster.expect_creation("flows").await;
-    expect_pod_running(&mut cluster).await;
-    let stream = cluster
-        .expect(Method::GET, &format!("/api/v1/namespaces/flows/pods/{POD}/log"))
-        .await
-        .open_stream();
+    )
+    .await;
+    let stream = cluster.expect(Method::GET, &log_path()).await.open_stream();
     stream.send(Bytes::from(log_line(1, 0, &RunnerMessage::Started) + "\n")).await.unwrap();
     watched.cancel.cancel();
     let asked = tokio::time::Instant::now();
@@ -472,21 +477,16 @@ async fn a_pod_that_cannot_start_crashes_the_run_with_the_reason() {
 
 #[tokio::test]
 async fn a_pod_deleted_outside_baton_crashes_the_run_as_vanished() {
-    let (backend, mut cluster) = Cluster::new();
-    let (submission, _watched) = submission(flows_pool());
-    let run = tokio::spawn(async move { backend.submit(submission).await });
-    cluster.expect_creation("flows").await;
-    expect_pod_running(&mut cluster).await;
-    let path = format!("/api/v1/namespaces/flows/pods/{POD}/log");
-    cluster.expect(Method::GET, &path).await.lines(&[log_line(1, 0, &RunnerMessage::Started)]);
-    cluster
-        .expect(Method::GET, &format!("/api/v1/namespaces/flows/pods/{POD}"))
-        .await
-        .json(404, status_not_found(POD));
-    cluster
-        .expect(Method::GET, &format!("/api/v1/namespaces/flows/pods/{POD}"))
-        .await
-        .json(404, status_not_found(POD));
+    let (mut cluster, run, _watched) = run_with_its_pod_running(flows_pool()).await;
+    cluster.expect(Method::GET, &log_path()).await.lines(&[log_line(
+        1,
+        0,
+        &RunnerMessage::Started,
+    )]);
+    // Gone when the log ends, and when the backend asks how it ended.
+    for _ in 0..2 {
+        cluster.expect(Method::GET, &pod_path()).await.json(404, status_not_found(POD));
+    }
     cluster.expect_teardown("flows", 10).await;
     assert_eq!(
         run.await.unwrap(),
