@@ -41,6 +41,9 @@ const AGENT_ID_FILE: &str = "agent-id";
 const CACHE_DIR: &str = "cache";
 /// The directory in the data directory of components staged for runners.
 const COMPONENTS_DIR: &str = "components";
+/// The directory in the data directory of in-process runs' scratch
+/// directories.
+const SCRATCH_DIR: &str = "scratch";
 
 /// Disk kept for compiled components unless configured otherwise.
 pub const DEFAULT_CACHE_MAX_BYTES: u64 = 2 << 30;
@@ -156,6 +159,7 @@ impl Agent {
             cache_dir: Some(cache.clone()),
             cache_max_bytes: config.cache_max_bytes,
             max_instances: config.slots.max(1),
+            scratch_dir: Some(config.data_dir.join(SCRATCH_DIR)),
             ..SandboxConfig::default()
         })?;
         let verifier = Arc::new(PinnedCaVerifier::new(&config.token.fingerprint));

@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use baton_proto::v1::link::{Assignment, MAX_FRAME_BYTES};
 use baton_proto::v1::outgoing::OutgoingHosts;
-use baton_proto::v1::{Infrastructure, RunOutcome, RunReport};
+use baton_proto::v1::{DEFAULT_SCRATCH_MIB, Infrastructure, RunOutcome, RunReport, scratch_bytes};
 use baton_sandbox::{
-    CancellationToken, Digest, Grants, MemoryTaskCache, RunLimits, RunReporter, RunRequest,
-    Sandbox, SandboxConfig,
+    CancellationToken, CommandGrant, Digest, Grants, MemoryTaskCache, RunLimits, RunReporter,
+    RunRequest, Sandbox, SandboxConfig,
 };
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
@@ -57,9 +57,19 @@ pub struct RunnerJob {
     /// Where the flow may send HTTP requests.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outgoing_hosts: Vec<String>,
+    /// Native programs the flow may start here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
     /// The flow's environment.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// What the run's scratch directory may hold.
+    #[serde(default = "default_scratch_bytes")]
+    pub scratch_bytes: u64,
+    /// Where the runner makes it (the system's temporary directory if
+    /// unset): a writable mount in a container or pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scratch_dir: Option<PathBuf>,
     /// OS limits the runner puts on its own process.
     #[serde(default)]
     pub rlimits: Rlimits,
@@ -69,6 +79,10 @@ pub struct RunnerJob {
     /// with its agent).
     #[serde(default)]
     pub artifact_url: Option<String>,
+}
+
+fn default_scratch_bytes() -> u64 {
+    DEFAULT_SCRATCH_MIB << 20
 }
 
 /// The runner's environment variable holding the API token it fetches
@@ -100,7 +114,10 @@ impl RunnerJob {
             variables: assignment.variables.clone(),
             secrets: assignment.secrets.clone(),
             outgoing_hosts: assignment.outgoing_hosts.clone(),
+            commands: assignment.commands.clone(),
             env: BTreeMap::new(),
+            scratch_bytes: scratch_bytes(&assignment.job_variables),
+            scratch_dir: None,
             rlimits: Rlimits::default(),
             artifact_url: None,
         }
@@ -404,6 +421,7 @@ async fn run_job(
     let sandbox = match Sandbox::new(&SandboxConfig {
         cache_dir: Some(job.cache.clone()),
         max_instances: 1,
+        scratch_dir: job.scratch_dir.clone(),
         ..SandboxConfig::default()
     }) {
         Ok(sandbox) => sandbox,
@@ -439,8 +457,16 @@ async fn run_job(
         limits: RunLimits {
             memory_bytes: job.memory_bytes,
             timeout: Duration::from_millis(job.timeout_ms),
+            scratch_bytes: job.scratch_bytes,
         },
-        grants: Grants { variables: job.variables, secrets: job.secrets, outgoing_hosts },
+        grants: Grants {
+            variables: job.variables,
+            secrets: job.secrets,
+            outgoing_hosts,
+            // A runner is the flow's own process: its pool lets it run
+            // what the deployment lists.
+            commands: CommandGrant::Allowed(job.commands),
+        },
         reporter: Arc::new(ChannelReporter(messages.clone())),
         task_cache: Arc::new(MemoryTaskCache::default()),
         cancel,

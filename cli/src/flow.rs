@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use baton_agent::runner::JobSource;
-use baton_agent::sandbox::{Grants, LoadedFlow, RunLimits, RunRequest, Sandbox, SandboxConfig};
+use baton_agent::sandbox::{
+    CommandGrant, Grants, LoadedFlow, RunLimits, RunRequest, Sandbox, SandboxConfig,
+};
 use baton_proto::v1::outgoing::OutgoingHosts;
 use baton_proto::v1::{FlowInfo, RunOutcome, validate_params};
 use bytesize::ByteSize;
@@ -83,6 +85,10 @@ pub struct RunArgs {
     /// `*.example.com`). Repeatable.
     #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
     allow_hosts: Vec<String>,
+    /// Let the flow run this native program, as a deployment's `commands`
+    /// does on a process pool (`sh`, `python3`, `/usr/bin/env`). Repeatable.
+    #[arg(long = "allow-command", value_name = "PROGRAM")]
+    allow_commands: Vec<String>,
 }
 
 /// Exit statuses of `baton flow run`, one per outcome.
@@ -322,10 +328,19 @@ async fn run_flow(args: RunArgs) -> anyhow::Result<ExitCode> {
         variables: name_values(&args.variables, "--var")?,
         secrets: name_values(&args.secrets, "--secret")?,
         outgoing_hosts: OutgoingHosts::parse(&args.allow_hosts).map_err(anyhow::Error::msg)?,
+        commands: if args.allow_commands.is_empty() {
+            CommandGrant::Refused("no program is allowed: pass --allow-command PROGRAM".to_owned())
+        } else {
+            CommandGrant::Allowed(args.allow_commands)
+        },
     };
 
     let mut request = RunRequest::new(params, Arc::new(StderrReporter::default()));
-    request.limits = RunLimits { memory_bytes: args.memory.as_u64(), timeout: args.timeout };
+    request.limits = RunLimits {
+        memory_bytes: args.memory.as_u64(),
+        timeout: args.timeout,
+        ..RunLimits::default()
+    };
     request.grants = grants;
     let cancel = request.cancel.clone();
     tokio::spawn(async move {

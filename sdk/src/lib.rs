@@ -26,8 +26,11 @@
 //! The parameter schema is derived from `Params` (via `schemars`), so the
 //! core refuses bad parameters before a run starts. Everything else a flow
 //! can do (log, run tasks, read granted variables and secrets, emit events,
-//! report progress) goes through the host functions wrapped here.
+//! report progress, send HTTP requests with [`http`], run the native
+//! programs its deployment grants with [`command`]) goes through the host
+//! functions wrapped here.
 
+pub mod command;
 mod host;
 pub mod http;
 mod task;
@@ -45,7 +48,8 @@ pub mod bindings {
 }
 
 pub use anyhow::{Context, Error, Result, anyhow, bail, ensure};
-pub use host::{AccessError, Level, emit_event, log, progress, secret, variable};
+pub use command::{Output, command};
+pub use host::{AccessError, Level, emit_event, log, progress, scratch_dir, secret, variable};
 pub use schemars::{self, JsonSchema};
 pub use serde::{self, Deserialize, Serialize};
 pub use serde_json::{self, json};

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use crate::agents::{inspect, run, wait_for};
 
 /// A core with a pool `pool` of type `kind` and an agent serving it.
-struct PoolSystem {
-    core: CoreProcess,
+pub(crate) struct PoolSystem {
+    pub(crate) core: CoreProcess,
     home: tempfile::TempDir,
     data: tempfile::TempDir,
     token: String,
@@ -25,7 +25,7 @@ struct PoolSystem {
 }
 
 impl PoolSystem {
-    fn start(pool: &str, kind: &str) -> Self {
+    pub(crate) fn start(pool: &str, kind: &str) -> Self {
         Self::start_with(CoreProcess::start(None), pool, kind, &[])
     }
 
@@ -65,15 +65,15 @@ impl PoolSystem {
         self.agent = Self::agent(&self.core, home, &self.token, data, &self.pool, &self.agent_args);
     }
 
-    fn home(&self) -> &Path {
+    pub(crate) fn home(&self) -> &Path {
         self.home.path()
     }
 
-    fn wait_for(&self, id: &str, state: &str) -> Value {
+    pub(crate) fn wait_for(&self, id: &str, state: &str) -> Value {
         wait_for(&self.core, self.home(), id, state, Duration::from_secs(60)).0
     }
 
-    fn log_messages(&self, id: &str) -> Vec<String> {
+    pub(crate) fn log_messages(&self, id: &str) -> Vec<String> {
         let listed = self.core.ok(self.home(), &["run", "logs", id, "--json"]);
         let lines: Vec<Value> = serde_json::from_str(&listed).unwrap();
         lines.iter().map(|line| line["message"].as_str().unwrap_or_default().to_owned()).collect()
@@ -82,7 +82,7 @@ impl PoolSystem {
 
 /// Creates a run of `deployment` with these `--param`s and `--job-var`s;
 /// the run as `baton deployment run --json` prints it.
-fn run_with(
+pub(crate) fn run_with(
     core: &CoreProcess,
     home: &Path,
     deployment: &str,
@@ -99,7 +99,7 @@ fn run_with(
     serde_json::from_str(&core.ok(home, &args)).unwrap()
 }
 
-fn run_id(run: &Value) -> String {
+pub(crate) fn run_id(run: &Value) -> String {
     run["id"].as_str().unwrap().to_owned()
 }
 

@@ -12,6 +12,7 @@ mod agents;
 mod api_fuzz;
 mod automations;
 mod cli_flow;
+mod commands;
 mod core;
 mod events;
 mod faults;

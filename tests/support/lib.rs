@@ -120,6 +120,25 @@ pub fn assert_snapshot(name: &str, actual: &str) {
     }
 }
 
+/// Processes whose command line contains `marker`, as `PID: COMMAND LINE`.
+pub fn processes_with(marker: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline.contains(marker).then(|| format!("{}: {cmdline}", entry.file_name().display()))
+        })
+        .collect()
+}
+
+/// A `sleep` argument no other process has: `1000.<this process id><n>`,
+/// to find the command that sleeps it.
+pub fn unique_sleep(n: u32) -> String {
+    format!("1000.{}{n}", std::process::id())
+}
+
 /// Every flow crate in the repository (examples and test flows).
 pub const FLOWS: &[&str] = &[
     "hello",
@@ -144,6 +163,9 @@ pub const FLOWS: &[&str] = &[
     "hostile-recursion",
     "env-echo",
     "fetch",
+    "command",
+    "contract-0-1-0",
+    "scratch",
 ];
 
 /// The bytes of the flow package `name`, built for wasm32-wasip2 (all

@@ -5,8 +5,13 @@ wasmtime::component::bindgen!({
     world: "flow-component",
     exports: { default: async },
     // An event over its size limit stops the flow (see `host::LimitExceeded`).
-    imports: { "baton:flow/host.emit-event": trappable },
+    imports: {
+        "baton:flow/host.emit-event": trappable,
+        // A command runs for as long as it runs, without blocking a thread.
+        "baton:flow/commands.run": async,
+    },
 });
 
+pub use baton::flow::commands::{Command, CommandError, CommandOutput};
 pub use baton::flow::host::{AccessError, TaskSpec, TaskStart};
 pub use baton::flow::types::{FlowError, FlowInfo, Level};

@@ -3,6 +3,7 @@
 //! receives what the flow reports and answers what it asks.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -12,7 +13,10 @@ use baton_proto::v1::limits::{
 use baton_proto::v1::outgoing::OutgoingHosts;
 use baton_proto::v1::{LogLevel, ReportBody, RunReport, TaskOutcome, Timestamp};
 
-use crate::bindings::{self, AccessError, Level, TaskSpec, TaskStart};
+use crate::bindings::{
+    self, AccessError, Command, CommandError, CommandOutput, Level, TaskSpec, TaskStart,
+};
+use crate::commands::{self, CommandGrant};
 
 /// A flow sent the host something over a size limit: the call traps with
 /// this error, and the run ends `FAILED` with its message.
@@ -39,6 +43,8 @@ pub struct Grants {
     pub secrets: BTreeMap<String, Option<String>>,
     /// Where the flow may send HTTP requests; nowhere by default.
     pub outgoing_hosts: OutgoingHosts,
+    /// Which native programs it may run; none by default.
+    pub commands: CommandGrant,
 }
 
 /// A [`RunReporter`] that keeps every report in memory.
@@ -380,11 +386,17 @@ pub(crate) struct FlowHost {
     next_task_id: u64,
     /// Task attempts started and not yet finished: id to cache key.
     open_tasks: HashMap<u64, Option<String>>,
+    /// The run's scratch directory on the host: where commands run.
+    scratch: Option<PathBuf>,
 }
 
 impl FlowHost {
     pub(crate) fn new(log: Arc<RunLog>, task_cache: Arc<dyn TaskCache>, grants: Grants) -> Self {
-        Self { log, task_cache, grants, next_task_id: 1, open_tasks: HashMap::new() }
+        Self { log, task_cache, grants, next_task_id: 1, open_tasks: HashMap::new(), scratch: None }
+    }
+
+    pub(crate) fn set_scratch(&mut self, dir: &Path) {
+        self.scratch = Some(dir.to_owned());
     }
 
     pub(crate) fn log(&self) -> &Arc<RunLog> {
@@ -427,6 +439,12 @@ fn lookup(granted: &BTreeMap<String, Option<String>>, name: &str) -> Result<Stri
 }
 
 impl bindings::baton::flow::types::Host for FlowHost {}
+
+impl bindings::baton::flow::commands::Host for FlowHost {
+    async fn run(&mut self, command: Command) -> Result<CommandOutput, CommandError> {
+        commands::run(&self.grants.commands, &self.log, self.scratch.as_deref(), command).await
+    }
+}
 
 impl bindings::baton::flow::host::Host for FlowHost {
     fn log(&mut self, level_: Level, message: String) {

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
-use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::bindings::{FlowError, FlowInfo};
@@ -20,11 +20,12 @@ use crate::host::{
 use crate::http::{HttpHooks, HttpLimits};
 use crate::limits::MemoryCap;
 use crate::sandbox::{LoadError, LoadedFlow, RunState, Sandbox, one_line};
+use crate::scratch::{GUEST_PATH, Scratch};
 use crate::stdio::GuestOutput;
 
 /// Limits of `describe`, which must be quick and small.
 pub(crate) const DESCRIBE_LIMITS: RunLimits =
-    RunLimits { memory_bytes: 128 << 20, timeout: Duration::from_secs(2) };
+    RunLimits { memory_bytes: 128 << 20, timeout: Duration::from_secs(2), scratch_bytes: 0 };
 
 /// What one run may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,11 +34,17 @@ pub struct RunLimits {
     pub memory_bytes: u64,
     /// Wall-clock time from the start of instantiation.
     pub timeout: Duration,
+    /// What the run's scratch directory may hold, in bytes.
+    pub scratch_bytes: u64,
 }
 
 impl Default for RunLimits {
     fn default() -> Self {
-        Self { memory_bytes: 256 << 20, timeout: Duration::from_secs(3600) }
+        Self {
+            memory_bytes: 256 << 20,
+            timeout: Duration::from_secs(3600),
+            scratch_bytes: 256 << 20,
+        }
     }
 }
 
@@ -74,7 +81,12 @@ impl RunRequest {
 
 enum Call {
     Describe,
-    Run { params: String, env: Vec<(String, String)> },
+    Run {
+        params: String,
+        env: Vec<(String, String)>,
+        /// Held until the call ends, then removed.
+        scratch: Option<Scratch>,
+    },
 }
 
 enum Returned {
@@ -102,19 +114,29 @@ impl Sandbox {
     pub async fn run(&self, flow: &LoadedFlow, request: RunRequest) -> RunOutcome {
         let limits = RunLimits {
             memory_bytes: request.limits.memory_bytes.min(self.max_memory_bytes),
-            timeout: request.limits.timeout,
+            ..request.limits
         };
         let log = Arc::new(RunLog::new(request.reporter, &request.grants));
-        let host = FlowHost::new(Arc::clone(&log), request.task_cache, request.grants);
-        let end = self
-            .call(
-                flow,
-                Call::Run { params: request.params.to_string(), env: request.env },
-                limits,
-                host,
-                &request.cancel,
-            )
-            .await;
+        let scratch =
+            match Scratch::create(&self.scratch_root, limits.scratch_bytes, Arc::clone(&log)) {
+                Ok(scratch) => scratch,
+                Err(error) => {
+                    return RunOutcome::Crashed {
+                        message: format!(
+                            "making the run's scratch directory under {}: {error}",
+                            self.scratch_root.display()
+                        ),
+                    };
+                }
+            };
+        let mut host = FlowHost::new(Arc::clone(&log), request.task_cache, request.grants);
+        host.set_scratch(scratch.path());
+        let call = Call::Run {
+            params: request.params.to_string(),
+            env: request.env,
+            scratch: Some(scratch),
+        };
+        let end = self.call(flow, call, limits, host, &request.cancel).await;
         log.finish();
         // Whatever text the flow chose or caused leaves the sandbox cut to
         // size and without granted secrets.
@@ -180,7 +202,7 @@ impl Sandbox {
     async fn call(
         &self,
         flow: &LoadedFlow,
-        call: Call,
+        mut call: Call,
         limits: RunLimits,
         host: FlowHost,
         cancel: &CancellationToken,
@@ -199,13 +221,26 @@ impl Sandbox {
 
         let stdout = GuestOutput::new(Arc::clone(host.log()), LogLevel::Info);
         let stderr = GuestOutput::new(Arc::clone(host.log()), LogLevel::Warn);
-        // Nothing is granted: no preopened directories, no sockets, no
-        // arguments, and no environment but what the run's pool gives.
+        // Nothing is granted but the run's scratch directory: no other
+        // files, no sockets, no arguments, and no environment but what the
+        // run's pool gives.
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(stdout.clone()).stderr(stderr.clone());
-        if let Call::Run { env, .. } = &call {
+        if let Call::Run { env, scratch, .. } = &call {
             wasi.envs(env);
+            let opened = scratch
+                .as_ref()
+                .map(|dir| wasi.preopened_dir(dir.path(), GUEST_PATH, FsPerms::ReadWrite));
+            if let Some(Err(error)) = opened {
+                return CallEnd::Trapped {
+                    message: format!("opening the run's scratch directory: {error:#}"),
+                };
+            }
         }
+        let scratch = match &mut call {
+            Call::Run { scratch, .. } => scratch.take(),
+            Call::Describe => None,
+        };
         let wasi = wasi.build();
         let http_hooks = HttpHooks::new(
             host.outgoing_hosts().clone(),
@@ -219,6 +254,7 @@ impl Sandbox {
             host,
             http: WasiHttpCtx::new(),
             http_hooks,
+            scratch,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.cap);

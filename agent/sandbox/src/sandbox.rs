@@ -15,6 +15,7 @@ use baton_proto::v1::limits::{
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
@@ -24,6 +25,7 @@ use crate::cache::{ArtifactCache, Digest};
 use crate::host::FlowHost;
 use crate::http::HttpHooks;
 use crate::limits::MemoryCap;
+use crate::scratch::{Scratch, ScratchFilesystem, ScratchView};
 
 /// How a [`Sandbox`] is set up.
 #[derive(Debug, Clone)]
@@ -43,6 +45,10 @@ pub struct SandboxConfig {
     /// How often running guests are interrupted to check their deadline and
     /// cancellation; bounds how late a stop can be.
     pub epoch_tick: Duration,
+    /// Where runs' scratch directories are made (`baton-scratch` in the
+    /// system's temporary directory if `None`); those left by processes
+    /// that are gone are removed when the sandbox starts.
+    pub scratch_dir: Option<PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -54,6 +60,7 @@ impl Default for SandboxConfig {
             max_memory_bytes: baton_proto::v1::MAX_SANDBOX_MEMORY_MIB << 20,
             max_component_bytes: 64 << 20,
             epoch_tick: Duration::from_millis(5),
+            scratch_dir: None,
         }
     }
 }
@@ -106,6 +113,8 @@ pub(crate) struct RunState {
     pub(crate) host: FlowHost,
     pub(crate) http: WasiHttpCtx,
     pub(crate) http_hooks: HttpHooks,
+    /// The run's scratch directory, removed when the store is dropped.
+    pub(crate) scratch: Option<Scratch>,
 }
 
 impl WasiView for RunState {
@@ -132,6 +141,7 @@ pub struct Sandbox {
     cold_load: Mutex<()>,
     pub(crate) slots: Semaphore,
     pub(crate) max_memory_bytes: u64,
+    pub(crate) scratch_root: PathBuf,
     max_component_bytes: usize,
     _ticker: EpochTicker,
 }
@@ -164,6 +174,20 @@ impl Sandbox {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        // The filesystem again, in front of the run's scratch quota.
+        linker.allow_shadowing(true);
+        wasmtime_wasi::p2::bindings::filesystem::types::add_to_linker::<_, ScratchFilesystem>(
+            &mut linker,
+            |state: &mut RunState| ScratchView {
+                inner: WasiFilesystemCtxView {
+                    ctx: state.wasi.filesystem(),
+                    table: &mut state.table,
+                },
+                quota: state.scratch.as_ref().map(Scratch::quota),
+            },
+        )
+        .map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        linker.allow_shadowing(false);
         // Outgoing HTTP only (no incoming handler): each request passes
         // the run's grants (`http.rs`).
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
@@ -181,6 +205,11 @@ impl Sandbox {
             ),
             None => None,
         };
+        let scratch_root = config
+            .scratch_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("baton-scratch"));
+        Scratch::sweep(&scratch_root);
         let ticker = EpochTicker::start(engine.clone(), config.epoch_tick)
             .map_err(|e| SandboxError::Engine(format!("starting the epoch thread: {e}")))?;
         Ok(Self {
@@ -191,6 +220,7 @@ impl Sandbox {
             cold_load: Mutex::new(()),
             slots: Semaphore::new(usize::try_from(instances).unwrap_or(usize::MAX)),
             max_memory_bytes,
+            scratch_root,
             max_component_bytes: config.max_component_bytes,
             _ticker: ticker,
         })
@@ -285,7 +315,7 @@ impl Sandbox {
             .map_err(|e| LoadError::NotAFlow(one_line(&e)))?;
         let pre = FlowComponentPre::new(pre).map_err(|e| {
             LoadError::NotAFlow(format!(
-                "it does not export `baton:flow/flow@0.1.0` ({})",
+                "it does not export `baton:flow/flow@0.1` ({})",
                 one_line(&e)
             ))
         })?;

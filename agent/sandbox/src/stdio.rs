@@ -42,7 +42,7 @@ impl GuestOutput {
         Self { log, level, state: Arc::default() }
     }
 
-    fn accept(&self, bytes: &[u8]) {
+    pub(crate) fn accept(&self, bytes: &[u8]) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.tail.extend(bytes);
         let excess = state.tail.len().saturating_sub(TAIL_BYTES);

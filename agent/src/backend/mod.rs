@@ -19,6 +19,11 @@ pub mod labels {
     pub const BATON: &str = "baton";
 }
 
+/// Where a runner in a container or pod makes its runs' scratch
+/// directories: a mount of the run's own, capped at its `scratch_mib` (the
+/// image's root may be read-only or lack `/tmp`).
+pub(crate) const SCRATCH_MOUNT: &str = "/baton/scratch";
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_proto::v1::outgoing::OutgoingHosts;
-use baton_proto::v1::{Infrastructure, RunOutcome};
-use baton_sandbox::{Grants, LoadedFlow, MemoryTaskCache, RunLimits, RunRequest, Sandbox};
+use baton_proto::v1::{Infrastructure, RunOutcome, scratch_bytes};
+use baton_sandbox::{
+    CommandGrant, Grants, LoadedFlow, MemoryTaskCache, RunLimits, RunRequest, Sandbox,
+};
 
 use super::{Backend, Ended, Job};
 use crate::fetch::ComponentSource;
@@ -65,11 +67,13 @@ impl Wasm {
                     .or(assignment.memory_bytes)
                     .unwrap_or(defaults.memory_bytes),
                 timeout: assignment.timeout_ms.map_or(defaults.timeout, Duration::from_millis),
+                scratch_bytes: scratch_bytes(&assignment.job_variables),
             },
             grants: Grants {
                 variables: assignment.variables,
                 secrets: assignment.secrets,
                 outgoing_hosts,
+                commands: CommandGrant::default(),
             },
             reporter: job.reporter,
             task_cache: Arc::new(MemoryTaskCache::default()),

@@ -411,6 +411,7 @@ impl Store {
             variables,
             secrets,
             outgoing_hosts: deployment.spec.capabilities.outgoing_hosts.clone(),
+            commands: deployment.spec.capabilities.commands.clone(),
             pool_kind,
             job_variables,
         })

@@ -1,7 +1,6 @@
 //! Deployments: upsert by `flow/name`, read, list with filters, pause,
 //! delete.
 
-use baton_proto::v1::outgoing::OutgoingHosts;
 use baton_proto::v1::{
     Artifact, ConcurrencyPolicy, Deployment, DeploymentSpec, DeploymentUpserted, Timestamp,
     resolve_job_variables, validate_params,
@@ -117,7 +116,7 @@ impl Store {
             )));
         }
         super::check_parameters_size(&spec.parameters)?;
-        OutgoingHosts::parse(&spec.capabilities.outgoing_hosts).map_err(StoreError::Invalid)?;
+        spec.capabilities.check().map_err(StoreError::Invalid)?;
         check_defaults(&artifact.flow.parameters, &spec)?;
         schedules::check_schedules(&artifact.flow.parameters, &spec)?;
         if let Some(pool) = &spec.work_pool {

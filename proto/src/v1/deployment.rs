@@ -32,6 +32,51 @@ pub struct Capabilities {
     /// (ports 80 and 443), `*.example.com`, `example.com:8443`,
     /// `127.0.0.1:8080`, `https://api.example.com/v2/`.
     pub outgoing_hosts: Vec<String>,
+    /// Native programs the flow may run, where its pool gives it a process
+    /// of its own (process, container, kubernetes): `sh`, `dbt` (looked up
+    /// on `PATH`) or a path, matched exactly.
+    pub commands: Vec<String>,
+}
+
+/// Entries a capability list may have.
+pub const MAX_CAPABILITY_ENTRIES: usize = 256;
+/// The longest entry of a capability list.
+pub const MAX_CAPABILITY_ENTRY_BYTES: usize = 1024;
+
+impl Capabilities {
+    /// Checks what a deployment grants: sizes, and every entry's form.
+    pub fn check(&self) -> Result<(), String> {
+        for (what, entries) in [
+            ("variables", &self.variables),
+            ("secrets", &self.secrets),
+            ("outgoing_hosts", &self.outgoing_hosts),
+            ("commands", &self.commands),
+        ] {
+            if entries.len() > MAX_CAPABILITY_ENTRIES {
+                return Err(format!(
+                    "capabilities.{what} has {} entries, over the limit of {MAX_CAPABILITY_ENTRIES}",
+                    entries.len()
+                ));
+            }
+            if let Some(long) = entries.iter().find(|e| e.len() > MAX_CAPABILITY_ENTRY_BYTES) {
+                return Err(format!(
+                    "capabilities.{what} has an entry of {} bytes, over the limit of {MAX_CAPABILITY_ENTRY_BYTES}",
+                    long.len()
+                ));
+            }
+        }
+        super::outgoing::OutgoingHosts::parse(&self.outgoing_hosts)?;
+        if let Some(bad) = self
+            .commands
+            .iter()
+            .find(|c| c.trim().is_empty() || c.trim() != c.as_str() || c.contains('\0'))
+        {
+            return Err(format!(
+                "capabilities.commands: {bad:?} is not a program (a name such as `sh`, or a path)"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// What the scheduler does about a schedule's times that passed while no

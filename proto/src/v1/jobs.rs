@@ -18,12 +18,14 @@ pub fn default_base_job_template(kind: PoolKind) -> Map<String, Value> {
     let variables = match kind {
         PoolKind::Wasm => json!({
             "memory_mib": integer("Linear memory cap of the run's sandbox, in MiB", 256, 1),
+            "scratch_mib": scratch_mib(),
         }),
         PoolKind::Process => json!({
             "env": env(),
             "working_dir": nullable_string("Working directory of the run's process (default: a fresh temporary one)"),
             "memory_mib": nullable_integer("Memory of the run's process, in MiB: its flow's memory cap, and (with room for the runtime) its writable memory (RLIMIT_DATA)", 1),
             "cpu_seconds": nullable_integer("CPU-time limit of the run's process (RLIMIT_CPU), in seconds", 1),
+            "scratch_mib": scratch_mib(),
         }),
         PoolKind::Container => json!({
             "image": string("Image with `baton` in it (`baton image build` makes one)", "localhost/baton-runner:latest"),
@@ -44,6 +46,7 @@ pub fn default_base_job_template(kind: PoolKind) -> Map<String, Value> {
             "stop_grace_seconds": integer("Seconds between the stop signal and the kill on cancel", 10, 0),
             "pull_policy": {"type": "string", "enum": ["always", "missing", "never"], "default": "missing"},
             "engine_socket": nullable_string("Docker Engine API socket (default: the agent's --docker-host)"),
+            "scratch_mib": scratch_mib(),
         }),
         PoolKind::Kubernetes => json!({
             "image": string("Image with `baton` as its entrypoint (as `baton image build` makes it)", "baton-runner:latest"),
@@ -69,6 +72,7 @@ pub fn default_base_job_template(kind: PoolKind) -> Map<String, Value> {
             "stop_grace_seconds": integer("Seconds between SIGTERM and SIGKILL when the run is cancelled", 10, 0),
             "labels": labels("Labels added to Baton's own"),
             "annotations": labels("Annotations of the Job and its pod"),
+            "scratch_mib": scratch_mib(),
         }),
     };
     let mut template = Map::new();
@@ -77,6 +81,28 @@ pub fn default_base_job_template(kind: PoolKind) -> Map<String, Value> {
         json!({"type": "object", "properties": variables, "additionalProperties": false}),
     );
     template
+}
+
+/// The cap of a run's scratch directory, on every type of pool.
+fn scratch_mib() -> Value {
+    integer(
+        "Size cap of the run's scratch directory (the flow's `/tmp`, removed after the run), in MiB",
+        DEFAULT_SCRATCH_MIB,
+        1,
+    )
+}
+
+/// What a run's scratch directory holds at most unless its job variables
+/// say otherwise.
+pub const DEFAULT_SCRATCH_MIB: u64 = 256;
+
+/// The bytes a run's scratch directory may hold, from its job variables.
+pub fn scratch_bytes(job_variables: &Map<String, Value>) -> u64 {
+    job_variables
+        .get("scratch_mib")
+        .and_then(Value::as_u64)
+        .unwrap_or(DEFAULT_SCRATCH_MIB)
+        .saturating_mul(1 << 20)
 }
 
 fn string(description: &str, default: &str) -> Value {

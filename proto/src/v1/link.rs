@@ -257,6 +257,10 @@ pub struct Assignment {
     /// `capabilities.outgoing_hosts` (see [`super::outgoing`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outgoing_hosts: Vec<String>,
+    /// Native programs the run may start: its deployment's
+    /// `capabilities.commands` (granted only outside the wasm sandbox).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
     /// The type of the pool the run is in: which backend executes it.
     #[serde(default)]
     pub pool_kind: PoolKind,

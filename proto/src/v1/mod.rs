@@ -30,7 +30,8 @@ pub use deployment::{
 };
 pub use flow::FlowInfo;
 pub use jobs::{
-    MAX_SANDBOX_MEMORY_MIB, default_base_job_template, merge_job_variables, variables_schema,
+    DEFAULT_SCRATCH_MIB, MAX_SANDBOX_MEMORY_MIB, default_base_job_template, merge_job_variables,
+    scratch_bytes, variables_schema,
 };
 #[cfg(feature = "validate")]
 pub use jobs::{check_base_job_template, resolve_job_variables};

@@ -18,6 +18,8 @@ use baton_sandbox::{
 };
 use serde_json::json;
 
+mod commands;
+
 fn sandbox() -> Sandbox {
     Sandbox::new(&SandboxConfig { max_instances: 64, ..SandboxConfig::default() }).unwrap()
 }
@@ -209,7 +211,11 @@ async fn cancelling_stops_a_flow_waiting_in_the_host_within_100ms() {
 #[tokio::test]
 async fn a_memory_bomb_ends_out_of_memory() {
     let sandbox = sandbox();
-    let limits = RunLimits { memory_bytes: 64 << 20, timeout: Duration::from_secs(30) };
+    let limits = RunLimits {
+        memory_bytes: 64 << 20,
+        timeout: Duration::from_secs(30),
+        ..RunLimits::default()
+    };
     let (outcome, _) = run(&sandbox, "memory-hog", json!({}), limits).await;
     assert_eq!(outcome, RunOutcome::OutOfMemory { limit_bytes: 64 << 20 });
 }
@@ -292,7 +298,11 @@ async fn only_granted_variables_and_secrets_are_readable() {
 #[tokio::test]
 async fn the_host_survives_every_outcome_in_turn() {
     let sandbox = sandbox();
-    let quick = RunLimits { memory_bytes: 64 << 20, timeout: Duration::from_millis(200) };
+    let quick = RunLimits {
+        memory_bytes: 64 << 20,
+        timeout: Duration::from_millis(200),
+        ..RunLimits::default()
+    };
     let mut outcomes = Vec::new();
     for (flow, params) in [
         ("loop-forever", json!({})),
@@ -341,7 +351,7 @@ fn bad_bytes_get_a_named_load_error() {
     assert!(matches!(sandbox.load(&core_module), Err(LoadError::CoreModule)));
     let not_a_flow = wat::parse_str("(component)").unwrap();
     match sandbox.load(&not_a_flow) {
-        Err(LoadError::NotAFlow(why)) => assert!(why.contains("baton:flow/flow@0.1.0"), "{why}"),
+        Err(LoadError::NotAFlow(why)) => assert!(why.contains("baton:flow/flow@0.1"), "{why}"),
         other => panic!("{:?}", other.map(|f| f.digest())),
     }
     let small = Sandbox::new(&SandboxConfig {
@@ -580,4 +590,63 @@ fn the_component_cache_keeps_to_its_budget_evicting_the_least_recently_used() {
     assert!(total() < all, "over budget: {} of {}", total(), all - 1);
     // An evicted component loads again from its bytes.
     assert!(sandbox.load(&baton_tests::flow_wasm("etl")).is_ok());
+}
+
+#[tokio::test]
+async fn a_component_of_the_first_contract_still_runs() {
+    let sandbox = sandbox();
+    let (outcome, reports) =
+        run(&sandbox, "contract-0-1-0", json!({"x": 1}), RunLimits::default()).await;
+    assert_eq!(
+        outcome,
+        RunOutcome::Completed { output: json!({"contract": "0.1.0", "params": {"x": 1}}) }
+    );
+    assert!(log_messages(&reports).iter().any(|l| l == "a 0.1.0 flow runs"));
+    let flow = sandbox.load(&baton_tests::flow_wasm("contract-0-1-0")).unwrap();
+    assert_eq!(sandbox.describe(&flow).await.unwrap().version, "0.1.0");
+}
+
+#[tokio::test]
+async fn a_run_has_a_scratch_directory_of_its_own_held_to_its_cap_and_removed_after_it() {
+    let root = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::new(&SandboxConfig {
+        scratch_dir: Some(root.path().to_owned()),
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let flow = sandbox.load(&baton_tests::flow_wasm("scratch")).unwrap();
+    let reports = Arc::new(ReportCollector::default());
+    let run = |bytes: u64| {
+        let mut request = RunRequest::new(json!({ "bytes": bytes }), reports.clone());
+        request.limits.scratch_bytes = 8 << 20;
+        sandbox.run(&flow, request)
+    };
+
+    let outcome = run(3 << 20).await;
+    let RunOutcome::Completed { output } = outcome else { panic!("{outcome:?}") };
+    assert_eq!(output["dir"], "/tmp");
+    assert_eq!(output["read_back"], 3 << 20);
+    assert_eq!(output["entries"], json!(["data.bin"]), "another run's files are visible");
+    assert_eq!(output["read_outside"], false, "the flow read a file outside its scratch directory");
+    assert_eq!(
+        std::fs::read_dir(root.path()).unwrap().count(),
+        0,
+        "the scratch directory outlived its run"
+    );
+
+    // Over the cap, the write fails, and the flow sees the error.
+    match run(9 << 20).await {
+        RunOutcome::Failed { message, .. } => {
+            assert!(message.contains("writing /tmp/data.bin"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let refused = "a write to the run's scratch directory was refused: it holds";
+    assert!(
+        log_messages(&reports).iter().any(|l| l.starts_with(refused)
+            && l.ends_with("of its 8 MiB cap (job variable scratch_mib)")),
+        "{:?}",
+        log_messages(&reports)
+    );
+    assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use baton_proto::v1::link::Execution;
-use baton_proto::v1::{Infrastructure, PoolKind, RunOutcome};
+use baton_proto::v1::{DEFAULT_SCRATCH_MIB, Infrastructure, PoolKind, RunOutcome};
 use bollard::Docker;
 use bollard::container::{AttachContainerResults, LogOutput};
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -29,7 +29,7 @@ use tokio::io::AsyncWriteExt as _;
 
 use self::engine::not_found;
 use super::labels::{AGENT_ID, ATTEMPT, BATON, MANAGED_BY, RUN_ID};
-use super::{Backend, Ended, Job};
+use super::{Backend, Ended, Job, SCRATCH_MOUNT};
 use crate::runner::{self, RunnerJob, Staging, StderrTail};
 
 /// Where the agent's staged components and precompiled artifacts appear
@@ -74,6 +74,7 @@ struct Variables {
     stop_grace_seconds: Option<u64>,
     pull_policy: Option<String>,
     engine_socket: Option<String>,
+    scratch_mib: Option<u64>,
 }
 
 impl Container {
@@ -182,6 +183,17 @@ impl Container {
                     variables.network_mode.clone().unwrap_or_else(|| "none".to_owned()),
                 ),
                 binds: Some(binds),
+                // Writable by whatever user the container runs as.
+                tmpfs: Some(HashMap::from([(
+                    SCRATCH_MOUNT.to_owned(),
+                    format!(
+                        "rw,size={},mode=1777",
+                        variables
+                            .scratch_mib
+                            .unwrap_or(DEFAULT_SCRATCH_MIB)
+                            .saturating_mul(1 << 20)
+                    ),
+                )])),
                 ..HostConfig::default()
             }),
             ..ContainerCreateBody::default()
@@ -231,6 +243,7 @@ impl Container {
             components: PathBuf::from(COMPONENTS_MOUNT),
             cache: PathBuf::from(CACHE_MOUNT),
             env: variables.env.clone(),
+            scratch_dir: Some(PathBuf::from(SCRATCH_MOUNT)),
             ..RunnerJob::for_assignment(&job.assignment, job.component.digest(), memory_bytes)
         };
         let timeout_ms = runner_job.timeout_ms;

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use baton_proto::v1::DEFAULT_SCRATCH_MIB;
 use baton_proto::v1::link::Execution;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
@@ -17,6 +18,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
 
+use crate::backend::SCRATCH_MOUNT;
 use crate::backend::labels::{AGENT_ID, ATTEMPT, BATON, MANAGED_BY, RUN_ID};
 use crate::runner::API_TOKEN_ENV;
 
@@ -52,6 +54,7 @@ pub(crate) struct Variables {
     pub(crate) stop_grace_seconds: Option<u64>,
     pub(crate) labels: BTreeMap<String, String>,
     pub(crate) annotations: BTreeMap<String, String>,
+    pub(crate) scratch_mib: Option<u64>,
 }
 
 /// The default image: the runner image `baton image build` makes, as a
@@ -212,6 +215,17 @@ pub(crate) fn job(
                             empty_dir: Some(EmptyDirVolumeSource::default()),
                             ..Volume::default()
                         },
+                        Volume {
+                            name: "scratch".to_owned(),
+                            empty_dir: Some(EmptyDirVolumeSource {
+                                size_limit: Some(Quantity(format!(
+                                    "{}Mi",
+                                    variables.scratch_mib.unwrap_or(DEFAULT_SCRATCH_MIB)
+                                ))),
+                                ..EmptyDirVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        },
                     ]),
                     ..PodSpec::default()
                 }),
@@ -287,6 +301,11 @@ fn runner_container(variables: &Variables) -> Container {
             VolumeMount {
                 name: "cache".to_owned(),
                 mount_path: CACHE_MOUNT.to_owned(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "scratch".to_owned(),
+                mount_path: SCRATCH_MOUNT.to_owned(),
                 ..VolumeMount::default()
             },
         ]),

@@ -31,7 +31,7 @@ use tokio_util::compat::FuturesAsyncReadCompatExt as _;
 
 use self::manifest::Variables;
 use super::labels::{AGENT_ID, ATTEMPT, BATON, MANAGED_BY, RUN_ID};
-use super::{Backend, Ended, Job, OnStarted};
+use super::{Backend, Ended, Job, OnStarted, SCRATCH_MOUNT};
 use crate::runner::{self, Follower, MAX_LINE_BYTES, RunnerJob, StderrTail};
 
 /// How long past its own time limit a run's pod may go on before its Job
@@ -131,6 +131,7 @@ impl Kubernetes {
             components: PathBuf::from(manifest::CACHE_MOUNT),
             cache: PathBuf::from(manifest::CACHE_MOUNT),
             env: variables.env.clone(),
+            scratch_dir: Some(PathBuf::from(SCRATCH_MOUNT)),
             artifact_url: Some(format!(
                 "{}/api/artifacts/sha256:{}/content",
                 api_url.trim_end_matches('/'),

@@ -230,6 +230,7 @@ fn submission(job_variables: Value) -> (Submission, Watched) {
         variables: Default::default(),
         secrets: [("TOKEN".to_owned(), Some("s3cr3t".to_owned()))].into(),
         outgoing_hosts: Vec::new(),
+        commands: Vec::new(),
         pool_kind: PoolKind::Kubernetes,
         job_variables,
     };
