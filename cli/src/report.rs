@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::{Mutex, PoisonError};
 
 use baton_agent::sandbox::RunReporter;
-use baton_proto::v1::{ReportBody, RunReport, TaskOutcome, Timestamp};
+use baton_proto::v1::{ReportBody, RunArtifactKind, RunReport, TaskOutcome, Timestamp};
 
 /// A [`RunReporter`] that writes human-readable lines to stderr.
 #[derive(Default)]
@@ -58,8 +58,42 @@ impl StderrReporter {
             ReportBody::Event { name, resource, payload } => {
                 format!("EVENT {name} on {resource}: {payload}")
             }
+            ReportBody::Artifact { key, artifact_kind, content, .. } => {
+                format!("ARTIFACT {}", artifact_line(key.as_deref(), *artifact_kind, content))
+            }
         }
     }
+}
+
+/// An artifact in one line: its key, kind and what it holds, in brief.
+pub fn artifact_line(
+    key: Option<&str>,
+    kind: RunArtifactKind,
+    content: &serde_json::Value,
+) -> String {
+    use serde_json::Value;
+    let gist = match (kind, content) {
+        (RunArtifactKind::Markdown, Value::String(text)) => {
+            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
+            baton_proto::v1::limits::cut(first.trim(), 100)
+        }
+        (RunArtifactKind::Table, Value::Array(rows)) => {
+            let columns = baton_proto::v1::table_columns(rows);
+            format!("{} rows × {} columns ({})", rows.len(), columns.len(), columns.join(", "))
+        }
+        (RunArtifactKind::Link, link) => {
+            let url = link["url"].as_str().unwrap_or_default();
+            match link["text"].as_str() {
+                Some(text) if !text.is_empty() => format!("{text} <{url}>"),
+                _ => url.to_owned(),
+            }
+        }
+        (RunArtifactKind::Progress, fraction) => {
+            format!("{:.0}%", fraction.as_f64().unwrap_or_default() * 100.0)
+        }
+        (_, other) => baton_proto::v1::limits::cut(&other.to_string(), 100),
+    };
+    format!("{} {}: {gist}", key.unwrap_or("(no key)"), kind.as_str())
 }
 
 /// `HH:MM:SS.mmm` in UTC.

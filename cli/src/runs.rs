@@ -276,5 +276,16 @@ fn describe(detail: &FlowRunDetail) -> String {
             ));
         }
     }
+    if !detail.artifacts.is_empty() {
+        text.push_str("artifacts:\n");
+        for artifact in &detail.artifacts {
+            let line = crate::report::artifact_line(
+                artifact.key.as_deref(),
+                artifact.kind,
+                &artifact.content,
+            );
+            text.push_str(&format!("  {line}\n"));
+        }
+    }
     text
 }

@@ -27,9 +27,11 @@
 //! core refuses bad parameters before a run starts. Everything else a flow
 //! can do (log, run tasks, read granted variables and secrets, emit events,
 //! report progress, send HTTP requests with [`http`], run the native
-//! programs its deployment grants with [`command`]) goes through the host
+//! programs its deployment grants with [`command`], leave reports with
+//! [`markdown_artifact`] and friends) goes through the host
 //! functions wrapped here.
 
+mod artifact;
 pub mod command;
 mod host;
 pub mod http;
@@ -48,6 +50,10 @@ pub mod bindings {
 }
 
 pub use anyhow::{Context, Error, Result, anyhow, bail, ensure};
+pub use artifact::{
+    ArtifactKind, create_artifact, link_artifact, markdown_artifact, progress_artifact,
+    table_artifact,
+};
 pub use command::{Output, command};
 pub use host::{AccessError, Level, emit_event, log, progress, scratch_dir, secret, variable};
 pub use schemars::{self, JsonSchema};

@@ -178,3 +178,83 @@ fn a_person_runs_follows_and_cancels_runs_from_the_ui() {
         browser.close().await;
     });
 }
+
+/// A run's artifacts through the API, `baton run inspect` and its page in
+/// the browser: Markdown rendered (its raw HTML as text, a `javascript:`
+/// link made harmless), the table as a table, the link and the progress.
+#[test]
+fn a_run_s_artifacts_are_listed_and_shown_safely_on_its_page() {
+    let system = System::start(2);
+    let home = system.home.path();
+    system.core.deploy(home, "report", "default", "");
+    let id = crate::agents::run(&system.core, home, "report/default", &["title=Sales"]);
+    crate::agents::wait_for(
+        &system.core,
+        home,
+        &id,
+        "COMPLETED",
+        std::time::Duration::from_secs(30),
+    );
+
+    let shown = system.ok(&["run", "inspect", &id]);
+    for line in [
+        "daily-report markdown: # Sales",
+        "regions table: 2 rows × 2 columns (orders, region)",
+        "(no key) link: Dashboard <https://example.com/dashboard>",
+        "load progress: 75%",
+    ] {
+        assert!(shown.contains(line), "{line:?} not in {shown}");
+    }
+    let detail: Value =
+        serde_json::from_str(&system.ok(&["run", "inspect", &id, "--json"])).unwrap();
+    assert_eq!(detail["artifacts"][1]["key"], "regions", "{detail:#}");
+    assert_eq!(detail["artifacts"][1]["kind"], "table");
+    assert_eq!(detail["artifacts"][1]["content"][0]["region"], "eu-west");
+
+    let address: std::net::SocketAddr =
+        system.core.url.strip_prefix("http://").unwrap().parse().unwrap();
+    let base = system.core.url.clone();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut http = baton_tests::http::Connection::open(address).await;
+        let (status, listed) =
+            http.json("GET", &format!("/api/runs/{id}/artifacts"), &Value::Null).await;
+        assert_eq!(status, 200, "{listed}");
+        assert_eq!(listed.as_array().map(Vec::len), Some(4), "{listed:#}");
+        let (status, latest) = http.json("GET", "/api/run-artifacts/load", &Value::Null).await;
+        assert_eq!((status, &latest["content"]), (200, &serde_json::json!(0.75)), "{latest:#}");
+
+        let browser = Browser::start().await;
+        let client = &browser.client;
+        client.goto(&format!("{base}/runs/{id}")).await.unwrap();
+        browser.wait_text("main", "Artifacts").await;
+        browser.wait_text(".artifact.markdown h1", "Sales").await;
+        browser.wait_text(".artifact.markdown .markdown strong", "1204").await;
+        // Raw HTML is text; the script did not run; the link goes nowhere.
+        browser.wait_text(".artifact.markdown .markdown", "<script>").await;
+        let title = client.title().await.unwrap();
+        assert_ne!(title, "pwned", "a flow's markdown ran script in the UI");
+        let href = client
+            .find(Locator::LinkText("click"))
+            .await
+            .unwrap()
+            .attr("href")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        assert!(!href.starts_with("javascript:"), "a javascript: link was kept: {href}");
+        browser.wait_text(".artifact.table table", "eu-west").await;
+        let cells = browser.wait_text(".artifact.table tbody tr:nth-child(2)", "us-east").await;
+        assert!(cells.contains("504"), "{cells}");
+        let link = client
+            .find(Locator::Css(".artifact.link a"))
+            .await
+            .unwrap()
+            .attr("href")
+            .await
+            .unwrap();
+        assert_eq!(link.as_deref(), Some("https://example.com/dashboard"));
+        browser.wait_text(".artifact.progress", "75%").await;
+        browser.close().await;
+    });
+}

@@ -166,6 +166,7 @@ pub const FLOWS: &[&str] = &[
     "command",
     "contract-0-1-0",
     "scratch",
+    "report",
 ];
 
 /// The bytes of the flow package `name`, built for wasm32-wasip2 (all

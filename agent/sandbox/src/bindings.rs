@@ -12,6 +12,7 @@ wasmtime::component::bindgen!({
     },
 });
 
+pub use baton::flow::artifacts::ArtifactKind;
 pub use baton::flow::commands::{Command, CommandError, CommandOutput};
 pub use baton::flow::host::{AccessError, TaskSpec, TaskStart};
 pub use baton::flow::types::{FlowError, FlowInfo, Level};

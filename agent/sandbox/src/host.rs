@@ -11,10 +11,13 @@ use baton_proto::v1::limits::{
     MAX_EVENT_BYTES, MAX_MESSAGE_BYTES, MAX_OUTPUT_BYTES, cut, over_limit,
 };
 use baton_proto::v1::outgoing::OutgoingHosts;
-use baton_proto::v1::{LogLevel, ReportBody, RunReport, TaskOutcome, Timestamp};
+use baton_proto::v1::{
+    LogLevel, ReportBody, RunArtifactKind, RunReport, TaskOutcome, Timestamp, check_run_artifact,
+};
 
 use crate::bindings::{
-    self, AccessError, Command, CommandError, CommandOutput, Level, TaskSpec, TaskStart,
+    self, AccessError, ArtifactKind, Command, CommandError, CommandOutput, Level, TaskSpec,
+    TaskStart,
 };
 use crate::commands::{self, CommandGrant};
 
@@ -115,6 +118,7 @@ struct LogState {
     current_task: Option<u64>,
     lines: Budget,
     events: Budget,
+    artifacts: Budget,
 }
 
 /// How much of something (log lines, events) a run may send: a rate with
@@ -148,6 +152,16 @@ const LOG_BUDGET: BudgetLimits = BudgetLimits {
     per_second: 5_000.0,
     burst: 50_000.0,
     max_count: 200_000,
+    max_bytes: 64 << 20,
+};
+
+/// Artifacts are reports for people: fewer still.
+const ARTIFACT_BUDGET: BudgetLimits = BudgetLimits {
+    what: "artifacts",
+    name: "artifact",
+    per_second: 10.0,
+    burst: 100.0,
+    max_count: 1_000,
     max_bytes: 64 << 20,
 };
 
@@ -228,6 +242,7 @@ impl RunLog {
                 current_task: None,
                 lines: Budget::new(&LOG_BUDGET),
                 events: Budget::new(&EVENT_BUDGET),
+                artifacts: Budget::new(&ARTIFACT_BUDGET),
             }),
         }
     }
@@ -266,7 +281,11 @@ impl RunLog {
     /// last said so: before the next line or event that is kept, and when
     /// the run ends.
     fn say_dropped(&self, state: &mut LogState) {
-        let markers = [state.lines.dropped_marker(), state.events.dropped_marker()];
+        let markers = [
+            state.lines.dropped_marker(),
+            state.events.dropped_marker(),
+            state.artifacts.dropped_marker(),
+        ];
         for message in markers.into_iter().flatten() {
             let body = ReportBody::Log { level: LogLevel::Warn, message, task_id: None };
             self.emit_locked(state, body);
@@ -294,6 +313,37 @@ impl RunLog {
         let mut state = self.lock();
         self.say_dropped(&mut state);
         self.emit_locked(&mut state, body);
+    }
+
+    /// Sends an artifact, checked and redacted, if the run's artifact
+    /// budget allows; `Err` says why not (the flow sees it).
+    pub(crate) fn artifact(
+        &self,
+        key: Option<String>,
+        kind: RunArtifactKind,
+        content: &str,
+        description: Option<String>,
+    ) -> Result<(), String> {
+        let size = content.len() + description.as_ref().map_or(0, String::len);
+        let content: serde_json::Value = serde_json::from_str(content)
+            .map_err(|e| format!("the artifact's content is not JSON: {e}"))?;
+        check_run_artifact(key.as_deref(), kind, &content, size)?;
+        if !self.lock().artifacts.admit(size) {
+            return Err(format!(
+                "artifact refused: over the run's artifact budget ({} a second, bursts of {}, {} in all)",
+                ARTIFACT_BUDGET.per_second, ARTIFACT_BUDGET.burst, ARTIFACT_BUDGET.max_count
+            ));
+        }
+        let body = ReportBody::Artifact {
+            key: key.map(|key| self.redact(&key)),
+            artifact_kind: kind,
+            description: description.map(|d| self.redact(&d)),
+            content: self.redact_json(content),
+        };
+        let mut state = self.lock();
+        self.say_dropped(&mut state);
+        self.emit_locked(&mut state, body);
+        Ok(())
     }
 
     /// The run has ended: says what was dropped since the last line.
@@ -439,6 +489,24 @@ fn lookup(granted: &BTreeMap<String, Option<String>>, name: &str) -> Result<Stri
 }
 
 impl bindings::baton::flow::types::Host for FlowHost {}
+
+impl bindings::baton::flow::artifacts::Host for FlowHost {
+    fn create(
+        &mut self,
+        key: Option<String>,
+        kind: ArtifactKind,
+        content: String,
+        description: Option<String>,
+    ) -> Result<(), String> {
+        let kind = match kind {
+            ArtifactKind::Markdown => RunArtifactKind::Markdown,
+            ArtifactKind::Table => RunArtifactKind::Table,
+            ArtifactKind::Link => RunArtifactKind::Link,
+            ArtifactKind::Progress => RunArtifactKind::Progress,
+        };
+        self.log.artifact(key, kind, &content, description)
+    }
+}
 
 impl bindings::baton::flow::commands::Host for FlowHost {
     async fn run(&mut self, command: Command) -> Result<CommandOutput, CommandError> {

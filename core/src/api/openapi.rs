@@ -1,8 +1,8 @@
 //! The OpenAPI document, generated from the route table ([`super::ROUTES`]),
 //! the same table the router is made from.
 
-use baton_proto::v1::StateName;
 use baton_proto::v1::limits::{MAX_NAME_CHARS, deployment_pattern, name_pattern};
+use baton_proto::v1::{MAX_ARTIFACT_KEY_CHARS, StateName};
 use serde_json::{Map, Value, json};
 
 use super::routes::ROUTES;
@@ -31,6 +31,7 @@ fn schemas() -> (Map<String, Value>, Map<String, Value>) {
         "FlowRunDetail" => FlowRunDetail,
         "Page<FlowRun>" => Page<FlowRun>,
         "Page<TaskRun>" => Page<TaskRun>,
+        "RunArtifact" => RunArtifact,
         "RunStats" => RunStats,
         "ProposeState" => ProposeState,
         "Transition" => Transition,
@@ -136,10 +137,15 @@ pub fn document() -> Value {
             .map(|name| {
                 // Names people give (flows, deployments, pools, queues,
                 // webhooks, variables, secrets) are checked as such.
-                let schema = if matches!(name, "flow" | "name" | "queue" | "slug") {
-                    json!({"type": "string", "pattern": name_pattern(), "maxLength": MAX_NAME_CHARS})
-                } else {
-                    json!({"type": "string"})
+                let schema = match name {
+                    "flow" | "name" | "queue" | "slug" => {
+                        json!({"type": "string", "pattern": name_pattern(), "maxLength": MAX_NAME_CHARS})
+                    }
+                    "key" => json!({
+                        "type": "string",
+                        "pattern": format!("^[a-z0-9._-]{{1,{MAX_ARTIFACT_KEY_CHARS}}}$"),
+                    }),
+                    _ => json!({"type": "string"}),
                 };
                 json!({"name": name, "in": "path", "required": true, "schema": schema})
             })

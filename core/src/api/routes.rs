@@ -263,6 +263,23 @@ routes![
         }
     ),
     (
+        get,
+        Read,
+        "/api/runs/{id}/artifacts",
+        runs::list_run_artifacts,
+        doc(
+            "The artifacts a run created (markdown, tables, links, progress), oldest first",
+            "RunArtifact[]"
+        )
+    ),
+    (
+        get,
+        Read,
+        "/api/run-artifacts/{key}",
+        runs::latest_run_artifact,
+        doc("The latest artifact created under a key, across runs", "RunArtifact")
+    ),
+    (
         post,
         Run,
         "/api/runs/{id}/state",

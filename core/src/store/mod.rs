@@ -26,6 +26,7 @@ mod logs;
 mod pools;
 mod reports;
 mod retention;
+mod run_artifacts;
 mod runs;
 mod schedules;
 mod signals;

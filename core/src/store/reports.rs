@@ -143,6 +143,22 @@ async fn store_report(
             )
             .await?;
         }
+        ReportBody::Artifact { key, artifact_kind, description, content } => {
+            sqlx::query(
+                "INSERT INTO run_artifacts (run_id, attempt, seq, artifact_key, kind, description, content, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (run_id, attempt, seq) DO NOTHING",
+            )
+            .bind(run_id)
+            .bind(run_attempt)
+            .bind(seq(report.seq))
+            .bind(key.as_deref())
+            .bind(artifact_kind.as_str())
+            .bind(description.as_deref())
+            .bind(content.to_string())
+            .bind(report.at.0)
+            .execute(&mut *conn)
+            .await?;
+        }
         // Progress is shown live, not kept.
         ReportBody::TaskCached { .. } | ReportBody::Progress { .. } => {}
     }

@@ -964,6 +964,56 @@ async fn reports_from_agents_are_stored_once() {
 }
 
 #[tokio::test]
+async fn a_run_s_artifacts_are_stored_once_and_the_latest_of_a_key_is_found_across_runs() {
+    use baton_proto::v1::{ReportBody, RunArtifactKind, RunReport};
+    for db in both().await {
+        let store = &db.store;
+        deploy(store, "default", DeploymentSpec::default()).await;
+        let artifact =
+            |seq: u64, at: i64, key: Option<&str>, kind, content: serde_json::Value| RunReport {
+                seq,
+                at: Timestamp(at),
+                body: ReportBody::Artifact {
+                    key: key.map(str::to_owned),
+                    artifact_kind: kind,
+                    description: None,
+                    content,
+                },
+            };
+        let first = new_run(store, "default").await;
+        let reports = vec![
+            artifact(1, 10, Some("daily-report"), RunArtifactKind::Markdown, json!("# Monday")),
+            artifact(2, 11, None, RunArtifactKind::Table, json!([{"region": "eu", "orders": 3}])),
+        ];
+        store.store_reports(&first, 1, reports.clone()).await.unwrap();
+        store.store_reports(&first, 1, reports).await.unwrap();
+        let listed = store.run_artifacts(&first).await.unwrap();
+        assert_eq!(listed.len(), 2, "a resent report was stored twice ({})", db.label);
+        assert_eq!(listed[1].content, json!([{"region": "eu", "orders": 3}]), "{}", db.label);
+        assert_eq!(listed[1].key, None);
+        let detail = store.run_detail(&first).await.unwrap();
+        assert_eq!(detail.artifacts, listed, "{}", db.label);
+
+        let second = new_run(store, "default").await;
+        let later =
+            artifact(1, 20, Some("daily-report"), RunArtifactKind::Markdown, json!("# Tuesday"));
+        store.store_reports(&second, 1, vec![later]).await.unwrap();
+        let latest = store.latest_run_artifact("daily-report").await.unwrap();
+        assert_eq!(
+            (latest.run_id.as_str(), &latest.content),
+            (second.as_str(), &json!("# Tuesday")),
+            "{}",
+            db.label
+        );
+        assert!(store.latest_run_artifact("nothing-here").await.is_err());
+        assert!(store.run_artifacts("no-such-run").await.is_err());
+        assert!(
+            store.run_detail(&new_run(store, "default").await).await.unwrap().artifacts.is_empty()
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_run_s_task_runs_come_a_page_at_a_time() {
     use baton_proto::v1::{ReportBody, RunReport};
     for db in both().await {

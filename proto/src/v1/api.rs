@@ -206,6 +206,10 @@ pub struct FlowRunDetail {
     /// Every dispatch of the run, oldest first.
     #[serde(default)]
     pub attempts: Vec<RunAttempt>,
+    /// The artifacts the run created, oldest first (at most 100; all of
+    /// them with `GET /api/runs/{id}/artifacts`).
+    #[serde(default)]
+    pub artifacts: Vec<super::RunArtifact>,
 }
 
 /// One dispatch of a run to an agent, and how that execution went.

@@ -11,6 +11,7 @@ pub mod outgoing;
 #[cfg(feature = "validate")]
 mod params;
 mod run;
+mod run_artifact;
 #[cfg(feature = "schema")]
 mod schema;
 mod state;
@@ -38,4 +39,8 @@ pub use jobs::{check_base_job_template, resolve_job_variables};
 #[cfg(feature = "validate")]
 pub use params::{ParamError, ParamErrors, validate_params};
 pub use run::{LogLevel, ReportBody, RunOutcome, RunReport, TaskOutcome, Timestamp};
+pub use run_artifact::{
+    MAX_ARTIFACT_KEY_CHARS, MAX_RUN_ARTIFACT_BYTES, RunArtifact, RunArtifactKind,
+    check_artifact_key, check_run_artifact, is_web_url, table_columns,
+};
 pub use state::{StateName, UnknownState};

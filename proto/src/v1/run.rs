@@ -75,6 +75,15 @@ pub enum ReportBody {
     Progress { fraction: f32, message: String },
     /// The flow emitted an event.
     Event { name: String, resource: String, payload: serde_json::Value },
+    /// The flow created an artifact (checked by the sandbox).
+    Artifact {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+        artifact_kind: super::RunArtifactKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        content: serde_json::Value,
+    },
 }
 
 /// How a task attempt ended.

@@ -1,6 +1,7 @@
 //! The app: routes, the frame around every page, and the start-up hook.
 
 mod api;
+mod artifacts;
 mod charts;
 mod form;
 mod live;

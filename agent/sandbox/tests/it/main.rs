@@ -478,6 +478,9 @@ async fn a_granted_secret_never_leaves_the_sandbox_whatever_the_flow_puts_it_in(
         let seen = serde_json::to_string(&reports).unwrap();
         assert!(seen.matches("***").count() > 50, "{ending}: too few marks");
         assert!(reports.iter().any(|r| matches!(r.body, ReportBody::Event { .. })), "{ending}");
+        let artifacts =
+            reports.iter().filter(|r| matches!(r.body, ReportBody::Artifact { .. })).count();
+        assert_eq!(artifacts, 2, "{ending}");
         let outcome_text = serde_json::to_string(&outcome).unwrap();
         for (what, text) in [("reports", &seen), ("outcome", &outcome_text)] {
             assert!(!text.contains(secret), "{ending}: the secret is in the {what}");
@@ -649,4 +652,45 @@ async fn a_run_has_a_scratch_directory_of_its_own_held_to_its_cap_and_removed_af
         log_messages(&reports)
     );
     assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn artifacts_are_reported_checked_and_redacted() {
+    let sandbox = sandbox();
+    let (outcome, reports) =
+        run(&sandbox, "report", json!({"title": "Sales"}), RunLimits::default()).await;
+    assert_eq!(outcome, RunOutcome::Completed { output: json!(4) });
+    let artifacts: Vec<(Option<String>, baton_proto::v1::RunArtifactKind, serde_json::Value)> =
+        reports
+            .reports()
+            .into_iter()
+            .filter_map(|r| match r.body {
+                ReportBody::Artifact { key, artifact_kind, content, .. } => {
+                    Some((key, artifact_kind, content))
+                }
+                _ => None,
+            })
+            .collect();
+    use baton_proto::v1::RunArtifactKind::*;
+    let kinds: Vec<_> = artifacts.iter().map(|(key, kind, _)| (key.as_deref(), *kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (Some("daily-report"), Markdown),
+            (Some("regions"), Table),
+            (None, Link),
+            (Some("load"), Progress)
+        ]
+    );
+    assert_eq!(
+        artifacts[1].2,
+        json!([{"region": "eu-west", "orders": 700}, {"region": "us-east", "orders": 504}])
+    );
+    let logs = log_messages(&reports);
+    assert!(logs.iter().any(|l| l.contains("refused: artifact key `Bad Key` must be")), "{logs:?}");
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("refused: a table artifact's content is an array of objects")),
+        "{logs:?}"
+    );
 }

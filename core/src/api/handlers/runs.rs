@@ -4,8 +4,8 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use baton_proto::v1::{
-    CreateRun, FlowRun, FlowRunDetail, Page, ProposeState, RunBucket, RunStats, SkipLate, Skipped,
-    StateCount, StateName, TaskRun, Timestamp, Transition, UnknownState,
+    CreateRun, FlowRun, FlowRunDetail, Page, ProposeState, RunArtifact, RunBucket, RunStats,
+    SkipLate, Skipped, StateCount, StateName, TaskRun, Timestamp, Transition, UnknownState,
 };
 use serde::Deserialize;
 
@@ -158,6 +158,20 @@ pub async fn list_task_runs(
 ) -> ApiResult<Json<Page<TaskRun>>> {
     let limit = query.limit.unwrap_or(500);
     Ok(Json(state.store.task_runs(&id, query.cursor.as_deref(), limit).await?))
+}
+
+pub async fn list_run_artifacts(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<RunArtifact>>> {
+    Ok(Json(state.store.run_artifacts(&id).await?))
+}
+
+pub async fn latest_run_artifact(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> ApiResult<Json<RunArtifact>> {
+    Ok(Json(state.store.latest_run_artifact(&key).await?))
 }
 
 pub async fn propose_state(

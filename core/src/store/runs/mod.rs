@@ -33,6 +33,9 @@ pub const MAX_PAGE: u32 = 500;
 
 /// Most task runs a run's detail carries; the rest are paged.
 const DETAIL_TASK_RUNS: u32 = 500;
+/// The artifacts `GET /api/runs/{id}` includes; the rest through
+/// `GET /api/runs/{id}/artifacts`.
+const DETAIL_ARTIFACTS: u32 = 100;
 
 /// Which runs to list.
 #[derive(Debug, Clone, Default)]
@@ -139,6 +142,7 @@ impl Store {
             task_runs,
             task_runs_next_cursor,
             attempts: attempts::from_history(&history, json_column(&row, "detail_stale")?),
+            artifacts: json_column(&row, "detail_artifacts")?,
         })
     }
 
@@ -349,9 +353,29 @@ fn detail_select(dialect: Dialect) -> String {
         "stale_outcomes WHERE run_id = r.id",
         "attempt",
     );
+    let content = match dialect {
+        Dialect::Sqlite => "json(content)",
+        Dialect::Postgres => "content::json",
+    };
+    let artifacts = json_rows(
+        dialect,
+        &[
+            ("run_id", "run_id"),
+            ("attempt", "attempt"),
+            ("key", "artifact_key"),
+            ("kind", "kind"),
+            ("description", "description"),
+            ("content", content),
+            ("created_at", "created_at"),
+        ],
+        &format!(
+            "(SELECT * FROM run_artifacts WHERE run_id = r.id ORDER BY attempt, seq LIMIT {DETAIL_ARTIFACTS}) a"
+        ),
+        "attempt, seq",
+    );
     format!(
         "SELECT {COLUMNS}, {history} AS detail_history, {task_runs} AS detail_task_runs, \
-         {stale} AS detail_stale FROM flow_runs r WHERE r.id = $1"
+         {stale} AS detail_stale, {artifacts} AS detail_artifacts FROM flow_runs r WHERE r.id = $1"
     )
 }
 

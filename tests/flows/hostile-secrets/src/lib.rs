@@ -1,6 +1,7 @@
 //! Test flow: reads the secret `token` its deployment grants and puts it
 //! everywhere a flow's text reaches the core: event names, resources and
-//! payloads (values and keys), task names and cache keys, progress, log
+//! payloads (values and keys), task names and cache keys, progress,
+//! artifacts (key, markdown, a table's cells and columns), log
 //! lines split (16 KiB) or cut (64 KiB) through the secret, stdout, and
 //! then, as `ending` says, the run's error message, a panic, or its output.
 
@@ -21,6 +22,8 @@ fn hostile_secrets(params: Params) -> Result<String> {
     emit_event(&format!("leak.{token}"), &format!("resource/{token}"), &payload.into());
     task(format!("task {token}")).cache_key(format!("key-{token}")).run(|| Ok(()))?;
     progress(0.5, &format!("halfway with {token}"));
+    baton_sdk::markdown_artifact(&token, &format!("# Report of {token}"))?;
+    baton_sdk::table_artifact("rows", &[json!({ token.clone(): token })])?;
     info!("a line with {token} in it");
     // Lines whose pieces split, or whose cut falls, inside the secret.
     for around in [16 * 1024, 64 * 1024] {

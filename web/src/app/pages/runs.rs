@@ -10,6 +10,7 @@ use yew_router::prelude::*;
 use super::deployments::{short, took};
 use super::{ActionButton, use_changes};
 use crate::app::api::{Load, escape, get, send, use_get};
+use crate::app::artifacts::Artifacts;
 use crate::app::charts::Gantt;
 use crate::app::live::{use_batch, use_events, use_live_refresh, use_run_log, use_ticks};
 use crate::app::route::Route;
@@ -379,6 +380,12 @@ pub fn run_page(props: &RunProps) -> Html {
                     <p class="muted">{ format!("The first {} task runs; the API pages through the rest.", detail.task_runs.len()) }</p>
                 }
             </div>
+            if !detail.artifacts.is_empty() {
+                <div class="panel">
+                    <h2>{ "Artifacts" }</h2>
+                    <Artifacts artifacts={detail.artifacts.clone()} />
+                </div>
+            }
             <div class="panel">
                 <h2>{ "Logs" }</h2>
                 <Logs id={run.id.clone()} />
