@@ -6,7 +6,8 @@
 //! service unless an entry names that host exactly, and held to a timeout,
 //! a response size and a number of requests per run. A refusal is an HTTP
 //! error the flow sees (`HTTP-request-denied`), not a trap, and a warning
-//! in the run's log names the host.
+//! in the run's log names the host. A request goes to the addresses that
+//! were checked (`send.rs`), not to a second lookup's.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -22,6 +23,8 @@ use http_body_util::BodyExt as _;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::host::RunLog;
+
+mod send;
 
 /// What a run may do over HTTP.
 #[derive(Debug, Clone, Copy)]
@@ -130,16 +133,17 @@ impl WasiHttpHooks for HttpHooks {
                 );
                 return Err(Error::DestinationIpProhibited);
             }
-            let clamp = |given: Option<Duration>| {
-                Some(given.map_or(limits.timeout, |d| d.min(limits.timeout)))
-            };
-            let options = RequestOptions {
+            let clamp =
+                |given: Option<Duration>| given.map_or(limits.timeout, |d| d.min(limits.timeout));
+            let connect = send::Connect {
+                // Only the addresses checked above: never a second lookup.
+                addresses: &resolved,
+                tls_name: (scheme == "https").then_some(host_only.as_str()),
                 connect_timeout: clamp(options.and_then(|o| o.connect_timeout)),
                 first_byte_timeout: clamp(options.and_then(|o| o.first_byte_timeout)),
                 between_bytes_timeout: clamp(options.and_then(|o| o.between_bytes_timeout)),
             };
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let response = send::send(request, connect).await?;
             let capped = response.map(|body| {
                 CappedBody {
                     inner: body.boxed_unsync(),
@@ -150,6 +154,9 @@ impl WasiHttpHooks for HttpHooks {
                 }
                 .boxed_unsync()
             });
+            // The connection reports its own end to no one: a broken one
+            // shows as an error reading the response.
+            let io = std::future::ready(Ok(()));
             Ok((capped, Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>))
         })
     }
