@@ -7,8 +7,8 @@
 //! Sandbox: the `fetch` flow with `repeat` N, less the median run with
 //! `repeat` 1, over N - 1, so a run's fixed cost (instantiating,
 //! parameters, output) drops out. Native: N requests in turn with hyper's
-//! HTTP/1 client, a new connection each, as the sandbox's
-//! `default_send_request` makes them (same client, same current-thread
+//! HTTP/1 client, a new connection each, as the sandbox's `http/send.rs`
+//! makes them (same client, same current-thread
 //! runtime, no connection reuse on either side). Rounds interleave the
 //! three measurements so drift hits them alike.
 

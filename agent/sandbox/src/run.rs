@@ -117,18 +117,17 @@ impl Sandbox {
             ..request.limits
         };
         let log = Arc::new(RunLog::new(request.reporter, &request.grants));
-        let scratch =
-            match Scratch::create(&self.scratch_root, limits.scratch_bytes, Arc::clone(&log)) {
-                Ok(scratch) => scratch,
-                Err(error) => {
-                    return RunOutcome::Crashed {
-                        message: format!(
-                            "making the run's scratch directory under {}: {error}",
-                            self.scratch_root.display()
-                        ),
-                    };
-                }
-            };
+        let scratch = match self.scratch.take(limits.scratch_bytes, Arc::clone(&log)) {
+            Ok(scratch) => scratch,
+            Err(error) => {
+                return RunOutcome::Crashed {
+                    message: format!(
+                        "making the run's scratch directory under {}: {error}",
+                        self.scratch.root().display()
+                    ),
+                };
+            }
+        };
         let mut host = FlowHost::new(Arc::clone(&log), request.task_cache, request.grants);
         host.set_scratch(scratch.path());
         let call = Call::Run {

@@ -25,7 +25,7 @@ use crate::cache::{ArtifactCache, Digest};
 use crate::host::FlowHost;
 use crate::http::HttpHooks;
 use crate::limits::MemoryCap;
-use crate::scratch::{Scratch, ScratchFilesystem, ScratchView};
+use crate::scratch::{Scratch, ScratchFilesystem, ScratchPool, ScratchView};
 
 /// How a [`Sandbox`] is set up.
 #[derive(Debug, Clone)]
@@ -141,7 +141,7 @@ pub struct Sandbox {
     cold_load: Mutex<()>,
     pub(crate) slots: Semaphore,
     pub(crate) max_memory_bytes: u64,
-    pub(crate) scratch_root: PathBuf,
+    pub(crate) scratch: Arc<ScratchPool>,
     max_component_bytes: usize,
     _ticker: EpochTicker,
 }
@@ -209,7 +209,8 @@ impl Sandbox {
             .scratch_dir
             .clone()
             .unwrap_or_else(|| std::env::temp_dir().join("baton-scratch"));
-        Scratch::sweep(&scratch_root);
+        let scratch =
+            Arc::new(ScratchPool::new(scratch_root, usize::try_from(instances).unwrap_or(1)));
         let ticker = EpochTicker::start(engine.clone(), config.epoch_tick)
             .map_err(|e| SandboxError::Engine(format!("starting the epoch thread: {e}")))?;
         Ok(Self {
@@ -220,7 +221,7 @@ impl Sandbox {
             cold_load: Mutex::new(()),
             slots: Semaphore::new(usize::try_from(instances).unwrap_or(usize::MAX)),
             max_memory_bytes,
-            scratch_root,
+            scratch,
             max_component_bytes: config.max_component_bytes,
             _ticker: ticker,
         })
