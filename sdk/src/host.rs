@@ -46,7 +46,7 @@ pub fn progress(fraction: f32, message: &str) {
 /// The run's scratch directory, `/tmp`: the one place a flow can write
 /// files, for libraries that need temporary ones. It is empty when the run
 /// starts, held to its pool's `scratch_mib` (past it a write fails, and the
-/// run's log says why), and removed after the run. (`std::env::temp_dir`
+/// run's log says why), and emptied after the run. (`std::env::temp_dir`
 /// panics on WebAssembly: use this.)
 pub fn scratch_dir() -> std::path::PathBuf {
     std::path::PathBuf::from("/tmp")

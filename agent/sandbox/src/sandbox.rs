@@ -113,7 +113,7 @@ pub(crate) struct RunState {
     pub(crate) host: FlowHost,
     pub(crate) http: WasiHttpCtx,
     pub(crate) http_hooks: HttpHooks,
-    /// The run's scratch directory, removed when the store is dropped.
+    /// The run's scratch directory, given back when the store is dropped.
     pub(crate) scratch: Option<Scratch>,
 }
 

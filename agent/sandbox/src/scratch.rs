@@ -1,7 +1,8 @@
 //! A run's scratch directory: the one place of the host's filesystem a flow
 //! sees, preopened as [`GUEST_PATH`] (where libraries look first) so that
 //! libraries needing temporary files work; made empty for the run, held to
-//! its size cap, and removed with everything in it when the run ends.
+//! its size cap, and emptied when the run ends (what the run wrote is
+//! removed; an empty directory is kept for the next run, [`ScratchPool`]).
 //!
 //! The cap is kept by the filesystem interface itself: `wasi:filesystem`
 //! is linked through [`ScratchFilesystem`], which passes every call to
