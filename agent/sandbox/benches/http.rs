@@ -8,9 +8,9 @@
 //! `repeat` 1, over N - 1, so a run's fixed cost (instantiating,
 //! parameters, output) drops out. Native: N requests in turn with hyper's
 //! HTTP/1 client, a new connection each, as the sandbox's `http/send.rs`
-//! makes them (same client, same current-thread
-//! runtime, no connection reuse on either side). Rounds interleave the
-//! three measurements so drift hits them alike.
+//! makes them (same client and I/O adapter, same current-thread runtime,
+//! no connection reuse on either side). Rounds interleave the three
+//! measurements so drift hits them alike.
 
 #![allow(
     clippy::unwrap_used,
@@ -31,8 +31,8 @@ use baton_proto::v1::outgoing::OutgoingHosts;
 use baton_sandbox::{Grants, LoadedFlow, ReportCollector, RunRequest, Sandbox, SandboxConfig};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Empty};
-use hyper_util::rt::TokioIo;
 use serde_json::json;
+use wasmtime_wasi_http::io::TokioIo;
 
 /// What the server answers, to every request.
 const BODY: &str = r#"{"rate": 1.08}"#;
@@ -102,7 +102,7 @@ async fn native(port: u16, count: u32) -> Duration {
             .expect("connecting to the test server");
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
-        // As wasi-http does: the connection is driven by a task of its own.
+        // As `http/send.rs` does: the connection is driven by a task of its own.
         tokio::spawn(connection);
         let request = http::Request::get("/data")
             .header(http::header::HOST, format!("127.0.0.1:{port}"))
