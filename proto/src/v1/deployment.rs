@@ -214,3 +214,38 @@ pub struct DeploymentUpserted {
     /// Names of the fields whose value changed (empty when nothing did).
     pub changed: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_lists_are_held_to_their_limits_and_commands_to_their_form() {
+        let names = |n: usize| (0..n).map(|i| format!("p{i}")).collect::<Vec<_>>();
+        let at_limit =
+            Capabilities { commands: names(MAX_CAPABILITY_ENTRIES), ..Capabilities::default() };
+        assert_eq!(at_limit.check(), Ok(()));
+        let over =
+            Capabilities { commands: names(MAX_CAPABILITY_ENTRIES + 1), ..Capabilities::default() };
+        let error = over.check().unwrap_err();
+        assert!(
+            error.contains("capabilities.commands has 257 entries, over the limit of 256"),
+            "{error}"
+        );
+
+        let long = "x".repeat(MAX_CAPABILITY_ENTRY_BYTES);
+        let at_limit = Capabilities { variables: vec![long.clone()], ..Capabilities::default() };
+        assert_eq!(at_limit.check(), Ok(()));
+        let over = Capabilities { variables: vec![long + "x"], ..Capabilities::default() };
+        let error = over.check().unwrap_err();
+        assert!(error.contains("capabilities.variables has an entry of 1025 bytes"), "{error}");
+
+        for bad in ["", " sh", "sh\0"] {
+            let bad = Capabilities { commands: vec![bad.to_owned()], ..Capabilities::default() };
+            assert!(bad.check().unwrap_err().contains("is not a program"));
+        }
+        let hosts =
+            Capabilities { outgoing_hosts: vec!["http://".into()], ..Capabilities::default() };
+        assert!(hosts.check().is_err(), "a bad outgoing host passed");
+    }
+}
