@@ -13,6 +13,7 @@
 
 mod agent;
 mod backend;
+mod children;
 mod fetch;
 pub mod outbox;
 pub mod runner;

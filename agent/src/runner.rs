@@ -8,7 +8,10 @@
 //! SIGTERM), so a runner whose agent died stops by itself. Where there is
 //! no stdin to attach (a Kubernetes pod), the job is a file and SIGTERM
 //! alone cancels. The runner answers with JSON lines of [`RunnerMessage`]
-//! on stdout; its own diagnostics go to stderr.
+//! on stdout; its own diagnostics go to stderr. A flow's subflow calls go
+//! out the same way ([`RunnerMessage::Child`]) and their answers come back
+//! on stdin as [`RunnerInput`] lines after the job (not in a pod: there
+//! the flow is told subflows are not available).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -17,10 +20,12 @@ use std::time::Duration;
 
 use baton_proto::v1::link::{Assignment, MAX_FRAME_BYTES};
 use baton_proto::v1::outgoing::OutgoingHosts;
-use baton_proto::v1::{DEFAULT_SCRATCH_MIB, Infrastructure, RunOutcome, RunReport, scratch_bytes};
+use baton_proto::v1::{
+    ChildAnswer, ChildOp, DEFAULT_SCRATCH_MIB, Infrastructure, RunOutcome, RunReport, scratch_bytes,
+};
 use baton_sandbox::{
-    CancellationToken, CommandGrant, Digest, Grants, MemoryTaskCache, RunLimits, RunReporter,
-    RunRequest, Sandbox, SandboxConfig,
+    CancellationToken, ChildAnswerFuture, CommandGrant, Digest, Grants, MemoryTaskCache,
+    NoSubflows, RunLimits, RunReporter, RunRequest, Sandbox, SandboxConfig, Subflows,
 };
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
@@ -146,6 +151,19 @@ pub enum RunnerMessage {
     Finished {
         outcome: RunOutcome,
     },
+    /// The flow asks about its children (the agent asks the core); the
+    /// answer comes back with the same `id`.
+    Child {
+        id: u64,
+        op: ChildOp,
+    },
+}
+
+/// What the backend writes on a runner's stdin after its job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RunnerInput {
+    Child { id: u64, answer: ChildAnswer },
 }
 
 /// The file a component is staged in for runners.
@@ -199,6 +217,72 @@ pub(crate) async fn send_job(
     line.push(b'\n');
     input.write_all(&line).await.map_err(|e| e.to_string())?;
     input.flush().await.map_err(|e| e.to_string())
+}
+
+/// A runner's stdin once its job is in: [`RunnerInput`] lines go in as
+/// they come. Closing it, or dropping it, ends stdin: the cancellation.
+pub(crate) struct RunnerStdin {
+    lines: tokio::sync::mpsc::UnboundedSender<RunnerInput>,
+    close: CancellationToken,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+impl RunnerStdin {
+    pub(crate) fn start(mut input: impl AsyncWrite + Unpin + Send + 'static) -> Self {
+        let (lines, mut receive) = tokio::sync::mpsc::unbounded_channel::<RunnerInput>();
+        let close = CancellationToken::new();
+        let closed = close.clone();
+        let writer = tokio::spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    () = closed.cancelled() => break,
+                    message = receive.recv() => match message {
+                        Some(message) => message,
+                        None => break,
+                    },
+                };
+                let Ok(mut line) = serde_json::to_vec(&message) else { continue };
+                line.push(b'\n');
+                if input.write_all(&line).await.is_err() || input.flush().await.is_err() {
+                    break;
+                }
+            }
+            let _ = input.shutdown().await;
+        });
+        Self { lines, close, writer }
+    }
+
+    /// Ends stdin (the runner stops) and waits briefly for it to be shut.
+    pub(crate) async fn close(mut self) {
+        self.close.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(1), &mut self.writer).await;
+    }
+}
+
+impl Drop for RunnerStdin {
+    fn drop(&mut self) {
+        self.close.cancel();
+    }
+}
+
+/// Asks the agent's [`Subflows`] what a runner's flow asks, and writes
+/// the answers on the runner's stdin.
+struct ChildRelay {
+    subflows: Arc<dyn Subflows>,
+    answers: tokio::sync::mpsc::UnboundedSender<RunnerInput>,
+    /// Questions in flight; dropped (aborted) with the follower.
+    asking: tokio::task::JoinSet<()>,
+}
+
+impl ChildRelay {
+    fn ask(&mut self, id: u64, op: ChildOp) {
+        let subflows = Arc::clone(&self.subflows);
+        let answers = self.answers.clone();
+        self.asking.spawn(async move {
+            let answer = ChildAnswer::from(subflows.ask(op).await);
+            let _ = answers.send(RunnerInput::Child { id, answer });
+        });
+    }
 }
 
 /// Reads one line of at most `max` bytes (without its newline); `None` at
@@ -286,6 +370,9 @@ pub(crate) struct Follower<'a> {
     /// Where lines that are not messages go when stdout and stderr come
     /// mixed (a pod's log); `None`: such a line is an error.
     stray: Option<Arc<std::sync::Mutex<StderrTail>>>,
+    /// Where the flow's subflow calls go; `None` where the runner has no
+    /// stdin to answer on (a pod's runner refuses them itself).
+    children: Option<ChildRelay>,
 }
 
 impl<'a> Follower<'a> {
@@ -294,7 +381,22 @@ impl<'a> Follower<'a> {
         started: OnStarted,
         infrastructure: Infrastructure,
     ) -> Self {
-        Self { reporter, started: Some((started, infrastructure)), stray: None }
+        Self { reporter, started: Some((started, infrastructure)), stray: None, children: None }
+    }
+
+    /// The runner's subflow calls are asked of `subflows`, answered on
+    /// `stdin`.
+    pub(crate) fn relaying_children(
+        mut self,
+        subflows: Arc<dyn Subflows>,
+        stdin: &RunnerStdin,
+    ) -> Self {
+        self.children = Some(ChildRelay {
+            subflows,
+            answers: stdin.lines.clone(),
+            asking: tokio::task::JoinSet::new(),
+        });
+        self
     }
 
     /// Lines that are not messages are the runner's stderr, kept in `tail`.
@@ -313,6 +415,10 @@ impl<'a> Follower<'a> {
             }
             Ok(RunnerMessage::Report { report }) => self.reporter.report(report),
             Ok(RunnerMessage::Finished { outcome }) => return Ok(Some(outcome)),
+            Ok(RunnerMessage::Child { id, op }) => match &mut self.children {
+                Some(relay) => relay.ask(id, op),
+                None => tracing::debug!("a runner without stdin asked about a subflow"),
+            },
             Err(_) if self.stray.is_some() => {
                 if let Some(tail) = &self.stray {
                     tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(line);
@@ -364,26 +470,43 @@ pub async fn exec(
     output: impl AsyncWrite + Unpin + Send + 'static,
 ) -> Result<(), String> {
     let cancel = CancellationToken::new();
-    let job = match source {
+    let (send, receive) = tokio::sync::mpsc::unbounded_channel();
+    let (job, subflows): (_, Arc<dyn Subflows>) = match source {
         JobSource::Stdin(input) => {
             let mut input = BufReader::new(input);
             let line = read_line(&mut input, MAX_LINE_BYTES)
                 .await
                 .map_err(|e| format!("reading the job: {e}"))?
                 .ok_or("no job on stdin")?;
-            // Stdin closing is the cancellation.
+            let subflows = Arc::new(StdioSubflows::new(send.clone()));
+            // Answers to the flow's subflow calls follow; stdin closing is
+            // the cancellation.
             tokio::spawn({
                 let cancel = cancel.clone();
+                let subflows = Arc::clone(&subflows);
                 async move {
-                    let _ = tokio::io::copy(&mut input, &mut tokio::io::sink()).await;
+                    while let Ok(Some(line)) = read_line(&mut input, MAX_LINE_BYTES).await {
+                        if let Ok(RunnerInput::Child { id, answer }) = serde_json::from_slice(&line)
+                        {
+                            subflows.answered(id, answer);
+                        }
+                    }
                     cancel.cancel();
                 }
             });
-            line
+            (line, subflows)
         }
-        JobSource::File(path) => tokio::fs::read(&path)
-            .await
-            .map_err(|e| format!("reading the job at {}: {e}", path.display()))?,
+        JobSource::File(path) => {
+            let job = tokio::fs::read(&path)
+                .await
+                .map_err(|e| format!("reading the job at {}: {e}", path.display()))?;
+            let refused = NoSubflows(
+                "subflows are not available to flows in Kubernetes pods yet: run the parent \
+                 in a wasm, process or container pool"
+                    .to_owned(),
+            );
+            (job, Arc::new(refused))
+        }
     };
     let job: RunnerJob =
         serde_json::from_slice(&job).map_err(|e| format!("reading the job: {e}"))?;
@@ -400,9 +523,8 @@ pub async fn exec(
             cancel.cancel();
         }
     });
-    let (send, receive) = tokio::sync::mpsc::unbounded_channel();
     let writer = tokio::spawn(write_messages(receive, output));
-    let outcome = run_job(job, &send, cancel).await;
+    let outcome = run_job(job, &send, subflows, cancel).await;
     let _ = send.send(RunnerMessage::Finished { outcome });
     drop(send);
     writer.await.map_err(|e| format!("writing the outcome: {e}"))?
@@ -411,6 +533,7 @@ pub async fn exec(
 async fn run_job(
     job: RunnerJob,
     messages: &tokio::sync::mpsc::UnboundedSender<RunnerMessage>,
+    subflows: Arc<dyn Subflows>,
     cancel: CancellationToken,
 ) -> RunOutcome {
     let crashed = |message: String| RunOutcome::Crashed { message };
@@ -468,6 +591,7 @@ async fn run_job(
             commands: CommandGrant::Allowed(job.commands),
         },
         reporter: Arc::new(ChannelReporter(messages.clone())),
+        subflows,
         task_cache: Arc::new(MemoryTaskCache::default()),
         cancel,
         env: job.env.into_iter().collect(),
@@ -529,6 +653,47 @@ async fn write_messages(
         }
     }
     output.flush().await.map_err(|e| format!("writing to stdout: {e}"))
+}
+
+/// The runner's way to the flow's children: questions out on stdout,
+/// answers in on stdin, matched by number.
+struct StdioSubflows {
+    messages: tokio::sync::mpsc::UnboundedSender<RunnerMessage>,
+    next_id: std::sync::atomic::AtomicU64,
+    waiting:
+        std::sync::Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<ChildAnswer>>>,
+}
+
+impl StdioSubflows {
+    fn new(messages: tokio::sync::mpsc::UnboundedSender<RunnerMessage>) -> Self {
+        Self { messages, next_id: Default::default(), waiting: Default::default() }
+    }
+
+    fn answered(&self, id: u64, answer: ChildAnswer) {
+        let waiting =
+            self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+        if let Some(waiting) = waiting {
+            let _ = waiting.send(answer);
+        }
+    }
+}
+
+impl Subflows for StdioSubflows {
+    fn ask(&self, op: ChildOp) -> ChildAnswerFuture {
+        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, answer);
+        let sent = self.messages.send(RunnerMessage::Child { id, op }).is_ok();
+        Box::pin(async move {
+            if !sent {
+                return Err("the runner could not ask its agent".to_owned());
+            }
+            answered
+                .await
+                .map_err(|_| "the runner's agent went away before answering".to_owned())?
+                .into_result()
+        })
+    }
 }
 
 struct ChannelReporter(tokio::sync::mpsc::UnboundedSender<RunnerMessage>);

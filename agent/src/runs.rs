@@ -13,6 +13,7 @@ use tracing::Instrument as _;
 
 use crate::agent::Shared;
 use crate::backend::{Backend, Ended, Job};
+use crate::children::LinkSubflows;
 use crate::fetch::ComponentSource;
 use crate::outbox::Outbox;
 
@@ -194,10 +195,13 @@ async fn execute(
             reporter.outbox.push(&reporter.execution, AgentEventBody::Started { infrastructure });
         })
     };
+    let subflows =
+        Arc::new(LinkSubflows { shared: Arc::clone(&shared), execution: execution.clone() });
     let job = Job {
         component: ComponentSource::new(Arc::clone(&shared), assignment.artifact.clone(), digest),
         assignment,
         reporter,
+        subflows,
         started,
         cancel,
     };

@@ -229,6 +229,9 @@ fn describe(detail: &FlowRunDetail) -> String {
     if let Some(infrastructure) = &run.infrastructure {
         text.push_str(&format!("  runs on     {infrastructure}\n"));
     }
+    if let Some(parent) = &run.parent_id {
+        text.push_str(&format!("  parent      {parent} (its flow started this run)\n"));
+    }
     text.push_str(&format!(
         "  attempts    {} (retries allowed: {})\n",
         run.run_count, run.max_retries
@@ -272,6 +275,24 @@ fn describe(detail: &FlowRunDetail) -> String {
         if detail.task_runs_next_cursor.is_some() {
             text.push_str(&format!(
                 "  … and more: GET /api/runs/{}/task-runs pages through them all\n",
+                detail.run.id
+            ));
+        }
+    }
+    if !detail.children.is_empty() {
+        text.push_str("subflows:\n");
+        for child in &detail.children {
+            text.push_str(&format!(
+                "  {}  {:<14} {}  {}\n",
+                child.id,
+                child.state.as_str(),
+                child.deployment,
+                child.state_message.as_deref().unwrap_or("")
+            ));
+        }
+        if detail.children.len() >= 100 {
+            text.push_str(&format!(
+                "  … and maybe more: GET /api/runs?parent_id={} lists them all\n",
                 detail.run.id
             ));
         }

@@ -315,9 +315,31 @@ impl Dispatcher {
         cached
     }
 
-    /// Cancels a run; a running one is stopped by its agent (through
-    /// whichever core holds that agent: see `send_cancellations`).
+    /// Cancels a run, and the children it waits for with it (theirs too);
+    /// a running one is stopped by its agent (through whichever core holds
+    /// that agent: see `send_cancellations`).
     pub async fn cancel_run(&self, id: &str) -> Result<Transition, StoreError> {
+        let transition = self.cancel_one(id).await?;
+        if transition.verdict == Verdict::Accepted {
+            // A chain of parents is at most MAX_SUBFLOW_DEPTH deep.
+            let mut parents = vec![id.to_owned()];
+            while let Some(parent) = parents.pop() {
+                for child in self.inner.store.waited_children(&parent).await? {
+                    let cancelled = self.cancel_one(&child).await;
+                    match cancelled {
+                        Ok(t) if t.verdict == Verdict::Accepted => parents.push(child),
+                        Ok(_) => {}
+                        Err(error) => {
+                            tracing::warn!(run = %child, parent = %parent, %error, "could not cancel a subflow with its parent");
+                        }
+                    }
+                }
+            }
+        }
+        Ok(transition)
+    }
+
+    async fn cancel_one(&self, id: &str) -> Result<Transition, StoreError> {
         let transition = self.inner.store.cancel_run(id).await?;
         if transition.run.state == StateName::Cancelling
             && let Some(agent) = &transition.run.agent_id

@@ -15,7 +15,7 @@ use crate::api::{self, AppState, Auth, LinkInfo};
 use crate::automations::Automations;
 use crate::dispatch::{DispatchConfig, Dispatcher};
 use crate::feed::Feed;
-use crate::link::{CoreIdentity, Link};
+use crate::link::{CoreIdentity, Link, LinkServices};
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::secrets::SecretCipher;
 use crate::store::{Retention, Store, SweepConfig, redact_url};
@@ -123,13 +123,12 @@ impl Server {
             Some(quic) => {
                 let identity = CoreIdentity::load_or_create(&config.data_dir)
                     .context("making or loading the core's TLS identity")?;
-                let link = Link::start(
-                    quic,
-                    &identity,
-                    store.clone(),
-                    dispatcher.clone(),
-                    shutdown.clone(),
-                )?;
+                let services = LinkServices {
+                    store: store.clone(),
+                    dispatcher: dispatcher.clone(),
+                    feed: feed.clone(),
+                };
+                let link = Link::start(quic, &identity, services, shutdown.clone())?;
                 tokio::spawn(dispatcher.clone().run(shutdown.clone()));
                 Some(LinkInfo { address: link.address, fingerprint: identity.fingerprint() })
             }

@@ -28,13 +28,15 @@
 //! can do (log, run tasks, read granted variables and secrets, emit events,
 //! report progress, send HTTP requests with [`http`], run the native
 //! programs its deployment grants with [`command`], leave reports with
-//! [`markdown_artifact`] and friends) goes through the host
-//! functions wrapped here.
+//! [`markdown_artifact`] and friends, start runs of other deployments and
+//! wait for them with [`run_deployment`]) goes through the host functions
+//! wrapped here.
 
 mod artifact;
 pub mod command;
 mod host;
 pub mod http;
+mod subflow;
 mod task;
 
 #[doc(hidden)]
@@ -59,6 +61,7 @@ pub use host::{AccessError, Level, emit_event, log, progress, scratch_dir, secre
 pub use schemars::{self, JsonSchema};
 pub use serde::{self, Deserialize, Serialize};
 pub use serde_json::{self, json};
+pub use subflow::{ChildRun, RunDeployment, run_deployment};
 pub use task::{Task, task};
 
 /// Everything a flow usually needs, in one `use`.

@@ -7,6 +7,10 @@
 //! - latency: from the API call that creates a run of `hello` until the
 //!   core records it `COMPLETED`, one run at a time; measured by the client
 //!   (polling the run every 0.25 ms) and by the core's own timestamps;
+//! - subflows: a run of `subflow` that starts a run of `hello` and waits
+//!   for it, one at a time: from the child's creation to the parent's
+//!   completion by the core's clock (the call, the child's whole run, the
+//!   parent resuming and ending), and the parent's create -> COMPLETED;
 //! - throughput: a burst of runs created by 8 clients, from the first
 //!   creation to the last completion, by the core's timestamps;
 //! - Windmill's scenario: 40 runs of a flow that sleeps 10 ms, each
@@ -93,6 +97,7 @@ fn main() {
     core.deploy(home.path(), "sleeps", "bench", "");
     core.deploy(home.path(), "loop-forever", "bench", "");
     core.deploy(home.path(), "chain", "bench", "");
+    core.deploy(home.path(), "subflow", "bench", "");
     // One agent; enough slots that runs in flight, not slots, bound the burst.
     let agent = AgentProcess::start_with_slots(&core, home.path(), &token, data.path(), 64);
     // And one of a process pool, for the backends side by side.
@@ -136,9 +141,15 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let mut connection = Connection::open(address).await;
-        // Warm up: the agent fetches and compiles both components once.
-        for deployment in ["hello/bench", "sleeps/bench"] {
-            let id = create(&mut connection, deployment, json!({"a": 1, "b": 2, "millis": 1})).await;
+        // Warm up: the agent fetches and compiles the components once.
+        let subflow_params =
+            |i: usize| json!({"deployment": "hello/bench", "params": {"a": i, "b": 1}});
+        for (deployment, params) in [
+            ("hello/bench", json!({"a": 1, "b": 2})),
+            ("sleeps/bench", json!({"millis": 1})),
+            ("subflow/bench", subflow_params(0)),
+        ] {
+            let id = create(&mut connection, deployment, params).await;
             completed(&mut connection, &id).await;
         }
 
@@ -179,6 +190,35 @@ fn main() {
             mean(stages[0]),
             mean(stages[1]),
             mean(stages[2]),
+        );
+
+        // Subflows, one at a time.
+        let mut parent_took = Vec::new();
+        let mut child_to_parent_end = Vec::new();
+        for i in 0..latency_runs.min(200) {
+            let sent = Instant::now();
+            let id = create(&mut connection, "subflow/bench", subflow_params(i)).await;
+            let parent = completed(&mut connection, &id).await;
+            parent_took.push(sent.elapsed());
+            assert_eq!(parent["output"]["output"], json!(i + 1), "{parent:#}");
+            let child_id = parent["output"]["id"].as_str().unwrap();
+            let (_, child) =
+                connection.json("GET", &format!("/api/runs/{child_id}"), &Value::Null).await;
+            child_to_parent_end.push(
+                parent["ended_at"].as_i64().unwrap() - child["created_at"].as_i64().unwrap(),
+            );
+        }
+        parent_took.sort_unstable();
+        child_to_parent_end.sort_unstable();
+        println!(
+            "subflows, one at a time ({} parents, each waiting for a child run of hello): \
+             child created -> parent COMPLETED by the core's clock p50 {} ms, p99 {} ms; \
+             parent create -> COMPLETED measured by the client p50 {:.2?}, p99 {:.2?}",
+            parent_took.len(),
+            child_to_parent_end[child_to_parent_end.len() / 2],
+            child_to_parent_end[(child_to_parent_end.len() - 1) * 99 / 100],
+            percentile(&parent_took, 0.50),
+            percentile(&parent_took, 0.99),
         );
 
         // The backends side by side: the same flow in the agent's sandbox,

@@ -22,4 +22,5 @@ mod http;
 mod infrastructure;
 mod layering;
 mod schedules;
+mod subflows;
 mod ui;

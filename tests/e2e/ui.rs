@@ -258,3 +258,53 @@ fn a_run_s_artifacts_are_listed_and_shown_safely_on_its_page() {
         browser.close().await;
     });
 }
+
+#[test]
+fn a_parent_run_s_page_lists_its_subflows_and_a_child_s_page_links_its_parent() {
+    let system = System::start(2);
+    let home = system.home.path();
+    system.core.deploy(home, "subflow", "default", "");
+    system.core.deploy(home, "hello", "default", "");
+    let params = ["deployment=hello/default", r#"params={"a": 20, "b": 22}"#];
+    let id = crate::agents::run(&system.core, home, "subflow/default", &params);
+    let (parent, _) = crate::agents::wait_for(
+        &system.core,
+        home,
+        &id,
+        "COMPLETED",
+        std::time::Duration::from_secs(30),
+    );
+    let child_id = parent["output"]["id"].as_str().unwrap().to_owned();
+    let base = system.core.url.clone();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let browser = Browser::start().await;
+        let client = &browser.client;
+        client.goto(&format!("{base}/runs/{id}")).await.unwrap();
+        browser.wait_text("main", "Subflows").await;
+        let row = browser.wait_text("table[aria-label='Subflows'] tbody tr", "hello/default").await;
+        assert!(row.to_lowercase().contains("completed"), "{row}");
+        let href = client
+            .find(Locator::Css("table[aria-label='Subflows'] tbody a"))
+            .await
+            .unwrap()
+            .attr("href")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        assert!(href.ends_with(&format!("/runs/{child_id}")), "{href}");
+
+        client.goto(&format!("{base}/runs/{child_id}")).await.unwrap();
+        browser.wait_text("dl.facts", "Parent").await;
+        let href = client
+            .find(Locator::Css("dl.facts dd a[href*='/runs/']"))
+            .await
+            .unwrap()
+            .attr("href")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        assert!(href.ends_with(&format!("/runs/{id}")), "{href}");
+        browser.close().await;
+    });
+}

@@ -23,6 +23,26 @@ pub fn wait_until(what: &str, within: std::time::Duration, mut done: impl FnMut(
     }
 }
 
+/// Like [`wait_until`], for a value: checks `found` every 100 ms until it
+/// gives one, and returns it.
+#[allow(clippy::panic, reason = "test support: a wait that times out fails the test")]
+pub fn wait_until_some<T>(
+    what: &str,
+    within: std::time::Duration,
+    mut found: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(value) = found() {
+            return value;
+        }
+        if std::time::Instant::now() >= deadline {
+            panic!("{what}: not within {within:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// The repository's root directory.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
@@ -167,6 +187,7 @@ pub const FLOWS: &[&str] = &[
     "contract-0-1-0",
     "scratch",
     "report",
+    "subflow",
 ];
 
 /// The bytes of the flow package `name`, built for wasm32-wasip2 (all

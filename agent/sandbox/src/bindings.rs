@@ -9,10 +9,13 @@ wasmtime::component::bindgen!({
         "baton:flow/host.emit-event": trappable,
         // A command runs for as long as it runs, without blocking a thread.
         "baton:flow/commands.run": async,
+        // A parent waits for its child without blocking a thread.
+        "baton:flow/subflows.run-deployment": async,
     },
 });
 
 pub use baton::flow::artifacts::ArtifactKind;
 pub use baton::flow::commands::{Command, CommandError, CommandOutput};
 pub use baton::flow::host::{AccessError, TaskSpec, TaskStart};
+pub use baton::flow::subflows::ChildRun as FlowChildRun;
 pub use baton::flow::types::{FlowError, FlowInfo, Level};

@@ -20,6 +20,7 @@ use crate::bindings::{
     TaskStart,
 };
 use crate::commands::{self, CommandGrant};
+use crate::subflows::Subflows;
 
 /// A flow sent the host something over a size limit: the call traps with
 /// this error, and the run ends `FAILED` with its message.
@@ -438,11 +439,38 @@ pub(crate) struct FlowHost {
     open_tasks: HashMap<u64, Option<String>>,
     /// The run's scratch directory on the host: where commands run.
     scratch: Option<PathBuf>,
+    subflows: Arc<dyn Subflows>,
+    /// `run-deployment` calls made so far.
+    child_calls: u32,
 }
 
 impl FlowHost {
-    pub(crate) fn new(log: Arc<RunLog>, task_cache: Arc<dyn TaskCache>, grants: Grants) -> Self {
-        Self { log, task_cache, grants, next_task_id: 1, open_tasks: HashMap::new(), scratch: None }
+    pub(crate) fn new(
+        log: Arc<RunLog>,
+        task_cache: Arc<dyn TaskCache>,
+        grants: Grants,
+        subflows: Arc<dyn Subflows>,
+    ) -> Self {
+        Self {
+            log,
+            task_cache,
+            grants,
+            next_task_id: 1,
+            open_tasks: HashMap::new(),
+            scratch: None,
+            subflows,
+            child_calls: 0,
+        }
+    }
+
+    /// Numbers a `run-deployment` call, from 1.
+    pub(crate) fn next_child_call(&mut self) -> u32 {
+        self.child_calls = self.child_calls.saturating_add(1);
+        self.child_calls
+    }
+
+    pub(crate) fn subflows(&self) -> Arc<dyn Subflows> {
+        Arc::clone(&self.subflows)
     }
 
     pub(crate) fn set_scratch(&mut self, dir: &Path) {

@@ -18,10 +18,12 @@ mod run;
 mod sandbox;
 mod scratch;
 mod stdio;
+mod subflows;
 
 pub use cache::Digest;
 pub use commands::{CommandGrant, MAX_COMMAND_OUTPUT_BYTES};
 pub use host::{Grants, MemoryTaskCache, ReportCollector, RunReporter, TaskCache, now};
 pub use run::{RunLimits, RunRequest};
 pub use sandbox::{LoadError, LoadedFlow, Sandbox, SandboxConfig, SandboxError};
+pub use subflows::{ChildAnswerFuture, NoSubflows, Subflows};
 pub use tokio_util::sync::CancellationToken;

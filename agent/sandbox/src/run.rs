@@ -22,6 +22,7 @@ use crate::limits::MemoryCap;
 use crate::sandbox::{LoadError, LoadedFlow, RunState, Sandbox, one_line};
 use crate::scratch::{GUEST_PATH, Scratch};
 use crate::stdio::GuestOutput;
+use crate::subflows::{NoSubflows, Subflows};
 
 /// Limits of `describe`, which must be quick and small.
 pub(crate) const DESCRIBE_LIMITS: RunLimits =
@@ -56,6 +57,8 @@ pub struct RunRequest {
     pub grants: Grants,
     pub reporter: Arc<dyn RunReporter>,
     pub task_cache: Arc<dyn TaskCache>,
+    /// Where its `run-deployment` calls go (refused with [`NoSubflows`]).
+    pub subflows: Arc<dyn Subflows>,
     /// Cancelling it stops the flow wherever it is.
     pub cancel: CancellationToken,
     /// Environment variables the flow sees (none unless its pool gives
@@ -64,8 +67,8 @@ pub struct RunRequest {
 }
 
 impl RunRequest {
-    /// A request with default limits, no grants, a private task cache and
-    /// no cancellation.
+    /// A request with default limits, no grants, a private task cache, no
+    /// subflows and no cancellation.
     pub fn new(params: serde_json::Value, reporter: Arc<dyn RunReporter>) -> Self {
         Self {
             params,
@@ -73,6 +76,7 @@ impl RunRequest {
             grants: Grants::default(),
             reporter,
             task_cache: Arc::new(MemoryTaskCache::default()),
+            subflows: Arc::new(NoSubflows::default()),
             cancel: CancellationToken::new(),
             env: Vec::new(),
         }
@@ -128,7 +132,8 @@ impl Sandbox {
                 };
             }
         };
-        let mut host = FlowHost::new(Arc::clone(&log), request.task_cache, request.grants);
+        let mut host =
+            FlowHost::new(Arc::clone(&log), request.task_cache, request.grants, request.subflows);
         host.set_scratch(scratch.path());
         let call = Call::Run {
             params: request.params.to_string(),
@@ -177,7 +182,8 @@ impl Sandbox {
     pub(crate) async fn call_describe(&self, flow: &LoadedFlow) -> Result<FlowInfo, LoadError> {
         let grants = Grants::default();
         let log = Arc::new(RunLog::new(Arc::new(crate::ReportCollector::default()), &grants));
-        let host = FlowHost::new(log, Arc::new(MemoryTaskCache::default()), grants);
+        let no_subflows = Arc::new(NoSubflows("describe may not start runs".to_owned()));
+        let host = FlowHost::new(log, Arc::new(MemoryTaskCache::default()), grants, no_subflows);
         let cancel = CancellationToken::new();
         match self.call(flow, Call::Describe, DESCRIBE_LIMITS, host, &cancel).await {
             CallEnd::Returned(Returned::Describe(info)) => Ok(info),
@@ -300,7 +306,7 @@ impl Sandbox {
 fn trap_message(error: &wasmtime::Error, stderr: &str) -> String {
     let what = match error.downcast_ref::<Trap>() {
         Some(Trap::StackOverflow) => {
-            "the flow overflowed its stack (too deep a recursion?)".to_owned()
+            "the flow trapped: stack overflow (too deep a recursion?)".to_owned()
         }
         // A stack kept in linear memory (Rust, C) that overflows runs off
         // the start of memory: wasmtime sees only the bad access.

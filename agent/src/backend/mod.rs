@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use baton_proto::v1::link::{Assignment, Execution};
 use baton_proto::v1::{Infrastructure, RunOutcome};
-use baton_sandbox::{CancellationToken, RunReporter};
+use baton_sandbox::{CancellationToken, RunReporter, Subflows};
 
 use crate::fetch::ComponentSource;
 
@@ -42,6 +42,8 @@ pub(crate) struct Job {
     pub(crate) component: ComponentSource,
     /// Where its log lines, tasks, events and progress go.
     pub(crate) reporter: Arc<dyn RunReporter>,
+    /// Where the flow's subflow calls go: the core.
+    pub(crate) subflows: Arc<dyn Subflows>,
     /// Called once, when the flow is about to run (`RUNNING`), with where.
     pub(crate) started: OnStarted,
     /// Cancelled when the run is cancelled, loses its lease, or the agent

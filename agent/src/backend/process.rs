@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 
 use super::{Backend, Ended, Job};
-use crate::runner::{self, Rlimits, RunnerJob, Staging, StderrTail};
+use crate::runner::{self, Rlimits, RunnerJob, RunnerStdin, Staging, StderrTail};
 
 /// Memory a child needs besides its flow's: the runtime, the compiled
 /// component, the host's buffers.
@@ -181,18 +181,20 @@ async fn supervise(
     let stderr_done = tokio::spawn(StderrTail::follow(Arc::clone(&tail), stderr));
     // A child that dies at once is named below, from its exit.
     let _ = runner::send_job(&mut stdin, runner_job).await;
+    let stdin = RunnerStdin::start(stdin);
     let infrastructure =
         Infrastructure { kind: PoolKind::Process, id: pid.map(|pid| pid.to_string()), host: None };
     let follow = runner::follow_stdout(
         stdout,
-        runner::Follower::new(job.reporter.as_ref(), job.started, infrastructure),
+        runner::Follower::new(job.reporter.as_ref(), job.started, infrastructure)
+            .relaying_children(job.subflows, &stdin),
     );
     let deadline = Duration::from_millis(limits.timeout_ms).saturating_add(DEADLINE_GRACE);
     let said = tokio::select! {
         said = follow => said,
         () = job.cancel.cancelled() => {
             // Closing stdin asks it to stop; it has a grace period.
-            drop(stdin);
+            stdin.close().await;
             let _ = tokio::time::timeout(STOP_GRACE, child.wait()).await;
             let _ = child.kill().await;
             return RunOutcome::Cancelled;
@@ -202,7 +204,7 @@ async fn supervise(
             return RunOutcome::TimedOut { limit_ms: limits.timeout_ms };
         }
     };
-    drop(stdin);
+    stdin.close().await;
     let status = match tokio::time::timeout(STOP_GRACE, child.wait()).await {
         Ok(Ok(status)) => Some(status),
         Ok(Err(_)) | Err(_) => {

@@ -76,6 +76,7 @@ impl Wasm {
                 commands: CommandGrant::default(),
             },
             reporter: job.reporter,
+            subflows: job.subflows,
             task_cache: Arc::new(MemoryTaskCache::default()),
             cancel: job.cancel,
             env: Vec::new(),

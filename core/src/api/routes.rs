@@ -234,6 +234,7 @@ routes![
                 ("deployment", "FLOW/NAME"),
                 ("flow", "flow name"),
                 ("tag", "run tag"),
+                ("parent_id", "only the runs this run's flow started (its subflows)"),
                 ("since", "created at or after (ms since the epoch)"),
                 ("until", "created before (ms since the epoch)"),
                 ("cursor", "next_cursor of the previous page"),

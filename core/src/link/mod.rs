@@ -5,6 +5,7 @@
 //! on the control stream while its heartbeats and numbered events flow
 //! back; every other stream the agent opens is a component fetch.
 
+mod children;
 mod events;
 mod session;
 pub mod tls;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::Dispatcher;
+use crate::feed::Feed;
 use crate::store::Store;
 pub use tls::{CoreIdentity, TlsError};
 
@@ -27,6 +29,17 @@ pub enum LinkError {
     #[error("binding QUIC on {address}: {source}")]
     Bind { address: SocketAddr, source: std::io::Error },
 }
+
+/// What the gateway serves agents from.
+pub struct LinkServices {
+    pub store: Store,
+    pub dispatcher: Dispatcher,
+    /// Where it hears of the ends of the children runs wait for.
+    pub feed: Feed,
+}
+
+/// Streams an agent may have open at once besides its control stream.
+const MAX_AGENT_STREAMS: u32 = 4096;
 
 /// A listening gateway.
 pub struct Link {
@@ -53,11 +66,14 @@ impl Link {
     pub fn start(
         listen: SocketAddr,
         identity: &CoreIdentity,
-        store: Store,
-        dispatcher: Dispatcher,
+        services: LinkServices,
         stop: CancellationToken,
     ) -> Result<Self, LinkError> {
+        let LinkServices { store, dispatcher, feed } = services;
         let mut transport = quinn::TransportConfig::default();
+        // Each run waiting for a subflow holds a stream; fetches come on
+        // top.
+        transport.max_concurrent_bidi_streams(MAX_AGENT_STREAMS.into());
         let heartbeat = dispatcher.config().heartbeat;
         transport.keep_alive_interval(Some(heartbeat));
         // Silence is judged by the dispatcher's watchdog; QUIC's own idle
@@ -84,9 +100,15 @@ impl Link {
                     incoming = accepting.accept() => incoming,
                 };
                 let Some(incoming) = incoming else { break };
+                let children = children::Children {
+                    store: store.clone(),
+                    dispatcher: dispatcher.clone(),
+                    feed: feed.clone(),
+                };
                 let session = session::Session {
                     store: store.clone(),
                     dispatcher: dispatcher.clone(),
+                    children,
                     fingerprint: fingerprint.clone(),
                     stop: stop.clone(),
                 };

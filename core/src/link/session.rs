@@ -6,10 +6,12 @@ use std::time::Duration;
 use baton_proto::v1::link::io::{read_frame, write_frame};
 use baton_proto::v1::link::{
     AgentMessage, AgentToken, CoreMessage, Fetch, FetchAnswer, Hello, MAX_FRAME_BYTES,
+    StreamRequest,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::children::Children;
 use super::events::Applier;
 use crate::dispatch::{AgentSession, Dispatcher};
 use crate::store::{AgentLease, AgentRecord, Store};
@@ -20,6 +22,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) struct Session {
     pub store: Store,
     pub dispatcher: Dispatcher,
+    pub children: Children,
     /// The core's CA fingerprint, which a token for this core carries.
     pub fingerprint: String,
     pub stop: CancellationToken,
@@ -104,7 +107,12 @@ impl Session {
             }
             let _ = send.finish();
         });
-        let fetches = tokio::spawn(serve_fetches(connection.clone(), self.store.clone()));
+        let streams = tokio::spawn(serve_streams(
+            connection.clone(),
+            self.store.clone(),
+            self.children.clone(),
+            agent_id.clone(),
+        ));
 
         let (messages, received) = mpsc::unbounded_channel();
         let reader = tokio::spawn(read_messages(recv, messages));
@@ -125,7 +133,7 @@ impl Session {
         // again.
         close.cancel();
         reader.abort();
-        fetches.abort();
+        streams.abort();
         tracing::info!(%remote, agent = %agent_id, why = %ended, "agent disconnected");
         if let Some(last) = self.dispatcher.disconnect(&agent_id, session)
             && let Err(e) =
@@ -198,30 +206,60 @@ async fn read_messages(
     }
 }
 
-/// Serves component fetches on the streams the agent opens.
-async fn serve_fetches(connection: quinn::Connection, store: Store) {
+/// Serves the streams the agent opens: component fetches and questions
+/// about its runs' children.
+async fn serve_streams(
+    connection: quinn::Connection,
+    store: Store,
+    children: Children,
+    agent_id: String,
+) {
     while let Ok((mut send, mut recv)) = connection.accept_bi().await {
         let store = store.clone();
+        let children = children.clone();
+        let agent_id = agent_id.clone();
         tokio::spawn(async move {
-            let Ok(Some(fetch)) = read_frame::<Fetch, _>(&mut recv, MAX_FRAME_BYTES).await else {
+            let Ok(Some(request)) =
+                read_frame::<StreamRequest, _>(&mut recv, MAX_FRAME_BYTES).await
+            else {
                 return;
             };
-            let answer = store.artifact_bytes(&fetch.digest).await;
-            let written = match answer {
-                Ok(bytes) => {
-                    let size = bytes.len() as u64;
-                    match write_frame(&mut send, &FetchAnswer::Found { size }).await {
-                        Ok(()) => send.write_all(&bytes).await.is_ok(),
-                        Err(_) => false,
+            match request {
+                StreamRequest::Fetch(fetch) => serve_fetch(&store, fetch, &mut send).await,
+                StreamRequest::Child { child } => {
+                    // No answer (the database failed): the stream is reset
+                    // and the agent asks again.
+                    match children.answer(&agent_id, child).await {
+                        Some(answer) => {
+                            if write_frame(&mut send, &answer).await.is_ok() {
+                                let _ = send.finish();
+                            }
+                        }
+                        None => {
+                            let _ = send.reset(1_u32.into());
+                        }
                     }
                 }
-                Err(e) => write_frame(&mut send, &FetchAnswer::Missing { reason: e.to_string() })
-                    .await
-                    .is_ok(),
-            };
-            if written {
-                let _ = send.finish();
             }
         });
+    }
+}
+
+/// Answers a component fetch: the bytes follow a `Found` frame.
+async fn serve_fetch(store: &Store, fetch: Fetch, send: &mut quinn::SendStream) {
+    let written = match store.artifact_bytes(&fetch.digest).await {
+        Ok(bytes) => {
+            let size = bytes.len() as u64;
+            match write_frame(&mut *send, &FetchAnswer::Found { size }).await {
+                Ok(()) => send.write_all(&bytes).await.is_ok(),
+                Err(_) => false,
+            }
+        }
+        Err(e) => {
+            write_frame(&mut *send, &FetchAnswer::Missing { reason: e.to_string() }).await.is_ok()
+        }
+    };
+    if written {
+        let _ = send.finish();
     }
 }

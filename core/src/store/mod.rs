@@ -30,6 +30,7 @@ mod run_artifacts;
 mod runs;
 mod schedules;
 mod signals;
+mod subflows;
 mod transitions;
 mod values;
 mod webhooks;
@@ -55,6 +56,7 @@ pub use retention::Retention;
 pub use runs::{DEFAULT_POOL, Fence, RunFilter, Sweep, SweepConfig};
 pub use schedules::{DueSchedule, ScheduleUpdate, schedule_id};
 pub use signals::{Signal, Signals};
+pub use subflows::child_run;
 
 use crate::secrets::SecretCipher;
 

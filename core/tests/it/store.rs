@@ -1362,3 +1362,67 @@ async fn a_bad_outgoing_host_is_refused_at_deploy_naming_it() {
         assert_eq!(assignment.outgoing_hosts, ["api.example.com"], "{}", db.label);
     }
 }
+
+#[tokio::test]
+async fn a_held_run_starts_each_child_once_within_the_depth_limit_and_lists_them() {
+    use baton_proto::v1::{ChildStart, MAX_SUBFLOW_DEPTH};
+    for db in both().await {
+        let store = &db.store;
+        deploy(store, "default", DeploymentSpec::default()).await;
+        let parent = new_run(store, "default").await;
+        store.dispatch_run(&parent, "agent-1").await.unwrap();
+        let start = |call, parameters: serde_json::Value, wait| ChildStart {
+            call,
+            deployment: "hello/default".into(),
+            parameters: parameters.as_object().unwrap().clone(),
+            wait,
+        };
+        let ok = json!({"a": 1, "b": 2});
+
+        // Only the agent holding this attempt of the parent starts children.
+        for (agent, attempt) in [("agent-2", 1), ("agent-1", 2)] {
+            let refused = store.start_child(agent, &parent, attempt, start(1, ok.clone(), true));
+            let error = refused.await.unwrap_err();
+            assert!(matches!(error, StoreError::Stale { .. }), "{error} ({})", db.label);
+        }
+        let (child, created) =
+            store.start_child("agent-1", &parent, 1, start(1, ok.clone(), true)).await.unwrap();
+        assert!(created, "{}", db.label);
+        // The same call asked again finds the child it started.
+        let (again, created) =
+            store.start_child("agent-1", &parent, 1, start(1, ok.clone(), true)).await.unwrap();
+        assert_eq!((again.id.as_str(), created), (child.id.as_str(), false), "{}", db.label);
+        let (unwaited, _) =
+            store.start_child("agent-1", &parent, 1, start(2, ok.clone(), false)).await.unwrap();
+        let bad = store.start_child("agent-1", &parent, 1, start(3, json!({"a": "x"}), true));
+        assert!(matches!(bad.await, Err(StoreError::InvalidParameters(_))), "{}", db.label);
+        let mut unknown = start(4, ok.clone(), true);
+        unknown.deployment = "hello/nope".into();
+        let error = store.start_child("agent-1", &parent, 1, unknown).await.unwrap_err();
+        assert!(error.to_string().contains("not found"), "{error} ({})", db.label);
+
+        // Each side records the other.
+        assert_eq!(store.run(&child.id).await.unwrap().parent_id.as_deref(), Some(&*parent));
+        let detail = store.run_detail(&parent).await.unwrap();
+        let listed: Vec<&str> = detail.children.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(listed, [child.id.as_str(), unwaited.id.as_str()], "{}", db.label);
+        assert_eq!(detail.children[0].state, StateName::Scheduled);
+        assert_eq!(detail.children[0].deployment, "hello/default");
+        let filter = RunFilter { parent_id: Some(parent.clone()), ..RunFilter::default() };
+        assert_eq!(store.runs(&filter).await.unwrap().items.len(), 2, "{}", db.label);
+        // Only the child it waits for goes down with it.
+        assert_eq!(store.waited_children(&parent).await.unwrap(), [child.id.as_str()]);
+
+        // A chain of parents stops at the depth limit.
+        let mut holder = child.id.clone();
+        for _ in 1..MAX_SUBFLOW_DEPTH {
+            store.dispatch_run(&holder, "agent-1").await.unwrap();
+            let next = store.start_child("agent-1", &holder, 1, start(1, ok.clone(), true));
+            holder = next.await.unwrap().0.id;
+        }
+        store.dispatch_run(&holder, "agent-1").await.unwrap();
+        let error = store.start_child("agent-1", &holder, 1, start(1, ok.clone(), true));
+        let error = error.await.unwrap_err().to_string();
+        assert!(error.contains("is 10 subflows deep, the limit"), "{error} ({})", db.label);
+    }
+}

@@ -118,6 +118,9 @@ pub struct FlowRun {
     /// Where its current attempt runs or ran, once it started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub infrastructure: Option<Infrastructure>,
+    /// The run whose flow started it (`run_deployment`), if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
 }
 
 /// Where an execution runs: the backend of its pool's type and, for what
@@ -210,6 +213,10 @@ pub struct FlowRunDetail {
     /// them with `GET /api/runs/{id}/artifacts`).
     #[serde(default)]
     pub artifacts: Vec<super::RunArtifact>,
+    /// The runs its flow started, oldest first (at most 100; all of them
+    /// with `GET /api/runs?parent_id=...`).
+    #[serde(default)]
+    pub children: Vec<super::ChildRun>,
 }
 
 /// One dispatch of a run to an agent, and how that execution went.

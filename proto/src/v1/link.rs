@@ -361,6 +361,26 @@ pub struct Fetch {
     pub digest: String,
 }
 
+/// What an execution asks about its children ([`super::ChildOp`]); the
+/// core answers one [`super::ChildAnswer`] frame on the same stream, then
+/// ends it. Only the agent holding the run (this attempt of it) may ask.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChildRequest {
+    pub run_id: String,
+    pub attempt: u32,
+    #[serde(flatten)]
+    pub op: super::ChildOp,
+}
+
+/// The first frame of a stream the agent opens besides its control
+/// stream: a component fetch, or a question about a run's children.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StreamRequest {
+    Child { child: ChildRequest },
+    Fetch(Fetch),
+}
+
 /// The core's answer on a fetch stream; with `Found`, the component's bytes
 /// follow until the stream ends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

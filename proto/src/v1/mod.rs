@@ -15,6 +15,7 @@ mod run_artifact;
 #[cfg(feature = "schema")]
 mod schema;
 mod state;
+mod subflow;
 
 pub use api::{
     API_TOKEN_PREFIX, AgentInfo, AgentTokenCreated, ApiError, ApiScope, ApiTokenCreated,
@@ -44,3 +45,4 @@ pub use run_artifact::{
     check_artifact_key, check_run_artifact, is_web_url, table_columns,
 };
 pub use state::{StateName, UnknownState};
+pub use subflow::{ChildAnswer, ChildOp, ChildRun, ChildStart, MAX_SUBFLOW_DEPTH, child_key};

@@ -30,7 +30,7 @@ use tokio::io::AsyncWriteExt as _;
 use self::engine::not_found;
 use super::labels::{AGENT_ID, ATTEMPT, BATON, MANAGED_BY, RUN_ID};
 use super::{Backend, Ended, Job, SCRATCH_MOUNT};
-use crate::runner::{self, RunnerJob, Staging, StderrTail};
+use crate::runner::{self, RunnerJob, RunnerStdin, Staging, StderrTail};
 
 /// Where the agent's staged components and precompiled artifacts appear
 /// inside a container (read-only).
@@ -250,6 +250,7 @@ impl Container {
         if let Err(reason) = runner::send_job(&mut input, &runner_job).await {
             return crashed(format!("giving the run's container {id} its job: {reason}"));
         }
+        let input = RunnerStdin::start(input);
         let infrastructure = Infrastructure {
             kind: PoolKind::Container,
             id: Some(id.chars().take(12).collect()),
@@ -257,7 +258,8 @@ impl Container {
         };
         let follow = runner::follow_stdout(
             stdout,
-            runner::Follower::new(job.reporter.as_ref(), job.started, infrastructure),
+            runner::Follower::new(job.reporter.as_ref(), job.started, infrastructure)
+                .relaying_children(job.subflows, &input),
         );
         let grace = variables.stop_grace_seconds.unwrap_or(10);
         let deadline = Duration::from_millis(timeout_ms).saturating_add(DEADLINE_GRACE);
@@ -266,7 +268,7 @@ impl Container {
             () = job.cancel.cancelled() => {
                 // The runner stops at stdin's end or SIGTERM; the engine
                 // kills it after the grace period.
-                let _ = input.shutdown().await;
+                input.close().await;
                 stop(docker, id, grace).await;
                 return RunOutcome::Cancelled;
             }
@@ -275,7 +277,7 @@ impl Container {
                 return RunOutcome::TimedOut { limit_ms: timeout_ms };
             }
         };
-        drop(input);
+        input.close().await;
         let exited = tokio::time::timeout(EXIT_GRACE, docker.wait_container(id, None).next()).await;
         if exited.is_err() {
             stop(docker, id, 0).await;

@@ -44,6 +44,8 @@ pub struct RunQuery {
     deployment: Option<String>,
     flow: Option<String>,
     tag: Option<String>,
+    /// Runs started by this run's flow.
+    parent_id: Option<String>,
     since: Option<i64>,
     until: Option<i64>,
     cursor: Option<String>,
@@ -130,6 +132,7 @@ pub async fn list_runs(
         deployment_id,
         flow: query.flow,
         tag: query.tag,
+        parent_id: query.parent_id,
         since: query.since.map(Timestamp),
         until: query.until.map(Timestamp),
         cursor: query.cursor,

@@ -21,6 +21,10 @@ pub(crate) struct NewRun {
     pub schedule_id: Option<String>,
     /// The automations whose actions led to it (JSON list), if any.
     pub caused_by: Option<String>,
+    /// How deep it is in its chain of parents (0: no parent).
+    pub subflow_depth: u32,
+    /// Whether its parent waits for it.
+    pub parent_waits: bool,
 }
 
 impl NewRun {
@@ -64,16 +68,21 @@ impl NewRun {
                 attempt: 0,
                 job_variables: serde_json::Map::new(),
                 infrastructure: None,
+                parent_id: None,
             },
             retry_delay_ms: millis(spec.retry_delay_seconds),
             timeout_ms: spec.timeout_seconds.map(millis),
             schedule_id,
             caused_by: None,
+            subflow_depth: 0,
+            parent_waits: false,
         }
     }
 }
 
-/// Most runs one INSERT takes (18 values each).
+/// Values bound per run inserted.
+const VALUES_PER_RUN: usize = 21;
+/// Most runs one INSERT takes.
 const RUNS_PER_INSERT: usize = 400;
 
 /// Inserts new runs; their first history row and `run.scheduled` event
@@ -88,15 +97,15 @@ pub(crate) async fn insert_runs(
     for chunk in runs.chunks(RUNS_PER_INSERT) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| {
-                let p = |k: usize| format!("${}", i * 18 + k);
+                let p = |k: usize| format!("${}", i * VALUES_PER_RUN + k);
                 format!(
-                    "({}, {}, {}, {}, {}, {}, 'SCHEDULED', {}, {}, 1, {}, NULL, NULL, 0, {}, {}, {}, {}, NULL, {}, {}, {}, NULL, 0, {}, NULL, {}, {})",
-                    p(1), p(2), p(3), p(4), p(5), p(6), p(18), p(7), p(8), p(9), p(10), p(11), p(12), p(7), p(13), p(14), p(15), p(16), p(17)
+                    "({}, {}, {}, {}, {}, {}, 'SCHEDULED', {}, {}, 1, {}, NULL, NULL, 0, {}, {}, {}, {}, NULL, {}, {}, {}, NULL, 0, {}, NULL, {}, {}, {}, {}, {})",
+                    p(1), p(2), p(3), p(4), p(5), p(6), p(18), p(7), p(8), p(9), p(10), p(11), p(12), p(7), p(13), p(14), p(15), p(19), p(16), p(17), p(20), p(21)
                 )
             })
             .collect();
         let sql = format!(
-            "INSERT INTO flow_runs ({COLUMNS}, schedule_id, caused_by) VALUES {} \
+            "INSERT INTO flow_runs ({COLUMNS}, schedule_id, caused_by, parent_waits, subflow_depth) VALUES {} \
              ON CONFLICT (deployment_id, idempotency_key) DO NOTHING RETURNING id",
             values.join(", ")
         );
@@ -125,7 +134,10 @@ pub(crate) async fn insert_runs(
                 .bind(job_variables)
                 .bind(new.schedule_id.as_deref())
                 .bind(new.caused_by.as_deref())
-                .bind(run.state_message.as_deref());
+                .bind(run.state_message.as_deref())
+                .bind(run.parent_id.as_deref())
+                .bind(i64::from(new.parent_waits))
+                .bind(i64::from(new.subflow_depth));
         }
         for row in query.fetch_all(&mut *conn).await? {
             inserted.push(row.try_get::<String, _>("id")?);
@@ -153,6 +165,23 @@ pub(crate) async fn insert_runs(
     Ok(inserted)
 }
 
+/// Where a run comes from, beside the request that creates it.
+pub(crate) struct RunOrigin<'a> {
+    /// The automations whose actions led to it.
+    pub caused_by: &'a [String],
+    /// The run whose flow started it.
+    pub parent: Option<ParentLink>,
+}
+
+/// A child run's link to its parent.
+pub(crate) struct ParentLink {
+    pub id: String,
+    /// Whether the parent waits for it.
+    pub waits: bool,
+    /// The child's depth: its parent's plus one.
+    pub depth: u32,
+}
+
 impl Store {
     /// Creates a run of `flow/name`, `SCHEDULED` for now or for
     /// `request.scheduled_at`. With an idempotency key already used for this
@@ -175,6 +204,18 @@ impl Store {
         request: CreateRun,
         caused_by: &[String],
     ) -> StoreResult<(FlowRun, bool)> {
+        self.create_run_from(flow, name, request, RunOrigin { caused_by, parent: None }).await
+    }
+
+    /// Creates a run of `flow/name` that came from `origin`.
+    pub(crate) async fn create_run_from(
+        &self,
+        flow: &str,
+        name: &str,
+        request: CreateRun,
+        origin: RunOrigin<'_>,
+    ) -> StoreResult<(FlowRun, bool)> {
+        let RunOrigin { caused_by, parent } = origin;
         let deployment = self.deployment(flow, name).await?;
         let mut parameters = deployment.spec.parameters.clone();
         parameters.extend(request.parameters);
@@ -229,6 +270,11 @@ impl Store {
         }
         if !caused_by.is_empty() {
             new.caused_by = Some(to_json(&caused_by)?);
+        }
+        if let Some(parent) = parent {
+            new.run.parent_id = Some(parent.id);
+            new.parent_waits = parent.waits;
+            new.subflow_depth = parent.depth;
         }
         let run = new.run.clone();
         let inserted = self

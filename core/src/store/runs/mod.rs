@@ -7,7 +7,7 @@ mod create;
 mod propose;
 mod sweep;
 
-pub(crate) use create::{NewRun, insert_runs};
+pub(crate) use create::{NewRun, ParentLink, RunOrigin, insert_runs};
 pub use propose::Fence;
 pub use sweep::{Sweep, SweepConfig};
 
@@ -23,7 +23,8 @@ use super::{
 
 const COLUMNS: &str = "id, deployment_id, flow_name, deployment_name, parameters, tags, state, state_message, \
     state_changed_at, state_seq, scheduled_at, started_at, ended_at, run_count, max_retries, retry_delay_ms, \
-    timeout_ms, idempotency_key, output, created_at, work_pool, work_queue, agent_id, attempt, job_variables, infrastructure";
+    timeout_ms, idempotency_key, output, created_at, work_pool, work_queue, agent_id, attempt, job_variables, infrastructure, \
+    parent_id";
 
 /// The pool of runs whose deployment names none.
 pub const DEFAULT_POOL: &str = "default";
@@ -36,6 +37,9 @@ const DETAIL_TASK_RUNS: u32 = 500;
 /// The artifacts `GET /api/runs/{id}` includes; the rest through
 /// `GET /api/runs/{id}/artifacts`.
 const DETAIL_ARTIFACTS: u32 = 100;
+/// The children `GET /api/runs/{id}` includes; the rest through
+/// `GET /api/runs?parent_id=...`.
+const DETAIL_CHILDREN: u32 = 100;
 
 /// Which runs to list.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +49,8 @@ pub struct RunFilter {
     pub deployment_id: Option<String>,
     pub flow: Option<String>,
     pub tag: Option<String>,
+    /// Started by this run's flow.
+    pub parent_id: Option<String>,
     /// Created at or after.
     pub since: Option<Timestamp>,
     /// Created before.
@@ -102,6 +108,7 @@ fn run_row(row: &AnyRow) -> StoreResult<RunRow> {
             .map(|text| serde_json::from_str(&text))
             .transpose()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        parent_id: row.try_get("parent_id")?,
     };
     Ok(RunRow {
         run,
@@ -143,6 +150,7 @@ impl Store {
             task_runs_next_cursor,
             attempts: attempts::from_history(&history, json_column(&row, "detail_stale")?),
             artifacts: json_column(&row, "detail_artifacts")?,
+            children: json_column(&row, "detail_children")?,
         })
     }
 
@@ -224,6 +232,9 @@ impl Store {
                 " AND EXISTS (SELECT 1 FROM flow_run_tags t WHERE t.run_id = r.id AND t.tag = ?)",
                 tag.clone(),
             );
+        }
+        if let Some(parent_id) = &filter.parent_id {
+            push_text(&mut sql, " AND parent_id = ?", parent_id.clone());
         }
         if let Some(cursor) = &filter.cursor {
             push_text(&mut sql, " AND id < ?", cursor.clone());
@@ -373,9 +384,26 @@ fn detail_select(dialect: Dialect) -> String {
         ),
         "attempt, seq",
     );
+    let children = json_rows(
+        dialect,
+        &[
+            ("id", "id"),
+            ("deployment", "flow_name || '/' || deployment_name"),
+            ("state", "state"),
+            ("state_message", "state_message"),
+            ("created_at", "created_at"),
+            ("started_at", "started_at"),
+            ("ended_at", "ended_at"),
+        ],
+        &format!(
+            "(SELECT * FROM flow_runs WHERE parent_id = r.id ORDER BY created_at, id LIMIT {DETAIL_CHILDREN}) c"
+        ),
+        "created_at, id",
+    );
     format!(
         "SELECT {COLUMNS}, {history} AS detail_history, {task_runs} AS detail_task_runs, \
-         {stale} AS detail_stale, {artifacts} AS detail_artifacts FROM flow_runs r WHERE r.id = $1"
+         {stale} AS detail_stale, {artifacts} AS detail_artifacts, {children} AS detail_children \
+         FROM flow_runs r WHERE r.id = $1"
     )
 }
 

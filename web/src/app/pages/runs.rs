@@ -313,6 +313,10 @@ pub fn run_page(props: &RunProps) -> Html {
                 <dt>{ "Deployment" }</dt>
                 <dd><Link<Route> to={Route::Deployment { flow: flow.to_owned(), name: name.to_owned() }}>{ &run.deployment }</Link<Route>></dd>
                 <dt>{ "Id" }</dt><dd class="mono">{ &run.id }</dd>
+                if let Some(parent) = &run.parent_id {
+                    <dt>{ "Parent" }</dt>
+                    <dd><Link<Route> to={Route::Run { id: parent.clone() }} classes="mono">{ short(parent) }</Link<Route>>{ " (its flow started this run)" }</dd>
+                }
                 <dt>{ "Scheduled" }</dt><dd>{ local_time(run.scheduled_at) }</dd>
                 if let Some(started) = run.started_at { <dt>{ "Started" }</dt><dd>{ local_time(started) }</dd> }
                 if let Some(started) = run.started_at { <dt>{ "Duration" }</dt><dd>{ duration(end.0 - started.0) }</dd> }
@@ -380,6 +384,25 @@ pub fn run_page(props: &RunProps) -> Html {
                     <p class="muted">{ format!("The first {} task runs; the API pages through the rest.", detail.task_runs.len()) }</p>
                 }
             </div>
+            if !detail.children.is_empty() {
+                <div class="panel">
+                    <h2>{ "Subflows" }</h2>
+                    <table aria-label="Subflows">
+                        <thead><tr><th>{ "Run" }</th><th>{ "Deployment" }</th><th>{ "State" }</th><th>{ "Created" }</th><th>{ "Message" }</th></tr></thead>
+                        <tbody>
+                            { for detail.children.iter().map(|child| html! {
+                                <tr>
+                                    <td><Link<Route> to={Route::Run { id: child.id.clone() }} classes="mono">{ short(&child.id) }</Link<Route>></td>
+                                    <td>{ &child.deployment }</td>
+                                    <td><StateBadge state={child.state} /></td>
+                                    <td>{ local_time(child.created_at) }</td>
+                                    <td class="small">{ child.state_message.clone().unwrap_or_default() }</td>
+                                </tr>
+                            }) }
+                        </tbody>
+                    </table>
+                </div>
+            }
             if !detail.artifacts.is_empty() {
                 <div class="panel">
                     <h2>{ "Artifacts" }</h2>

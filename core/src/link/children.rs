@@ -1,0 +1,100 @@
+//! An agent's questions about the children of the runs it holds: start
+//! one, or wait for one to end. Each is a stream of its own, answered
+//! once; an answer lost with its connection is asked for again (starting
+//! is idempotent by the call's key), so nothing is started twice.
+
+use std::time::Duration;
+
+use baton_proto::v1::link::ChildRequest;
+use baton_proto::v1::{ChildAnswer, ChildOp, ChildRun, FlowRun};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+
+use crate::dispatch::Dispatcher;
+use crate::feed::Feed;
+use crate::store::{Store, StoreError, child_run};
+
+/// How often a waited-for child is read again even if the feed says
+/// nothing about it (the feed is the fast path, this the safety net).
+const RECHECK: Duration = Duration::from_secs(2);
+
+/// What the link needs to answer.
+#[derive(Clone)]
+pub(super) struct Children {
+    pub store: Store,
+    pub dispatcher: Dispatcher,
+    pub feed: Feed,
+}
+
+impl Children {
+    /// The answer to `request` from agent `agent_id`, or `None` when the
+    /// database failed (no answer: the agent asks again).
+    pub async fn answer(&self, agent_id: &str, request: ChildRequest) -> Option<ChildAnswer> {
+        let ChildRequest { run_id, attempt, op } = request;
+        let result = match op {
+            ChildOp::Start(start) => {
+                let started = self.store.start_child(agent_id, &run_id, attempt, start).await;
+                if let Ok((child, true)) = &started {
+                    self.dispatcher.wake();
+                    tracing::info!(run = %child.id, parent = %run_id, deployment = %child.deployment, "subflow started");
+                }
+                started.map(|(child, _)| child)
+            }
+            ChildOp::Wait { child_id, timeout_ms } => {
+                self.wait(&run_id, &child_id, timeout_ms.map(Duration::from_millis)).await
+            }
+        };
+        match result {
+            Ok(child) => Some(ChildAnswer::Run { run: child }),
+            Err(StoreError::Database(error)) => {
+                tracing::warn!(%error, run = %run_id, "could not answer about a subflow; the agent asks again");
+                None
+            }
+            Err(StoreError::StorageFull(_)) => None,
+            Err(error) => Some(ChildAnswer::Refused { reason: error.to_string() }),
+        }
+    }
+
+    /// The child `child_id` of `parent_id` once it has ended, or as it is
+    /// after `timeout`.
+    async fn wait(
+        &self,
+        parent_id: &str,
+        child_id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<ChildRun, StoreError> {
+        // Subscribed before the first read, so no end goes unseen.
+        let mut events = self.feed.subscribe();
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let resource = format!("run/{child_id}");
+        loop {
+            let run: FlowRun = self.store.run(child_id).await?;
+            if run.parent_id.as_deref() != Some(parent_id) {
+                return Err(StoreError::Invalid(format!(
+                    "run {child_id} is not a subflow of run {parent_id}"
+                )));
+            }
+            let now = Instant::now();
+            if run.state.is_terminal() || deadline.is_some_and(|d| d <= now) {
+                return Ok(child_run(run));
+            }
+            let next = deadline.map_or(now + RECHECK, |d| d.min(now + RECHECK));
+            let pause = tokio::time::sleep_until(next);
+            tokio::pin!(pause);
+            loop {
+                tokio::select! {
+                    () = &mut pause => break,
+                    event = events.recv() => match event {
+                        Ok(event) if event.resource == resource => break,
+                        Ok(_) => {}
+                        Err(RecvError::Lagged(_)) => break,
+                        Err(RecvError::Closed) => {
+                            (&mut pause).await;
+                            break;
+                        }
+                    },
+                }
+            }
+        }
+    }
+}
