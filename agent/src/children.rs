@@ -1,14 +1,16 @@
 //! A run's questions about its children (start a subflow, wait for one),
-//! asked of the core on a stream of their own. An answer lost with its
-//! connection is asked for again once the agent is back: starting is
+//! asked of the core: by the agent, each on a stream of its own over its
+//! link; by a runner in a pod, over the core's API with its execution's
+//! key. An answer lost on the way is asked for again: starting is
 //! idempotent by the call's number, waiting is a read.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use baton_proto::v1::link::io::{read_frame, write_frame};
 use baton_proto::v1::link::{ChildRequest, Execution, MAX_FRAME_BYTES, StreamRequest};
-use baton_proto::v1::{ChildAnswer, ChildOp};
+use baton_proto::v1::{ChildAnswer, ChildCall, ChildOp};
 use baton_sandbox::{ChildAnswerFuture, Subflows};
 use tokio::time::Instant;
 
@@ -28,12 +30,59 @@ impl Subflows for LinkSubflows {
     fn ask(&self, op: ChildOp) -> ChildAnswerFuture {
         let shared = Arc::clone(&self.shared);
         let execution = self.execution.clone();
-        Box::pin(async move { ask_until_answered(&shared, execution, op).await.into_result() })
+        Box::pin(async move {
+            let answer = ask_until_answered(op, |op| {
+                let request = ChildRequest {
+                    run_id: execution.run_id.clone(),
+                    attempt: execution.attempt,
+                    op,
+                };
+                ask_over_link(&shared, request)
+            });
+            answer.await.into_result()
+        })
     }
 }
 
-/// Asks until the core answers (the run's cancellation drops this).
-async fn ask_until_answered(shared: &Shared, execution: Execution, op: ChildOp) -> ChildAnswer {
+/// One execution's way to its children over the core's API, with its key
+/// (a runner in a pod).
+pub(crate) struct ApiSubflows {
+    pub(crate) client: reqwest::Client,
+    /// `POST /api/runs/{id}/children`.
+    pub(crate) url: String,
+    pub(crate) key: String,
+    pub(crate) attempt: u32,
+}
+
+impl Subflows for ApiSubflows {
+    fn ask(&self, op: ChildOp) -> ChildAnswerFuture {
+        let (client, url, key) = (self.client.clone(), self.url.clone(), self.key.clone());
+        let attempt = self.attempt;
+        Box::pin(async move {
+            let answer = ask_until_answered(op, |op| {
+                let call = ChildCall { attempt, op };
+                ask_over_api(&client, &url, &key, call)
+            });
+            answer.await.into_result()
+        })
+    }
+}
+
+/// What a question that could not reach an answer says.
+enum Unanswered {
+    /// Ask again: the way to the core failed, or it could not answer.
+    Retry(String),
+    /// The core refused to hear it (a bad key): asking again is no use.
+    Refused(String),
+}
+
+/// Asks with `ask_once` until the core answers (the run's cancellation
+/// drops this). A wait's timeout runs from the flow's call, across tries.
+async fn ask_until_answered<F, Fut>(op: ChildOp, mut ask_once: F) -> ChildAnswer
+where
+    F: FnMut(ChildOp) -> Fut,
+    Fut: Future<Output = Result<ChildAnswer, Unanswered>>,
+{
     // A wait's timeout runs from the flow's call, across reconnects.
     let deadline = match &op {
         ChildOp::Wait { timeout_ms: Some(ms), .. } => {
@@ -53,12 +102,11 @@ async fn ask_until_answered(shared: &Shared, execution: Execution, op: ChildOp) 
             },
             (op, _) => op.clone(),
         };
-        let request =
-            ChildRequest { run_id: execution.run_id.clone(), attempt: execution.attempt, op };
-        match ask_once(shared, request).await {
+        match ask_once(op).await {
             Ok(answer) => return answer,
-            Err(why) => {
-                tracing::debug!(run_id = %execution.run_id, %why, "asking the core about a subflow again");
+            Err(Unanswered::Refused(reason)) => return ChildAnswer::Refused { reason },
+            Err(Unanswered::Retry(why)) => {
+                tracing::debug!(%why, "asking the core about a subflow again");
             }
         }
         tokio::time::sleep(pause).await;
@@ -66,15 +114,37 @@ async fn ask_until_answered(shared: &Shared, execution: Execution, op: ChildOp) 
     }
 }
 
-async fn ask_once(shared: &Shared, request: ChildRequest) -> Result<ChildAnswer, String> {
-    let connection = shared.connection().ok_or("not connected to the core")?;
-    let (mut send, mut recv) = connection.open_bi().await.map_err(|e| e.to_string())?;
+async fn ask_over_link(shared: &Shared, request: ChildRequest) -> Result<ChildAnswer, Unanswered> {
+    let retry = |e: &dyn std::fmt::Display| Unanswered::Retry(e.to_string());
+    let connection = shared.connection().ok_or_else(|| retry(&"not connected to the core"))?;
+    let (mut send, mut recv) = connection.open_bi().await.map_err(|e| retry(&e))?;
     write_frame(&mut send, &StreamRequest::Child { child: request })
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| retry(&e))?;
     let _ = send.finish();
     read_frame::<ChildAnswer, _>(&mut recv, MAX_FRAME_BYTES)
         .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| "the core ended the stream without answering".to_owned())
+        .map_err(|e| retry(&e))?
+        .ok_or_else(|| retry(&"the core ended the stream without answering"))
+}
+
+async fn ask_over_api(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    call: ChildCall,
+) -> Result<ChildAnswer, Unanswered> {
+    let retry = |e: &dyn std::fmt::Display| Unanswered::Retry(format!("{url}: {e}"));
+    let response =
+        client.post(url).bearer_auth(key).json(&call).send().await.map_err(|e| retry(&e))?;
+    let status = response.status();
+    if status.is_success() {
+        return response.json::<ChildAnswer>().await.map_err(|e| retry(&e));
+    }
+    let body = response.text().await.unwrap_or_default();
+    let said = format!("{status}: {}", baton_proto::v1::limits::cut(&body, 300));
+    match status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        true => Err(retry(&said)),
+        false => Err(Unanswered::Refused(format!("the core refused the subflow call ({said})"))),
+    }
 }

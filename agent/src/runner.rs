@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 use crate::backend::OnStarted;
+use crate::children::ApiSubflows;
 use crate::fetch::ComponentSource;
 
 /// The longest line either end reads: a report or an outcome fits a frame
@@ -84,6 +85,16 @@ pub struct RunnerJob {
     /// with its agent).
     #[serde(default)]
     pub artifact_url: Option<String>,
+    /// Where a runner with no stdin to hear answers on (a pod) makes the
+    /// flow's subflow calls: the core's `POST /api/runs/{id}/children`,
+    /// with `execution_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub children_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_key: Option<String>,
+    /// The attempt of the run this is: the one `execution_key` is for.
+    #[serde(default)]
+    pub attempt: u32,
 }
 
 fn default_scratch_bytes() -> u64 {
@@ -125,6 +136,9 @@ impl RunnerJob {
             scratch_dir: None,
             rlimits: Rlimits::default(),
             artifact_url: None,
+            children_url: None,
+            execution_key: None,
+            attempt: assignment.attempt,
         }
     }
 }
@@ -471,7 +485,7 @@ pub async fn exec(
 ) -> Result<(), String> {
     let cancel = CancellationToken::new();
     let (send, receive) = tokio::sync::mpsc::unbounded_channel();
-    let (job, subflows): (_, Arc<dyn Subflows>) = match source {
+    let (job, stdio): (_, Option<Arc<StdioSubflows>>) = match source {
         JobSource::Stdin(input) => {
             let mut input = BufReader::new(input);
             let line = read_line(&mut input, MAX_LINE_BYTES)
@@ -494,22 +508,31 @@ pub async fn exec(
                     cancel.cancel();
                 }
             });
-            (line, subflows)
+            (line, Some(subflows))
         }
         JobSource::File(path) => {
             let job = tokio::fs::read(&path)
                 .await
                 .map_err(|e| format!("reading the job at {}: {e}", path.display()))?;
-            let refused = NoSubflows(
-                "subflows are not available to flows in Kubernetes pods yet: run the parent \
-                 in a wasm, process or container pool"
-                    .to_owned(),
-            );
-            (job, Arc::new(refused))
+            (job, None)
         }
     };
     let job: RunnerJob =
         serde_json::from_slice(&job).map_err(|e| format!("reading the job: {e}"))?;
+    // Answers come on stdin when there is one, else from the API.
+    let subflows: Arc<dyn Subflows> = match (stdio, &job.children_url, &job.execution_key) {
+        (Some(stdio), ..) => stdio,
+        (None, Some(url), Some(key)) => Arc::new(ApiSubflows {
+            client: reqwest::Client::new(),
+            url: url.clone(),
+            key: key.clone(),
+            attempt: job.attempt,
+        }),
+        _ => Arc::new(NoSubflows(
+            "this runner has no way to the core for subflows (its job names no children_url)"
+                .to_owned(),
+        )),
+    };
     set_rlimits(&job.rlimits)?;
 
     // SIGTERM (a container's stop, a pod's deletion) cancels too, which a

@@ -1,12 +1,16 @@
 //! Secrets at rest: sealed with XChaCha20-Poly1305 under a key that never
 //! enters the database, bound to the secret's name so a sealed value cannot
-//! be moved to another name.
+//! be moved to another name. The same key derives each execution's key
+//! (HMAC-SHA256, domain-separated), which every core sharing the database
+//! can check without storing it.
 
 use std::io::Write;
 use std::path::Path;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 const NONCE_BYTES: usize = 24;
 
@@ -91,11 +95,52 @@ impl SecretCipher {
             .map_err(|_| unreadable())?;
         String::from_utf8(plain).map_err(|_| unreadable())
     }
+
+    /// The key of attempt `attempt` of run `run_id`: what a runner with no
+    /// link to its agent (a pod) shows the API to act for that execution,
+    /// and nothing else. Hex.
+    pub fn execution_key(&self, run_id: &str, attempt: u32) -> String {
+        hex::encode(self.execution_mac(run_id, attempt).finalize().into_bytes())
+    }
+
+    /// Whether `presented` is the key of that execution (in constant time).
+    pub fn is_execution_key(&self, run_id: &str, attempt: u32, presented: &str) -> bool {
+        let Ok(bytes) = hex::decode(presented.trim()) else { return false };
+        self.execution_mac(run_id, attempt).verify_slice(&bytes).is_ok()
+    }
+
+    fn execution_mac(&self, run_id: &str, attempt: u32) -> Hmac<Sha256> {
+        // HMAC pads a short key with zeros to its block: the same MAC as
+        // keying it with the 32 bytes, without a fallible constructor.
+        let mut block = hmac::digest::generic_array::GenericArray::default();
+        if let Some(start) = block.get_mut(..self.key.len()) {
+            start.copy_from_slice(self.key.as_slice());
+        }
+        let mut mac = <Hmac<Sha256> as KeyInit>::new(&block);
+        mac.update(b"baton execution key v1\0");
+        mac.update(run_id.as_bytes());
+        mac.update(b"\0");
+        mac.update(&attempt.to_be_bytes());
+        mac
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_execution_key_proves_that_execution_only() {
+        let cipher = SecretCipher::ephemeral().unwrap();
+        let key = cipher.execution_key("run-1", 2);
+        assert_eq!(key.len(), 64);
+        assert!(cipher.is_execution_key("run-1", 2, &key));
+        assert!(!cipher.is_execution_key("run-1", 3, &key));
+        assert!(!cipher.is_execution_key("run-2", 2, &key));
+        assert!(!cipher.is_execution_key("run-1", 2, "not hex"));
+        let other = SecretCipher::ephemeral().unwrap();
+        assert!(!other.is_execution_key("run-1", 2, &key), "another core's key was taken");
+    }
 
     #[test]
     fn sealed_values_open_only_under_their_name_and_key() {

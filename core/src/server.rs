@@ -19,6 +19,7 @@ use crate::link::{CoreIdentity, Link, LinkServices};
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::secrets::SecretCipher;
 use crate::store::{Retention, Store, SweepConfig, redact_url};
+use crate::subflows::Subflows;
 
 /// How a core is set up.
 #[derive(Debug, Clone)]
@@ -118,6 +119,8 @@ impl Server {
         let feed = Feed::new();
         tokio::spawn(feed.clone().run(store.clone(), shutdown.clone()));
         let dispatcher = Dispatcher::new(store.clone(), config.dispatch);
+        let subflows =
+            Subflows { store: store.clone(), dispatcher: dispatcher.clone(), feed: feed.clone() };
         let link = match config.quic {
             None => None,
             Some(quic) => {
@@ -126,7 +129,7 @@ impl Server {
                 let services = LinkServices {
                     store: store.clone(),
                     dispatcher: dispatcher.clone(),
-                    feed: feed.clone(),
+                    subflows: subflows.clone(),
                 };
                 let link = Link::start(quic, &identity, services, shutdown.clone())?;
                 tokio::spawn(dispatcher.clone().run(shutdown.clone()));
@@ -143,6 +146,7 @@ impl Server {
             dispatcher: dispatcher.clone(),
             scheduler: scheduler.clone(),
             feed: feed.clone(),
+            subflows,
             automations,
             link: link.clone(),
         };

@@ -35,7 +35,12 @@ impl PoolSystem {
         Self::start_with(core, "box", "container", &["--docker-host", engine])
     }
 
-    fn start_with(core: CoreProcess, pool: &str, kind: &str, agent_args: &[&str]) -> Self {
+    pub(crate) fn start_with(
+        core: CoreProcess,
+        pool: &str,
+        kind: &str,
+        agent_args: &[&str],
+    ) -> Self {
         let home = tempfile::tempdir().unwrap();
         core.ok(home.path(), &["pool", "create", pool, "--type", kind]);
         let token = core.agent_token_for(home.path(), pool);
@@ -447,7 +452,7 @@ fn a_wasm_pool_escalates_a_run_that_outgrows_its_sandbox_to_a_container_pool_onc
 
 /// The messages `baton flow exec --job-file JOB` printed, run with `token`
 /// as its API token.
-fn exec_job_file(home: &Path, job: &Value, token: Option<&str>) -> Vec<Value> {
+pub(crate) fn exec_job_file(home: &Path, job: &Value, token: Option<&str>) -> Vec<Value> {
     let file = home.join("job.json");
     std::fs::write(&file, job.to_string()).unwrap();
     let mut command = baton_tests::baton(home);

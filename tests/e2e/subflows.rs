@@ -163,3 +163,89 @@ fn a_flow_that_starts_itself_is_cut_by_the_depth_limit() {
     assert_eq!(chain.len(), 11, "{chain:?}");
     assert_eq!(last["children"], json!([]));
 }
+
+/// What a Kubernetes pod's runner does for subflows, all of it but the
+/// cluster: its job (from a file) names the core's children URL and its
+/// execution's key, and its flow's calls go over the API with that key;
+/// without the right key the core refuses them.
+#[test]
+fn a_pod_s_runner_makes_its_subflow_calls_over_the_api_with_its_execution_key() {
+    use hmac::Mac;
+    let secret_key = "5e".repeat(32);
+    let core = CoreProcess::start_with(None, &["--secret-key", &secret_key]);
+    let system = PoolSystem::start_with(core, "edge", "wasm", &[]);
+    let (core, home) = (&system.core, system.home());
+    core.deploy(home, "hello", "edge", "    work_pool: {name: edge}\n");
+    core.ok(home, &["pool", "create", "k8s", "--type", "kubernetes"]);
+    core.deploy(home, "subflow", "k8s", "    work_pool: {name: k8s}\n");
+    let params = json!({"deployment": "hello/edge", "params": {"a": 2, "b": 3}});
+    let parent = run_id(&run_with(
+        core,
+        home,
+        "subflow/k8s",
+        &[&format!("params={}", params["params"]), "deployment=hello/edge"],
+        &[],
+    ));
+
+    // No agent serves pool k8s: the run is moved as its agent would move
+    // it, to its first attempt, running.
+    let address: std::net::SocketAddr = core.url.strip_prefix("http://").unwrap().parse().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut http = baton_tests::http::Connection::open(address).await;
+        for state in ["PENDING", "RUNNING"] {
+            let path = format!("/api/runs/{parent}/state");
+            let (status, answer) = http.json("POST", &path, &json!({"state": state})).await;
+            assert_eq!((status, &answer["verdict"]), (200, &json!("accepted")), "{answer:#}");
+        }
+    });
+    // The key the core gives attempt 1 of the run (HMAC-SHA256 under the
+    // secret key, as `SecretCipher::execution_key` derives it).
+    let key_bytes = hex::decode(&secret_key).unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key_bytes).unwrap();
+    mac.update(b"baton execution key v1\0");
+    mac.update(parent.as_bytes());
+    mac.update(b"\0");
+    mac.update(&1_u32.to_be_bytes());
+    let execution_key = hex::encode(mac.finalize().into_bytes());
+
+    let wasm = baton_tests::flow_wasm("subflow");
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
+    let pod = tempfile::tempdir().unwrap();
+    let job = |key: &str| {
+        json!({
+            "digest": digest,
+            "components": pod.path(),
+            "cache": pod.path(),
+            "params": params,
+            "memory_bytes": 64 << 20,
+            "timeout_ms": 60_000,
+            "artifact_url": format!("{}/api/artifacts/sha256:{digest}/content", core.url),
+            "children_url": format!("{}/api/runs/{parent}/children", core.url),
+            "execution_key": key,
+            "attempt": 1,
+        })
+    };
+
+    let messages = crate::infrastructure::exec_job_file(home, &job(&execution_key), None);
+    let finished = messages.last().cloned().unwrap_or_default();
+    assert_eq!(finished["outcome"]["outcome"], "completed", "{messages:#?}");
+    let output = &finished["outcome"]["output"];
+    assert_eq!(
+        (&output["state"], &output["output"]),
+        (&json!("COMPLETED"), &json!(5)),
+        "{output:#}"
+    );
+    let child = inspect(core, home, output["id"].as_str().unwrap());
+    assert_eq!(child["parent_id"], parent.as_str(), "{child:#}");
+
+    // Another run's key, or none that fits, is refused; nothing starts.
+    let wrong = "0".repeat(64);
+    let messages = crate::infrastructure::exec_job_file(home, &job(&wrong), None);
+    let finished = messages.last().cloned().unwrap_or_default();
+    assert_eq!(finished["outcome"]["outcome"], "failed", "{messages:#?}");
+    let message = finished["outcome"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("the core refused the subflow call (401"), "{message}");
+    let children = inspect(core, home, &parent)["children"].as_array().unwrap().len();
+    assert_eq!(children, 1, "a refused call started a child");
+}

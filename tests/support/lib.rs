@@ -48,9 +48,34 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
-/// The cargo that runs these tests.
+/// The cargo that runs these tests, without the variables cargo set for
+/// this test (see [`clear_package_env`]).
 pub fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    clear_package_env(&mut cargo);
+    cargo
+}
+
+/// Removes from `command`'s environment what cargo sets for the package
+/// it runs (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`, `OUT_DIR`...). Build
+/// scripts such as ring's rerun when those change, so a build started
+/// from a test (or from the xtask) would otherwise rebuild everything
+/// that depends on them, and the next build from elsewhere again.
+pub fn clear_package_env(command: &mut Command) {
+    const SET_PER_PACKAGE: [&str; 6] = [
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_",
+        "CARGO_TARGET_TMPDIR",
+    ];
+    for (name, _) in std::env::vars_os() {
+        let name_text = name.to_string_lossy();
+        if name_text == "OUT_DIR" || SET_PER_PACKAGE.iter().any(|p| name_text.starts_with(p)) {
+            command.env_remove(&name);
+        }
+    }
 }
 
 /// Where cargo puts build output.

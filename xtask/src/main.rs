@@ -60,7 +60,11 @@ fn run_with_env(
     env: &[(&str, &str)],
 ) -> anyhow::Result<()> {
     eprintln!("$ {program} {}", args.join(" "));
-    let status = Command::new(program)
+    let mut command = Command::new(program);
+    // What `cargo run` set for the xtask: the builds it starts must see
+    // what the tests' own builds see.
+    baton_tests::clear_package_env(&mut command);
+    let status = command
         .args(args)
         .envs(env.iter().copied())
         .current_dir(dir)
@@ -75,7 +79,9 @@ fn run_with_env(
 /// Runs a command and returns its stdout.
 fn output(dir: &Path, program: &str, args: &[&str]) -> anyhow::Result<String> {
     eprintln!("$ {program} {}", args.join(" "));
-    let output = Command::new(program)
+    let mut command = Command::new(program);
+    baton_tests::clear_package_env(&mut command);
+    let output = command
         .args(args)
         .current_dir(dir)
         .stderr(std::process::Stdio::inherit())

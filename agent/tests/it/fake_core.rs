@@ -204,6 +204,7 @@ pub fn assignment(run_id: &str, artifact: &str, parameters: serde_json::Value) -
         secrets: BTreeMap::new(),
         outgoing_hosts: Vec::new(),
         commands: Vec::new(),
+        execution_key: None,
         pool_kind: baton_proto::v1::PoolKind::Wasm,
         job_variables: serde_json::Map::new(),
     }))

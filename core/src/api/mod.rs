@@ -51,6 +51,8 @@ pub struct AppState {
     pub scheduler: Scheduler,
     /// New events, for the live stream.
     pub feed: Feed,
+    /// Answers subflow calls of runners in pods.
+    pub subflows: crate::subflows::Subflows,
     /// Told when automations change.
     pub automations: Automations,
     /// Where agents reach the core, and the fingerprint their tokens pin.

@@ -32,6 +32,8 @@ fn schemas() -> (Map<String, Value>, Map<String, Value>) {
         "Page<FlowRun>" => Page<FlowRun>,
         "Page<TaskRun>" => Page<TaskRun>,
         "RunArtifact" => RunArtifact,
+        "ChildCall" => ChildCall,
+        "ChildAnswer" => ChildAnswer,
         "RunStats" => RunStats,
         "ProposeState" => ProposeState,
         "Transition" => Transition,

@@ -6,7 +6,7 @@ use axum::routing::MethodRouter;
 
 use super::handlers::{
     agents, api_tokens, artifacts, automations, deployments, events, logs, pools, runs, schedules,
-    secrets, service, variables, webhooks,
+    secrets, service, subflows, variables, webhooks,
 };
 use super::{Access, AppState};
 
@@ -486,6 +486,19 @@ routes![
         "/api/webhooks/{slug}",
         webhooks::delete_webhook,
         doc("Delete a webhook", "nothing (204)")
+    ),
+    (
+        post,
+        Public,
+        "/api/runs/{id}/children",
+        subflows::child_call,
+        RouteDoc {
+            body: Some("ChildCall"),
+            ..doc(
+                "A subflow call of one execution of a run (start a child run, or wait for one to end), from a runner with no link to its agent (a Kubernetes pod); authorised by that execution's key as the bearer token, 401 without it",
+                "ChildAnswer",
+            )
+        }
     ),
     (
         post,

@@ -5,7 +5,6 @@
 //! on the control stream while its heartbeats and numbered events flow
 //! back; every other stream the agent opens is a component fetch.
 
-mod children;
 mod events;
 mod session;
 pub mod tls;
@@ -17,8 +16,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::Dispatcher;
-use crate::feed::Feed;
 use crate::store::Store;
+use crate::subflows::Subflows;
 pub use tls::{CoreIdentity, TlsError};
 
 /// Why the gateway could not start.
@@ -34,8 +33,8 @@ pub enum LinkError {
 pub struct LinkServices {
     pub store: Store,
     pub dispatcher: Dispatcher,
-    /// Where it hears of the ends of the children runs wait for.
-    pub feed: Feed,
+    /// What answers their runs' subflow calls.
+    pub subflows: Subflows,
 }
 
 /// Streams an agent may have open at once besides its control stream.
@@ -69,7 +68,7 @@ impl Link {
         services: LinkServices,
         stop: CancellationToken,
     ) -> Result<Self, LinkError> {
-        let LinkServices { store, dispatcher, feed } = services;
+        let LinkServices { store, dispatcher, subflows } = services;
         let mut transport = quinn::TransportConfig::default();
         // Each run waiting for a subflow holds a stream; fetches come on
         // top.
@@ -100,15 +99,10 @@ impl Link {
                     incoming = accepting.accept() => incoming,
                 };
                 let Some(incoming) = incoming else { break };
-                let children = children::Children {
-                    store: store.clone(),
-                    dispatcher: dispatcher.clone(),
-                    feed: feed.clone(),
-                };
                 let session = session::Session {
                     store: store.clone(),
                     dispatcher: dispatcher.clone(),
-                    children,
+                    subflows: subflows.clone(),
                     fingerprint: fingerprint.clone(),
                     stop: stop.clone(),
                 };

@@ -11,10 +11,10 @@ use baton_proto::v1::link::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::children::Children;
 use super::events::Applier;
 use crate::dispatch::{AgentSession, Dispatcher};
-use crate::store::{AgentLease, AgentRecord, Store};
+use crate::store::{AgentLease, AgentRecord, Asker, Store};
+use crate::subflows::Subflows;
 
 /// How long an agent may take to open its control stream and say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,7 +22,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) struct Session {
     pub store: Store,
     pub dispatcher: Dispatcher,
-    pub children: Children,
+    pub subflows: Subflows,
     /// The core's CA fingerprint, which a token for this core carries.
     pub fingerprint: String,
     pub stop: CancellationToken,
@@ -110,7 +110,7 @@ impl Session {
         let streams = tokio::spawn(serve_streams(
             connection.clone(),
             self.store.clone(),
-            self.children.clone(),
+            self.subflows.clone(),
             agent_id.clone(),
         ));
 
@@ -211,12 +211,12 @@ async fn read_messages(
 async fn serve_streams(
     connection: quinn::Connection,
     store: Store,
-    children: Children,
+    subflows: Subflows,
     agent_id: String,
 ) {
     while let Ok((mut send, mut recv)) = connection.accept_bi().await {
         let store = store.clone();
-        let children = children.clone();
+        let subflows = subflows.clone();
         let agent_id = agent_id.clone();
         tokio::spawn(async move {
             let Ok(Some(request)) =
@@ -229,7 +229,7 @@ async fn serve_streams(
                 StreamRequest::Child { child } => {
                     // No answer (the database failed): the stream is reset
                     // and the agent asks again.
-                    match children.answer(&agent_id, child).await {
+                    match subflows.answer(Asker::Agent(&agent_id), child).await {
                         Some(answer) => {
                             if write_frame(&mut send, &answer).await.is_ok() {
                                 let _ = send.finish();

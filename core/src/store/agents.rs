@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use baton_proto::v1::link::Assignment;
-use baton_proto::v1::{AgentInfo, FlowRun, StateName, Timestamp, merge_job_variables};
+use baton_proto::v1::{AgentInfo, FlowRun, PoolKind, StateName, Timestamp, merge_job_variables};
 use sqlx::Row;
 
 use super::{
@@ -412,6 +412,10 @@ impl Store {
             secrets,
             outgoing_hosts: deployment.spec.capabilities.outgoing_hosts.clone(),
             commands: deployment.spec.capabilities.commands.clone(),
+            // Only a pod's runner, which has no link to its agent, asks
+            // the API about its children with it.
+            execution_key: (pool_kind == PoolKind::Kubernetes)
+                .then(|| self.cipher.execution_key(&run.id, run.attempt)),
             pool_kind,
             job_variables,
         })

@@ -56,7 +56,7 @@ pub use retention::Retention;
 pub use runs::{DEFAULT_POOL, Fence, RunFilter, Sweep, SweepConfig};
 pub use schedules::{DueSchedule, ScheduleUpdate, schedule_id};
 pub use signals::{Signal, Signals};
-pub use subflows::child_run;
+pub use subflows::{Asker, child_run};
 
 use crate::secrets::SecretCipher;
 

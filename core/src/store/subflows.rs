@@ -23,15 +23,30 @@ pub fn child_run(run: FlowRun) -> ChildRun {
     }
 }
 
+/// Who asks for a run's children.
+#[derive(Debug, Clone, Copy)]
+pub enum Asker<'a> {
+    /// The agent holding the execution, over its link.
+    Agent(&'a str),
+    /// The execution itself, proven by its key (a runner in a pod).
+    Execution,
+}
+
 impl Store {
+    /// Whether `presented` is the key of attempt `attempt` of run `run_id`
+    /// (see [`crate::secrets::SecretCipher::execution_key`]).
+    pub fn is_execution_key(&self, run_id: &str, attempt: u32, presented: &str) -> bool {
+        self.cipher.is_execution_key(run_id, attempt, presented)
+    }
+
     /// Starts the child of `start.call` in attempt `attempt` of run
-    /// `parent_id`, which agent `agent_id` must hold; the same call asked
+    /// `parent_id`, which `asker` must hold; the same call asked
     /// again returns the child it started. The run may still be `PENDING`
     /// here: its start travels in the agent's outbox, the call on a stream
     /// of its own, and either may arrive first.
     pub async fn start_child(
         &self,
-        agent_id: &str,
+        asker: Asker<'_>,
         parent_id: &str,
         attempt: u32,
         start: ChildStart,
@@ -46,8 +61,13 @@ impl Store {
         let state: StateName = parsed_column(&row, "state")?;
         let current = as_u32(row.try_get("attempt")?);
         let holder: Option<String> = row.try_get("agent_id")?;
-        let held = matches!(state, StateName::Pending | StateName::Running);
-        if !held || current != attempt || holder.as_deref() != Some(agent_id) {
+        let held = matches!(state, StateName::Pending | StateName::Running)
+            && current == attempt
+            && match asker {
+                Asker::Agent(agent_id) => holder.as_deref() == Some(agent_id),
+                Asker::Execution => true,
+            };
+        if !held {
             return Err(StoreError::Stale { run: parent_id.to_owned(), attempt, current, state });
         }
         let depth = as_u32(row.try_get("subflow_depth")?);

@@ -36,6 +36,11 @@ async fn api_with(token: Option<&str>, max_artifact_bytes: usize) -> Api {
             feed.clone(),
             dispatcher.clone(),
         ),
+        subflows: baton_core::subflows::Subflows {
+            store: db.store.clone(),
+            dispatcher: dispatcher.clone(),
+            feed: feed.clone(),
+        },
         dispatcher,
         scheduler: Scheduler::new(db.store.clone(), SchedulerConfig::default()),
         feed,

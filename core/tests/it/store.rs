@@ -1365,6 +1365,7 @@ async fn a_bad_outgoing_host_is_refused_at_deploy_naming_it() {
 
 #[tokio::test]
 async fn a_held_run_starts_each_child_once_within_the_depth_limit_and_lists_them() {
+    use baton_core::store::Asker;
     use baton_proto::v1::{ChildStart, MAX_SUBFLOW_DEPTH};
     for db in both().await {
         let store = &db.store;
@@ -1381,24 +1382,49 @@ async fn a_held_run_starts_each_child_once_within_the_depth_limit_and_lists_them
 
         // Only the agent holding this attempt of the parent starts children.
         for (agent, attempt) in [("agent-2", 1), ("agent-1", 2)] {
-            let refused = store.start_child(agent, &parent, attempt, start(1, ok.clone(), true));
+            let refused = store.start_child(
+                Asker::Agent(agent),
+                &parent,
+                attempt,
+                start(1, ok.clone(), true),
+            );
             let error = refused.await.unwrap_err();
             assert!(matches!(error, StoreError::Stale { .. }), "{error} ({})", db.label);
         }
-        let (child, created) =
-            store.start_child("agent-1", &parent, 1, start(1, ok.clone(), true)).await.unwrap();
+        let (child, created) = store
+            .start_child(Asker::Agent("agent-1"), &parent, 1, start(1, ok.clone(), true))
+            .await
+            .unwrap();
         assert!(created, "{}", db.label);
         // The same call asked again finds the child it started.
-        let (again, created) =
-            store.start_child("agent-1", &parent, 1, start(1, ok.clone(), true)).await.unwrap();
+        let (again, created) = store
+            .start_child(Asker::Agent("agent-1"), &parent, 1, start(1, ok.clone(), true))
+            .await
+            .unwrap();
         assert_eq!((again.id.as_str(), created), (child.id.as_str(), false), "{}", db.label);
-        let (unwaited, _) =
-            store.start_child("agent-1", &parent, 1, start(2, ok.clone(), false)).await.unwrap();
-        let bad = store.start_child("agent-1", &parent, 1, start(3, json!({"a": "x"}), true));
+        // Its execution, proven by its key (a pod's runner), may too.
+        let (same, _) = store
+            .start_child(Asker::Execution, &parent, 1, start(1, ok.clone(), true))
+            .await
+            .unwrap();
+        assert_eq!(same.id, child.id, "{}", db.label);
+        let stale = store.start_child(Asker::Execution, &parent, 2, start(1, ok.clone(), true));
+        assert!(matches!(stale.await, Err(StoreError::Stale { .. })), "{}", db.label);
+        let (unwaited, _) = store
+            .start_child(Asker::Agent("agent-1"), &parent, 1, start(2, ok.clone(), false))
+            .await
+            .unwrap();
+        let bad = store.start_child(
+            Asker::Agent("agent-1"),
+            &parent,
+            1,
+            start(3, json!({"a": "x"}), true),
+        );
         assert!(matches!(bad.await, Err(StoreError::InvalidParameters(_))), "{}", db.label);
         let mut unknown = start(4, ok.clone(), true);
         unknown.deployment = "hello/nope".into();
-        let error = store.start_child("agent-1", &parent, 1, unknown).await.unwrap_err();
+        let error =
+            store.start_child(Asker::Agent("agent-1"), &parent, 1, unknown).await.unwrap_err();
         assert!(error.to_string().contains("not found"), "{error} ({})", db.label);
 
         // Each side records the other.
@@ -1417,11 +1443,13 @@ async fn a_held_run_starts_each_child_once_within_the_depth_limit_and_lists_them
         let mut holder = child.id.clone();
         for _ in 1..MAX_SUBFLOW_DEPTH {
             store.dispatch_run(&holder, "agent-1").await.unwrap();
-            let next = store.start_child("agent-1", &holder, 1, start(1, ok.clone(), true));
+            let next =
+                store.start_child(Asker::Agent("agent-1"), &holder, 1, start(1, ok.clone(), true));
             holder = next.await.unwrap().0.id;
         }
         store.dispatch_run(&holder, "agent-1").await.unwrap();
-        let error = store.start_child("agent-1", &holder, 1, start(1, ok.clone(), true));
+        let error =
+            store.start_child(Asker::Agent("agent-1"), &holder, 1, start(1, ok.clone(), true));
         let error = error.await.unwrap_err().to_string();
         assert!(error.contains("is 10 subflows deep, the limit"), "{error} ({})", db.label);
     }

@@ -261,6 +261,11 @@ pub struct Assignment {
     /// `capabilities.commands` (granted only outside the wasm sandbox).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<String>,
+    /// The key of this execution, for a runner with no link to its agent
+    /// (a pod) to make the run's subflow calls over the API
+    /// (`POST /api/runs/{id}/children`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_key: Option<String>,
     /// The type of the pool the run is in: which backend executes it.
     #[serde(default)]
     pub pool_kind: PoolKind,

@@ -45,4 +45,6 @@ pub use run_artifact::{
     check_artifact_key, check_run_artifact, is_web_url, table_columns,
 };
 pub use state::{StateName, UnknownState};
-pub use subflow::{ChildAnswer, ChildOp, ChildRun, ChildStart, MAX_SUBFLOW_DEPTH, child_key};
+pub use subflow::{
+    ChildAnswer, ChildCall, ChildOp, ChildRun, ChildStart, MAX_SUBFLOW_DEPTH, child_key,
+};

@@ -121,22 +121,28 @@ pub fn check_artifact_key(key: &str) -> Result<(), String> {
     }
 }
 
-/// Checks a whole artifact as a flow creates it: key, content for its
-/// kind, and `size` (of content and description).
+/// Checks a whole artifact as a flow creates it: its key, its size (of
+/// `content`, JSON text, and a description of `description_bytes`), and
+/// only then, within the limit, its content for its kind. Returns the
+/// content parsed.
 pub fn check_run_artifact(
     key: Option<&str>,
     kind: RunArtifactKind,
-    content: &Value,
-    size: usize,
-) -> Result<(), String> {
+    content: &str,
+    description_bytes: usize,
+) -> Result<Value, String> {
     if let Some(key) = key {
         check_artifact_key(key)?;
     }
+    let size = content.len().saturating_add(description_bytes);
     if size > MAX_RUN_ARTIFACT_BYTES {
         let what = format!("artifact `{}`", key.unwrap_or("(no key)"));
         return Err(over_limit(&what, size, MAX_RUN_ARTIFACT_BYTES));
     }
-    kind.check(content)
+    let content: Value = serde_json::from_str(content)
+        .map_err(|e| format!("the artifact's content is not JSON: {e}"))?;
+    kind.check(&content)?;
+    Ok(content)
 }
 
 /// An artifact a run created.
@@ -177,9 +183,14 @@ mod tests {
         assert!(Progress.check(&json!(1.5)).is_err());
         assert!(check_artifact_key("daily-report.v2").is_ok());
         assert!(check_artifact_key("Daily Report").is_err());
-        let big = "x".repeat(MAX_RUN_ARTIFACT_BYTES);
-        let refused =
-            check_run_artifact(Some("r"), Markdown, &json!(big), big.len() + 1).unwrap_err();
-        assert!(refused.contains("artifact `r`"), "{refused}");
+        // Over the limit is refused before the content is even parsed.
+        let big = "x".repeat(MAX_RUN_ARTIFACT_BYTES + 1);
+        let refused = check_run_artifact(Some("r"), Markdown, &big, 0).unwrap_err();
+        assert!(refused.contains("artifact `r`") && refused.contains("limit"), "{refused}");
+        let text = json!("x".repeat(MAX_RUN_ARTIFACT_BYTES - 10)).to_string();
+        assert!(check_run_artifact(None, Markdown, &text, 8).is_ok());
+        assert!(check_run_artifact(None, Markdown, &text, 9).is_err());
+        let refused = check_run_artifact(None, Table, "[{", 0).unwrap_err();
+        assert!(refused.contains("not JSON"), "{refused}");
     }
 }

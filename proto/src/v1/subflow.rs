@@ -12,6 +12,7 @@ pub const MAX_SUBFLOW_DEPTH: u32 = 10;
 
 /// A flow's `run_deployment` call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ChildStart {
     /// Counts the calls of one execution from 1. With the parent run and
     /// its attempt it names the child, so a call sent again (after a lost
@@ -50,6 +51,7 @@ pub struct ChildRun {
 
 /// What an execution asks of the core about its children.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum ChildOp {
     /// Start the child of this call (or find the one it started).
@@ -63,8 +65,20 @@ pub enum ChildOp {
     },
 }
 
+/// A subflow call over the API (`POST /api/runs/{id}/children`), from a
+/// runner with no link to its agent, with its execution's key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ChildCall {
+    /// The attempt of the run that asks: its key is that attempt's.
+    pub attempt: u32,
+    #[serde(flatten)]
+    pub op: ChildOp,
+}
+
 /// The core's answer to a [`ChildOp`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "answer", rename_all = "snake_case")]
 pub enum ChildAnswer {
     Run {

@@ -137,6 +137,12 @@ impl Kubernetes {
                 api_url.trim_end_matches('/'),
                 submission.digest
             )),
+            children_url: Some(format!(
+                "{}/api/runs/{}/children",
+                api_url.trim_end_matches('/'),
+                submission.assignment.run_id
+            )),
+            execution_key: submission.assignment.execution_key.clone(),
             ..RunnerJob::for_assignment(&submission.assignment, &submission.digest, memory_bytes)
         };
         let job_json = match serde_json::to_vec(&runner_job) {

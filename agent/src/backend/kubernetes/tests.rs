@@ -231,6 +231,7 @@ fn submission(job_variables: Value) -> (Submission, Watched) {
         secrets: [("TOKEN".to_owned(), Some("s3cr3t".to_owned()))].into(),
         outgoing_hosts: Vec::new(),
         commands: Vec::new(),
+        execution_key: Some("e".repeat(64)),
         pool_kind: PoolKind::Kubernetes,
         job_variables,
     };

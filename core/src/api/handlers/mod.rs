@@ -13,6 +13,7 @@ pub mod runs;
 pub mod schedules;
 pub mod secrets;
 pub mod service;
+pub mod subflows;
 pub mod variables;
 pub mod webhooks;
 

@@ -1,7 +1,9 @@
-//! An agent's questions about the children of the runs it holds: start
-//! one, or wait for one to end. Each is a stream of its own, answered
-//! once; an answer lost with its connection is asked for again (starting
-//! is idempotent by the call's key), so nothing is started twice.
+//! Subflows, as the command layer answers them: an execution's questions
+//! about its run's children (start one, wait for one to end), asked by
+//! its agent over the link (a stream per question) or, from a pod, over
+//! the API with the execution's key. Each is answered once; an answer
+//! lost on the way is asked for again (starting is idempotent by the
+//! call's key), so nothing is started twice.
 
 use std::time::Duration;
 
@@ -12,28 +14,29 @@ use tokio::time::Instant;
 
 use crate::dispatch::Dispatcher;
 use crate::feed::Feed;
-use crate::store::{Store, StoreError, child_run};
+use crate::store::{Asker, Store, StoreError, child_run};
 
 /// How often a waited-for child is read again even if the feed says
 /// nothing about it (the feed is the fast path, this the safety net).
 const RECHECK: Duration = Duration::from_secs(2);
 
-/// What the link needs to answer.
+/// Answers subflow calls; clones share everything.
 #[derive(Clone)]
-pub(super) struct Children {
+pub struct Subflows {
     pub store: Store,
     pub dispatcher: Dispatcher,
+    /// Where a wait hears of its child's end.
     pub feed: Feed,
 }
 
-impl Children {
-    /// The answer to `request` from agent `agent_id`, or `None` when the
-    /// database failed (no answer: the agent asks again).
-    pub async fn answer(&self, agent_id: &str, request: ChildRequest) -> Option<ChildAnswer> {
+impl Subflows {
+    /// The answer to `request` from `asker`, or `None` when the database
+    /// failed (no answer: the asker asks again).
+    pub async fn answer(&self, asker: Asker<'_>, request: ChildRequest) -> Option<ChildAnswer> {
         let ChildRequest { run_id, attempt, op } = request;
         let result = match op {
             ChildOp::Start(start) => {
-                let started = self.store.start_child(agent_id, &run_id, attempt, start).await;
+                let started = self.store.start_child(asker, &run_id, attempt, start).await;
                 if let Ok((child, true)) = &started {
                     self.dispatcher.wake();
                     tracing::info!(run = %child.id, parent = %run_id, deployment = %child.deployment, "subflow started");
