@@ -234,25 +234,12 @@ fn a_run_s_artifacts_are_listed_and_shown_safely_on_its_page() {
         browser.wait_text(".artifact.markdown .markdown", "<script>").await;
         let title = client.title().await.unwrap();
         assert_ne!(title, "pwned", "a flow's markdown ran script in the UI");
-        let href = client
-            .find(Locator::LinkText("click"))
-            .await
-            .unwrap()
-            .attr("href")
-            .await
-            .unwrap()
-            .unwrap_or_default();
+        let href = browser.href(Locator::LinkText("click")).await.unwrap_or_default();
         assert!(!href.starts_with("javascript:"), "a javascript: link was kept: {href}");
         browser.wait_text(".artifact.table table", "eu-west").await;
         let cells = browser.wait_text(".artifact.table tbody tr:nth-child(2)", "us-east").await;
         assert!(cells.contains("504"), "{cells}");
-        let link = client
-            .find(Locator::Css(".artifact.link a"))
-            .await
-            .unwrap()
-            .attr("href")
-            .await
-            .unwrap();
+        let link = browser.href(Locator::Css(".artifact.link a")).await;
         assert_eq!(link.as_deref(), Some("https://example.com/dashboard"));
         browser.wait_text(".artifact.progress", "75%").await;
         browser.close().await;
@@ -284,26 +271,16 @@ fn a_parent_run_s_page_lists_its_subflows_and_a_child_s_page_links_its_parent() 
         browser.wait_text("main", "Subflows").await;
         let row = browser.wait_text("table[aria-label='Subflows'] tbody tr", "hello/default").await;
         assert!(row.to_lowercase().contains("completed"), "{row}");
-        let href = client
-            .find(Locator::Css("table[aria-label='Subflows'] tbody a"))
+        let href = browser
+            .href(Locator::Css("table[aria-label='Subflows'] tbody a"))
             .await
-            .unwrap()
-            .attr("href")
-            .await
-            .unwrap()
             .unwrap_or_default();
         assert!(href.ends_with(&format!("/runs/{child_id}")), "{href}");
 
         client.goto(&format!("{base}/runs/{child_id}")).await.unwrap();
         browser.wait_text("dl.facts", "Parent").await;
-        let href = client
-            .find(Locator::Css("dl.facts dd a[href*='/runs/']"))
-            .await
-            .unwrap()
-            .attr("href")
-            .await
-            .unwrap()
-            .unwrap_or_default();
+        let href =
+            browser.href(Locator::Css("dl.facts dd a[href*='/runs/']")).await.unwrap_or_default();
         assert!(href.ends_with(&format!("/runs/{id}")), "{href}");
         browser.close().await;
     });

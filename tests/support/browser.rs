@@ -99,6 +99,11 @@ impl Browser {
         field.send_keys(value).await.unwrap();
     }
 
+    /// The `href` of the element `locator` finds now (`None` without one).
+    pub async fn href(&self, locator: Locator<'_>) -> Option<String> {
+        self.client.find(locator).await.unwrap().attr("href").await.unwrap()
+    }
+
     /// The path of the page shown.
     pub async fn path(&self) -> String {
         self.client.current_url().await.unwrap().path().to_owned()
