@@ -66,7 +66,10 @@ impl Subflows {
         child_id: &str,
         timeout: Option<Duration>,
     ) -> Result<ChildRun, StoreError> {
-        // Subscribed before the first read, so no end goes unseen.
+        // Subscribed before the first read, so no end goes unseen: ends
+        // this core writes are heard as they commit, other cores' through
+        // the feed (which reads them from the database).
+        let mut ends = self.store.run_ends();
         let mut events = self.feed.subscribe();
         let deadline = timeout.map(|t| Instant::now() + t);
         let resource = format!("run/{child_id}");
@@ -87,6 +90,15 @@ impl Subflows {
             loop {
                 tokio::select! {
                     () = &mut pause => break,
+                    end = ends.recv() => match end {
+                        Ok(id) if *id == *child_id => break,
+                        Ok(_) => {}
+                        Err(RecvError::Lagged(_)) => break,
+                        Err(RecvError::Closed) => {
+                            (&mut pause).await;
+                            break;
+                        }
+                    },
                     event = events.recv() => match event {
                         Ok(event) if event.resource == resource => break,
                         Ok(_) => {}

@@ -2,12 +2,14 @@
 //! another deployment (in another pool, on another backend), waits for it
 //! and gets its output; the child records its parent and the parent lists
 //! it; refusals reach the flow; cancelling the parent cancels the child it
-//! waits for; a flow that starts itself is cut by the depth limit.
+//! waits for; a flow that starts itself is cut by the depth limit; a
+//! wait goes on across cores, a killed core and a cut-off agent.
 
 use std::path::Path;
 use std::time::Duration;
 
-use baton_tests::{AgentProcess, CoreProcess};
+use baton_tests::faults::UdpRelay;
+use baton_tests::{AgentProcess, CoreProcess, fresh_postgres_database};
 use serde_json::{Value, json};
 
 use crate::agents::{inspect, wait_for};
@@ -248,4 +250,86 @@ fn a_pod_s_runner_makes_its_subflow_calls_over_the_api_with_its_execution_key() 
     assert!(message.contains("the core refused the subflow call (401"), "{message}");
     let children = inspect(core, home, &parent)["children"].as_array().unwrap().len();
     assert_eq!(children, 1, "a refused call started a child");
+}
+
+/// Two cores on one PostgreSQL database: parents run on an agent of one
+/// (through a relay that can cut it off), their children on an agent of
+/// the other. A parent waits for its child across the cores, and goes on
+/// waiting through its own core being killed and its agent being cut off
+/// for longer than the agent's idle timeout (the child ending meanwhile);
+/// each parent completes once with its one child's output.
+#[test]
+fn a_wait_goes_on_across_cores_through_a_killed_core_and_a_cut_off_agent() {
+    const CHILD_MILLIS: u64 = 3_000;
+    let url = fresh_postgres_database();
+    // A crash window longer than the cut: the parent's execution is not
+    // lost, only its connection (the agent's idle timeout is 10 s).
+    let mut near = CoreProcess::start_with(Some(&url), &["--crash-after", "40s"]);
+    let far = CoreProcess::start_with(Some(&url), &[]);
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    far.ok(home, &["pool", "create", "far", "--type", "wasm"]);
+    near.deploy(home, "subflow", "near", "");
+    far.deploy(home, "sleeps", "far", "    work_pool: {name: far}\n");
+    let relay = UdpRelay::start(&near.quic);
+    let (near_data, far_data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let token = near.agent_token(home);
+    let _near_agent =
+        AgentProcess::start_via(&near, home, &token, near_data.path(), &relay.address, 4);
+    let token = far.agent_token_for(home, "far");
+    let _far_agent = AgentProcess::start_in_pool(&far, home, &token, far_data.path(), "far", 4);
+
+    let mut parents = Vec::new();
+    for fault in ["none", "parent's core killed", "parent's agent cut off"] {
+        let params = json!({"millis": CHILD_MILLIS});
+        let args = ["deployment=sleeps/far".to_owned(), format!("params={params}")];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let parent = run_id(&run_with(&far, home, "subflow/near", &args, &[]));
+        baton_tests::wait_until(
+            &format!("the child to run ({fault})"),
+            Duration::from_secs(60),
+            || {
+                let parent = inspect(&far, home, &parent);
+                parent["children"]
+                    .as_array()
+                    .and_then(|c| c.first())
+                    .is_some_and(|c| c["state"] == "RUNNING")
+            },
+        );
+        match fault {
+            "parent's core killed" => near.restart_after(Duration::from_secs(1)),
+            "parent's agent cut off" => {
+                relay.cut(true);
+                std::thread::sleep(Duration::from_secs(12));
+                relay.cut(false);
+            }
+            _ => {}
+        }
+        let done = wait_for(&far, home, &parent, "COMPLETED", Duration::from_secs(60)).0;
+        parents.push((fault, done));
+    }
+
+    for (fault, done) in &parents {
+        let children = done["children"].as_array().unwrap();
+        assert_eq!(children.len(), 1, "{fault}: {done:#}");
+        assert_eq!(
+            (&done["attempt"], &done["run_count"]),
+            (&json!(1), &json!(1)),
+            "{fault}: {done:#}"
+        );
+        let output = &done["output"];
+        assert_eq!(
+            (&output["state"], &output["output"]),
+            (&json!("COMPLETED"), &json!(CHILD_MILLIS)),
+            "{fault}: {done:#}"
+        );
+        let child = inspect(&far, home, children[0]["id"].as_str().unwrap());
+        assert_eq!(
+            (&child["attempt"], &child["run_count"]),
+            (&json!(1), &json!(1)),
+            "{fault}: {child:#}"
+        );
+    }
+    // Nothing started twice.
+    assert_eq!(far.runs(home, "sleeps/far").len(), parents.len());
 }

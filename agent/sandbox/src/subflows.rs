@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use baton_proto::v1::limits::{MAX_OUTPUT_BYTES, over_limit};
+use baton_proto::v1::limits::{MAX_PARAMETERS_BYTES, over_limit};
 use baton_proto::v1::{ChildOp, ChildRun, ChildStart, LogLevel};
 
 use crate::bindings::{self, FlowChildRun};
@@ -48,9 +48,9 @@ impl bindings::baton::flow::subflows::Host for FlowHost {
         wait: bool,
         timeout_ms: Option<u64>,
     ) -> Result<FlowChildRun, String> {
-        // Over the output limit, parameters could not be stored anyway.
-        if params.len() > MAX_OUTPUT_BYTES {
-            return Err(over_limit("a subflow's parameters", params.len(), MAX_OUTPUT_BYTES));
+        // The limit of any run's parameters, checked before parsing.
+        if params.len() > MAX_PARAMETERS_BYTES {
+            return Err(over_limit("a subflow's parameters", params.len(), MAX_PARAMETERS_BYTES));
         }
         let parameters = match serde_json::from_str(&params) {
             Ok(serde_json::Value::Object(map)) => map,

@@ -47,7 +47,7 @@ use std::str::FromStr;
 use baton_proto::v1::limits::{
     MAX_JOB_TEMPLATE_BYTES, MAX_JOB_VARIABLES_BYTES, MAX_PARAMETERS_BYTES, over_limit,
 };
-use baton_proto::v1::{ParamErrors, Timestamp};
+use baton_proto::v1::{ParamErrors, Timestamp, Transition, Verdict};
 use sha2::Digest as _;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -155,6 +155,10 @@ pub struct Store {
     /// Counts committed writes; every subscriber (the live feed, log
     /// streams) sees each change.
     written: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    /// The ids of runs this process moved to a terminal state, as they
+    /// commit (waiting parents hear of their children here first; ends
+    /// written by other cores reach them through the event feed).
+    ended: tokio::sync::broadcast::Sender<std::sync::Arc<str>>,
     /// The last write failed for want of space (cleared by the next write
     /// that lands), for `/api/health`.
     full: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -220,6 +224,7 @@ impl Store {
             cipher,
             batcher: None,
             written: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+            ended: tokio::sync::broadcast::channel(1_024).0,
             full: std::sync::Arc::default(),
             url: (dialect == Dialect::Postgres).then(|| url.into()),
         };
@@ -290,6 +295,20 @@ impl Store {
     /// Whether the last write failed because the database is out of space.
     pub fn is_full(&self) -> bool {
         self.full.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The ids of runs this process ends from now on; a receiver that
+    /// falls behind is told it lagged.
+    pub fn run_ends(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<str>> {
+        self.ended.subscribe()
+    }
+
+    /// Tells `run_ends` listeners that `transition` ended its run.
+    pub(crate) fn note_transition(&self, transition: &Transition) {
+        if transition.verdict == Verdict::Accepted && transition.run.state.is_terminal() {
+            // Nobody listening is fine.
+            let _ = self.ended.send(transition.run.id.as_str().into());
+        }
     }
 
     /// Changes after each committed write (new events or log lines may be

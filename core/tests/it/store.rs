@@ -1364,6 +1364,40 @@ async fn a_bad_outgoing_host_is_refused_at_deploy_naming_it() {
 }
 
 #[tokio::test]
+async fn a_run_s_detail_lists_its_first_hundred_children_and_the_filter_all_of_them() {
+    use baton_core::store::Asker;
+    use baton_proto::v1::ChildStart;
+    for db in both().await {
+        let store = &db.store;
+        deploy(store, "default", DeploymentSpec::default()).await;
+        let parent = new_run(store, "default").await;
+        store.dispatch_run(&parent, "agent-1").await.unwrap();
+        let mut started = Vec::new();
+        for call in 1..=101 {
+            let start = ChildStart {
+                call,
+                deployment: "hello/default".into(),
+                parameters: json!({"a": 1, "b": 2}).as_object().unwrap().clone(),
+                wait: false,
+            };
+            let (child, _) =
+                store.start_child(Asker::Agent("agent-1"), &parent, 1, start).await.unwrap();
+            started.push(child.id);
+            if call < 100 {
+                continue;
+            }
+            // At the cap and one over it: the first hundred, in order.
+            let detail = store.run_detail(&parent).await.unwrap();
+            let listed: Vec<&str> = detail.children.iter().map(|c| c.id.as_str()).collect();
+            let first: Vec<&str> = started.iter().take(100).map(String::as_str).collect();
+            assert_eq!(listed, first, "{call} children ({})", db.label);
+        }
+        let filter =
+            RunFilter { parent_id: Some(parent.clone()), limit: 500, ..RunFilter::default() };
+        assert_eq!(store.runs(&filter).await.unwrap().items.len(), 101, "{}", db.label);
+    }
+}
+#[tokio::test]
 async fn a_held_run_starts_each_child_once_within_the_depth_limit_and_lists_them() {
     use baton_core::store::Asker;
     use baton_proto::v1::{ChildStart, MAX_SUBFLOW_DEPTH};

@@ -98,3 +98,30 @@ async fn without_a_core_a_subflow_call_is_refused_saying_why() {
     let RunOutcome::Failed { message, .. } = &outcome else { panic!("{outcome:?}") };
     assert!(message.contains("subflows need a core"), "{message}");
 }
+
+#[tokio::test]
+async fn a_subflow_s_parameters_over_a_run_s_limit_are_refused_before_they_are_sent() {
+    use baton_proto::v1::limits::MAX_PARAMETERS_BYTES;
+    let sandbox = sandbox();
+    let flow = sandbox.load(&baton_tests::flow_wasm("subflow")).unwrap();
+    // `{"s":"…"}` is the text's length and 8 bytes more.
+    for (text, refused) in [(MAX_PARAMETERS_BYTES - 8, false), (MAX_PARAMETERS_BYTES - 7, true)] {
+        let recording = Arc::new(Recording::default());
+        let params = json!({"deployment": "hello/default", "params": {"s": "x".repeat(text)}});
+        let mut request = RunRequest::new(params, Arc::new(ReportCollector::default()));
+        request.subflows = recording.clone();
+        let outcome = sandbox.run(&flow, request).await;
+        let asked = recording.0.lock().unwrap().len();
+        if refused {
+            let RunOutcome::Failed { message, .. } = &outcome else { panic!("{outcome:?}") };
+            assert!(
+                message.contains("a subflow's parameters of") && message.contains("limit"),
+                "{message}"
+            );
+            assert_eq!(asked, 0, "parameters over the limit were sent");
+        } else {
+            assert!(matches!(outcome, RunOutcome::Completed { .. }), "{outcome:?}");
+            assert_eq!(asked, 2, "at the limit the call goes through");
+        }
+    }
+}

@@ -306,6 +306,17 @@ impl Store {
         proposal: ProposeState,
         origin: Origin,
     ) -> StoreResult<Transition> {
+        let transition = self.decide(id, proposal, origin).await?;
+        self.note_transition(&transition);
+        Ok(transition)
+    }
+
+    async fn decide(
+        &self,
+        id: &str,
+        proposal: ProposeState,
+        origin: Origin,
+    ) -> StoreResult<Transition> {
         if self.dialect == Dialect::Postgres {
             let id = id.to_owned();
             return self
@@ -420,10 +431,13 @@ impl Store {
     /// agent confirms.
     pub async fn cancel_run(&self, id: &str) -> StoreResult<Transition> {
         let id = id.to_owned();
-        self.write_transaction(move |store, conn| {
-            Box::pin(async move { store.cancel_in(conn, &id).await })
-        })
-        .await
+        let transition = self
+            .write_transaction(move |store, conn| {
+                Box::pin(async move { store.cancel_in(conn, &id).await })
+            })
+            .await?;
+        self.note_transition(&transition);
+        Ok(transition)
     }
 
     async fn cancel_in(&self, tx: &mut AnyConnection, id: &str) -> StoreResult<Transition> {
