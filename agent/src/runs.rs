@@ -205,6 +205,7 @@ async fn execute(
         started,
         cancel,
     };
+    let began = std::time::Instant::now();
     let ended = backend_for(&shared, &job.assignment).execute(job).await;
     let body = match ended {
         Ended::Declined(reason) => {
@@ -217,7 +218,8 @@ async fn execute(
                     message: "stopped: the agent heard nothing from the core for longer than its lease, so the run may be running elsewhere".to_owned(),
                 };
             }
-            tracing::info!(outcome = outcome.name(), "run finished");
+            let took_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
+            tracing::info!(outcome = outcome.name(), took_ms, "run finished");
             AgentEventBody::Finished { outcome }
         }
     };

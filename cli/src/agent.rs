@@ -54,6 +54,7 @@ pub enum AgentCommand {
     Token(TokenCommand),
     /// Agents the core knows.
     Ls {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -64,6 +65,7 @@ pub enum TokenCommand {
     /// Make a token for agents of a pool; it is printed once, as the last
     /// line.
     Create {
+        /// The work pool the token's agents serve.
         #[arg(long)]
         pool: String,
     },

@@ -23,6 +23,7 @@ pub enum ApiTokenCommand {
     },
     /// API tokens and their scopes (never the tokens).
     Ls {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },

@@ -14,17 +14,20 @@ use crate::table;
 pub enum AutomationCommand {
     /// Create an automation from a YAML file (format in the README).
     Create {
+        /// The automation's YAML file.
         #[arg(long, short)]
         file: PathBuf,
     },
     /// List automations.
     Ls {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Show an automation (by id or name).
     Inspect {
         automation: String,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -39,6 +42,32 @@ pub enum AutomationCommand {
     Delete {
         automation: String,
     },
+}
+
+/// An automation's JSON as people write it: no `null` fields, and a
+/// window in the largest unit that divides it (`within: 10m`).
+fn as_written(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, field| !field.is_null());
+            for (key, field) in map.iter_mut() {
+                match (key.as_str(), field.as_u64()) {
+                    ("within", Some(seconds)) => *field = seconds_text(seconds).into(),
+                    _ => as_written(field),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(as_written),
+        _ => {}
+    }
+}
+
+/// `90s`, `10m`, `25h`, `2d`: what `parse_seconds` reads back.
+fn seconds_text(seconds: u64) -> String {
+    [(86_400, "d"), (3_600, "h"), (60, "m")]
+        .iter()
+        .find(|(unit, _)| seconds > 0 && seconds.is_multiple_of(*unit))
+        .map_or_else(|| format!("{seconds}s"), |(unit, name)| format!("{}{name}", seconds / unit))
 }
 
 /// An automation written in YAML. Read through JSON's data model, so
@@ -98,7 +127,9 @@ pub async fn run(command: AutomationCommand) -> anyhow::Result<ExitCode> {
             if json {
                 show(&automation, true)?;
             } else {
-                print!("{}", serde_yaml::to_string(&serde_json::to_value(&automation.spec)?)?);
+                let mut spec = serde_json::to_value(&automation.spec)?;
+                as_written(&mut spec);
+                print!("{}", serde_yaml::to_string(&spec)?);
                 println!(
                     "# id {}, {}",
                     automation.id,
@@ -188,6 +219,27 @@ mod tests {
             let good = "name: nightly\ntrigger:\n  reactive:\n    event: run.failed\n    resource: run/*\n\
                 actions:\n  - run-deployment:\n      deployment: hello/default\n      parameters: {a: 1}\n";
             let _ = parse(&crate::fuzz::mutated(good, cut, &flips));
+        }
+    }
+
+    #[test]
+    fn an_automation_is_shown_as_it_would_be_written() {
+        let mut spec = serde_json::json!({
+            "trigger": {"reactive": {"event": "run.failed", "within": 600, "threshold": 1}},
+            "actions": [{"call_webhook": {"url": "http://x", "method": null}}],
+            "description": null,
+        });
+        as_written(&mut spec);
+        assert_eq!(
+            spec,
+            serde_json::json!({
+                "trigger": {"reactive": {"event": "run.failed", "within": "10m", "threshold": 1}},
+                "actions": [{"call_webhook": {"url": "http://x"}}],
+            })
+        );
+        for (seconds, text) in [(90, "90s"), (3_600, "1h"), (90_000, "25h"), (172_800, "2d")] {
+            assert_eq!(seconds_text(seconds), text);
+            assert_eq!(baton_proto::v1::parse_seconds(&seconds_text(seconds)), Some(seconds));
         }
     }
 }

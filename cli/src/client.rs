@@ -96,6 +96,11 @@ impl Client {
         .await
     }
 
+    /// PUT that expects no body back (204).
+    pub async fn put_empty<B: Serialize>(&self, path: &str, body: &B) -> anyhow::Result<()> {
+        self.send(self.request(Method::PUT, path).json(body)).await.map(drop)
+    }
+
     pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
         self.send(self.request(Method::DELETE, path)).await.map(drop)
     }

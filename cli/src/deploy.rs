@@ -8,7 +8,6 @@ use anyhow::{Context, bail};
 use baton_proto::v1::{Artifact, DeploymentUpserted};
 
 use crate::client::{Client, deployment_path};
-use crate::flow::build_component;
 use crate::project::Project;
 
 pub async fn deploy(file: &Path) -> anyhow::Result<ExitCode> {
@@ -25,20 +24,7 @@ pub async fn deploy(file: &Path) -> anyhow::Result<ExitCode> {
             env!("CARGO_PKG_VERSION")
         );
     }
-    let base = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let build = project.build.unwrap_or_default();
-    let component = match (&build.component, &build.crate_dir) {
-        (Some(_), Some(_)) => {
-            bail!("{}: `build` takes `crate` or `component`, not both", file.display())
-        }
-        (Some(component), None) => base.join(component),
-        (None, crate_dir) => {
-            let crate_dir =
-                crate_dir.as_ref().map_or_else(|| base.to_path_buf(), |dir| base.join(dir));
-            eprintln!("building {}", crate_dir.display());
-            build_component(&crate_dir)?
-        }
-    };
+    let component = project.component(file)?;
     let bytes =
         std::fs::read(&component).with_context(|| format!("reading {}", component.display()))?;
     let client = match project.push.and_then(|p| p.api_url) {
@@ -51,13 +37,34 @@ pub async fn deploy(file: &Path) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("pushing {}", component.display()))?;
     println!("artifact {} {} {}", artifact.flow.name, artifact.flow.version, artifact.digest);
+    // All or nothing: every deployment is checked by the core before any
+    // is written, so one the core refuses leaves the others as they were.
+    let mut checked = Vec::with_capacity(project.deployments.len());
+    let mut refused = Vec::new();
     for entry in &project.deployments {
         let full = format!("{}/{}", artifact.flow.name, entry.name);
         let spec = entry.spec(&artifact.digest).with_context(|| file.display().to_string())?;
-        let upserted: DeploymentUpserted = client
-            .put(&deployment_path(&full)?, &spec)
-            .await
-            .with_context(|| format!("deploying {full}"))?;
+        let path = deployment_path(&full)?;
+        if let Err(error) = client.put_empty(&format!("{path}?dry_run=true"), &spec).await {
+            refused.push(format!("{full}: {error:#}"));
+        }
+        checked.push((full, path, spec));
+    }
+    if !refused.is_empty() {
+        bail!(
+            "{}: nothing was deployed, since the core refused {}:\n  {}",
+            file.display(),
+            if refused.len() == 1 {
+                "one deployment".to_owned()
+            } else {
+                format!("{} deployments", refused.len())
+            },
+            refused.join("\n  ")
+        );
+    }
+    for (full, path, spec) in checked {
+        let upserted: DeploymentUpserted =
+            client.put(&path, &spec).await.with_context(|| format!("deploying {full}"))?;
         if upserted.created {
             println!("created {full}");
         } else if upserted.changed.is_empty() {

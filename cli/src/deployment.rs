@@ -13,10 +13,13 @@ use crate::{params, table};
 pub enum DeploymentCommand {
     /// List deployments.
     Ls {
+        /// Only deployments of this flow.
         #[arg(long)]
         flow: Option<String>,
+        /// Only those with this tag.
         #[arg(long)]
         tag: Option<String>,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -24,6 +27,7 @@ pub enum DeploymentCommand {
     Inspect {
         /// FLOW/DEPLOYMENT
         deployment: String,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -66,8 +70,10 @@ pub struct RunArgs {
     /// Creating a run twice with one key returns the first run.
     #[arg(long)]
     idempotency_key: Option<String>,
+    /// A tag for the run (beside its deployment's). Repeatable.
     #[arg(long = "tag")]
     tags: Vec<String>,
+    /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
     /// Stream the run's logs to stderr until it ends, print its output on
@@ -97,7 +103,8 @@ pub async fn run(command: DeploymentCommand) -> anyhow::Result<ExitCode> {
                     .map(|d| {
                         vec![
                             d.full_name(),
-                            d.spec.version.clone().unwrap_or_else(|| "-".into()),
+                            // The deployment's own version, else its flow's.
+                            d.spec.version.clone().unwrap_or_else(|| d.flow_version.clone()),
                             if d.spec.paused { "paused".into() } else { "active".into() },
                             d.spec.concurrency_limit.map_or("-".into(), |l| l.to_string()),
                             d.spec.tags.join(","),

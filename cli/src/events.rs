@@ -16,17 +16,22 @@ pub enum EventCommand {
         /// Only names matching this (`*` for any characters: `run.*`).
         #[arg(long)]
         name: Option<String>,
+        /// Only events about this resource (`run/ID`, `deployment/FLOW/NAME`).
         #[arg(long)]
         resource: Option<String>,
+        /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Print events as they happen, until Ctrl-C.
     Watch {
+        /// Only names matching this (`*` for any characters: `run.*`).
         #[arg(long)]
         name: Option<String>,
+        /// Only events about this resource (`run/ID`, `deployment/FLOW/NAME`).
         #[arg(long)]
         resource: Option<String>,
         /// One JSON object a line.
@@ -53,6 +58,7 @@ pub enum WebhookCommand {
     /// Create an incoming webhook: `POST /hooks/SLUG` on the core becomes an
     /// event.
     Create {
+        /// The hook's name in its URL, `/hooks/SLUG`.
         #[arg(long)]
         slug: String,
         /// Callers must sign the body: header `X-Baton-Signature:
@@ -65,6 +71,7 @@ pub enum WebhookCommand {
     },
     /// List webhooks.
     Ls {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },

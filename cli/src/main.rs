@@ -67,11 +67,13 @@ enum Command {
     Agent(agent::AgentCommand),
     /// Build, push and create or update the deployments of a baton.yaml.
     Deploy {
+        /// The project file.
         #[arg(long, short, default_value = "baton.yaml")]
         file: PathBuf,
     },
     /// Start a project: a baton.yaml and a flow crate that deploy as they are.
     Init {
+        /// Where to write the project (created if missing).
         #[arg(default_value = ".")]
         dir: PathBuf,
         /// The flow's name (default: the folder's).
@@ -128,14 +130,43 @@ fn return_large_frees_to_the_os() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn return_large_frees_to_the_os() {}
 
+/// Makes a write to a closed stdout end the process as Unix tools end
+/// (`baton run ls --json | head`), not with a panic. Only for commands
+/// that print and exit: processes that feed children's pipes must see the
+/// error instead.
+#[cfg(unix)]
+fn stop_quietly_on_a_closed_pipe() {
+    // SAFETY: restores the default disposition of one signal, before any
+    // other thread exists.
+    #[allow(unsafe_code, reason = "the one libc call that restores SIGPIPE")]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn stop_quietly_on_a_closed_pipe() {}
+
 fn main() -> ExitCode {
     return_large_frees_to_the_os();
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Serve(_) | Command::Server(_) | Command::Agent(_) | Command::Flow(_)
+    ) {
+        stop_quietly_on_a_closed_pipe();
+    }
+    // Processes that run runs say a line per run (as Prefect's worker
+    // does); one-shot commands only warnings. Colours only on a terminal.
+    let serving = matches!(cli.command, Command::Serve(_) | Command::Server(_) | Command::Agent(_));
+    let default_filter =
+        if serving { "warn,baton=info,baton_core=info,baton_agent=info" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let result = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

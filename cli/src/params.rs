@@ -28,7 +28,7 @@ pub fn json_text(
 }
 
 pub fn collect(schema: &Value, json: Option<&str>, pairs: &[String]) -> anyhow::Result<Value> {
-    let mut params = match json {
+    let params = match json {
         None => Map::new(),
         Some(text) => {
             match serde_json::from_str(text).context("the parameters are not valid JSON")? {
@@ -37,8 +37,17 @@ pub fn collect(schema: &Value, json: Option<&str>, pairs: &[String]) -> anyhow::
             }
         }
     };
+    Ok(Value::Object(over(schema, params, pairs)?))
+}
+
+/// `params` with `--param` `pairs` (typed by `schema`) set over them.
+pub fn over(
+    schema: &Value,
+    mut params: Map<String, Value>,
+    pairs: &[String],
+) -> anyhow::Result<Map<String, Value>> {
     insert_pairs("--param", schema, pairs, &mut params)?;
-    Ok(Value::Object(params))
+    Ok(params)
 }
 
 /// `--job-var KEY=VALUE` pairs: JSON values, else strings.

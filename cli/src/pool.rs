@@ -32,6 +32,7 @@ pub enum PoolCommand {
         /// `baton pool inspect` shows it).
         #[arg(long, value_name = "FILE")]
         base_job_template: Option<PathBuf>,
+        /// What the pool is for, for people.
         #[arg(long)]
         description: Option<String>,
         /// Runs of the pool that may be active at once.
@@ -44,12 +45,14 @@ pub enum PoolCommand {
     },
     /// List work pools.
     Ls {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Show a pool and its queues.
     Inspect {
         name: String,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -58,11 +61,13 @@ pub enum PoolCommand {
     Queue {
         pool: String,
         queue: String,
+        /// Lower first: due runs of this queue go before those of queues with a higher number.
         #[arg(long, default_value_t = 1)]
         priority: u32,
         /// Runs of the queue that may be active at once.
         #[arg(long)]
         concurrency_limit: Option<u32>,
+        /// Create it paused: its runs wait until it is resumed.
         #[arg(long)]
         paused: bool,
     },

@@ -7,11 +7,14 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use baton_proto::v1::suggest::did_you_mean;
 use baton_proto::v1::{
     Capabilities, CatchUp, ConcurrencyPolicy, DeploymentSpec, ScheduleSpec, Timestamp,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
+
+use crate::flow::build_component;
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -56,14 +59,59 @@ pub struct Push {
     pub api_url: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `work_pool:` of a deployment: a pool's name alone (`work_pool:
+/// default`, as prefect.yaml users write it) or the full form.
+#[derive(Debug)]
 pub struct WorkPoolEntry {
     pub name: String,
-    #[serde(default)]
     pub work_queue_name: Option<String>,
-    #[serde(default)]
     pub job_variables: Map<String, Value>,
+}
+
+/// The full form of [`WorkPoolEntry`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkPoolFields {
+    name: String,
+    #[serde(default)]
+    work_queue_name: Option<String>,
+    #[serde(default)]
+    job_variables: Map<String, Value>,
+}
+
+impl<'de> Deserialize<'de> for WorkPoolEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entry;
+        impl<'de> serde::de::Visitor<'de> for Entry {
+            type Value = WorkPoolEntry;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a pool's name, or {name, work_queue_name, job_variables}")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<WorkPoolEntry, E> {
+                Ok(WorkPoolEntry {
+                    name: name.to_owned(),
+                    work_queue_name: None,
+                    job_variables: Map::new(),
+                })
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<WorkPoolEntry, A::Error> {
+                let fields =
+                    WorkPoolFields::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(WorkPoolEntry {
+                    name: fields.name,
+                    work_queue_name: fields.work_queue_name,
+                    job_variables: fields.job_variables,
+                })
+            }
+        }
+        deserializer.deserialize_any(Entry)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -219,6 +267,46 @@ impl DeploymentEntry {
 }
 
 impl Project {
+    /// The component of the project read from `file`: built from its
+    /// crate, or as named.
+    pub fn component(&self, file: &Path) -> anyhow::Result<PathBuf> {
+        let base = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let build = self.build.as_ref();
+        match (build.and_then(|b| b.component.as_ref()), build.and_then(|b| b.crate_dir.as_ref())) {
+            (Some(_), Some(_)) => {
+                bail!("{}: `build` takes `crate` or `component`, not both", file.display())
+            }
+            (Some(component), None) => Ok(base.join(component)),
+            (None, crate_dir) => {
+                let crate_dir = crate_dir.map_or_else(|| base.to_path_buf(), |dir| base.join(dir));
+                eprintln!("building {}", crate_dir.display());
+                build_component(&crate_dir)
+            }
+        }
+    }
+
+    /// The deployment called `name`, or the only one when no name is given.
+    pub fn deployment(&self, name: Option<&str>, file: &Path) -> anyhow::Result<&DeploymentEntry> {
+        let names = || {
+            self.deployments.iter().map(|d| format!("`{}`", d.name)).collect::<Vec<_>>().join(", ")
+        };
+        match (name, self.deployments.as_slice()) {
+            (None, [only]) => Ok(only),
+            (None, _) => bail!(
+                "{} lists several deployments ({}): choose one with --name",
+                file.display(),
+                names()
+            ),
+            (Some(name), all) => all.iter().find(|d| d.name == name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} has no deployment `{name}`; it lists {}",
+                    file.display(),
+                    names()
+                )
+            }),
+        }
+    }
+
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text =
@@ -272,17 +360,35 @@ fn suggestion(message: &str) -> String {
     let message = message.get(start..).unwrap_or_default();
     let quoted: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
     let Some((unknown, known)) = quoted.split_first() else { return String::new() };
-    known
-        .iter()
-        .map(|candidate| (strsim::damerau_levenshtein(unknown, candidate), *candidate))
-        .filter(|(distance, candidate)| *distance <= 3.max(candidate.len() / 3))
-        .min()
-        .map_or_else(String::new, |(_, nearest)| format!("; did you mean `{nearest}`?"))
+    did_you_mean(unknown, known.iter().copied())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_work_pool_may_be_named_alone_or_in_full() {
+        let project = Project::parse(
+            "deployments:\n- name: a\n  work_pool: edge\n- name: b\n  work_pool: {name: edge, work_queue_name: fast}\n",
+            "baton.yaml",
+        )
+        .unwrap();
+        let pools: Vec<(&str, Option<&str>)> = project
+            .deployments
+            .iter()
+            .filter_map(|d| d.work_pool.as_ref())
+            .map(|p| (p.name.as_str(), p.work_queue_name.as_deref()))
+            .collect();
+        assert_eq!(pools, [("edge", None), ("edge", Some("fast"))]);
+        let error = Project::parse(
+            "deployments:\n- name: a\n  work_pool: {name: edge, queue: fast}\n",
+            "baton.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("unknown field `queue`"), "{error}");
+    }
 
     const GOOD: &str = "name: demo
 deployments:

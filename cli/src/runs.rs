@@ -1,4 +1,4 @@
-//! `baton run ls|inspect|logs|cancel|skip-late`.
+//! `baton run ls|inspect|logs|cancel|retry|skip-late`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,22 +21,34 @@ pub enum RunCommand {
         /// Only runs of FLOW/DEPLOYMENT.
         #[arg(long)]
         deployment: Option<String>,
+        /// Only runs with this tag.
         #[arg(long)]
         tag: Option<String>,
+        /// Only runs planned for later (a schedule's next runs), soonest
+        /// first; without it they are left out.
+        #[arg(long, conflicts_with = "all")]
+        upcoming: bool,
+        /// Every run, planned ones too.
+        #[arg(long)]
+        all: bool,
+        /// At most this many.
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Show a run with its state history and task runs.
     Inspect {
         id: String,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Print a run's log lines.
     Logs {
         id: String,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
         /// Keep printing lines as they are written until the run ends; the
@@ -46,6 +58,15 @@ pub enum RunCommand {
     },
     /// Cancel a run (a running one is stopped by its agent).
     Cancel { id: String },
+    /// Retry a run that has ended: a new run of its deployment with its
+    /// parameters, tags and job variables, linked to it; prints its id.
+    Retry {
+        id: String,
+        /// Follow the new run's logs until it ends; the exit status then
+        /// says how it ended.
+        #[arg(long)]
+        watch: bool,
+    },
     /// Cancel every LATE run (of one deployment) in one go.
     SkipLate {
         /// Only runs of FLOW/DEPLOYMENT.
@@ -57,8 +78,11 @@ pub enum RunCommand {
 pub async fn run(command: RunCommand) -> anyhow::Result<ExitCode> {
     let client = Client::from_env();
     match command {
-        RunCommand::Ls { state, deployment, tag, limit, json } => {
+        RunCommand::Ls { state, deployment, tag, upcoming, all, limit, json } => {
             let mut query = vec![format!("limit={limit}")];
+            if !all {
+                query.push(format!("upcoming={upcoming}"));
+            }
             // The API takes state names exactly; people may write `failed`.
             let state = state
                 .map(|list| {
@@ -73,7 +97,11 @@ pub async fn run(command: RunCommand) -> anyhow::Result<ExitCode> {
                     query.push(format!("{key}={}", segment(&value)));
                 }
             }
-            let page: Page<FlowRun> = client.get(&format!("/api/runs?{}", query.join("&"))).await?;
+            let mut page: Page<FlowRun> =
+                client.get(&format!("/api/runs?{}", query.join("&"))).await?;
+            if upcoming {
+                page.items.sort_by_key(|run| run.scheduled_at);
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&page.items)?);
             } else {
@@ -129,6 +157,16 @@ pub async fn run(command: RunCommand) -> anyhow::Result<ExitCode> {
             let skipped: Skipped =
                 client.post("/api/runs/skip-late", &SkipLate { deployment }).await?;
             println!("skipped {} late runs", skipped.skipped);
+        }
+        RunCommand::Retry { id, watch } => {
+            let retry: FlowRun =
+                client.post(&format!("/api/runs/{}/retry", segment(&id)), &()).await?;
+            eprintln!("retrying {id} as a new run of {}", retry.deployment);
+            if watch {
+                eprintln!("run {}: following its logs", retry.id);
+                return follow(&client, &retry.id, |line| eprintln!("{}", log_line(line))).await;
+            }
+            println!("{}", retry.id);
         }
         RunCommand::Cancel { id } => {
             let transition: Transition =
@@ -228,6 +266,9 @@ fn describe(detail: &FlowRunDetail) -> String {
     }
     if let Some(infrastructure) = &run.infrastructure {
         text.push_str(&format!("  runs on     {infrastructure}\n"));
+    }
+    if let Some(retried) = &run.retry_of {
+        text.push_str(&format!("  retry of    {retried}\n"));
     }
     if let Some(parent) = &run.parent_id {
         text.push_str(&format!("  parent      {parent} (its flow started this run)\n"));

@@ -16,6 +16,7 @@ pub enum ScheduleCommand {
     Ls {
         /// FLOW/DEPLOYMENT
         deployment: String,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -66,6 +67,7 @@ pub struct AddArgs {
     /// Add it paused.
     #[arg(long)]
     paused: bool,
+    /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
 }

@@ -1,6 +1,7 @@
 //! `baton variable ...` and `baton secret ...`: named values flows can be
 //! granted. Secret values are read only by name, never listed.
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::process::ExitCode;
 
@@ -24,6 +25,7 @@ pub enum ValueCommand {
     },
     /// List names (and, for variables, values).
     Ls {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -40,6 +42,22 @@ pub enum ValueKind {
 }
 
 impl ValueKind {
+    /// What it is called in messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            ValueKind::Variable => "variable",
+            ValueKind::Secret => "secret",
+        }
+    }
+
+    /// The flag that grants one (`--var`, `--secret`).
+    pub fn flag(self) -> &'static str {
+        match self {
+            ValueKind::Variable => "var",
+            ValueKind::Secret => "secret",
+        }
+    }
+
     fn path(self) -> &'static str {
         match self {
             ValueKind::Variable => "/api/variables",
@@ -57,14 +75,39 @@ fn value_argument(value: String) -> anyhow::Result<String> {
     Ok(text.trim_end_matches(['\r', '\n']).to_owned())
 }
 
+/// Sets `name` to `value` on the core (`-`: read from stdin).
+pub async fn set(
+    client: &Client,
+    kind: ValueKind,
+    name: &str,
+    value: String,
+) -> anyhow::Result<()> {
+    let body = SetValue { value: value_argument(value)? };
+    let path = format!("{}/{}", kind.path(), segment(name));
+    let _: serde_json::Value = client.put(&path, &body).await?;
+    Ok(())
+}
+
+/// The names of the values of this kind set on the core.
+pub async fn names(client: &Client, kind: ValueKind) -> anyhow::Result<BTreeSet<String>> {
+    Ok(match kind {
+        ValueKind::Variable => {
+            let variables: Vec<Variable> = client.get(kind.path()).await?;
+            variables.into_iter().map(|v| v.name).collect()
+        }
+        ValueKind::Secret => {
+            let secrets: Vec<SecretInfo> = client.get(kind.path()).await?;
+            secrets.into_iter().map(|s| s.name).collect()
+        }
+    })
+}
+
 pub async fn run(kind: ValueKind, command: ValueCommand) -> anyhow::Result<ExitCode> {
     let client = Client::from_env();
     let base = kind.path();
     match (kind, command) {
         (_, ValueCommand::Set { name, value }) => {
-            let body = SetValue { value: value_argument(value)? };
-            let _: serde_json::Value =
-                client.put(&format!("{base}/{}", segment(&name)), &body).await?;
+            set(&client, kind, &name, value).await?;
             println!("set {name}");
         }
         (ValueKind::Variable, ValueCommand::Get { name }) => {

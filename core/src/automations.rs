@@ -79,7 +79,11 @@ fn placeholder(expression: &str, event: &Event) -> Value {
         "event.resource_id" => {
             Value::String(event.resource.rsplit('/').next().unwrap_or_default().to_owned())
         }
-        "event.occurred" => Value::from(event.occurred.0),
+        // RFC 3339 (UTC, milliseconds), as people and most APIs read times.
+        "event.occurred" => chrono::DateTime::from_timestamp_millis(event.occurred.0)
+            .map_or(Value::Null, |at| {
+                Value::String(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            }),
         "event.related" => Value::from(event.related.clone()),
         "event.payload" => event.payload.clone(),
         other => other

@@ -27,7 +27,12 @@ pub fn secret(name: &str) -> anyhow::Result<String> {
 fn access_error(what: &str, name: &str, error: AccessError) -> anyhow::Error {
     match error {
         AccessError::NotGranted => {
-            anyhow::anyhow!("{what} `{name}` is not granted to this flow by its deployment")
+            let flag = if what == "variable" { "var" } else { what };
+            anyhow::anyhow!(
+                "{what} `{name}` is not granted to this flow: list it in its deployment's \
+                 `capabilities.{what}s` (`baton serve --{flag} {name}`), or run it with \
+                 `baton flow run --{flag} {name}=VALUE`"
+            )
         }
         AccessError::NotFound => anyhow::anyhow!("{what} `{name}` is granted but has no value"),
     }

@@ -215,6 +215,104 @@ fn watch_streams_logs_and_exits_with_the_run_s_outcome() {
     assert_eq!(failed.stdout.trim(), "");
 }
 
+/// Starts `baton serve` with `paths` and `args`; returns once it says it
+/// serves `deployment`.
+fn serve(
+    core: &CoreProcess,
+    home: &Path,
+    paths: &[&std::ffi::OsStr],
+    args: &[&str],
+    deployment: &str,
+) -> std::process::Child {
+    let mut serving = core
+        .baton(home)
+        .arg("serve")
+        .args(paths)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(serving.stdout.as_mut().unwrap()),
+        &mut first_line,
+    )
+    .unwrap();
+    assert!(first_line.contains(&format!("serving {deployment}")), "{first_line}");
+    serving
+}
+
+/// Stops a `baton serve` as Ctrl-C would.
+fn interrupt(mut serving: std::process::Child) {
+    let interrupted =
+        Command::new("kill").args(["-INT", &serving.id().to_string()]).status().unwrap();
+    assert!(interrupted.success());
+    let status = serving.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn serve_grants_variables_and_secrets_from_flags_or_its_project_file() {
+    let core = CoreProcess::start(None);
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let project = tempfile::tempdir().unwrap();
+    let wasm = project.path().join("grants.wasm");
+    std::fs::write(&wasm, flow_wasm("grants")).unwrap();
+    let check = |deployment: &str, region: &str| {
+        let id = run(&core, home, deployment, &[]);
+        let (done, _) = wait_for(&core, home, &id, "COMPLETED", Duration::from_secs(30));
+        assert_eq!(done["output"]["region"], region, "{done:#}");
+        assert_eq!(done["output"]["token_length"], 12, "{done:#}");
+        let logs = finish(core.baton(home).args(["run", "logs", &id]));
+        assert!(logs.stdout.contains("using token ***"), "{}", logs.stdout);
+        assert!(!logs.stdout.contains("s3cr3t"), "the secret leaked: {}", logs.stdout);
+    };
+
+    // From flags: the values are set on the core and granted.
+    let serving = serve(
+        &core,
+        home,
+        &[wasm.as_ref()],
+        &["--name", "flags", "--var", "region=eu-west", "--secret", "token=s3cr3t-token"],
+        "grants/flags",
+    );
+    check("grants/flags", "eu-west");
+    interrupt(serving);
+
+    // From the project file, with a value set already granted by name.
+    std::fs::write(
+        project.path().join("baton.yaml"),
+        "build: {component: grants.wasm}\n\
+         deployments:\n\
+         - name: other\n\
+         - name: from-file\n\
+         \x20 work_pool: {name: elsewhere}\n\
+         \x20 capabilities: {secrets: [token]}\n",
+    )
+    .unwrap();
+    let file = project.path().join("baton.yaml");
+    let serving = serve(
+        &core,
+        home,
+        &["--file".as_ref(), file.as_ref()],
+        &["--name", "from-file", "--var", "region"],
+        "grants/from-file",
+    );
+    check("grants/from-file", "eu-west");
+    interrupt(serving);
+
+    // A value granted by name that the core does not have is refused.
+    let refused =
+        finish(core.baton(home).arg("serve").arg(&wasm).args(["--name", "x", "--var", "nope"]));
+    assert_ne!(refused.status, Some(0));
+    assert!(refused.stderr.contains("variable nope is not set on the core"), "{}", refused.stderr);
+    // A file with several deployments needs --name.
+    let ambiguous = finish(core.baton(home).arg("serve").arg("--file").arg(&file));
+    assert!(ambiguous.stderr.contains("choose one with --name"), "{}", ambiguous.stderr);
+}
+
 #[test]
 fn serve_registers_a_deployment_and_runs_its_runs_until_stopped() {
     let core = CoreProcess::start(None);
@@ -222,24 +320,14 @@ fn serve_registers_a_deployment_and_runs_its_runs_until_stopped() {
     let component = tempfile::tempdir().unwrap();
     let wasm = component.path().join("hello.wasm");
     std::fs::write(&wasm, flow_wasm("hello")).unwrap();
-    let mut serving = core
-        .baton(home.path())
-        .args(["serve"])
-        .arg(&wasm)
+    let serving = serve(
+        &core,
+        home.path(),
         // A schedule's runs need every required parameter.
-        .args(["--name", "served", "--param", "a=10", "--param", "b=1", "--cron", "*/5 * * * *"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // It says so once it is ready.
-    let mut first_line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(serving.stdout.as_mut().unwrap()),
-        &mut first_line,
-    )
-    .unwrap();
-    assert!(first_line.contains("serving hello/served"), "{first_line}");
+        &[wasm.as_os_str(), "--name".as_ref(), "served".as_ref()],
+        &["--param", "a=10", "--param", "b=1", "--cron", "*/5 * * * *"],
+        "hello/served",
+    );
 
     let shown =
         finish(core.baton(home.path()).args(["deployment", "inspect", "hello/served", "--json"]));
@@ -258,11 +346,7 @@ fn serve_registers_a_deployment_and_runs_its_runs_until_stopped() {
     assert_eq!((watched.status, watched.stdout.trim()), (Some(0), "15"), "{}", watched.stderr);
 
     // Ctrl-C: it stops, and pauses the deployment.
-    let interrupted =
-        Command::new("kill").args(["-INT", &serving.id().to_string()]).status().unwrap();
-    assert!(interrupted.success());
-    let status = serving.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    interrupt(serving);
     let shown =
         finish(core.baton(home.path()).args(["deployment", "inspect", "hello/served", "--json"]));
     let deployment: Value = serde_json::from_str(&shown.stdout).unwrap();

@@ -92,10 +92,10 @@ actions:
   - pause-deployment: {{deployment: no-such/deployment}}
   - run-deployment:
       deployment: hello/b
-      parameters: {{b: "{{{{ event.occurred }}}}"}}
+      parameters: {{b: 2}}
   - call-webhook:
       url: http://{hook}/notify
-      body: "{{{{ event.resource }}}} went {{{{ event.payload.to }}}}"
+      body: "{{{{ event.resource }}}} went {{{{ event.payload.to }}}} at {{{{ event.occurred }}}}"
 "#
         ),
     );
@@ -107,10 +107,16 @@ actions:
         system.runs("hello/b").first().is_some_and(|r| r["state"] == "COMPLETED")
     });
     let failed = system.events("run.failed");
-    let b = &system.runs("hello/b")[0];
-    assert_eq!(b["parameters"]["b"], failed[0]["occurred"], "the parameter came from the event");
     let body = received.recv_timeout(Duration::from_secs(10)).unwrap();
-    assert_eq!(body, format!("{} went FAILED", failed[0]["resource"].as_str().unwrap()));
+    // The event's time as RFC 3339, to the millisecond, in UTC.
+    let occurred = failed[0]["occurred"].as_i64().unwrap();
+    let (seconds, millis) = (occurred.div_euclid(1000), occurred.rem_euclid(1000));
+    let date = std::process::Command::new("date")
+        .args(["-u", "-d", &format!("@{seconds}"), "+%Y-%m-%dT%H:%M:%S"])
+        .output()
+        .unwrap();
+    let at = format!("{}.{millis:03}Z", String::from_utf8_lossy(&date.stdout).trim());
+    assert_eq!(body, format!("{} went FAILED at {at}", failed[0]["resource"].as_str().unwrap()));
 
     // The failing first action is on record, and did not stop the others.
     let failures = system.events("automation.action-failed");

@@ -114,7 +114,17 @@ pub fn baton_binary() -> &'static Path {
 pub fn baton(home: &Path) -> Command {
     let mut command = Command::new(baton_binary());
     command.env("BATON_HOME", home).current_dir(repo_root());
+    quiet(&mut command);
     command
+}
+
+/// Cores, agents and `serve` say a line per run; in tests (thousands of
+/// runs, their stderr the test's own) only warnings, unless `BATON_LOG`
+/// asks for more.
+fn quiet(command: &mut Command) {
+    if std::env::var_os("BATON_LOG").is_none() {
+        command.env("BATON_LOG", "warn");
+    }
 }
 
 /// What a finished command printed, as text.
@@ -296,7 +306,9 @@ impl CoreProcess {
 
     #[allow(clippy::panic, reason = "test support: a core that does not start fails the test")]
     fn spawn(command: &[std::ffi::OsString]) -> std::process::Child {
-        Command::new(baton_binary())
+        let mut process = Command::new(baton_binary());
+        quiet(&mut process);
+        process
             .args(command)
             .env_remove("BATON_API_TOKEN")
             .stdout(std::process::Stdio::null())
@@ -401,7 +413,7 @@ impl CoreProcess {
     /// Runs of `FLOW/DEPLOYMENT`, newest first (`baton run ls --json`).
     #[allow(clippy::panic, reason = "test support: unreadable output fails the test")]
     pub fn runs(&self, home: &Path, deployment: &str) -> Vec<serde_json::Value> {
-        let args = ["run", "ls", "--deployment", deployment, "--limit", "500", "--json"];
+        let args = ["run", "ls", "--all", "--deployment", deployment, "--limit", "500", "--json"];
         self.json_list(home, &args)
     }
 

@@ -119,6 +119,10 @@ routes![
         deployments::upsert_deployment,
         RouteDoc {
             body: Some("DeploymentSpec"),
+            query: &[(
+                "dry_run",
+                "true: only check the deployment as a write would, writing nothing (204)",
+            )],
             ..doc("Create or update a deployment", "DeploymentUpserted",)
         }
     ),
@@ -235,6 +239,10 @@ routes![
                 ("flow", "flow name"),
                 ("tag", "run tag"),
                 ("parent_id", "only the runs this run's flow started (its subflows)"),
+                (
+                    "upcoming",
+                    "true: only runs planned for later (SCHEDULED, due in the future); false: all but those",
+                ),
                 ("since", "created at or after (ms since the epoch)"),
                 ("until", "created before (ms since the epoch)"),
                 ("cursor", "next_cursor of the previous page"),
@@ -299,6 +307,16 @@ routes![
         "/api/runs/{id}/cancel",
         runs::cancel_run,
         doc("Cancel a run (RUNNING becomes CANCELLING)", "Transition",)
+    ),
+    (
+        post,
+        Run,
+        "/api/runs/{id}/retry",
+        runs::retry_run,
+        doc(
+            "Retry an ended run: a new run of its deployment with its parameters, tags and job variables, whose retry_of names it",
+            "FlowRun",
+        )
     ),
     (
         get,

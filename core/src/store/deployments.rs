@@ -1,6 +1,7 @@
 //! Deployments: upsert by `flow/name`, read, list with filters, pause,
 //! delete.
 
+use baton_proto::v1::suggest::did_you_mean;
 use baton_proto::v1::{
     Artifact, ConcurrencyPolicy, Deployment, DeploymentSpec, DeploymentUpserted, Timestamp,
     resolve_job_variables, validate_params,
@@ -12,8 +13,8 @@ use super::events::{self, NewEvent};
 use super::schedules;
 use super::{Store, StoreError, StoreResult, found, json_column, new_id, now, to_json};
 
-pub(super) const COLUMNS: &str =
-    "id, flow_name, name, spec, parameter_schema, created_at, updated_at";
+pub(super) const COLUMNS: &str = "id, flow_name, name, spec, parameter_schema, created_at, updated_at, \
+    (SELECT a.flow_version FROM artifacts a WHERE a.digest = artifact_digest) AS flow_version";
 
 /// Which deployments to list.
 #[derive(Debug, Clone, Default)]
@@ -32,6 +33,7 @@ pub(super) fn deployment(row: &AnyRow) -> StoreResult<Deployment> {
         parameter_schema: json_column(row, "parameter_schema")?,
         created_at: Timestamp(row.try_get("created_at")?),
         updated_at: Timestamp(row.try_get("updated_at")?),
+        flow_version: row.try_get::<Option<String>, _>("flow_version")?.unwrap_or_default(),
     })
 }
 
@@ -99,14 +101,16 @@ fn changed_fields(old: &DeploymentSpec, new: &DeploymentSpec) -> StoreResult<Vec
 }
 
 impl Store {
-    /// Creates or updates the deployment `flow/name` of `artifact`.
-    pub async fn upsert_deployment(
+    /// Checks what `upsert_deployment` would write, writing nothing: the
+    /// names, the artifact's flow, sizes, grants, default parameters,
+    /// schedules, the pool and job variables.
+    pub async fn check_deployment(
         &self,
         flow: &str,
         name: &str,
-        spec: DeploymentSpec,
+        spec: &DeploymentSpec,
         artifact: &Artifact,
-    ) -> StoreResult<DeploymentUpserted> {
+    ) -> StoreResult<()> {
         check_name("flow", flow)?;
         check_name("deployment", name)?;
         if artifact.flow.name != flow {
@@ -117,8 +121,8 @@ impl Store {
         }
         super::check_parameters_size(&spec.parameters)?;
         spec.capabilities.check().map_err(StoreError::Invalid)?;
-        check_defaults(&artifact.flow.parameters, &spec)?;
-        schedules::check_schedules(&artifact.flow.parameters, &spec)?;
+        check_defaults(&artifact.flow.parameters, spec)?;
+        schedules::check_schedules(&artifact.flow.parameters, spec)?;
         if let Some(pool) = &spec.work_pool {
             self.pool(pool).await?;
         }
@@ -128,6 +132,18 @@ impl Store {
             resolve_job_variables(&template, &[&spec.job_variables])
                 .map_err(StoreError::Invalid)?;
         }
+        Ok(())
+    }
+
+    /// Creates or updates the deployment `flow/name` of `artifact`.
+    pub async fn upsert_deployment(
+        &self,
+        flow: &str,
+        name: &str,
+        spec: DeploymentSpec,
+        artifact: &Artifact,
+    ) -> StoreResult<DeploymentUpserted> {
+        self.check_deployment(flow, name, &spec, artifact).await?;
         let mut tx = self.write.begin().await?;
         let existing = find(&mut *tx, flow, name).await?;
         let at = now();
@@ -199,7 +215,22 @@ impl Store {
     }
 
     pub async fn deployment(&self, flow: &str, name: &str) -> StoreResult<Deployment> {
-        find(&self.read, flow, name).await?.ok_or_else(|| missing(flow, name))
+        match find(&self.read, flow, name).await? {
+            Some(deployment) => Ok(deployment),
+            None => Err(self.missing_with_hint(flow, name).await),
+        }
+    }
+
+    /// `NotFound` for `flow/name`, naming the deployment nearest to it.
+    async fn missing_with_hint(&self, flow: &str, name: &str) -> StoreError {
+        let rows = sqlx::query("SELECT flow_name || '/' || name AS full FROM deployments")
+            .fetch_all(&self.read)
+            .await;
+        let names: Vec<String> = rows
+            .map(|rows| rows.iter().filter_map(|row| row.try_get("full").ok()).collect())
+            .unwrap_or_default();
+        let hint = did_you_mean(&format!("{flow}/{name}"), names.iter().map(String::as_str));
+        StoreError::NotFound { what: format!("deployment {flow}/{name}"), hint }
     }
 
     /// Deployments sorted by flow and name.

@@ -6,16 +6,20 @@ use sqlx::Row;
 
 use super::{Store, StoreResult};
 
+/// The line number of an attempt's last line, which says why the run left
+/// that execution (written by the `flow_runs_ending_log_line` trigger).
+const ENDING_LINE_SEQ: u64 = 0xFFFF_FFFF;
+
 impl Store {
     /// Appends log lines; a line already stored (same run, attempt and
     /// `seq`) is skipped, so a resend stores nothing twice. Lines that name
     /// no attempt (0) belong to the run's current one.
     pub async fn append_logs(&self, run_id: &str, mut lines: Vec<LogLine>) -> StoreResult<u64> {
-        if let Some(line) = lines.iter().find(|line| line.seq > u64::from(u32::MAX)) {
+        if let Some(line) = lines.iter().find(|line| line.seq >= ENDING_LINE_SEQ) {
             return Err(super::StoreError::Invalid(format!(
                 "log line seq {} is over the largest, {}",
                 line.seq,
-                u32::MAX
+                ENDING_LINE_SEQ - 1
             )));
         }
         let run = self.run(run_id).await?;

@@ -70,8 +70,12 @@ pub enum Dialect {
 /// What went wrong in the store, in terms a caller can branch on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{what} not found")]
-    NotFound { what: String },
+    #[error("{what} not found{hint}")]
+    NotFound {
+        what: String,
+        /// `; did you mean ...?`, or nothing.
+        hint: String,
+    },
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -117,7 +121,7 @@ impl StoreError {
     }
 
     pub(crate) fn not_found(what: impl Into<String>) -> Self {
-        StoreError::NotFound { what: what.into() }
+        StoreError::NotFound { what: what.into(), hint: String::new() }
     }
 }
 
@@ -304,10 +308,21 @@ impl Store {
     }
 
     /// Tells `run_ends` listeners that `transition` ended its run.
+    /// Also says a line per run that starts or ends, as a worker would.
     pub(crate) fn note_transition(&self, transition: &Transition) {
-        if transition.verdict == Verdict::Accepted && transition.run.state.is_terminal() {
+        if transition.verdict != Verdict::Accepted {
+            return;
+        }
+        let run = &transition.run;
+        if run.state == baton_proto::v1::StateName::Running {
+            tracing::info!(run = %run.id, deployment = %run.deployment, attempt = run.attempt, "run started");
+        }
+        if run.state.is_terminal() {
+            let took_ms = run.started_at.zip(run.ended_at).map(|(from, to)| to.0 - from.0);
+            let message = run.state_message.as_deref().unwrap_or_default();
+            tracing::info!(run = %run.id, deployment = %run.deployment, state = %run.state, took_ms, message, "run ended");
             // Nobody listening is fine.
-            let _ = self.ended.send(transition.run.id.as_str().into());
+            let _ = self.ended.send(run.id.as_str().into());
         }
     }
 

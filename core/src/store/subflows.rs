@@ -87,7 +87,7 @@ impl Store {
             ..CreateRun::default()
         };
         let parent = ParentLink { id: parent_id.to_owned(), waits: start.wait, depth: depth + 1 };
-        let origin = RunOrigin { caused_by: &[], parent: Some(parent) };
+        let origin = RunOrigin { parent: Some(parent), ..RunOrigin::default() };
         let (run, created) = self.create_run_from(flow, name, request, origin).await?;
         Ok((child_run(run), created))
     }

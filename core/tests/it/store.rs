@@ -1488,3 +1488,121 @@ async fn a_held_run_starts_each_child_once_within_the_depth_limit_and_lists_them
         assert!(error.contains("is 10 subflows deep, the limit"), "{error} ({})", db.label);
     }
 }
+
+#[tokio::test]
+async fn a_run_leaving_its_execution_ends_that_attempt_s_log_and_open_tasks() {
+    use baton_proto::v1::{LogLine, ReportBody, RunReport};
+    for db in both().await {
+        let store = &db.store;
+        deploy(store, "default", DeploymentSpec { retries: 1, ..DeploymentSpec::default() }).await;
+        let id = new_run(store, "default").await;
+        let fail = |message: &str| ProposeState {
+            state: StateName::Failed,
+            message: Some(message.to_owned()),
+            output: None,
+        };
+        for (attempt, expected) in [(1, "AWAITING_RETRY: boom 1"), (2, "FAILED: boom 2")] {
+            store.dispatch_run(&id, "agent-1").await.unwrap();
+            propose(store, &id, StateName::Running).await;
+            let started = RunReport {
+                seq: 1,
+                at: Timestamp(10),
+                body: ReportBody::TaskStarted {
+                    task_id: 1,
+                    name: "extract".into(),
+                    attempt: 1,
+                    max_attempts: 1,
+                    cache_key: None,
+                },
+            };
+            store.store_reports(&id, attempt, vec![started]).await.unwrap();
+            let ended = store.propose_state(&id, fail(&format!("boom {attempt}"))).await.unwrap();
+            assert_eq!(ended.verdict, Verdict::Accepted, "{}", db.label);
+            let logs = store.logs(&id, 0, 100).await.unwrap();
+            let last = logs.last().unwrap();
+            assert_eq!(
+                (last.attempt, last.seq, last.level),
+                (attempt, u64::from(u32::MAX), LogLevel::Error),
+                "{}",
+                db.label
+            );
+            assert!(last.message.starts_with(expected), "{} ({})", last.message, db.label);
+            let detail = store.run_detail(&id).await.unwrap();
+            let task = detail.task_runs.iter().find(|t| t.run_attempt == attempt).unwrap();
+            let state = if attempt == 1 { StateName::Crashed } else { StateName::Failed };
+            assert_eq!((task.state, task.ended_at.is_some()), (state, true), "{}", db.label);
+        }
+        // The line number is the core's: a client may not write it.
+        let line = LogLine {
+            attempt: 2,
+            seq: u64::from(u32::MAX),
+            at: Timestamp(1),
+            level: LogLevel::Info,
+            message: "mine".into(),
+            task_id: None,
+        };
+        let refused = store.append_logs(&id, vec![line]).await.unwrap_err();
+        assert!(refused.to_string().contains("over the largest"), "{refused} ({})", db.label);
+    }
+}
+
+#[tokio::test]
+async fn a_retry_is_a_new_run_linked_to_an_ended_one_and_planned_runs_list_apart() {
+    use baton_core::store::RunFilter;
+    for db in both().await {
+        let store = &db.store;
+        deploy(store, "default", DeploymentSpec::default()).await;
+        let id = new_run(store, "default").await;
+        let early = store.retry_run(&id).await.unwrap_err();
+        assert!(early.to_string().contains("only a run that has ended"), "{early} ({})", db.label);
+        store.cancel_run(&id).await.unwrap();
+        let retry = store.retry_run(&id).await.unwrap();
+        assert_ne!(retry.id, id);
+        assert_eq!(retry.retry_of.as_deref(), Some(id.as_str()), "{}", db.label);
+        assert_eq!(store.run(&retry.id).await.unwrap().retry_of.as_deref(), Some(id.as_str()));
+        assert_eq!(serde_json::Value::Object(retry.parameters), json!({"a": 1, "b": 2}));
+
+        // A run planned for later is listed apart from the rest.
+        let later = CreateRun {
+            parameters: json!({"a": 1, "b": 2}).as_object().unwrap().clone(),
+            scheduled_at: Some(Timestamp(
+                i64::try_from(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_millis(),
+                )
+                .unwrap()
+                    + 3_600_000,
+            )),
+            ..CreateRun::default()
+        };
+        let planned = store.create_run("hello", "default", later).await.unwrap().0.id;
+        let listed = |upcoming| {
+            let filter = RunFilter { upcoming, limit: 100, ..RunFilter::default() };
+            async move {
+                let page = store.runs(&filter).await.unwrap();
+                page.items.into_iter().map(|r| r.id).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(listed(Some(true)).await, [planned.clone()], "{}", db.label);
+        assert_eq!(listed(Some(false)).await, [retry.id.clone(), id.clone()], "{}", db.label);
+        assert_eq!(listed(None).await.len(), 3, "{}", db.label);
+
+        // A paused deployment takes no run, saying why; a misspelt one is
+        // named.
+        store.set_deployment_paused("hello", "default", true).await.unwrap();
+        let request = CreateRun {
+            parameters: json!({"a": 1, "b": 2}).as_object().unwrap().clone(),
+            ..CreateRun::default()
+        };
+        let paused = store.create_run("hello", "default", request.clone()).await.unwrap_err();
+        assert!(paused.to_string().contains("is paused"), "{paused} ({})", db.label);
+        let misspelt = store.create_run("hello", "defualt", request).await.unwrap_err();
+        assert!(
+            misspelt.to_string().ends_with("not found; did you mean `hello/default`?"),
+            "{misspelt} ({})",
+            db.label
+        );
+    }
+}

@@ -121,6 +121,9 @@ pub struct FlowRun {
     /// The run whose flow started it (`run_deployment`), if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<String>,
+    /// The run this one retries by hand, if it is such a retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<String>,
 }
 
 /// Where an execution runs: the backend of its pool's type and, for what

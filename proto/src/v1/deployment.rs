@@ -196,6 +196,10 @@ pub struct Deployment {
     pub parameter_schema: Value,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The version its component's flow declares (`flow!(version = ...)`
+    /// or its crate's).
+    #[serde(default)]
+    pub flow_version: String,
 }
 
 impl Deployment {

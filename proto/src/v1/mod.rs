@@ -16,6 +16,7 @@ mod run_artifact;
 mod schema;
 mod state;
 mod subflow;
+pub mod suggest;
 
 pub use api::{
     API_TOKEN_PREFIX, AgentInfo, AgentTokenCreated, ApiError, ApiScope, ApiTokenCreated,

@@ -126,6 +126,8 @@ pub struct RunLog {
 }
 
 pub enum RunLogChange {
+    /// Another run's log from now on: nothing of the last one stays.
+    Restart,
     Append(Vec<LogLine>),
     End,
 }
@@ -142,6 +144,7 @@ impl Reducible for RunLog {
                 next.lines.extend(lines.into_iter().filter(|l| l.position() > last));
             }
             RunLogChange::End => next.ended = true,
+            RunLogChange::Restart => next = RunLog::default(),
         }
         Rc::new(next)
     }
@@ -154,6 +157,9 @@ pub fn use_run_log(id: String) -> UseReducerHandle<RunLog> {
     let log = use_reducer(RunLog::default);
     let dispatcher = log.dispatcher();
     use_effect_with(id, move |id| {
+        // The page may stay while its run changes (a retry opens the new
+        // run's page): the last run's lines must go.
+        dispatcher.dispatch(RunLogChange::Restart);
         let mut url = format!("/api/runs/{}/logs/stream", api::escape(id));
         if let Some(token) = api::token() {
             url.push_str(&format!("?token={}", api::escape(&token)));

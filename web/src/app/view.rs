@@ -145,6 +145,39 @@ pub fn loaded<T>(load: &Load<T>, view: impl FnOnce(&T) -> Html) -> Html {
     }
 }
 
+#[derive(Properties, PartialEq)]
+pub struct FilterInputProps {
+    /// The filter's value as the page has it (from its URL, say).
+    pub value: String,
+    #[prop_or_default]
+    pub placeholder: AttrValue,
+    /// Called with the text when it is committed (Enter, or leaving the
+    /// field).
+    pub on_commit: Callback<String>,
+}
+
+/// A text filter that keeps what is being typed: the page around it may
+/// re-render many times a second (live updates), and an input bound to
+/// the committed value would be reset to it mid-word.
+#[function_component(FilterInput)]
+pub fn filter_input(props: &FilterInputProps) -> Html {
+    let draft = use_state(|| props.value.clone());
+    {
+        // A new committed value (the URL changed) replaces the draft.
+        let draft = draft.clone();
+        use_effect_with(props.value.clone(), move |value| draft.set(value.clone()));
+    }
+    let oninput = {
+        let draft = draft.clone();
+        Callback::from(move |e: InputEvent| draft.set(input_value(&e)))
+    };
+    let on_commit = props.on_commit.clone();
+    let onchange = Callback::from(move |e: Event| on_commit.emit(changed_value(&e)));
+    html! {
+        <input type="search" value={(*draft).clone()} placeholder={props.placeholder.clone()} {oninput} {onchange} />
+    }
+}
+
 /// The value of the input an event came from.
 pub fn input_value(event: &InputEvent) -> String {
     event.target_unchecked_into::<web_sys::HtmlInputElement>().value()

@@ -280,7 +280,9 @@ async fn only_granted_variables_and_secrets_are_readable() {
     assert_eq!(output["token_length"], 12);
     assert_eq!(
         output["ungranted"],
-        "secret `root-password` is not granted to this flow by its deployment"
+        "secret `root-password` is not granted to this flow: list it in its deployment's \
+         `capabilities.secrets` (`baton serve --secret root-password`), or run it with \
+         `baton flow run --secret root-password=VALUE`"
     );
     assert_eq!(log_messages(&reports), ["using token *** in eu-west"]);
 

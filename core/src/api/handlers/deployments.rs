@@ -3,7 +3,8 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use baton_proto::v1::{Deployment, DeploymentSpec, DeploymentUpserted};
+use axum::response::IntoResponse;
+use baton_proto::v1::{Deployment, DeploymentSpec};
 use serde::Deserialize;
 
 use super::{JsonBody, digest};
@@ -25,11 +26,19 @@ pub async fn list_deployments(
     Ok(Json(state.store.deployments(&filter).await?))
 }
 
+#[derive(Deserialize)]
+pub struct UpsertQuery {
+    /// Only check the deployment; write nothing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
 pub async fn upsert_deployment(
     State(state): State<AppState>,
     Path((flow, name)): Path<(String, String)>,
+    Query(query): Query<UpsertQuery>,
     JsonBody(spec): JsonBody<DeploymentSpec>,
-) -> ApiResult<(StatusCode, Json<DeploymentUpserted>)> {
+) -> ApiResult<axum::response::Response> {
     if spec.artifact.is_empty() {
         return Err(ApiFailure::bad_request(
             "`artifact` (the digest of an uploaded component) is required",
@@ -37,8 +46,13 @@ pub async fn upsert_deployment(
     }
     let artifact = state.store.artifact(&digest(&spec.artifact)).await?;
     let spec = DeploymentSpec { artifact: artifact.digest.clone(), ..spec };
+    if query.dry_run {
+        state.store.check_deployment(&flow, &name, &spec, &artifact).await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     let upserted = state.store.upsert_deployment(&flow, &name, spec, &artifact).await?;
-    Ok((if upserted.created { StatusCode::CREATED } else { StatusCode::OK }, Json(upserted)))
+    let status = if upserted.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(upserted)).into_response())
 }
 
 pub async fn get_deployment(

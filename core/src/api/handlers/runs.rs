@@ -46,6 +46,8 @@ pub struct RunQuery {
     tag: Option<String>,
     /// Runs started by this run's flow.
     parent_id: Option<String>,
+    /// Only runs planned for later (true), or all but those (false).
+    upcoming: Option<bool>,
     since: Option<i64>,
     until: Option<i64>,
     cursor: Option<String>,
@@ -133,6 +135,7 @@ pub async fn list_runs(
         flow: query.flow,
         tag: query.tag,
         parent_id: query.parent_id,
+        upcoming: query.upcoming,
         since: query.since.map(Timestamp),
         until: query.until.map(Timestamp),
         cursor: query.cursor,
@@ -183,6 +186,15 @@ pub async fn propose_state(
     JsonBody(body): JsonBody<ProposeState>,
 ) -> ApiResult<Json<Transition>> {
     Ok(Json(state.store.propose_state(&id, body).await?))
+}
+
+pub async fn retry_run(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<FlowRun>)> {
+    let retry = state.store.retry_run(&id).await?;
+    state.dispatcher.wake();
+    Ok((StatusCode::CREATED, Json(retry)))
 }
 
 pub async fn cancel_run(

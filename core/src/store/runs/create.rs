@@ -69,6 +69,7 @@ impl NewRun {
                 job_variables: serde_json::Map::new(),
                 infrastructure: None,
                 parent_id: None,
+                retry_of: None,
             },
             retry_delay_ms: millis(spec.retry_delay_seconds),
             timeout_ms: spec.timeout_seconds.map(millis),
@@ -81,7 +82,7 @@ impl NewRun {
 }
 
 /// Values bound per run inserted.
-const VALUES_PER_RUN: usize = 21;
+const VALUES_PER_RUN: usize = 22;
 /// Most runs one INSERT takes.
 const RUNS_PER_INSERT: usize = 400;
 
@@ -99,8 +100,8 @@ pub(crate) async fn insert_runs(
             .map(|i| {
                 let p = |k: usize| format!("${}", i * VALUES_PER_RUN + k);
                 format!(
-                    "({}, {}, {}, {}, {}, {}, 'SCHEDULED', {}, {}, 1, {}, NULL, NULL, 0, {}, {}, {}, {}, NULL, {}, {}, {}, NULL, 0, {}, NULL, {}, {}, {}, {}, {})",
-                    p(1), p(2), p(3), p(4), p(5), p(6), p(18), p(7), p(8), p(9), p(10), p(11), p(12), p(7), p(13), p(14), p(15), p(19), p(16), p(17), p(20), p(21)
+                    "({}, {}, {}, {}, {}, {}, 'SCHEDULED', {}, {}, 1, {}, NULL, NULL, 0, {}, {}, {}, {}, NULL, {}, {}, {}, NULL, 0, {}, NULL, {}, {}, {}, {}, {}, {})",
+                    p(1), p(2), p(3), p(4), p(5), p(6), p(18), p(7), p(8), p(9), p(10), p(11), p(12), p(7), p(13), p(14), p(15), p(19), p(22), p(16), p(17), p(20), p(21)
                 )
             })
             .collect();
@@ -137,7 +138,8 @@ pub(crate) async fn insert_runs(
                 .bind(run.state_message.as_deref())
                 .bind(run.parent_id.as_deref())
                 .bind(i64::from(new.parent_waits))
-                .bind(i64::from(new.subflow_depth));
+                .bind(i64::from(new.subflow_depth))
+                .bind(run.retry_of.as_deref());
         }
         for row in query.fetch_all(&mut *conn).await? {
             inserted.push(row.try_get::<String, _>("id")?);
@@ -166,11 +168,14 @@ pub(crate) async fn insert_runs(
 }
 
 /// Where a run comes from, beside the request that creates it.
+#[derive(Default)]
 pub(crate) struct RunOrigin<'a> {
     /// The automations whose actions led to it.
     pub caused_by: &'a [String],
     /// The run whose flow started it.
     pub parent: Option<ParentLink>,
+    /// The run it retries by hand.
+    pub retry_of: Option<String>,
 }
 
 /// A child run's link to its parent.
@@ -204,7 +209,32 @@ impl Store {
         request: CreateRun,
         caused_by: &[String],
     ) -> StoreResult<(FlowRun, bool)> {
-        self.create_run_from(flow, name, request, RunOrigin { caused_by, parent: None }).await
+        self.create_run_from(flow, name, request, RunOrigin { caused_by, ..RunOrigin::default() })
+            .await
+    }
+
+    /// Creates a run that retries the ended run `id` by hand: the same
+    /// deployment, parameters, tags and job variables, linked to it.
+    pub async fn retry_run(&self, id: &str) -> StoreResult<FlowRun> {
+        let run = self.run(id).await?;
+        if !run.state.is_terminal() {
+            return Err(StoreError::Conflict(format!(
+                "run {id} is {}: only a run that has ended can be retried",
+                run.state
+            )));
+        }
+        let (flow, name) = run.deployment.split_once('/').ok_or_else(|| {
+            StoreError::Corrupt(format!("run {id} names deployment `{}`", run.deployment))
+        })?;
+        let request = CreateRun {
+            parameters: run.parameters,
+            tags: run.tags,
+            job_variables: run.job_variables,
+            ..CreateRun::default()
+        };
+        let origin = RunOrigin { retry_of: Some(run.id), ..RunOrigin::default() };
+        let (retry, _) = self.create_run_from(flow, name, request, origin).await?;
+        Ok(retry)
     }
 
     /// Creates a run of `flow/name` that came from `origin`.
@@ -215,8 +245,15 @@ impl Store {
         request: CreateRun,
         origin: RunOrigin<'_>,
     ) -> StoreResult<(FlowRun, bool)> {
-        let RunOrigin { caused_by, parent } = origin;
+        let RunOrigin { caused_by, parent, retry_of } = origin;
         let deployment = self.deployment(flow, name).await?;
+        if deployment.spec.paused {
+            // Its runs would wait, unsaid, until someone resumed it.
+            let full = deployment.full_name();
+            return Err(StoreError::Conflict(format!(
+                "deployment {full} is paused, so nothing would run it: resume it first (`baton deployment resume {full}`)"
+            )));
+        }
         let mut parameters = deployment.spec.parameters.clone();
         parameters.extend(request.parameters);
         super::super::check_parameters_size(&parameters)?;
@@ -263,6 +300,7 @@ impl Store {
             None,
         );
         new.run.job_variables = request.job_variables;
+        new.run.retry_of = retry_of;
         if let Some((pool, message)) = escalated {
             new.run.work_pool = pool;
             new.run.work_queue = DEFAULT_QUEUE.to_owned();

@@ -18,13 +18,13 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{
-    Dialect, Store, StoreError, StoreResult, as_u32, attempts, json_column, parsed_column,
+    Dialect, Store, StoreError, StoreResult, as_u32, attempts, json_column, now, parsed_column,
 };
 
 const COLUMNS: &str = "id, deployment_id, flow_name, deployment_name, parameters, tags, state, state_message, \
     state_changed_at, state_seq, scheduled_at, started_at, ended_at, run_count, max_retries, retry_delay_ms, \
     timeout_ms, idempotency_key, output, created_at, work_pool, work_queue, agent_id, attempt, job_variables, infrastructure, \
-    parent_id";
+    parent_id, retry_of";
 
 /// The pool of runs whose deployment names none.
 pub const DEFAULT_POOL: &str = "default";
@@ -51,6 +51,9 @@ pub struct RunFilter {
     pub tag: Option<String>,
     /// Started by this run's flow.
     pub parent_id: Option<String>,
+    /// `Some(true)`: only runs planned for later (`SCHEDULED` with a time
+    /// still to come); `Some(false)`: all but those; `None`: all.
+    pub upcoming: Option<bool>,
     /// Created at or after.
     pub since: Option<Timestamp>,
     /// Created before.
@@ -109,6 +112,7 @@ fn run_row(row: &AnyRow) -> StoreResult<RunRow> {
             .transpose()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         parent_id: row.try_get("parent_id")?,
+        retry_of: row.try_get("retry_of")?,
     };
     Ok(RunRow {
         run,
@@ -235,6 +239,15 @@ impl Store {
         }
         if let Some(parent_id) = &filter.parent_id {
             push_text(&mut sql, " AND parent_id = ?", parent_id.clone());
+        }
+        if let Some(upcoming) = filter.upcoming {
+            // A number of our own, not input.
+            let planned = format!("(state = 'SCHEDULED' AND scheduled_at > {})", now().0);
+            sql.push_str(&if upcoming {
+                format!(" AND {planned}")
+            } else {
+                format!(" AND NOT {planned}")
+            });
         }
         if let Some(cursor) = &filter.cursor {
             push_text(&mut sql, " AND id < ?", cursor.clone());

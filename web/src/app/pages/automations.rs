@@ -6,7 +6,8 @@ use yew::prelude::*;
 use super::{ActionButton, use_changes};
 use crate::app::api::{Load, escape, send, use_get};
 use crate::app::live::{use_batch, use_events, use_ticks};
-use crate::app::view::{Empty, When, changed_value, input_value, loaded, local_time, use_title};
+use crate::app::route::Route;
+use crate::app::view::{Empty, FilterInput, When, input_value, loaded, local_time, use_title};
 
 fn trigger_text(trigger: &Trigger) -> String {
     let (kind, t) = match trigger {
@@ -95,10 +96,25 @@ pub fn automations() -> Html {
 /// Events kept on the page at most.
 const KEPT: usize = 300;
 
+/// The Events page's URL query.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+struct EventsQuery {
+    /// A name pattern (`run.*`); empty for every event.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    name: String,
+}
+
 #[function_component(Events)]
 pub fn events() -> Html {
     use_title("Events".into());
-    let pattern = use_state(|| "*".to_owned());
+    // The name filter lives in the URL (`/events?name=run.*`), so a
+    // filtered feed can be linked to.
+    let navigator = yew_router::prelude::use_navigator();
+    let location = yew_router::prelude::use_location();
+    let query: EventsQuery =
+        location.as_ref().and_then(|l| l.query::<EventsQuery>().ok()).unwrap_or_default();
+    let pattern = if query.name.is_empty() { "*".to_owned() } else { query.name.clone() };
     let first =
         use_get::<Vec<CoreEvent>>(format!("/api/events?limit=100&name={}", escape(&pattern)), 0);
     let shown = use_state(Vec::<CoreEvent>::new);
@@ -111,7 +127,7 @@ pub fn events() -> Html {
         });
     }
     let (batch, push) = use_batch();
-    use_events((*pattern).clone(), None, push);
+    use_events(pattern.clone(), None, push);
     let ticks = use_ticks(300, true);
     {
         let shown = shown.clone();
@@ -125,18 +141,16 @@ pub fn events() -> Html {
             }
         });
     }
-    let on_pattern = {
-        let pattern = pattern.clone();
-        Callback::from(move |e: Event| {
-            let value = changed_value(&e);
-            pattern.set(if value.is_empty() { "*".into() } else { value });
-        })
-    };
+    let on_pattern = Callback::from(move |name: String| {
+        if let Some(navigator) = &navigator {
+            let _ = navigator.push_with_query(&Route::Events, &EventsQuery { name });
+        }
+    });
     html! {
         <section>
             <h1>{ "Events" }</h1>
             <div class="filters">
-                <label>{ "Name " }<input type="search" value={(*pattern).clone()} onchange={on_pattern}
+                <label>{ "Name " }<FilterInput value={query.name.clone()} on_commit={on_pattern}
                     placeholder="run.* or webhook.*" /></label>
                 <span class="live" role="status">{ "live" }</span>
             </div>

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use baton_proto::v1::{CreateRun, FlowRun, FlowRunDetail, Page, StateName, TaskRun};
+use baton_proto::v1::{FlowRun, FlowRunDetail, Page, StateName, TaskRun};
 use serde::{Deserialize, Serialize};
 use yew::prelude::*;
 use yew_router::prelude::*;
@@ -15,8 +15,8 @@ use crate::app::charts::Gantt;
 use crate::app::live::{use_batch, use_events, use_live_refresh, use_run_log, use_ticks};
 use crate::app::route::Route;
 use crate::app::view::{
-    Empty, FailureView, Loading, StateBadge, When, changed_value, clock, duration, loaded,
-    local_time, now, use_title,
+    Empty, FailureView, FilterInput, Loading, StateBadge, When, changed_value, clock, duration,
+    loaded, local_time, now, use_title,
 };
 
 /// The list's filters, kept in the URL so a filtered list can be shared.
@@ -32,6 +32,10 @@ pub struct RunFilters {
     /// `1h`, `24h`, `7d` or empty for any time.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub window: String,
+    /// Empty: runs that started or are due; `upcoming`: runs planned for
+    /// later (which would otherwise bury the rest); `all`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub show: String,
 }
 
 impl RunFilters {
@@ -53,6 +57,11 @@ impl RunFilters {
         };
         if let Some(window) = window {
             path.push_str(&format!("&since={}", at - window));
+        }
+        match self.show.as_str() {
+            "all" => {}
+            "upcoming" => path.push_str("&upcoming=true"),
+            _ => path.push_str("&upcoming=false"),
         }
         if let Some(cursor) = cursor {
             path.push_str(&format!("&cursor={}", escape(cursor)));
@@ -105,6 +114,7 @@ pub fn runs() -> Html {
     let on_window = set_filter(|f, v| f.window = v);
     let on_deployment = set_filter(|f, v| f.deployment = v);
     let on_tag = set_filter(|f, v| f.tag = v);
+    let on_show = set_filter(|f, v| f.show = v);
 
     // The first page, re-read when a run the page does not show changes
     // (a new run); runs it shows are updated in place from their events.
@@ -199,12 +209,17 @@ pub fn runs() -> Html {
                     </select>
                 </label>
                 <label>{ "Deployment " }
-                    <input type="search" placeholder="flow/name" value={filters.deployment.clone()}
-                        onchange={Callback::from(move |e: Event| on_deployment.emit(changed_value(&e)))} />
+                    <FilterInput placeholder="flow/name" value={filters.deployment.clone()} on_commit={on_deployment} />
                 </label>
                 <label>{ "Tag " }
-                    <input type="search" value={filters.tag.clone()}
-                        onchange={Callback::from(move |e: Event| on_tag.emit(changed_value(&e)))} />
+                    <FilterInput value={filters.tag.clone()} on_commit={on_tag} />
+                </label>
+                <label>{ "Show " }
+                    <select onchange={Callback::from(move |e: Event| on_show.emit(changed_value(&e)))}>
+                        { for [("", "started or due"), ("upcoming", "upcoming (planned)"), ("all", "all")].iter().map(|(v, label)| html! {
+                            <option value={*v} selected={filters.show == *v}>{ *label }</option>
+                        }) }
+                    </select>
                 </label>
                 <label>{ "Created " }
                     <select onchange={Callback::from(move |e: Event| on_window.emit(changed_value(&e)))}>
@@ -263,23 +278,12 @@ pub fn run_page(props: &RunProps) -> Html {
     };
     let run = &detail.run;
     let retry = {
-        let (flow, name) = run
-            .deployment
-            .split_once('/')
-            .map(|(f, n)| (f.to_owned(), n.to_owned()))
-            .unwrap_or_default();
-        let path = format!("/api/deployments/{}/{}/runs", escape(&flow), escape(&name));
-        let body = CreateRun {
-            parameters: run.parameters.clone(),
-            tags: run.tags.clone(),
-            job_variables: run.job_variables.clone(),
-            ..CreateRun::default()
-        };
+        let path = format!("/api/runs/{}/retry", escape(&run.id));
         let changes = changes.clone();
         Callback::from(move |_| {
-            let (path, body, navigator) = (path.clone(), body.clone(), navigator.clone());
+            let (path, navigator) = (path.clone(), navigator.clone());
             changes.run(async move {
-                let run = send::<FlowRun>("POST", &path, Some(&body)).await?;
+                let run = send::<FlowRun>("POST", &path, None::<&()>).await?;
                 if let Some(navigator) = navigator {
                     navigator.push(&Route::Run { id: run.id });
                 }
@@ -288,7 +292,11 @@ pub fn run_page(props: &RunProps) -> Html {
         })
     };
     let (flow, name) = run.deployment.split_once('/').unwrap_or_default();
-    let end = run.ended_at.unwrap_or_else(now);
+    // An ended run's clock stopped when it ended, whatever `ended_at` says.
+    let end = match run.state.is_terminal() {
+        true => run.ended_at.unwrap_or(run.state_changed_at),
+        false => now(),
+    };
     // The current attempt's tasks: an earlier execution's are its own.
     let tasks: Vec<TaskRun> =
         detail.task_runs.iter().filter(|t| t.run_attempt == run.attempt).cloned().collect();
@@ -313,14 +321,24 @@ pub fn run_page(props: &RunProps) -> Html {
                 <dt>{ "Deployment" }</dt>
                 <dd><Link<Route> to={Route::Deployment { flow: flow.to_owned(), name: name.to_owned() }}>{ &run.deployment }</Link<Route>></dd>
                 <dt>{ "Id" }</dt><dd class="mono">{ &run.id }</dd>
+                if let Some(retried) = &run.retry_of {
+                    <dt>{ "Retry of" }</dt>
+                    <dd><Link<Route> to={Route::Run { id: retried.clone() }} classes="mono">{ short(retried) }</Link<Route>></dd>
+                }
                 if let Some(parent) = &run.parent_id {
                     <dt>{ "Parent" }</dt>
                     <dd><Link<Route> to={Route::Run { id: parent.clone() }} classes="mono">{ short(parent) }</Link<Route>>{ " (its flow started this run)" }</dd>
                 }
-                <dt>{ "Scheduled" }</dt><dd>{ local_time(run.scheduled_at) }</dd>
+                // A retry's due time comes after the first start.
+                if run.started_at.is_none_or(|started| run.scheduled_at <= started) {
+                    <dt>{ "Scheduled" }</dt><dd>{ local_time(run.scheduled_at) }</dd>
+                }
                 if let Some(started) = run.started_at { <dt>{ "Started" }</dt><dd>{ local_time(started) }</dd> }
+                if !run.state.is_terminal() && run.started_at.is_some_and(|started| run.scheduled_at > started) {
+                    <dt>{ "Retry due" }</dt><dd>{ local_time(run.scheduled_at) }</dd>
+                }
                 if let Some(started) = run.started_at { <dt>{ "Duration" }</dt><dd>{ duration(end.0 - started.0) }</dd> }
-                <dt>{ "Attempt" }</dt><dd>{ format!("{} of {}", run.run_count.max(1), run.max_retries + 1) }</dd>
+                <dt>{ "Attempt" }</dt><dd>{ attempt_text(run) }</dd>
                 <dt>{ "Pool" }</dt><dd>{ format!("{} / {}", run.work_pool, run.work_queue) }</dd>
                 if let Some(agent) = &run.agent_id { <dt>{ "Agent" }</dt><dd class="mono">{ agent }</dd> }
                 if let Some(infrastructure) = &run.infrastructure { <dt>{ "Runs on" }</dt><dd class="mono">{ infrastructure.to_string() }</dd> }
@@ -450,5 +468,17 @@ fn logs(props: &LogsProps) -> Html {
                 }
             }) }
         </ol>
+    }
+}
+
+/// "2 of 3" (attempts allowed by its retries), or with more attempts than
+/// those (a lost execution run again) the count alone.
+fn attempt_text(run: &FlowRun) -> String {
+    let attempt = run.attempt.max(1);
+    let allowed = run.max_retries + 1;
+    if attempt <= allowed {
+        format!("{attempt} of {allowed}")
+    } else {
+        format!("{attempt} ({} retries allowed)", run.max_retries)
     }
 }

@@ -1,0 +1,94 @@
+//! A run's log as people read it: every attempt's lines, each attempt
+//! ending with why the run left it.
+
+use std::time::Duration;
+
+use baton_tests::System;
+use serde_json::Value;
+
+use crate::agents::{run, wait_for};
+
+#[test]
+fn every_attempt_s_lines_are_kept_and_each_ends_with_its_error() {
+    let system = System::start(2);
+    let (core, home) = (&system.core, system.home.path());
+    core.deploy(home, "returns-error", "twice", "    retries: 1\n");
+    let id = run(core, home, "always-fails/twice", &[]);
+    wait_for(core, home, &id, "FAILED", Duration::from_secs(30));
+
+    let lines: Vec<Value> =
+        serde_json::from_str(&system.ok(&["run", "logs", &id, "--json"])).unwrap();
+    let of = |attempt: u64| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l["attempt"] == attempt)
+            .map(|l| format!("{} {}", l["level"].as_str().unwrap(), l["message"].as_str().unwrap()))
+            .collect()
+    };
+    let error = "loading the batch: the warehouse is closed";
+    for (attempt, ending) in [
+        (1, format!("error AWAITING_RETRY: {error} (FAILED; retry 1 of 1")),
+        (2, format!("error FAILED: {error}")),
+    ] {
+        let said = of(attempt);
+        assert_eq!(said.len(), 2, "attempt {attempt}: {lines:#?}");
+        assert_eq!(said[0], "warn giving up", "attempt {attempt}: {lines:#?}");
+        assert!(said[1].starts_with(&ending), "attempt {attempt}: {lines:#?}");
+    }
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+
+    // As text, the second attempt's lines under a heading of their own.
+    let text = system.ok(&["run", "logs", &id]);
+    let (before, after) = text.split_once("--- attempt 2 ---").unwrap_or_else(|| panic!("{text}"));
+    assert!(before.contains("giving up") && before.contains("AWAITING_RETRY"), "{text}");
+    assert!(after.contains("giving up") && after.contains(&format!("FAILED: {error}")), "{text}");
+}
+
+/// `baton serve` (an agent in the process) says a line per run, with its
+/// id and how long it took, and no colour codes when its stderr is a file.
+#[test]
+fn serve_says_a_line_per_run_without_colours_off_a_terminal() {
+    let core = baton_tests::CoreProcess::start(None);
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("hello.wasm");
+    std::fs::write(&wasm, baton_tests::flow_wasm("hello")).unwrap();
+    let stderr_path = dir.path().join("serve.stderr");
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
+    let mut serving = core
+        .baton(home)
+        .env_remove("BATON_LOG")
+        .arg("serve")
+        .arg(&wasm)
+        .args(["--name", "said", "--param", "a=1", "--param", "b=2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(serving.stdout.as_mut().unwrap()),
+        &mut first_line,
+    )
+    .unwrap();
+    assert!(first_line.contains("serving hello/said"), "{first_line}");
+    let id = run(&core, home, "hello/said", &[]);
+    wait_for(&core, home, &id, "COMPLETED", Duration::from_secs(30));
+    let said = baton_tests::wait_until_some("the run's lines", Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&stderr_path).ok()?;
+        text.contains("run finished").then_some(text)
+    });
+    let _ = serving.kill();
+    let _ = serving.wait();
+    let line = |what: &str| said.lines().find(|l| l.contains(what)).map(str::to_owned);
+    let started = line("run started").unwrap_or_else(|| panic!("{said}"));
+    let finished = line("run finished").unwrap_or_else(|| panic!("{said}"));
+    assert!(started.contains(&id) && started.contains("hello/said"), "{started}");
+    assert!(finished.contains(&id) && finished.contains("took_ms="), "{finished}");
+    assert!(
+        finished.contains("outcome=\"completed\"") || finished.contains("outcome=completed"),
+        "{finished}"
+    );
+    assert!(!said.contains('\u{1b}'), "colour codes in a file: {said:?}");
+}
