@@ -287,13 +287,7 @@ fn describe_text(info: &FlowInfo, digest: &str) -> String {
         Some(properties) if !properties.is_empty() => {
             text.push_str("parameters:\n");
             for (name, schema) in properties {
-                let kind = match schema.get("type") {
-                    Some(serde_json::Value::String(t)) => t.clone(),
-                    Some(serde_json::Value::Array(ts)) => {
-                        ts.iter().filter_map(|t| t.as_str()).collect::<Vec<_>>().join("|")
-                    }
-                    _ => "any".to_owned(),
-                };
+                let kind = baton_proto::v1::schema_view::type_name(&info.parameters, schema);
                 let mut line = format!("  {name}: {kind}");
                 if required.contains(&name.as_str()) {
                     line.push_str(", required");

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use baton_proto::v1::{
-    FlowRun, FlowRunDetail, LogLine, Page, SkipLate, Skipped, StateName, Transition, Verdict,
+    FlowRun, FlowRunDetail, LogLevel, LogLine, Page, SkipLate, Skipped, StateName, Transition,
+    Verdict,
 };
 use clap::Subcommand;
 
@@ -48,7 +49,15 @@ pub enum RunCommand {
     /// Print a run's log lines.
     Logs {
         id: String,
-        /// Print JSON instead of a table.
+        /// Only lines at this level or above (trace, debug, info, warn,
+        /// error).
+        #[arg(long, value_parser = parse_level)]
+        level: Option<LogLevel>,
+        /// Only lines written while the task of this name ran (not with
+        /// --follow: tasks that start later are not known yet).
+        #[arg(long, conflicts_with = "follow")]
+        task: Option<String>,
+        /// Print JSON instead of lines of text.
         #[arg(long)]
         json: bool,
         /// Keep printing lines as they are written until the run ends; the
@@ -111,6 +120,7 @@ pub async fn run(command: RunCommand) -> anyhow::Result<ExitCode> {
                     .map(|r| {
                         vec![
                             r.id.clone(),
+                            r.name.clone(),
                             r.deployment.clone(),
                             r.state.to_string(),
                             table::time(r.scheduled_at),
@@ -119,7 +129,7 @@ pub async fn run(command: RunCommand) -> anyhow::Result<ExitCode> {
                     .collect::<Vec<_>>();
                 print!(
                     "{}",
-                    table::render(&["ID", "DEPLOYMENT", "STATE", "SCHEDULED (UTC)"], &rows)
+                    table::render(&["ID", "NAME", "DEPLOYMENT", "STATE", "SCHEDULED (UTC)"], &rows)
                 );
             }
         }
@@ -131,11 +141,18 @@ pub async fn run(command: RunCommand) -> anyhow::Result<ExitCode> {
                 print!("{}", describe(&detail));
             }
         }
-        RunCommand::Logs { id, follow: true, .. } => {
+        RunCommand::Logs { id, level, follow: true, .. } => {
             let printer = LogPrinter::default();
-            return follow(&client, &id, |line| printer.print(line)).await;
+            let filter = LogFilter::new(&client, &id, level, None).await?;
+            return follow(&client, &id, |line| {
+                if filter.admits(line) {
+                    printer.print(line);
+                }
+            })
+            .await;
         }
-        RunCommand::Logs { id, json, .. } => {
+        RunCommand::Logs { id, level, task, json, .. } => {
+            let filter = LogFilter::new(&client, &id, level, task).await?;
             let path = format!("/api/runs/{}/logs", segment(&id));
             let mut lines: Vec<LogLine> = Vec::new();
             loop {
@@ -146,6 +163,9 @@ pub async fn run(command: RunCommand) -> anyhow::Result<ExitCode> {
                 }
                 lines.extend(page);
             }
+            // Task ids a line names may belong to tasks started since.
+            let filter = filter.refreshed(&client, &id).await?;
+            lines.retain(|line| filter.admits(line));
             if json {
                 println!("{}", serde_json::to_string_pretty(&lines)?);
             } else {
@@ -181,6 +201,55 @@ pub async fn run(command: RunCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_level(text: &str) -> Result<LogLevel, String> {
+    let name = match text.to_ascii_lowercase().as_str() {
+        "warning" => "warn".to_owned(),
+        other => other.to_owned(),
+    };
+    serde_json::from_value(serde_json::Value::String(name))
+        .map_err(|_| format!("`{text}` is not a level: trace, debug, info, warn or error"))
+}
+
+/// Which of a run's log lines `baton run logs` prints.
+struct LogFilter {
+    level: Option<LogLevel>,
+    task: Option<String>,
+    /// The (attempt, task id) pairs of the tasks named `task`.
+    task_ids: std::collections::HashSet<(u32, u64)>,
+}
+
+impl LogFilter {
+    async fn new(
+        client: &Client,
+        id: &str,
+        level: Option<LogLevel>,
+        task: Option<String>,
+    ) -> anyhow::Result<Self> {
+        Self { level, task, task_ids: Default::default() }.refreshed(client, id).await
+    }
+
+    /// The filter with the run's tasks read again (new tasks may have
+    /// started); nothing is read without `--task`.
+    async fn refreshed(mut self, client: &Client, id: &str) -> anyhow::Result<Self> {
+        if let Some(name) = &self.task {
+            let detail: FlowRunDetail = client.get(&format!("/api/runs/{}", segment(id))).await?;
+            self.task_ids = detail
+                .task_runs
+                .iter()
+                .filter(|t| &t.name == name)
+                .map(|t| (t.run_attempt, t.task_id))
+                .collect();
+        }
+        Ok(self)
+    }
+
+    fn admits(&self, line: &LogLine) -> bool {
+        self.level.is_none_or(|level| line.level >= level)
+            && (self.task.is_none()
+                || line.task_id.is_some_and(|t| self.task_ids.contains(&(line.attempt, t))))
+    }
 }
 
 pub fn log_line(line: &LogLine) -> String {
@@ -249,6 +318,7 @@ pub async fn follow(
 fn describe(detail: &FlowRunDetail) -> String {
     let run = &detail.run;
     let mut text = format!("run {} of {}\n", run.id, run.deployment);
+    text.push_str(&format!("  name        {}\n", run.name));
     text.push_str(&format!("  state       {}", run.state));
     if let Some(message) = &run.state_message {
         text.push_str(&format!(" ({message})"));
@@ -263,6 +333,10 @@ fn describe(detail: &FlowRunDetail) -> String {
             "  job vars    {}\n",
             serde_json::Value::Object(run.job_variables.clone())
         ));
+    }
+    if let Some(progress) = &run.progress {
+        let percent = (progress.fraction.clamp(0.0, 1.0) * 100.0).round();
+        text.push_str(&format!("  progress    {percent}% {}\n", progress.message));
     }
     if let Some(infrastructure) = &run.infrastructure {
         text.push_str(&format!("  runs on     {infrastructure}\n"));

@@ -21,6 +21,7 @@ mod hostile_link;
 mod http;
 mod infrastructure;
 mod layering;
+mod newcomer;
 mod run_logs;
 mod schedules;
 mod subflows;

@@ -92,3 +92,39 @@ fn serve_says_a_line_per_run_without_colours_off_a_terminal() {
     );
     assert!(!said.contains('\u{1b}'), "colour codes in a file: {said:?}");
 }
+
+/// `baton run logs --level/--task` pick lines by level and by task, and a
+/// run's last progress stays on it.
+#[test]
+fn logs_are_filtered_by_level_and_task_and_progress_is_kept() {
+    let system = System::start(2);
+    let (core, home) = (&system.core, system.home.path());
+    core.deploy(home, "etl", "default", "");
+    let id = run(core, home, "etl/default", &[]);
+    let (done, _) = wait_for(core, home, &id, "COMPLETED", Duration::from_secs(30));
+    let lines = |args: &[&str]| -> Vec<Value> {
+        let mut all = vec!["run", "logs", &id, "--json"];
+        all.extend(args);
+        serde_json::from_str(&system.ok(&all)).unwrap()
+    };
+    let everything = lines(&[]);
+    let extract = lines(&["--task", "extract"]);
+    assert_eq!(extract.len(), 1, "{extract:#?}");
+    assert!(extract[0]["message"].as_str().unwrap().starts_with("extracted"), "{extract:#?}");
+    let warnings = lines(&["--level", "warn"]);
+    assert!(!warnings.is_empty() && warnings.len() < everything.len(), "{everything:#?}");
+    assert!(
+        warnings.iter().all(|l| l["level"] == "warn" || l["level"] == "error"),
+        "{warnings:#?}"
+    );
+    let hot = lines(&["--task", "load", "--level", "warning"]);
+    assert_eq!(hot.len() as u64, done["output"]["flagged"].as_u64().unwrap(), "{hot:#?}");
+    assert!(hot.iter().all(|l| l["message"].as_str().unwrap().contains("is hot")), "{hot:#?}");
+    let refused =
+        baton_tests::finish(core.baton(home).args(["run", "logs", &id, "--level", "loud"]));
+    assert!(refused.stderr.contains("not a level"), "{}", refused.stderr);
+
+    assert_eq!(done["progress"]["fraction"], 1.0, "{done:#}");
+    assert_eq!(done["progress"]["message"], "done", "{done:#}");
+    assert!(system.ok(&["run", "inspect", &id]).contains("progress    100% done"));
+}

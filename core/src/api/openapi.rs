@@ -23,6 +23,7 @@ fn schemas() -> (Map<String, Value>, Map<String, Value>) {
     named! {
         "Health" => Health,
         "Artifact" => Artifact,
+        "FlowSummary" => FlowSummary,
         "Deployment" => Deployment,
         "DeploymentSpec" => DeploymentSpec,
         "DeploymentUpserted" => DeploymentUpserted,

@@ -87,6 +87,13 @@ routes![
     (
         get,
         Read,
+        "/api/flows",
+        artifacts::list_flows,
+        doc("Flows with their uploaded versions (newest first) and deployments", "FlowSummary[]")
+    ),
+    (
+        get,
+        Read,
         "/api/artifacts/{digest}",
         artifacts::artifact_info,
         doc("What an artifact's describe said", "Artifact")

@@ -1,6 +1,6 @@
 //! Flow artifacts: component bytes by digest, with what `describe` said.
 
-use baton_proto::v1::{Artifact, FlowInfo, Timestamp};
+use baton_proto::v1::{Artifact, FlowDeployment, FlowInfo, FlowSummary, FlowVersion, Timestamp};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -70,5 +70,51 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::not_found(format!("artifact {digest}")))?;
         Ok(row.try_get("bytes")?)
+    }
+
+    /// Every flow with an uploaded component: its versions, newest first,
+    /// and its deployments.
+    pub async fn flows(&self) -> StoreResult<Vec<FlowSummary>> {
+        let versions = sqlx::query(
+            "SELECT flow_name, flow_version, digest, description, created_at FROM artifacts \
+             ORDER BY flow_name, created_at DESC, digest",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        let mut flows: Vec<FlowSummary> = Vec::new();
+        for row in &versions {
+            let name: String = row.try_get("flow_name")?;
+            let version = FlowVersion {
+                version: row.try_get("flow_version")?,
+                digest: row.try_get("digest")?,
+                description: row.try_get("description")?,
+                created_at: Timestamp(row.try_get("created_at")?),
+            };
+            match flows.last_mut().filter(|flow| flow.name == name) {
+                Some(flow) => flow.versions.push(version),
+                None => flows.push(FlowSummary {
+                    name,
+                    versions: vec![version],
+                    deployments: Vec::new(),
+                }),
+            }
+        }
+        let deployments = sqlx::query(
+            "SELECT flow_name, name, artifact_digest, paused FROM deployments ORDER BY flow_name, name",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        for row in &deployments {
+            let flow_name: String = row.try_get("flow_name")?;
+            let name: String = row.try_get("name")?;
+            if let Some(flow) = flows.iter_mut().find(|flow| flow.name == flow_name) {
+                flow.deployments.push(FlowDeployment {
+                    deployment: format!("{flow_name}/{name}"),
+                    digest: row.try_get("artifact_digest")?,
+                    paused: row.try_get::<i64, _>("paused")? != 0,
+                });
+            }
+        }
+        Ok(flows)
     }
 }

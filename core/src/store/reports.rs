@@ -159,8 +159,22 @@ async fn store_report(
             .execute(&mut *conn)
             .await?;
         }
-        // Progress is shown live, not kept.
-        ReportBody::TaskCached { .. } | ReportBody::Progress { .. } => {}
+        // The latest of the current attempt's, kept on the run: a resent
+        // or late report never replaces a newer one.
+        ReportBody::Progress { fraction, message } => {
+            sqlx::query(
+                "UPDATE flow_runs SET progress_fraction = $1, progress_message = $2, progress_at = $3 \
+                 WHERE id = $4 AND attempt = $5 AND (progress_at IS NULL OR progress_at <= $3)",
+            )
+            .bind(f64::from(*fraction))
+            .bind(message.as_str())
+            .bind(report.at.0)
+            .bind(run_id)
+            .bind(run_attempt)
+            .execute(&mut *conn)
+            .await?;
+        }
+        ReportBody::TaskCached { .. } => {}
     }
     Ok(())
 }

@@ -99,7 +99,8 @@ fn update_sql(rows: usize) -> String {
          ended_at = v.ended_at, run_count = v.run_count, output = COALESCE(v.output, flow_runs.output), \
          agent_id = COALESCE(v.agent_id, flow_runs.agent_id), attempt = v.attempt, \
          infrastructure = CASE WHEN v.state = 'PENDING' THEN NULL \
-         ELSE COALESCE(v.infrastructure, flow_runs.infrastructure) END \
+         ELSE COALESCE(v.infrastructure, flow_runs.infrastructure) END, \
+         progress_at = CASE WHEN v.state = 'PENDING' THEN NULL ELSE flow_runs.progress_at END \
          FROM v WHERE flow_runs.id = v.id AND flow_runs.state_seq = v.read_seq \
          AND (v.spec IS NULL OR v.spec = (SELECT d.spec FROM deployments d WHERE d.id = v.deployment_id)) \
          AND (v.slot_limit IS NULL OR (v.takes_slot = 1) = (({}) < v.slot_limit)) \

@@ -1585,7 +1585,7 @@ async fn a_retry_is_a_new_run_linked_to_an_ended_one_and_planned_runs_list_apart
                 page.items.into_iter().map(|r| r.id).collect::<Vec<_>>()
             }
         };
-        assert_eq!(listed(Some(true)).await, [planned.clone()], "{}", db.label);
+        assert_eq!(listed(Some(true)).await, std::slice::from_ref(&planned), "{}", db.label);
         assert_eq!(listed(Some(false)).await, [retry.id.clone(), id.clone()], "{}", db.label);
         assert_eq!(listed(None).await.len(), 3, "{}", db.label);
 

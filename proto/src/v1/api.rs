@@ -77,6 +77,9 @@ pub struct CreateRun {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FlowRun {
     pub id: String,
+    /// A readable name (`brave-otter`), derived from its id.
+    #[serde(default)]
+    pub name: String,
     pub flow: String,
     /// `flow/name` of its deployment.
     pub deployment: String,
@@ -124,6 +127,19 @@ pub struct FlowRun {
     /// The run this one retries by hand, if it is such a retry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_of: Option<String>,
+    /// The latest progress its current attempt reported, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<RunProgress>,
+}
+
+/// How far a run says it has got (`progress(fraction, message)`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RunProgress {
+    /// From 0 to 1.
+    pub fraction: f64,
+    pub message: String,
+    pub at: Timestamp,
 }
 
 /// Where an execution runs: the backend of its pool's type and, for what
@@ -679,4 +695,35 @@ pub const API_TOKEN_PREFIX: &str = "baton-api.";
 /// An API token's id and secret, if `token` has an API token's shape.
 pub fn split_api_token(token: &str) -> Option<(&str, &str)> {
     token.strip_prefix(API_TOKEN_PREFIX)?.split_once('.')
+}
+
+/// A flow as the core knows it: the versions of it uploaded and the
+/// deployments that run it (`GET /api/flows`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct FlowSummary {
+    pub name: String,
+    /// Newest first.
+    pub versions: Vec<FlowVersion>,
+    /// `flow/name` of each deployment, sorted, with the digest each runs.
+    pub deployments: Vec<FlowDeployment>,
+}
+
+/// One uploaded component of a flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct FlowVersion {
+    pub version: String,
+    pub digest: String,
+    pub description: String,
+    pub created_at: Timestamp,
+}
+
+/// A deployment of a flow and the component it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct FlowDeployment {
+    pub deployment: String,
+    pub digest: String,
+    pub paused: bool,
 }

@@ -12,8 +12,10 @@ pub mod outgoing;
 mod params;
 mod run;
 mod run_artifact;
+pub mod run_names;
 #[cfg(feature = "schema")]
 mod schema;
+pub mod schema_view;
 mod state;
 mod subflow;
 pub mod suggest;
@@ -21,10 +23,11 @@ pub mod suggest;
 pub use api::{
     API_TOKEN_PREFIX, AgentInfo, AgentTokenCreated, ApiError, ApiScope, ApiTokenCreated,
     ApiTokenInfo, Artifact, CreateAgentToken, CreateApiToken, CreateRun, EmitEvent, Event,
-    FieldError, FlowRun, FlowRunDetail, Health, Infrastructure, LogLine, Page, PoolKind, PoolSpec,
-    ProposeState, QueueSpec, RunAttempt, RunBucket, RunStats, SIGNATURE_HEADER, SecretInfo,
-    SecretValue, SetValue, SkipLate, Skipped, StateChange, StateCount, TaskRun, Transition,
-    Variable, Verdict, Webhook, WebhookSpec, WorkPool, WorkQueue, split_api_token,
+    FieldError, FlowDeployment, FlowRun, FlowRunDetail, FlowSummary, FlowVersion, Health,
+    Infrastructure, LogLine, Page, PoolKind, PoolSpec, ProposeState, QueueSpec, RunAttempt,
+    RunBucket, RunProgress, RunStats, SIGNATURE_HEADER, SecretInfo, SecretValue, SetValue,
+    SkipLate, Skipped, StateChange, StateCount, TaskRun, Transition, Variable, Verdict, Webhook,
+    WebhookSpec, WorkPool, WorkQueue, split_api_token,
 };
 pub use automation::{Action, Automation, AutomationSpec, EventTrigger, Trigger, parse_seconds};
 pub use deployment::{

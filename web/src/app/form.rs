@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use baton_proto::v1::schema_view::{choices, resolved};
 use baton_proto::v1::{FieldError, ParamErrors, Timestamp, validate_params};
 use serde_json::{Map, Value};
 use yew::prelude::*;
@@ -42,9 +43,11 @@ fn fields(schema: &Value) -> Vec<Field> {
     };
     properties
         .iter()
-        .map(|(name, property)| {
-            let kind = if let Some(choices) = property.get("enum").and_then(Value::as_array) {
-                Kind::Choice(choices.clone())
+        .map(|(name, declared)| {
+            // Descriptions sit beside a reference; the type behind it.
+            let property = resolved(schema, declared);
+            let kind = if let Some(choices) = choices(property) {
+                Kind::Choice(choices)
             } else {
                 match property.get("type").and_then(Value::as_str) {
                     Some("string") => Kind::Text,
@@ -54,9 +57,10 @@ fn fields(schema: &Value) -> Vec<Field> {
                     _ => Kind::Json,
                 }
             };
-            let help = property
+            let help = declared
                 .get("description")
-                .or_else(|| property.get("title"))
+                .or_else(|| property.get("description"))
+                .or_else(|| declared.get("title"))
                 .and_then(Value::as_str)
                 .map(str::to_owned);
             Field { name: name.clone(), kind, required: required.contains(&name.as_str()), help }

@@ -64,6 +64,7 @@ fn frame() -> Html {
                 </div>
                 <ul>
                     { link(Route::Dashboard, "Dashboard") }
+                    { link(Route::Flows, "Flows") }
                     { link(Route::Deployments, "Deployments") }
                     { link(Route::Runs, "Runs") }
                     { link(Route::Pools, "Work pools") }

@@ -6,6 +6,8 @@ use yew_router::prelude::*;
 pub enum Route {
     #[at("/")]
     Dashboard,
+    #[at("/flows")]
+    Flows,
     #[at("/deployments")]
     Deployments,
     #[at("/deployments/:flow/:name")]

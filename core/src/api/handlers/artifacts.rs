@@ -1,4 +1,5 @@
-//! Flow components: upload (read by the sandbox), metadata and bytes.
+//! Flow components: upload (read by the sandbox), metadata and bytes; the
+//! flows they hold.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -6,7 +7,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use baton_proto::v1::Artifact;
+use baton_proto::v1::{Artifact, FlowSummary};
 
 use super::digest;
 use crate::api::{ApiFailure, ApiResult, AppState};
@@ -65,4 +66,8 @@ pub async fn artifact_content(
 ) -> ApiResult<impl IntoResponse> {
     let bytes = state.store.artifact_bytes(&digest(&raw)).await?;
     Ok(([(header::CONTENT_TYPE, "application/wasm")], bytes))
+}
+
+pub async fn list_flows(State(state): State<AppState>) -> ApiResult<Json<Vec<FlowSummary>>> {
+    Ok(Json(state.store.flows().await?))
 }

@@ -1,5 +1,6 @@
 //! Creating runs: validated parameters, idempotency keys, many runs per INSERT.
 
+use baton_proto::v1::run_names::run_name;
 use baton_proto::v1::{
     CreateRun, Deployment, FlowRun, MAX_SANDBOX_MEMORY_MIB, PoolKind, StateName, Timestamp,
     resolve_job_variables, validate_params,
@@ -43,9 +44,11 @@ impl NewRun {
         let mut all_tags = spec.tags.clone();
         all_tags.extend(tags.iter().filter(|t| !spec.tags.contains(t)).cloned());
         let millis = |seconds: u64| i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let id = new_id();
         Self {
             run: FlowRun {
-                id: new_id(),
+                name: run_name(&id),
+                id,
                 flow: deployment.flow.clone(),
                 deployment: deployment.full_name(),
                 deployment_id: deployment.id.clone(),
@@ -70,6 +73,7 @@ impl NewRun {
                 infrastructure: None,
                 parent_id: None,
                 retry_of: None,
+                progress: None,
             },
             retry_delay_ms: millis(spec.retry_delay_seconds),
             timeout_ms: spec.timeout_seconds.map(millis),

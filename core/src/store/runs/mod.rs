@@ -13,7 +13,7 @@ pub use sweep::{Sweep, SweepConfig};
 
 use std::sync::LazyLock;
 
-use baton_proto::v1::{FlowRun, FlowRunDetail, Page, StateName, TaskRun, Timestamp};
+use baton_proto::v1::{FlowRun, FlowRunDetail, Page, RunProgress, StateName, TaskRun, Timestamp};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -24,7 +24,7 @@ use super::{
 const COLUMNS: &str = "id, deployment_id, flow_name, deployment_name, parameters, tags, state, state_message, \
     state_changed_at, state_seq, scheduled_at, started_at, ended_at, run_count, max_retries, retry_delay_ms, \
     timeout_ms, idempotency_key, output, created_at, work_pool, work_queue, agent_id, attempt, job_variables, infrastructure, \
-    parent_id, retry_of";
+    parent_id, retry_of, progress_fraction, progress_message, progress_at";
 
 /// The pool of runs whose deployment names none.
 pub const DEFAULT_POOL: &str = "default";
@@ -75,8 +75,10 @@ fn run_row(row: &AnyRow) -> StoreResult<RunRow> {
     let flow: String = row.try_get("flow_name")?;
     let deployment_name: String = row.try_get("deployment_name")?;
     let output: Option<String> = row.try_get("output")?;
+    let id: String = row.try_get("id")?;
     let run = FlowRun {
-        id: row.try_get("id")?,
+        name: baton_proto::v1::run_names::run_name(&id),
+        id,
         deployment: format!("{flow}/{deployment_name}"),
         flow,
         deployment_id: row.try_get("deployment_id")?,
@@ -113,6 +115,14 @@ fn run_row(row: &AnyRow) -> StoreResult<RunRow> {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         parent_id: row.try_get("parent_id")?,
         retry_of: row.try_get("retry_of")?,
+        progress: match row.try_get::<Option<i64>, _>("progress_at")? {
+            Some(at) => Some(RunProgress {
+                fraction: row.try_get::<Option<f64>, _>("progress_fraction")?.unwrap_or_default(),
+                message: row.try_get::<Option<String>, _>("progress_message")?.unwrap_or_default(),
+                at: Timestamp(at),
+            }),
+            None => None,
+        },
     };
     Ok(RunRow {
         run,

@@ -1,6 +1,7 @@
 //! Deployments: the searchable list, and a deployment's page with its
 //! schedules, recent runs, Run form and default parameters.
 
+use baton_proto::v1::run_names::run_name;
 use baton_proto::v1::{CreateRun, Deployment, DeploymentUpserted, FlowRun, Page, Schedule};
 use serde_json::{Map, Value};
 use yew::prelude::*;
@@ -224,7 +225,7 @@ pub fn run_table(runs: &[FlowRun]) -> Html {
             <tbody>
             { for runs.iter().map(|run| html! {
                 <tr>
-                    <td><Link<Route> to={Route::Run { id: run.id.clone() }} classes="mono">{ short(&run.id) }</Link<Route>></td>
+                    <td><Link<Route> to={Route::Run { id: run.id.clone() }} classes="run-name">{ run_name(&run.id) }</Link<Route>></td>
                     <td><StateBadge state={run.state} /></td>
                     <td><When at={run.scheduled_at} /></td>
                     <td>{ took(run) }</td>
@@ -233,11 +234,6 @@ pub fn run_table(runs: &[FlowRun]) -> Html {
             </tbody>
         </table>
     }
-}
-
-/// The last part of a run id, enough to tell runs apart.
-pub fn short(id: &str) -> String {
-    id.get(id.len().saturating_sub(8)..).unwrap_or(id).to_owned()
 }
 
 pub fn took(run: &FlowRun) -> String {

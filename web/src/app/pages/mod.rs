@@ -3,6 +3,7 @@
 mod automations;
 mod dashboard;
 mod deployments;
+mod flows;
 mod pools;
 mod runs;
 mod settings;
@@ -20,6 +21,7 @@ use super::view::use_title;
 pub fn page(route: Route) -> Html {
     match route {
         Route::Dashboard => html! { <dashboard::Dashboard /> },
+        Route::Flows => html! { <flows::Flows /> },
         Route::Deployments => html! { <deployments::Deployments /> },
         Route::Deployment { flow, name } => html! { <deployments::DeploymentPage {flow} {name} /> },
         Route::Runs => html! { <runs::Runs /> },

@@ -1,13 +1,13 @@
 //! Work pools with their queues, and the agents serving them.
 
-use baton_proto::v1::{AgentInfo, WorkPool, variables_schema};
+use baton_proto::v1::{AgentInfo, PoolKind, PoolSpec, QueueSpec, WorkPool, variables_schema};
 use serde_json::Value;
 use yew::prelude::*;
 
-use super::{ActionButton, use_changes};
-use crate::app::api::{escape, use_get};
+use super::{ActionButton, Changes, use_changes};
+use crate::app::api::{escape, send, use_get};
 use crate::app::live::use_live_refresh;
-use crate::app::view::{Empty, When, loaded, use_title};
+use crate::app::view::{Empty, When, changed_value, input_value, loaded, use_title};
 
 #[function_component(Pools)]
 pub fn pools() -> Html {
@@ -21,6 +21,7 @@ pub fn pools() -> Html {
         <section>
             <h1>{ "Work pools" }</h1>
             { changes.failure() }
+            <NewPool changes={changes.clone()} />
             { loaded(&pools, |pools| {
                 if pools.is_empty() {
                     return html! { <Empty>{ "No work pools." }</Empty> };
@@ -59,6 +60,7 @@ pub fn pools() -> Html {
                                     }) }
                                     </tbody>
                                 </table>
+                                <NewQueue pool={pool.spec.name.clone()} changes={changes.clone()} />
                             </article>
                         }
                     }) }
@@ -125,5 +127,119 @@ fn job_variables(pool: &WorkPool) -> Html {
                 </tbody>
             </table>
         </details>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct NewPoolProps {
+    changes: Changes,
+}
+
+/// Creates a work pool: a name, its infrastructure and what it is for.
+#[function_component(NewPool)]
+fn new_pool(props: &NewPoolProps) -> Html {
+    let name = use_state(String::new);
+    let kind = use_state(|| PoolKind::Wasm);
+    let description = use_state(String::new);
+    let onsubmit = {
+        let (name, kind, description, changes) =
+            (name.clone(), kind.clone(), description.clone(), props.changes.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let spec = PoolSpec {
+                name: name.trim().to_owned(),
+                kind: *kind,
+                description: Some(description.trim().to_owned()).filter(|d| !d.is_empty()),
+                ..PoolSpec::default()
+            };
+            let name = name.clone();
+            changes.run(async move {
+                send::<WorkPool>("POST", "/api/pools", Some(&spec)).await?;
+                name.set(String::new());
+                Ok(())
+            });
+        })
+    };
+    let on_kind = {
+        let kind = kind.clone();
+        Callback::from(move |e: Event| {
+            kind.set(match changed_value(&e).as_str() {
+                "process" => PoolKind::Process,
+                "container" => PoolKind::Container,
+                "kubernetes" => PoolKind::Kubernetes,
+                _ => PoolKind::Wasm,
+            });
+        })
+    };
+    let text = |state: &UseStateHandle<String>| {
+        let state = state.clone();
+        Callback::from(move |e: InputEvent| state.set(input_value(&e)))
+    };
+    html! {
+        <details class="panel new-pool">
+            <summary>{ "New work pool" }</summary>
+            <form class="filters" {onsubmit}>
+                <label>{ "Name " }<input required=true value={(*name).clone()} oninput={text(&name)} placeholder="edge" /></label>
+                <label>{ "Type " }
+                    <select onchange={on_kind}>
+                        { for [PoolKind::Wasm, PoolKind::Process, PoolKind::Container, PoolKind::Kubernetes].iter().map(|k| html! {
+                            <option value={k.as_str()} selected={*kind == *k}>{ k.as_str() }</option>
+                        }) }
+                    </select>
+                </label>
+                <label>{ "Description " }<input value={(*description).clone()} oninput={text(&description)} /></label>
+                <button type="submit">{ "Create pool" }</button>
+            </form>
+        </details>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct NewQueueProps {
+    pool: String,
+    changes: Changes,
+}
+
+/// Adds a queue to a pool (or changes one of that name).
+#[function_component(NewQueue)]
+fn new_queue(props: &NewQueueProps) -> Html {
+    let name = use_state(String::new);
+    let priority = use_state(|| "1".to_owned());
+    let limit = use_state(String::new);
+    let onsubmit = {
+        let (name, priority, limit, changes, pool) = (
+            name.clone(),
+            priority.clone(),
+            limit.clone(),
+            props.changes.clone(),
+            props.pool.clone(),
+        );
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let spec = QueueSpec {
+                priority: priority.trim().parse().unwrap_or(1),
+                concurrency_limit: limit.trim().parse().ok(),
+                paused: false,
+            };
+            let path = format!("/api/pools/{}/queues/{}", escape(&pool), escape(name.trim()));
+            let name = name.clone();
+            changes.run(async move {
+                send::<WorkPool>("PUT", &path, Some(&spec)).await?;
+                name.set(String::new());
+                Ok(())
+            });
+        })
+    };
+    let text = |state: &UseStateHandle<String>| {
+        let state = state.clone();
+        Callback::from(move |e: InputEvent| state.set(input_value(&e)))
+    };
+    html! {
+        <form class="filters new-queue" {onsubmit} aria-label={format!("New queue in {}", props.pool)}>
+            <label>{ "Queue " }<input required=true value={(*name).clone()} oninput={text(&name)} placeholder="urgent" /></label>
+            <label>{ "Priority " }<input inputmode="numeric" size="3" value={(*priority).clone()} oninput={text(&priority)} /></label>
+            <label>{ "Limit " }<input inputmode="numeric" size="3" value={(*limit).clone()} oninput={text(&limit)} placeholder="none" /></label>
+            <button type="submit">{ "Add queue" }</button>
+        </form>
     }
 }

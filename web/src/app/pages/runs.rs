@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 
-use baton_proto::v1::{FlowRun, FlowRunDetail, Page, StateName, TaskRun};
+use baton_proto::v1::run_names::run_name;
+use baton_proto::v1::{FlowRun, FlowRunDetail, LogLine, Page, StateName, TaskRun};
 use serde::{Deserialize, Serialize};
 use yew::prelude::*;
 use yew_router::prelude::*;
 
-use super::deployments::{short, took};
+use super::deployments::took;
 use super::{ActionButton, use_changes};
 use crate::app::api::{Load, escape, get, send, use_get};
 use crate::app::artifacts::Artifacts;
@@ -239,7 +240,7 @@ pub fn runs() -> Html {
                         <tbody>
                         { for rows.iter().map(|run| html! {
                             <tr key={run.id.clone()}>
-                                <td><Link<Route> to={Route::Run { id: run.id.clone() }} classes="mono">{ short(&run.id) }</Link<Route>></td>
+                                <td><Link<Route> to={Route::Run { id: run.id.clone() }} classes="run-name">{ run_name(&run.id) }</Link<Route>></td>
                                 <td>{ &run.deployment }</td>
                                 <td><StateBadge state={run.state} /></td>
                                 <td><When at={run.scheduled_at} /></td>
@@ -265,14 +266,28 @@ pub struct RunProps {
 
 #[function_component(RunPage)]
 pub fn run_page(props: &RunProps) -> Html {
-    use_title(format!("Run {}", short(&props.id)));
+    use_title(format!("Run {}", run_name(&props.id)));
     let navigator = use_navigator();
     let changes = use_changes();
-    let live = use_live_refresh("*".into(), Some(format!("run/{}", props.id)), 500, 10);
+    // Events of the run re-read it at once; between them, a going run is
+    // re-read every second (its tasks and progress make no events), an
+    // ended one rarely.
+    let ended = use_state(|| false);
+    let live = use_live_refresh(
+        "*".into(),
+        Some(format!("run/{}", props.id)),
+        500,
+        if *ended { 20 } else { 2 },
+    );
     let detail = use_get::<FlowRunDetail>(
         format!("/api/runs/{}", escape(&props.id)),
         live + changes.count(),
     );
+    {
+        let is_over = matches!(&detail, Load::Ready(d) if d.run.state.is_terminal());
+        let ended = ended.clone();
+        use_effect_with(is_over, move |is_over| ended.set(*is_over));
+    }
     let Load::Ready(detail) = detail else {
         return html! { <section>{ loaded(&detail, |_| html! {}) }</section> };
     };
@@ -304,7 +319,7 @@ pub fn run_page(props: &RunProps) -> Html {
         <section>
             <p class="crumbs"><Link<Route> to={Route::Runs}>{ "Runs" }</Link<Route>>{ " /" }</p>
             <header class="page-head">
-                <h1>{ format!("Run {}", short(&run.id)) }{ " " }<StateBadge state={run.state} /></h1>
+                <h1>{ format!("Run {}", run.name) }{ " " }<StateBadge state={run.state} /></h1>
                 <div class="actions">
                     if !run.state.is_terminal() && run.state != StateName::Cancelling {
                         <ActionButton method="POST" class="danger" label="Cancel"
@@ -317,17 +332,24 @@ pub fn run_page(props: &RunProps) -> Html {
             </header>
             { changes.failure() }
             if let Some(message) = &run.state_message { <p class="state-message">{ message }</p> }
+            if let Some(progress) = run.progress.as_ref().filter(|_| !run.state.is_terminal()) {
+                <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100"
+                    aria-valuenow={format!("{:.0}", progress.fraction.clamp(0.0, 1.0) * 100.0)}>
+                    <progress max="1" value={progress.fraction.clamp(0.0, 1.0).to_string()}></progress>
+                    <span>{ format!(" {:.0}% {}", progress.fraction.clamp(0.0, 1.0) * 100.0, progress.message) }</span>
+                </div>
+            }
             <dl class="facts">
                 <dt>{ "Deployment" }</dt>
                 <dd><Link<Route> to={Route::Deployment { flow: flow.to_owned(), name: name.to_owned() }}>{ &run.deployment }</Link<Route>></dd>
                 <dt>{ "Id" }</dt><dd class="mono">{ &run.id }</dd>
                 if let Some(retried) = &run.retry_of {
                     <dt>{ "Retry of" }</dt>
-                    <dd><Link<Route> to={Route::Run { id: retried.clone() }} classes="mono">{ short(retried) }</Link<Route>></dd>
+                    <dd><Link<Route> to={Route::Run { id: retried.clone() }} classes="run-name">{ run_name(retried) }</Link<Route>></dd>
                 }
                 if let Some(parent) = &run.parent_id {
                     <dt>{ "Parent" }</dt>
-                    <dd><Link<Route> to={Route::Run { id: parent.clone() }} classes="mono">{ short(parent) }</Link<Route>>{ " (its flow started this run)" }</dd>
+                    <dd><Link<Route> to={Route::Run { id: parent.clone() }} classes="run-name">{ run_name(parent) }</Link<Route>>{ " (its flow started this run)" }</dd>
                 }
                 // A retry's due time comes after the first start.
                 if run.started_at.is_none_or(|started| run.scheduled_at <= started) {
@@ -410,7 +432,7 @@ pub fn run_page(props: &RunProps) -> Html {
                         <tbody>
                             { for detail.children.iter().map(|child| html! {
                                 <tr>
-                                    <td><Link<Route> to={Route::Run { id: child.id.clone() }} classes="mono">{ short(&child.id) }</Link<Route>></td>
+                                    <td><Link<Route> to={Route::Run { id: child.id.clone() }} classes="run-name">{ run_name(&child.id) }</Link<Route>></td>
                                     <td>{ &child.deployment }</td>
                                     <td><StateBadge state={child.state} /></td>
                                     <td>{ local_time(child.created_at) }</td>
@@ -429,7 +451,7 @@ pub fn run_page(props: &RunProps) -> Html {
             }
             <div class="panel">
                 <h2>{ "Logs" }</h2>
-                <Logs id={run.id.clone()} />
+                <Logs id={run.id.clone()} tasks={detail.task_runs.iter().map(|t| (t.run_attempt, t.task_id, t.name.clone())).collect::<Vec<_>>()} />
             </div>
         </section>
     }
@@ -438,22 +460,117 @@ pub fn run_page(props: &RunProps) -> Html {
 #[derive(Properties, PartialEq)]
 struct LogsProps {
     id: String,
+    /// The run's tasks, `(attempt, task id, name)`, to pick lines by task.
+    tasks: Vec<(u32, u64, String)>,
 }
 
-/// The run's log lines, streamed by the core as they are written.
+/// What the log's controls keep.
+#[derive(Clone, Default, PartialEq)]
+struct LogView {
+    /// Lowest level shown; empty for all.
+    level: String,
+    /// A task's name; empty for all lines.
+    task: String,
+    /// Text a line must contain (any case).
+    search: String,
+}
+
+impl LogView {
+    fn admits(&self, line: &LogLine, tasks: &[(u32, u64, String)]) -> bool {
+        let level_ok = match self.level.as_str() {
+            "" => true,
+            least => level_rank(line.level.as_str()) >= level_rank(least),
+        };
+        let task_ok = self.task.is_empty()
+            || line.task_id.is_some_and(|id| {
+                tasks.iter().any(|(attempt, task, name)| {
+                    *attempt == line.attempt && *task == id && *name == self.task
+                })
+            });
+        let search_ok = self.search.is_empty()
+            || line.message.to_lowercase().contains(&self.search.to_lowercase());
+        level_ok && task_ok && search_ok
+    }
+}
+
+fn level_rank(level: &str) -> u8 {
+    match level.to_ascii_uppercase().as_str() {
+        "TRACE" => 0,
+        "DEBUG" => 1,
+        "INFO" => 2,
+        "WARN" => 3,
+        _ => 4,
+    }
+}
+
+/// The run's log lines, streamed by the core as they are written, with
+/// filters by level, task and text, and a download of what is shown.
 #[function_component(Logs)]
 fn logs(props: &LogsProps) -> Html {
     let log = use_run_log(props.id.clone());
+    let view = use_state(LogView::default);
     if log.lines.is_empty() {
         return html! {
             <Empty>{ if log.ended { "This run wrote no log lines." } else { "No log lines yet." } }</Empty>
         };
     }
+    let shown: Vec<&LogLine> =
+        log.lines.iter().filter(|line| view.admits(line, &props.tasks)).collect();
+    let set = |apply: fn(&mut LogView, String)| {
+        let view = view.clone();
+        Callback::from(move |value: String| {
+            let mut next = (*view).clone();
+            apply(&mut next, value);
+            view.set(next);
+        })
+    };
+    let on_level = set(|v, value| v.level = value);
+    let on_task = set(|v, value| v.task = value);
+    let on_search = set(|v, value| v.search = value);
+    let mut names: Vec<&str> = props.tasks.iter().map(|(_, _, name)| name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let text: String = shown
+        .iter()
+        .map(|line| {
+            format!(
+                "{} attempt {} {:<5} {}\n",
+                local_time(line.at),
+                line.attempt,
+                line.level.as_str(),
+                line.message
+            )
+        })
+        .collect();
+    let download = format!("data:text/plain;charset=utf-8,{}", escape(&text));
     html! {
+        <>
+        <form class="filters log-filters" onsubmit={Callback::from(|e: SubmitEvent| e.prevent_default())}>
+            <label>{ "Level " }
+                <select onchange={Callback::from(move |e: Event| on_level.emit(changed_value(&e)))}>
+                    { for [("", "all"), ("INFO", "info and above"), ("WARN", "warnings and errors"), ("ERROR", "errors")].iter().map(|(value, label)| html! {
+                        <option value={*value} selected={view.level == *value}>{ *label }</option>
+                    }) }
+                </select>
+            </label>
+            if !names.is_empty() {
+                <label>{ "Task " }
+                    <select onchange={Callback::from(move |e: Event| on_task.emit(changed_value(&e)))}>
+                        <option value="" selected={view.task.is_empty()}>{ "all lines" }</option>
+                        { for names.iter().map(|name| html! {
+                            <option value={name.to_string()} selected={view.task == *name}>{ *name }</option>
+                        }) }
+                    </select>
+                </label>
+            }
+            <label>{ "Search " }<FilterInput value={view.search.clone()} on_commit={on_search} /></label>
+            <a class="button" href={download} download={format!("run-{}.log", props.id)}>{ "Download" }</a>
+            <span class="muted">{ format!("{} of {} lines", shown.len(), log.lines.len()) }</span>
+        </form>
         <ol class="logs" aria-label="Log lines" aria-live="polite">
-            { for log.lines.iter().enumerate().map(|(i, line)| {
+            { for shown.iter().enumerate().map(|(i, line)| {
                 // Where the run's next attempt begins, say so.
-                let new_attempt = i > 0 && log.lines.get(i - 1).is_some_and(|p| p.attempt != line.attempt);
+                let new_attempt = i > 0 && shown.get(i - 1).is_some_and(|p| p.attempt != line.attempt);
                 html! {
                     <>
                     if new_attempt {
@@ -468,6 +585,7 @@ fn logs(props: &LogsProps) -> Html {
                 }
             }) }
         </ol>
+        </>
     }
 }
 
