@@ -104,7 +104,7 @@ pub(crate) async fn insert_runs(
             .map(|i| {
                 let p = |k: usize| format!("${}", i * VALUES_PER_RUN + k);
                 format!(
-                    "({}, {}, {}, {}, {}, {}, 'SCHEDULED', {}, {}, 1, {}, NULL, NULL, 0, {}, {}, {}, {}, NULL, {}, {}, {}, NULL, 0, {}, NULL, {}, {}, {}, {}, {}, {})",
+                    "({}, {}, {}, {}, {}, {}, 'SCHEDULED', {}, {}, 1, {}, NULL, NULL, 0, {}, {}, {}, {}, NULL, {}, {}, {}, NULL, 0, {}, NULL, {}, {}, NULL, NULL, NULL, {}, {}, {}, {})",
                     p(1), p(2), p(3), p(4), p(5), p(6), p(18), p(7), p(8), p(9), p(10), p(11), p(12), p(7), p(13), p(14), p(15), p(19), p(22), p(16), p(17), p(20), p(21)
                 )
             })
