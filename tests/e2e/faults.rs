@@ -80,8 +80,14 @@ fn damage(core: &CoreProcess, home: &Path, id: &str, ticks: u64) -> Damage {
         damage.run_twice += 1;
     }
     let mut lines: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    let mut endings = Vec::new();
     for line in logs(core, home, id) {
         let message = line["message"].as_str().unwrap();
+        // The core's own last line of an attempt, saying why it ended.
+        if line["seq"] == u64::from(u32::MAX) {
+            endings.push(line["attempt"].as_u64().unwrap());
+            continue;
+        }
         let tick = message.strip_prefix("tick ").unwrap().parse::<u64>().unwrap();
         lines.entry(line["attempt"].as_u64().unwrap()).or_default().push(tick);
     }
@@ -95,6 +101,7 @@ fn damage(core: &CoreProcess, home: &Path, id: &str, ticks: u64) -> Damage {
         damage.log_lines_lost += u32::try_from(missing).unwrap();
     }
     assert_eq!(lines.keys().copied().collect::<Vec<_>>(), [1, 2], "both attempts' logs kept");
+    assert_eq!(endings, [1], "the lost attempt's log says why it ended, once");
     println!("{damage:?}");
     damage
 }

@@ -83,7 +83,7 @@ fn query_schema(path: &str, name: &str) -> Value {
         "after" => json!({"type": "integer", "format": "uint64"}),
         "bucket_seconds" => json!({"type": "integer", "format": "uint64", "minimum": 1}),
         "since" | "until" => json!({"type": "integer", "format": "int64"}),
-        "paused" => json!({"type": "boolean"}),
+        "paused" | "upcoming" | "dry_run" => json!({"type": "boolean"}),
         "deployment" => json!({"type": "string", "pattern": deployment_pattern()}),
         "state" => {
             let one = StateName::ALL.map(StateName::as_str).join("|");
