@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use baton_proto::v1::run_names::run_name;
-use baton_proto::v1::{FlowRun, FlowRunDetail, LogLine, Page, StateName, TaskRun};
+use baton_proto::v1::{FlowRun, FlowRunDetail, LogLevel, LogLine, Page, StateName, TaskRun};
 use serde::{Deserialize, Serialize};
 use yew::prelude::*;
 use yew_router::prelude::*;
@@ -467,8 +467,8 @@ struct LogsProps {
 /// What the log's controls keep.
 #[derive(Clone, Default, PartialEq)]
 struct LogView {
-    /// Lowest level shown; empty for all.
-    level: String,
+    /// Lowest level shown; all when none.
+    level: Option<LogLevel>,
     /// A task's name; empty for all lines.
     task: String,
     /// Text a line must contain (any case).
@@ -477,10 +477,7 @@ struct LogView {
 
 impl LogView {
     fn admits(&self, line: &LogLine, tasks: &[(u32, u64, String)]) -> bool {
-        let level_ok = match self.level.as_str() {
-            "" => true,
-            least => level_rank(line.level.as_str()) >= level_rank(least),
-        };
+        let level_ok = self.level.is_none_or(|least| line.level >= least);
         let task_ok = self.task.is_empty()
             || line.task_id.is_some_and(|id| {
                 tasks.iter().any(|(attempt, task, name)| {
@@ -490,16 +487,6 @@ impl LogView {
         let search_ok = self.search.is_empty()
             || line.message.to_lowercase().contains(&self.search.to_lowercase());
         level_ok && task_ok && search_ok
-    }
-}
-
-fn level_rank(level: &str) -> u8 {
-    match level.to_ascii_uppercase().as_str() {
-        "TRACE" => 0,
-        "DEBUG" => 1,
-        "INFO" => 2,
-        "WARN" => 3,
-        _ => 4,
     }
 }
 
@@ -524,7 +511,9 @@ fn logs(props: &LogsProps) -> Html {
             view.set(next);
         })
     };
-    let on_level = set(|v, value| v.level = value);
+    // The select's values are the levels' wire names ("" for all).
+    let on_level = set(|v, value| v.level = serde_json::from_value(value.into()).ok());
+    let level_name = view.level.map(|l| l.as_str().to_lowercase()).unwrap_or_default();
     let on_task = set(|v, value| v.task = value);
     let on_search = set(|v, value| v.search = value);
     let mut names: Vec<&str> = props.tasks.iter().map(|(_, _, name)| name.as_str()).collect();
@@ -548,8 +537,8 @@ fn logs(props: &LogsProps) -> Html {
         <form class="filters log-filters" onsubmit={Callback::from(|e: SubmitEvent| e.prevent_default())}>
             <label>{ "Level " }
                 <select onchange={Callback::from(move |e: Event| on_level.emit(changed_value(&e)))}>
-                    { for [("", "all"), ("INFO", "info and above"), ("WARN", "warnings and errors"), ("ERROR", "errors")].iter().map(|(value, label)| html! {
-                        <option value={*value} selected={view.level == *value}>{ *label }</option>
+                    { for [("", "all"), ("info", "info and above"), ("warn", "warnings and errors"), ("error", "errors")].iter().map(|(value, label)| html! {
+                        <option value={*value} selected={level_name == *value}>{ *label }</option>
                     }) }
                 </select>
             </label>
