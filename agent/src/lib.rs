@@ -12,8 +12,8 @@
 //! them, so they survive a reconnect.
 
 mod agent;
+mod asking;
 mod backend;
-mod children;
 mod fetch;
 pub mod outbox;
 pub mod runner;

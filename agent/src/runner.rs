@@ -21,17 +21,19 @@ use std::time::Duration;
 use baton_proto::v1::link::{Assignment, MAX_FRAME_BYTES};
 use baton_proto::v1::outgoing::OutgoingHosts;
 use baton_proto::v1::{
-    ChildAnswer, ChildOp, DEFAULT_SCRATCH_MIB, Infrastructure, RunOutcome, RunReport, scratch_bytes,
+    CacheAnswer, CacheOp, ChildAnswer, ChildOp, DEFAULT_SCRATCH_MIB, Infrastructure, RunOutcome,
+    RunReport, scratch_bytes,
 };
 use baton_sandbox::{
-    CancellationToken, ChildAnswerFuture, CommandGrant, Digest, Grants, MemoryTaskCache,
-    NoSubflows, RunLimits, RunReporter, RunRequest, Sandbox, SandboxConfig, Subflows,
+    CacheAnswerFuture, CancellationToken, ChildAnswerFuture, CommandGrant, Digest, Grants,
+    MemoryTaskCache, NoSubflows, RunLimits, RunReporter, RunRequest, Sandbox, SandboxConfig,
+    Subflows, TaskCache,
 };
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
+use crate::asking::ApiAsker;
 use crate::backend::OnStarted;
-use crate::children::ApiSubflows;
 use crate::fetch::ComponentSource;
 
 /// The longest line either end reads: a report or an outcome fits a frame
@@ -85,11 +87,12 @@ pub struct RunnerJob {
     /// with its agent).
     #[serde(default)]
     pub artifact_url: Option<String>,
-    /// Where a runner with no stdin to hear answers on (a pod) makes the
-    /// flow's subflow calls: the core's `POST /api/runs/{id}/children`,
-    /// with `execution_key`.
+    /// Where a runner with no stdin to hear answers on (a pod) asks the
+    /// core what the flow asks (`{run_url}/children` for subflows,
+    /// `{run_url}/task-cache`), with `execution_key`: the core's
+    /// `/api/runs/{id}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub children_url: Option<String>,
+    pub run_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_key: Option<String>,
     /// The attempt of the run this is: the one `execution_key` is for.
@@ -136,7 +139,7 @@ impl RunnerJob {
             scratch_dir: None,
             rlimits: Rlimits::default(),
             artifact_url: None,
-            children_url: None,
+            run_url: None,
             execution_key: None,
             attempt: assignment.attempt,
         }
@@ -171,6 +174,12 @@ pub enum RunnerMessage {
         id: u64,
         op: ChildOp,
     },
+    /// The flow asks its task cache (the agent asks the core); the answer
+    /// comes back with the same `id`.
+    Cache {
+        id: u64,
+        op: CacheOp,
+    },
 }
 
 /// What the backend writes on a runner's stdin after its job.
@@ -178,6 +187,15 @@ pub enum RunnerMessage {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RunnerInput {
     Child { id: u64, answer: ChildAnswer },
+    Cache { id: u64, answer: CacheAnswer },
+}
+
+impl RunnerInput {
+    fn id(&self) -> u64 {
+        match self {
+            Self::Child { id, .. } | Self::Cache { id, .. } => *id,
+        }
+    }
 }
 
 /// The file a component is staged in for runners.
@@ -279,23 +297,32 @@ impl Drop for RunnerStdin {
     }
 }
 
-/// Asks the agent's [`Subflows`] what a runner's flow asks, and writes
-/// the answers on the runner's stdin.
-struct ChildRelay {
+/// Asks the agent's way to the core what a runner's flow asks, and
+/// writes the answers on the runner's stdin.
+struct Relay {
     subflows: Arc<dyn Subflows>,
+    task_cache: Arc<dyn TaskCache>,
     answers: tokio::sync::mpsc::UnboundedSender<RunnerInput>,
     /// Questions in flight; dropped (aborted) with the follower.
     asking: tokio::task::JoinSet<()>,
 }
 
-impl ChildRelay {
-    fn ask(&mut self, id: u64, op: ChildOp) {
-        let subflows = Arc::clone(&self.subflows);
+impl Relay {
+    fn answer(&mut self, answer: impl Future<Output = RunnerInput> + Send + 'static) {
         let answers = self.answers.clone();
         self.asking.spawn(async move {
-            let answer = ChildAnswer::from(subflows.ask(op).await);
-            let _ = answers.send(RunnerInput::Child { id, answer });
+            let _ = answers.send(answer.await);
         });
+    }
+
+    fn ask_child(&mut self, id: u64, op: ChildOp) {
+        let asked = self.subflows.ask(op);
+        self.answer(async move { RunnerInput::Child { id, answer: asked.await.into() } });
+    }
+
+    fn ask_cache(&mut self, id: u64, op: CacheOp) {
+        let asked = self.task_cache.ask(op);
+        self.answer(async move { RunnerInput::Cache { id, answer: asked.await } });
     }
 }
 
@@ -384,9 +411,9 @@ pub(crate) struct Follower<'a> {
     /// Where lines that are not messages go when stdout and stderr come
     /// mixed (a pod's log); `None`: such a line is an error.
     stray: Option<Arc<std::sync::Mutex<StderrTail>>>,
-    /// Where the flow's subflow calls go; `None` where the runner has no
-    /// stdin to answer on (a pod's runner refuses them itself).
-    children: Option<ChildRelay>,
+    /// Where the flow's questions to the core go; `None` where the runner
+    /// has no stdin to answer on (a pod's runner asks the API itself).
+    relay: Option<Relay>,
 }
 
 impl<'a> Follower<'a> {
@@ -395,18 +422,20 @@ impl<'a> Follower<'a> {
         started: OnStarted,
         infrastructure: Infrastructure,
     ) -> Self {
-        Self { reporter, started: Some((started, infrastructure)), stray: None, children: None }
+        Self { reporter, started: Some((started, infrastructure)), stray: None, relay: None }
     }
 
-    /// The runner's subflow calls are asked of `subflows`, answered on
-    /// `stdin`.
-    pub(crate) fn relaying_children(
+    /// The runner's questions (subflow calls, its task cache) are asked
+    /// of the job's way to the core, answered on `stdin`.
+    pub(crate) fn relaying_questions(
         mut self,
-        subflows: Arc<dyn Subflows>,
+        subflows: &Arc<dyn Subflows>,
+        task_cache: &Arc<dyn TaskCache>,
         stdin: &RunnerStdin,
     ) -> Self {
-        self.children = Some(ChildRelay {
-            subflows,
+        self.relay = Some(Relay {
+            subflows: Arc::clone(subflows),
+            task_cache: Arc::clone(task_cache),
             answers: stdin.lines.clone(),
             asking: tokio::task::JoinSet::new(),
         });
@@ -429,9 +458,13 @@ impl<'a> Follower<'a> {
             }
             Ok(RunnerMessage::Report { report }) => self.reporter.report(report),
             Ok(RunnerMessage::Finished { outcome }) => return Ok(Some(outcome)),
-            Ok(RunnerMessage::Child { id, op }) => match &mut self.children {
-                Some(relay) => relay.ask(id, op),
+            Ok(RunnerMessage::Child { id, op }) => match &mut self.relay {
+                Some(relay) => relay.ask_child(id, op),
                 None => tracing::debug!("a runner without stdin asked about a subflow"),
+            },
+            Ok(RunnerMessage::Cache { id, op }) => match &mut self.relay {
+                Some(relay) => relay.ask_cache(id, op),
+                None => tracing::debug!("a runner without stdin asked its task cache"),
             },
             Err(_) if self.stray.is_some() => {
                 if let Some(tail) = &self.stray {
@@ -485,30 +518,29 @@ pub async fn exec(
 ) -> Result<(), String> {
     let cancel = CancellationToken::new();
     let (send, receive) = tokio::sync::mpsc::unbounded_channel();
-    let (job, stdio): (_, Option<Arc<StdioSubflows>>) = match source {
+    let (job, stdio): (_, Option<Arc<StdioAsker>>) = match source {
         JobSource::Stdin(input) => {
             let mut input = BufReader::new(input);
             let line = read_line(&mut input, MAX_LINE_BYTES)
                 .await
                 .map_err(|e| format!("reading the job: {e}"))?
                 .ok_or("no job on stdin")?;
-            let subflows = Arc::new(StdioSubflows::new(send.clone()));
-            // Answers to the flow's subflow calls follow; stdin closing is
-            // the cancellation.
+            let asker = Arc::new(StdioAsker::new(send.clone()));
+            // Answers to the flow's questions follow; stdin closing is the
+            // cancellation.
             tokio::spawn({
                 let cancel = cancel.clone();
-                let subflows = Arc::clone(&subflows);
+                let asker = Arc::clone(&asker);
                 async move {
                     while let Ok(Some(line)) = read_line(&mut input, MAX_LINE_BYTES).await {
-                        if let Ok(RunnerInput::Child { id, answer }) = serde_json::from_slice(&line)
-                        {
-                            subflows.answered(id, answer);
+                        if let Ok(input) = serde_json::from_slice::<RunnerInput>(&line) {
+                            asker.answered(input);
                         }
                     }
                     cancel.cancel();
                 }
             });
-            (line, Some(subflows))
+            (line, Some(asker))
         }
         JobSource::File(path) => {
             let job = tokio::fs::read(&path)
@@ -520,18 +552,24 @@ pub async fn exec(
     let job: RunnerJob =
         serde_json::from_slice(&job).map_err(|e| format!("reading the job: {e}"))?;
     // Answers come on stdin when there is one, else from the API.
-    let subflows: Arc<dyn Subflows> = match (stdio, &job.children_url, &job.execution_key) {
-        (Some(stdio), ..) => stdio,
-        (None, Some(url), Some(key)) => Arc::new(ApiSubflows {
-            client: reqwest::Client::new(),
-            url: url.clone(),
-            key: key.clone(),
-            attempt: job.attempt,
-        }),
-        _ => Arc::new(NoSubflows(
-            "this runner has no way to the core for subflows (its job names no children_url)"
-                .to_owned(),
-        )),
+    let core: CoreWay = match (stdio, &job.run_url, &job.execution_key) {
+        (Some(stdio), ..) => (stdio.clone(), stdio),
+        (None, Some(url), Some(key)) => {
+            let api = Arc::new(ApiAsker {
+                client: reqwest::Client::new(),
+                run_url: url.clone(),
+                key: key.clone(),
+                attempt: job.attempt,
+            });
+            (api.clone(), api)
+        }
+        _ => (
+            Arc::new(NoSubflows(
+                "this runner has no way to the core for subflows (its job names no run_url)"
+                    .to_owned(),
+            )),
+            Arc::new(MemoryTaskCache::default()),
+        ),
     };
     set_rlimits(&job.rlimits)?;
 
@@ -547,16 +585,19 @@ pub async fn exec(
         }
     });
     let writer = tokio::spawn(write_messages(receive, output));
-    let outcome = run_job(job, &send, subflows, cancel).await;
+    let outcome = run_job(job, &send, core, cancel).await;
     let _ = send.send(RunnerMessage::Finished { outcome });
     drop(send);
     writer.await.map_err(|e| format!("writing the outcome: {e}"))?
 }
 
+/// Where a runner's flow asks about its children and its task cache.
+type CoreWay = (Arc<dyn Subflows>, Arc<dyn TaskCache>);
+
 async fn run_job(
     job: RunnerJob,
     messages: &tokio::sync::mpsc::UnboundedSender<RunnerMessage>,
-    subflows: Arc<dyn Subflows>,
+    (subflows, task_cache): CoreWay,
     cancel: CancellationToken,
 ) -> RunOutcome {
     let crashed = |message: String| RunOutcome::Crashed { message };
@@ -615,7 +656,7 @@ async fn run_job(
         },
         reporter: Arc::new(ChannelReporter(messages.clone())),
         subflows,
-        task_cache: Arc::new(MemoryTaskCache::default()),
+        task_cache,
         cancel,
         env: job.env.into_iter().collect(),
     };
@@ -678,43 +719,72 @@ async fn write_messages(
     output.flush().await.map_err(|e| format!("writing to stdout: {e}"))
 }
 
-/// The runner's way to the flow's children: questions out on stdout,
+/// The runner's way to the core: the flow's questions out on stdout,
 /// answers in on stdin, matched by number.
-struct StdioSubflows {
+struct StdioAsker {
     messages: tokio::sync::mpsc::UnboundedSender<RunnerMessage>,
     next_id: std::sync::atomic::AtomicU64,
     waiting:
-        std::sync::Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<ChildAnswer>>>,
+        std::sync::Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<RunnerInput>>>,
 }
 
-impl StdioSubflows {
+impl StdioAsker {
     fn new(messages: tokio::sync::mpsc::UnboundedSender<RunnerMessage>) -> Self {
         Self { messages, next_id: Default::default(), waiting: Default::default() }
     }
 
-    fn answered(&self, id: u64, answer: ChildAnswer) {
-        let waiting =
-            self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+    fn answered(&self, input: RunnerInput) {
+        let waiting = self
+            .waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&input.id());
         if let Some(waiting) = waiting {
-            let _ = waiting.send(answer);
+            let _ = waiting.send(input);
+        }
+    }
+
+    /// Sends the question `message(id)`; the answer that comes back for it.
+    fn ask(
+        &self,
+        message: impl FnOnce(u64) -> RunnerMessage,
+    ) -> impl Future<Output = Result<RunnerInput, String>> + Send + 'static {
+        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, answer);
+        let sent = self.messages.send(message(id)).is_ok();
+        async move {
+            if !sent {
+                return Err("the runner could not ask its agent".to_owned());
+            }
+            answered.await.map_err(|_| "the runner's agent went away before answering".to_owned())
         }
     }
 }
 
-impl Subflows for StdioSubflows {
+impl Subflows for StdioAsker {
     fn ask(&self, op: ChildOp) -> ChildAnswerFuture {
-        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (answer, answered) = tokio::sync::oneshot::channel();
-        self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, answer);
-        let sent = self.messages.send(RunnerMessage::Child { id, op }).is_ok();
+        let asked = StdioAsker::ask(self, |id| RunnerMessage::Child { id, op });
         Box::pin(async move {
-            if !sent {
-                return Err("the runner could not ask its agent".to_owned());
+            match asked.await? {
+                RunnerInput::Child { answer, .. } => answer.into_result(),
+                RunnerInput::Cache { .. } => Err("the agent answered another question".to_owned()),
             }
-            answered
-                .await
-                .map_err(|_| "the runner's agent went away before answering".to_owned())?
-                .into_result()
+        })
+    }
+}
+
+impl TaskCache for StdioAsker {
+    fn ask(&self, op: CacheOp) -> CacheAnswerFuture {
+        let asked = StdioAsker::ask(self, |id| RunnerMessage::Cache { id, op });
+        Box::pin(async move {
+            match asked.await {
+                Ok(RunnerInput::Cache { answer, .. }) => answer,
+                Ok(RunnerInput::Child { .. }) => {
+                    CacheAnswer::Refused { reason: "the agent answered another question".into() }
+                }
+                Err(reason) => CacheAnswer::Refused { reason },
+            }
         })
     }
 }

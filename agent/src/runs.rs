@@ -12,8 +12,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument as _;
 
 use crate::agent::Shared;
+use crate::asking::LinkAsker;
 use crate::backend::{Backend, Ended, Job};
-use crate::children::LinkSubflows;
 use crate::fetch::ComponentSource;
 use crate::outbox::Outbox;
 
@@ -195,13 +195,13 @@ async fn execute(
             reporter.outbox.push(&reporter.execution, AgentEventBody::Started { infrastructure });
         })
     };
-    let subflows =
-        Arc::new(LinkSubflows { shared: Arc::clone(&shared), execution: execution.clone() });
+    let asker = Arc::new(LinkAsker { shared: Arc::clone(&shared), execution: execution.clone() });
     let job = Job {
         component: ComponentSource::new(Arc::clone(&shared), assignment.artifact.clone(), digest),
         assignment,
         reporter,
-        subflows,
+        subflows: asker.clone(),
+        task_cache: asker,
         started,
         cancel,
     };

@@ -49,7 +49,7 @@ impl StderrReporter {
                     }
                 }
             }
-            ReportBody::TaskCached { name, cache_key } => {
+            ReportBody::TaskCached { name, cache_key, .. } => {
                 format!("TASK  {name} answered from the cache (key {cache_key})")
             }
             ReportBody::Progress { fraction, message } => {

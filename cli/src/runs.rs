@@ -382,10 +382,17 @@ fn describe(detail: &FlowRunDetail) -> String {
     if !detail.task_runs.is_empty() {
         text.push_str("tasks:\n");
         for task in &detail.task_runs {
-            text.push_str(&format!(
-                "  [attempt {}] {} try {}/{}: {}\n",
-                task.run_attempt, task.name, task.attempt, task.max_attempts, task.state
-            ));
+            let line = match &task.cached_from {
+                Some(from) => format!(
+                    "  [attempt {}] {}: CACHED (the result of run {from})\n",
+                    task.run_attempt, task.name
+                ),
+                None => format!(
+                    "  [attempt {}] {} try {}/{}: {}\n",
+                    task.run_attempt, task.name, task.attempt, task.max_attempts, task.state
+                ),
+            };
+            text.push_str(&line);
         }
         if detail.task_runs_next_cursor.is_some() {
             text.push_str(&format!(

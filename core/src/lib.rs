@@ -23,3 +23,4 @@ pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod subflows;
+pub mod task_cache;

@@ -7,10 +7,17 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::bindings::baton::flow::host::{self, TaskSpec, TaskStart};
+use crate::bindings::baton::flow::task_cache;
 
 /// Starts describing a task called `name`; finish with [`Task::run`].
 pub fn task(name: impl Into<String>) -> Task {
-    Task { name: name.into(), retries: 0, retry_delay: Duration::ZERO, cache_key: None }
+    Task {
+        name: name.into(),
+        retries: 0,
+        retry_delay: Duration::ZERO,
+        cache_key: None,
+        cache_expiration: None,
+    }
 }
 
 /// A task about to run: its name, retry policy and cache key.
@@ -21,6 +28,7 @@ pub struct Task {
     retries: u32,
     retry_delay: Duration,
     cache_key: Option<String>,
+    cache_expiration: Option<Duration>,
 }
 
 impl Task {
@@ -37,9 +45,17 @@ impl Task {
     }
 
     /// Lets the host answer with the result stored under `key` by an earlier
-    /// successful run of a task with the same key, instead of running it.
+    /// successful attempt of a task with the same key, in this run or an
+    /// earlier run of the same deployment, instead of running it.
     pub fn cache_key(mut self, key: impl Into<String>) -> Self {
         self.cache_key = Some(key.into());
+        self
+    }
+
+    /// How long the result this task stores under its cache key is used;
+    /// without it, until the deployment's cache budget pushes it out.
+    pub fn cache_expiration(mut self, expiration: Duration) -> Self {
+        self.cache_expiration = Some(expiration);
         self
     }
 
@@ -69,6 +85,10 @@ impl Task {
                 .task_id()?,
                 TaskStart::Run(id) => id,
             };
+            if let (Some(_), Some(expiration)) = (&self.cache_key, self.cache_expiration) {
+                let millis = u64::try_from(expiration.as_millis()).unwrap_or(u64::MAX);
+                task_cache::expire_after(id, millis);
+            }
             let error = match body() {
                 Ok(value) => match serde_json::to_string(&value) {
                     Ok(json) => {

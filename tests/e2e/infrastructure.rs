@@ -450,6 +450,64 @@ fn a_wasm_pool_escalates_a_run_that_outgrows_its_sandbox_to_a_container_pool_onc
     assert_eq!(done["output"], 1, "{done:#}");
 }
 
+/// A run of a pool no agent serves (a Kubernetes pool here), moved as its
+/// agent would move it, to its first attempt, running; with the key the
+/// core gives that attempt (HMAC-SHA256 under `secret_key`, as
+/// `SecretCipher::execution_key` derives it), which a pod's runner shows.
+pub(crate) struct PodExecution {
+    pub(crate) key: String,
+}
+
+impl PodExecution {
+    pub(crate) fn start(core: &CoreProcess, secret_key: &str, run_id: &str) -> Self {
+        use hmac::Mac;
+        let address: std::net::SocketAddr =
+            core.url.strip_prefix("http://").unwrap().parse().unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let mut http = baton_tests::http::Connection::open(address).await;
+            for state in ["PENDING", "RUNNING"] {
+                let path = format!("/api/runs/{run_id}/state");
+                let (status, answer) = http.json("POST", &path, &json!({"state": state})).await;
+                assert_eq!((status, &answer["verdict"]), (200, &json!("accepted")), "{answer:#}");
+            }
+        });
+        let key_bytes = hex::decode(secret_key).unwrap();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key_bytes).unwrap();
+        mac.update(b"baton execution key v1\0");
+        mac.update(run_id.as_bytes());
+        mac.update(b"\0");
+        mac.update(&1_u32.to_be_bytes());
+        Self { key: hex::encode(mac.finalize().into_bytes()) }
+    }
+}
+
+impl PodExecution {
+    /// The job a pod's runner gets for attempt 1 of `run_id`, a run of
+    /// `flow` with `params`, showing `key`; its files in `dir`.
+    pub(crate) fn job(
+        core: &CoreProcess,
+        (flow, params): (&str, &Value),
+        (run_id, key): (&str, &str),
+        dir: &Path,
+    ) -> Value {
+        let wasm = baton_tests::flow_wasm(flow);
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
+        json!({
+            "digest": digest,
+            "components": dir,
+            "cache": dir,
+            "params": params,
+            "memory_bytes": 64 << 20,
+            "timeout_ms": 60_000,
+            "artifact_url": format!("{}/api/artifacts/sha256:{digest}/content", core.url),
+            "run_url": format!("{}/api/runs/{run_id}", core.url),
+            "execution_key": key,
+            "attempt": 1,
+        })
+    }
+}
+
 /// The messages `baton flow exec --job-file JOB` printed, run with `token`
 /// as its API token.
 pub(crate) fn exec_job_file(home: &Path, job: &Value, token: Option<&str>) -> Vec<Value> {

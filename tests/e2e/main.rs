@@ -25,4 +25,5 @@ mod newcomer;
 mod run_logs;
 mod schedules;
 mod subflows;
+mod task_cache;
 mod ui;

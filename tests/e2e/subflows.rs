@@ -13,18 +13,18 @@ use baton_tests::{AgentProcess, CoreProcess, fresh_postgres_database};
 use serde_json::{Value, json};
 
 use crate::agents::{inspect, wait_for};
-use crate::infrastructure::{PoolSystem, run_id, run_with};
+use crate::infrastructure::{PodExecution, PoolSystem, run_id, run_with};
 
 /// The system: pool `edge` (wasm, from [`PoolSystem`]) and pool `proc`
 /// (process) with an agent each.
-struct TwoPools {
-    system: PoolSystem,
+pub(crate) struct TwoPools {
+    pub(crate) system: PoolSystem,
     _proc_agent: AgentProcess,
     _proc_data: tempfile::TempDir,
 }
 
 impl TwoPools {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let system = PoolSystem::start("edge", "wasm");
         let (core, home) = (&system.core, system.home());
         core.ok(home, &["pool", "create", "proc", "--type", "process"]);
@@ -34,15 +34,16 @@ impl TwoPools {
         Self { system, _proc_agent: agent, _proc_data: data }
     }
 
-    fn core(&self) -> &CoreProcess {
+    pub(crate) fn core(&self) -> &CoreProcess {
         &self.system.core
     }
 
-    fn home(&self) -> &Path {
+    pub(crate) fn home(&self) -> &Path {
         self.system.home()
     }
 
-    fn deploy(&self, flow: &str, pool: &str) {
+    /// Deploys `flow` as `flow/pool` in pool `pool`.
+    pub(crate) fn deploy(&self, flow: &str, pool: &str) {
         self.core().deploy(self.home(), flow, pool, &format!("    work_pool: {{name: {pool}}}\n"));
     }
 
@@ -167,12 +168,11 @@ fn a_flow_that_starts_itself_is_cut_by_the_depth_limit() {
 }
 
 /// What a Kubernetes pod's runner does for subflows, all of it but the
-/// cluster: its job (from a file) names the core's children URL and its
+/// cluster: its job (from a file) names the core's URL of its run and its
 /// execution's key, and its flow's calls go over the API with that key;
 /// without the right key the core refuses them.
 #[test]
 fn a_pod_s_runner_makes_its_subflow_calls_over_the_api_with_its_execution_key() {
-    use hmac::Mac;
     let secret_key = "5e".repeat(32);
     let core = CoreProcess::start_with(None, &["--secret-key", &secret_key]);
     let system = PoolSystem::start_with(core, "edge", "wasm", &[]);
@@ -189,45 +189,10 @@ fn a_pod_s_runner_makes_its_subflow_calls_over_the_api_with_its_execution_key() 
         &[],
     ));
 
-    // No agent serves pool k8s: the run is moved as its agent would move
-    // it, to its first attempt, running.
-    let address: std::net::SocketAddr = core.url.strip_prefix("http://").unwrap().parse().unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let mut http = baton_tests::http::Connection::open(address).await;
-        for state in ["PENDING", "RUNNING"] {
-            let path = format!("/api/runs/{parent}/state");
-            let (status, answer) = http.json("POST", &path, &json!({"state": state})).await;
-            assert_eq!((status, &answer["verdict"]), (200, &json!("accepted")), "{answer:#}");
-        }
-    });
-    // The key the core gives attempt 1 of the run (HMAC-SHA256 under the
-    // secret key, as `SecretCipher::execution_key` derives it).
-    let key_bytes = hex::decode(&secret_key).unwrap();
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key_bytes).unwrap();
-    mac.update(b"baton execution key v1\0");
-    mac.update(parent.as_bytes());
-    mac.update(b"\0");
-    mac.update(&1_u32.to_be_bytes());
-    let execution_key = hex::encode(mac.finalize().into_bytes());
+    let execution_key = PodExecution::start(core, &secret_key, &parent).key;
 
-    let wasm = baton_tests::flow_wasm("subflow");
-    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
     let pod = tempfile::tempdir().unwrap();
-    let job = |key: &str| {
-        json!({
-            "digest": digest,
-            "components": pod.path(),
-            "cache": pod.path(),
-            "params": params,
-            "memory_bytes": 64 << 20,
-            "timeout_ms": 60_000,
-            "artifact_url": format!("{}/api/artifacts/sha256:{digest}/content", core.url),
-            "children_url": format!("{}/api/runs/{parent}/children", core.url),
-            "execution_key": key,
-            "attempt": 1,
-        })
-    };
+    let job = |key: &str| PodExecution::job(core, ("subflow", &params), (&parent, key), pod.path());
 
     let messages = crate::infrastructure::exec_job_file(home, &job(&execution_key), None);
     let finished = messages.last().cloned().unwrap_or_default();

@@ -11,6 +11,9 @@ wasmtime::component::bindgen!({
         "baton:flow/commands.run": async,
         // A parent waits for its child without blocking a thread.
         "baton:flow/subflows.run-deployment": async,
+        // The task cache may be the core's, over the network.
+        "baton:flow/host.start-task": async,
+        "baton:flow/host.finish-task": async,
     },
 });
 

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use baton_proto::v1::limits::{
-    MAX_EVENT_BYTES, MAX_MESSAGE_BYTES, MAX_OUTPUT_BYTES, cut, over_limit,
-};
+use baton_proto::v1::limits::{MAX_EVENT_BYTES, MAX_MESSAGE_BYTES, cut, over_limit};
 use baton_proto::v1::outgoing::OutgoingHosts;
 use baton_proto::v1::{
     LogLevel, ReportBody, RunArtifactKind, RunReport, TaskOutcome, Timestamp, check_run_artifact,
@@ -21,6 +19,7 @@ use crate::bindings::{
 };
 use crate::commands::{self, CommandGrant};
 use crate::subflows::Subflows;
+use crate::task_cache::{OpenTask, TaskCache};
 
 /// A flow sent the host something over a size limit: the call traps with
 /// this error, and the run ends `FAILED` with its message.
@@ -31,12 +30,6 @@ pub(crate) struct LimitExceeded(pub(crate) String);
 /// Receives everything a run reports, in order, as it happens.
 pub trait RunReporter: Send + Sync {
     fn report(&self, report: RunReport);
-}
-
-/// Results of tasks stored under their cache keys.
-pub trait TaskCache: Send + Sync {
-    fn get(&self, key: &str) -> Option<String>;
-    fn put(&self, key: &str, output_json: &str);
 }
 
 /// What a deployment grants a flow to read. A name mapped to `None` is
@@ -65,42 +58,6 @@ impl ReportCollector {
 impl RunReporter for ReportCollector {
     fn report(&self, report: RunReport) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).push(report);
-    }
-}
-
-/// Bytes of task outputs a [`MemoryTaskCache`] keeps. The cache lives
-/// outside the sandbox's memory cap, so a flow caching output after output
-/// must not grow the host without bound; past the budget (or for one
-/// output over a run's output limit) a result is simply not cached, and
-/// the task runs again next time.
-pub const MAX_TASK_CACHE_BYTES: usize = 64 << 20;
-
-/// A [`TaskCache`] in memory, for one process, within
-/// [`MAX_TASK_CACHE_BYTES`].
-#[derive(Debug, Default)]
-pub struct MemoryTaskCache(Mutex<CachedOutputs>);
-
-#[derive(Debug, Default)]
-struct CachedOutputs {
-    outputs: HashMap<String, String>,
-    bytes: usize,
-}
-
-impl TaskCache for MemoryTaskCache {
-    fn get(&self, key: &str) -> Option<String> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).outputs.get(key).cloned()
-    }
-
-    fn put(&self, key: &str, output_json: &str) {
-        let mut cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let size = key.len() + output_json.len();
-        let replaced = cache.outputs.get(key).map_or(0, |old| key.len() + old.len());
-        let bytes = cache.bytes - replaced + size;
-        if output_json.len() > MAX_OUTPUT_BYTES || bytes > MAX_TASK_CACHE_BYTES {
-            return;
-        }
-        cache.outputs.insert(key.to_owned(), output_json.to_owned());
-        cache.bytes = bytes;
     }
 }
 
@@ -362,6 +319,11 @@ impl RunLog {
         truncate(&self.hide_secrets(text))
     }
 
+    /// Whether `text` holds a granted secret's value.
+    pub(crate) fn holds_secret(&self, text: &str) -> bool {
+        self.secrets.iter().any(|value| text.contains(value.as_str()))
+    }
+
     fn hide_secrets(&self, text: &str) -> String {
         let mut text = text.to_owned();
         for value in &self.secrets {
@@ -434,8 +396,8 @@ pub(crate) struct FlowHost {
     task_cache: Arc<dyn TaskCache>,
     grants: Grants,
     next_task_id: u64,
-    /// Task attempts started and not yet finished: id to cache key.
-    open_tasks: HashMap<u64, Option<String>>,
+    /// Task attempts started and not yet finished, by id.
+    open_tasks: HashMap<u64, OpenTask>,
     /// The run's scratch directory on the host: where commands run.
     scratch: Option<PathBuf>,
     subflows: Arc<dyn Subflows>,
@@ -482,6 +444,27 @@ impl FlowHost {
 
     pub(crate) fn outgoing_hosts(&self) -> &OutgoingHosts {
         &self.grants.outgoing_hosts
+    }
+
+    pub(crate) fn task_cache(&self) -> Arc<dyn TaskCache> {
+        Arc::clone(&self.task_cache)
+    }
+
+    /// Numbers a task attempt (or a cached answer), from 1.
+    pub(crate) fn next_task_id(&mut self) -> u64 {
+        let task_id = self.next_task_id;
+        self.next_task_id += 1;
+        task_id
+    }
+
+    /// Marks `task_id` started: lines logged now are its.
+    pub(crate) fn open_task(&mut self, task_id: u64, task: OpenTask) {
+        self.open_tasks.insert(task_id, task);
+        self.log.set_current_task(Some(task_id));
+    }
+
+    pub(crate) fn open_task_mut(&mut self, task_id: u64) -> Option<&mut OpenTask> {
+        self.open_tasks.get_mut(&task_id)
     }
 }
 
@@ -546,45 +529,23 @@ impl bindings::baton::flow::host::Host for FlowHost {
         self.log.log(level(level_), &message);
     }
 
-    fn start_task(&mut self, spec: TaskSpec) -> TaskStart {
-        if let Some(key) = &spec.cache_key
-            && let Some(cached) = self.task_cache.get(key)
-        {
-            self.log.emit(ReportBody::TaskCached {
-                name: self.log.redact(&spec.name),
-                cache_key: self.log.redact(key),
-            });
-            return TaskStart::Cached(cached);
-        }
-        let task_id = self.next_task_id;
-        self.next_task_id += 1;
-        self.open_tasks.insert(task_id, spec.cache_key.clone());
-        self.log.set_current_task(Some(task_id));
-        self.log.emit(ReportBody::TaskStarted {
-            task_id,
-            name: self.log.redact(&spec.name),
-            attempt: spec.attempt,
-            max_attempts: spec.max_attempts,
-            cache_key: spec.cache_key.as_deref().map(|key| self.log.redact(key)),
-        });
-        TaskStart::Run(task_id)
+    async fn start_task(&mut self, spec: TaskSpec) -> TaskStart {
+        self.start_cached_task(spec).await
     }
 
-    fn finish_task(&mut self, task_id: u64, outcome: Result<String, String>) {
+    async fn finish_task(&mut self, task_id: u64, outcome: Result<String, String>) {
         // A flow that finishes a task it never started (or twice) is
         // reported as is; it cannot corrupt the host's state.
-        let cache_key = self.open_tasks.remove(&task_id).flatten();
+        let task = self.open_tasks.remove(&task_id);
         self.log.set_current_task(self.open_tasks.keys().max().copied());
-        let outcome = match outcome {
-            Ok(output_json) => {
-                if let Some(key) = cache_key {
-                    self.task_cache.put(&key, &output_json);
-                }
-                TaskOutcome::Completed
-            }
-            Err(message) => TaskOutcome::Failed { message: self.log.redact(&message) },
+        let (outcome, output) = match outcome {
+            Ok(output_json) => (TaskOutcome::Completed, Some(output_json)),
+            Err(message) => (TaskOutcome::Failed { message: self.log.redact(&message) }, None),
         };
         self.log.emit(ReportBody::TaskFinished { task_id, outcome });
+        if let (Some(task), Some(output_json)) = (task, output) {
+            self.cache_result(task, &output_json).await;
+        }
     }
 
     fn variable(&mut self, name: String) -> Result<String, AccessError> {
@@ -622,28 +583,6 @@ impl bindings::baton::flow::host::Host for FlowHost {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_task_cache_keeps_within_its_budget() {
-        let cache = MemoryTaskCache::default();
-        cache.put("small", "1");
-        assert_eq!(cache.get("small").as_deref(), Some("1"));
-        cache.put("big", &"x".repeat(MAX_OUTPUT_BYTES + 1));
-        assert_eq!(cache.get("big"), None, "an output over the run's limit is cached");
-        // 4 MiB outputs: 15 fit in 64 MiB with the small one, the 16th not.
-        let chunk = "y".repeat(MAX_OUTPUT_BYTES);
-        let kept = (0..20)
-            .filter(|i| {
-                cache.put(&format!("k{i}"), &chunk);
-                cache.get(&format!("k{i}")).is_some()
-            })
-            .count();
-        assert_eq!(kept, MAX_TASK_CACHE_BYTES / MAX_OUTPUT_BYTES - 1);
-        // Replacing an output counts only the difference.
-        cache.put("k0", "2");
-        cache.put("k19", "3");
-        assert_eq!(cache.get("k19").as_deref(), Some("3"));
-    }
 
     #[test]
     fn long_lines_are_cut_on_a_char_boundary() {

@@ -19,11 +19,16 @@ mod sandbox;
 mod scratch;
 mod stdio;
 mod subflows;
+mod task_cache;
 
 pub use cache::Digest;
 pub use commands::{CommandGrant, MAX_COMMAND_OUTPUT_BYTES};
-pub use host::{Grants, MemoryTaskCache, ReportCollector, RunReporter, TaskCache, now};
+pub use host::{Grants, ReportCollector, RunReporter, now};
 pub use run::{RunLimits, RunRequest};
 pub use sandbox::{LoadError, LoadedFlow, Sandbox, SandboxConfig, SandboxError};
 pub use subflows::{ChildAnswerFuture, NoSubflows, Subflows};
+pub use task_cache::{
+    CACHE_ANSWER_TIMEOUT, CacheAnswerFuture, MAX_MEMORY_TASK_CACHE_BYTES, MemoryTaskCache,
+    TaskCache, key_digest,
+};
 pub use tokio_util::sync::CancellationToken;

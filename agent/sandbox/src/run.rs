@@ -14,15 +14,14 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::bindings::{FlowError, FlowInfo};
-use crate::host::{
-    FlowHost, Grants, LimitExceeded, MemoryTaskCache, RunLog, RunReporter, TaskCache,
-};
+use crate::host::{FlowHost, Grants, LimitExceeded, RunLog, RunReporter};
 use crate::http::{HttpHooks, HttpLimits};
 use crate::limits::MemoryCap;
 use crate::sandbox::{LoadError, LoadedFlow, RunState, Sandbox, one_line};
 use crate::scratch::{GUEST_PATH, Scratch};
 use crate::stdio::GuestOutput;
 use crate::subflows::{NoSubflows, Subflows};
+use crate::task_cache::{MemoryTaskCache, TaskCache};
 
 /// Limits of `describe`, which must be quick and small.
 pub(crate) const DESCRIBE_LIMITS: RunLimits =

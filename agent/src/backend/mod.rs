@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use baton_proto::v1::link::{Assignment, Execution};
 use baton_proto::v1::{Infrastructure, RunOutcome};
-use baton_sandbox::{CancellationToken, RunReporter, Subflows};
+use baton_sandbox::{CancellationToken, RunReporter, Subflows, TaskCache};
 
 use crate::fetch::ComponentSource;
 
@@ -44,6 +44,8 @@ pub(crate) struct Job {
     pub(crate) reporter: Arc<dyn RunReporter>,
     /// Where the flow's subflow calls go: the core.
     pub(crate) subflows: Arc<dyn Subflows>,
+    /// Where the flow's task cache is: the core's, for its deployment.
+    pub(crate) task_cache: Arc<dyn TaskCache>,
     /// Called once, when the flow is about to run (`RUNNING`), with where.
     pub(crate) started: OnStarted,
     /// Cancelled when the run is cancelled, loses its lease, or the agent

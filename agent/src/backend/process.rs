@@ -187,7 +187,7 @@ async fn supervise(
     let follow = runner::follow_stdout(
         stdout,
         runner::Follower::new(job.reporter.as_ref(), job.started, infrastructure)
-            .relaying_children(job.subflows, &stdin),
+            .relaying_questions(&job.subflows, &job.task_cache, &stdin),
     );
     let deadline = Duration::from_millis(limits.timeout_ms).saturating_add(DEADLINE_GRACE);
     let said = tokio::select! {

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use baton_proto::v1::outgoing::OutgoingHosts;
 use baton_proto::v1::{Infrastructure, RunOutcome, scratch_bytes};
-use baton_sandbox::{
-    CommandGrant, Grants, LoadedFlow, MemoryTaskCache, RunLimits, RunRequest, Sandbox,
-};
+use baton_sandbox::{CommandGrant, Grants, LoadedFlow, RunLimits, RunRequest, Sandbox};
 
 use super::{Backend, Ended, Job};
 use crate::fetch::ComponentSource;
@@ -77,7 +75,7 @@ impl Wasm {
             },
             reporter: job.reporter,
             subflows: job.subflows,
-            task_cache: Arc::new(MemoryTaskCache::default()),
+            task_cache: job.task_cache,
             cancel: job.cancel,
             env: Vec::new(),
         };

@@ -35,6 +35,8 @@ fn schemas() -> (Map<String, Value>, Map<String, Value>) {
         "RunArtifact" => RunArtifact,
         "ChildCall" => ChildCall,
         "ChildAnswer" => ChildAnswer,
+        "CacheCall" => CacheCall,
+        "CacheAnswer" => CacheAnswer,
         "RunStats" => RunStats,
         "ProposeState" => ProposeState,
         "Transition" => Transition,

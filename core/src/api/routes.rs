@@ -6,7 +6,7 @@ use axum::routing::MethodRouter;
 
 use super::handlers::{
     agents, api_tokens, artifacts, automations, deployments, events, logs, pools, runs, schedules,
-    secrets, service, subflows, variables, webhooks,
+    secrets, service, subflows, task_cache, variables, webhooks,
 };
 use super::{Access, AppState};
 
@@ -522,6 +522,19 @@ routes![
             ..doc(
                 "A subflow call of one execution of a run (start a child run, or wait for one to end), from a runner with no link to its agent (a Kubernetes pod); authorised by that execution's key as the bearer token, 401 without it",
                 "ChildAnswer",
+            )
+        }
+    ),
+    (
+        post,
+        Public,
+        "/api/runs/{id}/task-cache",
+        task_cache::cache_call,
+        RouteDoc {
+            body: Some("CacheCall"),
+            ..doc(
+                "A task cache call of one execution of a run (look up the result stored under a cache key's sha256 by a run of the same deployment, or store one), from a runner with no link to its agent (a Kubernetes pod); authorised by that execution's key as the bearer token, 401 without it",
+                "CacheAnswer",
             )
         }
     ),

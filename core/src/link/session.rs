@@ -15,6 +15,7 @@ use super::events::Applier;
 use crate::dispatch::{AgentSession, Dispatcher};
 use crate::store::{AgentLease, AgentRecord, Asker, Store};
 use crate::subflows::Subflows;
+use crate::task_cache;
 
 /// How long an agent may take to open its control stream and say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -207,7 +208,7 @@ async fn read_messages(
 }
 
 /// Serves the streams the agent opens: component fetches and questions
-/// about its runs' children.
+/// about its runs' children and task caches.
 async fn serve_streams(
     connection: quinn::Connection,
     store: Store,
@@ -227,21 +228,30 @@ async fn serve_streams(
             match request {
                 StreamRequest::Fetch(fetch) => serve_fetch(&store, fetch, &mut send).await,
                 StreamRequest::Child { child } => {
-                    // No answer (the database failed): the stream is reset
-                    // and the agent asks again.
-                    match subflows.answer(Asker::Agent(&agent_id), child).await {
-                        Some(answer) => {
-                            if write_frame(&mut send, &answer).await.is_ok() {
-                                let _ = send.finish();
-                            }
-                        }
-                        None => {
-                            let _ = send.reset(1_u32.into());
-                        }
-                    }
+                    let answer = subflows.answer(Asker::Agent(&agent_id), child).await;
+                    send_answer(&mut send, answer).await;
+                }
+                StreamRequest::Cache { cache } => {
+                    let answer = task_cache::answer(&store, Asker::Agent(&agent_id), cache).await;
+                    send_answer(&mut send, answer).await;
                 }
             }
         });
+    }
+}
+
+/// Writes the answer to an execution's question and ends the stream; no
+/// answer (the database failed) resets it, and the agent asks again.
+async fn send_answer(send: &mut quinn::SendStream, answer: Option<impl serde::Serialize>) {
+    match answer {
+        Some(answer) => {
+            if write_frame(&mut *send, &answer).await.is_ok() {
+                let _ = send.finish();
+            }
+        }
+        None => {
+            let _ = send.reset(1_u32.into());
+        }
     }
 }
 

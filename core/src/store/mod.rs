@@ -31,6 +31,7 @@ mod runs;
 mod schedules;
 mod signals;
 mod subflows;
+mod task_cache;
 mod transitions;
 mod values;
 mod webhooks;
@@ -47,7 +48,7 @@ use std::str::FromStr;
 use baton_proto::v1::limits::{
     MAX_JOB_TEMPLATE_BYTES, MAX_JOB_VARIABLES_BYTES, MAX_PARAMETERS_BYTES, over_limit,
 };
-use baton_proto::v1::{ParamErrors, Timestamp, Transition, Verdict};
+use baton_proto::v1::{ParamErrors, StateName, Timestamp, Transition, Verdict};
 use sha2::Digest as _;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -56,7 +57,7 @@ pub use retention::Retention;
 pub use runs::{DEFAULT_POOL, Fence, RunFilter, Sweep, SweepConfig};
 pub use schedules::{DueSchedule, ScheduleUpdate, schedule_id};
 pub use signals::{Signal, Signals};
-pub use subflows::{Asker, child_run};
+pub use subflows::child_run;
 
 use crate::secrets::SecretCipher;
 
@@ -361,6 +362,65 @@ pub fn redact_url(url: &str) -> String {
             )
         }
         _ => url.to_owned(),
+    }
+}
+
+/// Who asks on behalf of a running execution (about its children, of
+/// its task cache).
+#[derive(Debug, Clone, Copy)]
+pub enum Asker<'a> {
+    /// The agent holding the execution, over its link.
+    Agent(&'a str),
+    /// The execution itself, proven by its key (a runner in a pod).
+    Execution,
+}
+
+/// What an execution's questions need of the run it holds.
+pub(crate) struct HeldExecution {
+    pub(crate) deployment_id: String,
+    pub(crate) subflow_depth: u32,
+}
+
+impl Store {
+    /// Whether `presented` is the key of attempt `attempt` of run `run_id`
+    /// (see [`crate::secrets::SecretCipher::execution_key`]).
+    pub fn is_execution_key(&self, run_id: &str, attempt: u32, presented: &str) -> bool {
+        self.cipher.is_execution_key(run_id, attempt, presented)
+    }
+
+    /// Run `run_id`, if `asker` holds attempt `attempt` of it: `PENDING` or
+    /// `RUNNING` on that attempt (and that agent's). `PENDING` too, because
+    /// the agent's start travels in its outbox, a question on a stream of
+    /// its own, and either may arrive first. Else [`StoreError::Stale`].
+    pub(crate) async fn held_execution(
+        &self,
+        asker: Asker<'_>,
+        run_id: &str,
+        attempt: u32,
+    ) -> StoreResult<HeldExecution> {
+        let row = sqlx::query(
+            "SELECT state, attempt, agent_id, deployment_id, subflow_depth FROM flow_runs WHERE id = $1",
+        )
+        .bind(run_id)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or_else(|| StoreError::not_found(format!("run {run_id}")))?;
+        let state: StateName = parsed_column(&row, "state")?;
+        let current = as_u32(row.try_get("attempt")?);
+        let holder: Option<String> = row.try_get("agent_id")?;
+        let held = matches!(state, StateName::Pending | StateName::Running)
+            && current == attempt
+            && match asker {
+                Asker::Agent(agent_id) => holder.as_deref() == Some(agent_id),
+                Asker::Execution => true,
+            };
+        if !held {
+            return Err(StoreError::Stale { run: run_id.to_owned(), attempt, current, state });
+        }
+        Ok(HeldExecution {
+            deployment_id: row.try_get("deployment_id")?,
+            subflow_depth: as_u32(row.try_get("subflow_depth")?),
+        })
     }
 }
 

@@ -174,7 +174,23 @@ async fn store_report(
             .execute(&mut *conn)
             .await?;
         }
-        ReportBody::TaskCached { .. } => {}
+        // A task answered from the cache: a task run that did not run,
+        // begun and ended at once. Older agents number none: not kept.
+        ReportBody::TaskCached { name, task_id: Some(task_id), from_run, .. } => {
+            sqlx::query(
+                "INSERT INTO task_runs (run_id, run_attempt, task_id, name, attempt, max_attempts, state, message, started_at, ended_at, cached_from) \
+                 VALUES ($1, $2, $3, $4, 1, 1, 'COMPLETED', NULL, $5, $5, $6) ON CONFLICT (run_id, run_attempt, task_id) DO NOTHING",
+            )
+            .bind(run_id)
+            .bind(run_attempt)
+            .bind(seq(*task_id))
+            .bind(name)
+            .bind(report.at.0)
+            .bind(from_run.as_deref().unwrap_or(run_id))
+            .execute(&mut *conn)
+            .await?;
+        }
+        ReportBody::TaskCached { task_id: None, .. } => {}
     }
     Ok(())
 }

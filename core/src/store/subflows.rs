@@ -7,7 +7,7 @@ use baton_proto::v1::{
 use sqlx::Row;
 
 use super::runs::{ParentLink, RunOrigin};
-use super::{Store, StoreError, StoreResult, as_u32, parsed_column};
+use super::{Asker, Store, StoreError, StoreResult};
 
 /// A run as its parent sees it.
 pub fn child_run(run: FlowRun) -> ChildRun {
@@ -23,22 +23,7 @@ pub fn child_run(run: FlowRun) -> ChildRun {
     }
 }
 
-/// Who asks for a run's children.
-#[derive(Debug, Clone, Copy)]
-pub enum Asker<'a> {
-    /// The agent holding the execution, over its link.
-    Agent(&'a str),
-    /// The execution itself, proven by its key (a runner in a pod).
-    Execution,
-}
-
 impl Store {
-    /// Whether `presented` is the key of attempt `attempt` of run `run_id`
-    /// (see [`crate::secrets::SecretCipher::execution_key`]).
-    pub fn is_execution_key(&self, run_id: &str, attempt: u32, presented: &str) -> bool {
-        self.cipher.is_execution_key(run_id, attempt, presented)
-    }
-
     /// Starts the child of `start.call` in attempt `attempt` of run
     /// `parent_id`, which `asker` must hold; the same call asked
     /// again returns the child it started. The run may still be `PENDING`
@@ -51,26 +36,7 @@ impl Store {
         attempt: u32,
         start: ChildStart,
     ) -> StoreResult<(ChildRun, bool)> {
-        let row = sqlx::query(
-            "SELECT state, attempt, agent_id, subflow_depth FROM flow_runs WHERE id = $1",
-        )
-        .bind(parent_id)
-        .fetch_optional(&self.read)
-        .await?
-        .ok_or_else(|| StoreError::not_found(format!("run {parent_id}")))?;
-        let state: StateName = parsed_column(&row, "state")?;
-        let current = as_u32(row.try_get("attempt")?);
-        let holder: Option<String> = row.try_get("agent_id")?;
-        let held = matches!(state, StateName::Pending | StateName::Running)
-            && current == attempt
-            && match asker {
-                Asker::Agent(agent_id) => holder.as_deref() == Some(agent_id),
-                Asker::Execution => true,
-            };
-        if !held {
-            return Err(StoreError::Stale { run: parent_id.to_owned(), attempt, current, state });
-        }
-        let depth = as_u32(row.try_get("subflow_depth")?);
+        let depth = self.held_execution(asker, parent_id, attempt).await?.subflow_depth;
         if depth >= MAX_SUBFLOW_DEPTH {
             return Err(StoreError::Invalid(format!(
                 "run {parent_id} is {depth} subflows deep, the limit: a run it starts would be \

@@ -1606,3 +1606,84 @@ async fn a_retry_is_a_new_run_linked_to_an_ended_one_and_planned_runs_list_apart
         );
     }
 }
+
+#[tokio::test]
+async fn the_task_cache_answers_later_runs_of_its_deployment_until_expiry_within_budget() {
+    use baton_core::store::Asker;
+    use baton_proto::v1::{CacheAnswer, CacheOp, MAX_CACHED_RESULT_BYTES};
+    let digest = |i: u32| format!("{i:064x}");
+    let put = |key: String, output: String, expire_after_ms| CacheOp::Put {
+        key,
+        output,
+        expire_after_ms,
+    };
+    let get = |key: String| CacheOp::Get { key };
+    for db in both().await {
+        let store = &db.store;
+        let label = &db.label;
+        deploy(store, "default", DeploymentSpec::default()).await;
+        deploy(store, "other", DeploymentSpec::default()).await;
+        let held = |deployment: &'static str| async move {
+            let run = new_run(store, deployment).await;
+            store.dispatch_run(&run, "agent-1").await.unwrap();
+            run
+        };
+        let agent = Asker::Agent("agent-1");
+        let ask = |run: String, op: CacheOp| async move {
+            store.answer_task_cache(agent, &run, 1, op).await
+        };
+
+        // Stored by one run, used by a later run of the same deployment
+        // (with the run that stored it), not by another deployment's.
+        let first = held("default").await;
+        let stored = ask(first.clone(), put(digest(1), "\"one\"".into(), None)).await.unwrap();
+        assert_eq!(stored, CacheAnswer::Stored, "{label}");
+        let second = held("default").await;
+        let hit = CacheAnswer::Hit { output: "\"one\"".into(), run_id: Some(first.clone()) };
+        assert_eq!(ask(second.clone(), get(digest(1))).await.unwrap(), hit, "{label}");
+        let elsewhere = held("other").await;
+        assert_eq!(ask(elsewhere, get(digest(1))).await.unwrap(), CacheAnswer::Miss, "{label}");
+
+        // Stored again, the newer result and run answer.
+        ask(second.clone(), put(digest(1), "\"two\"".into(), None)).await.unwrap();
+        let hit = CacheAnswer::Hit { output: "\"two\"".into(), run_id: Some(second.clone()) };
+        assert_eq!(ask(second.clone(), get(digest(1))).await.unwrap(), hit, "{label}");
+
+        // An expired result is not used; one within its time is.
+        ask(second.clone(), put(digest(2), "2".into(), Some(0))).await.unwrap();
+        assert_eq!(ask(second.clone(), get(digest(2))).await.unwrap(), CacheAnswer::Miss);
+        ask(second.clone(), put(digest(3), "3".into(), Some(60_000))).await.unwrap();
+        assert!(matches!(
+            ask(second.clone(), get(digest(3))).await.unwrap(),
+            CacheAnswer::Hit { .. }
+        ));
+
+        // Only the holder of the execution asks; a key must be a digest; a
+        // result over the limit is refused.
+        let other_agent =
+            store.answer_task_cache(Asker::Agent("agent-2"), &second, 1, get(digest(1)));
+        assert!(matches!(other_agent.await, Err(StoreError::Stale { .. })), "{label}");
+        let not_dispatched = new_run(store, "default").await;
+        assert!(matches!(ask(not_dispatched, get(digest(1))).await, Err(StoreError::Stale { .. })));
+        let refused = ask(second.clone(), get("plain key".into())).await.unwrap();
+        assert!(matches!(refused, CacheAnswer::Refused { .. }), "{label}");
+        let big = "x".repeat(MAX_CACHED_RESULT_BYTES + 1);
+        let refused = ask(second.clone(), put(digest(4), big, None)).await.unwrap();
+        assert!(
+            matches!(&refused, CacheAnswer::Refused { reason } if reason.contains("1 MiB")),
+            "{refused:?}"
+        );
+
+        // 64 MiB a deployment: the 65th result of 1 MiB pushes the oldest out.
+        let full = "y".repeat(MAX_CACHED_RESULT_BYTES);
+        for i in 100..165 {
+            ask(second.clone(), put(digest(i), full.clone(), None)).await.unwrap();
+        }
+        let kept = |i| {
+            let second = second.clone();
+            async move { matches!(ask(second, get(digest(i))).await.unwrap(), CacheAnswer::Hit { .. }) }
+        };
+        assert!(kept(164).await && kept(103).await, "{label}");
+        assert!(!kept(1).await && !kept(100).await, "the oldest were kept ({label})");
+    }
+}

@@ -210,6 +210,10 @@ pub struct TaskRun {
     pub started_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<Timestamp>,
+    /// Set when the task did not run but was answered from the task cache
+    /// (`COMPLETED`, shown as `CACHED`): the run whose result it reused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_from: Option<String>,
 }
 
 /// A run with its history: `GET /api/runs/{id}`.

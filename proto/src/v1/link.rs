@@ -377,12 +377,25 @@ pub struct ChildRequest {
     pub op: super::ChildOp,
 }
 
+/// What an execution asks of the task cache ([`super::CacheOp`]); the
+/// core answers one [`super::CacheAnswer`] frame on the same stream, then
+/// ends it. Only the agent holding the run (this attempt of it) may ask.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheRequest {
+    pub run_id: String,
+    pub attempt: u32,
+    #[serde(flatten)]
+    pub op: super::CacheOp,
+}
+
 /// The first frame of a stream the agent opens besides its control
-/// stream: a component fetch, or a question about a run's children.
+/// stream: a component fetch, or a question about a run's children or
+/// its task cache.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum StreamRequest {
     Child { child: ChildRequest },
+    Cache { cache: CacheRequest },
     Fetch(Fetch),
 }
 

@@ -19,6 +19,7 @@ pub mod schema_view;
 mod state;
 mod subflow;
 pub mod suggest;
+mod task_cache;
 
 pub use api::{
     API_TOKEN_PREFIX, AgentInfo, AgentTokenCreated, ApiError, ApiScope, ApiTokenCreated,
@@ -51,4 +52,8 @@ pub use run_artifact::{
 pub use state::{StateName, UnknownState};
 pub use subflow::{
     ChildAnswer, ChildCall, ChildOp, ChildRun, ChildStart, MAX_SUBFLOW_DEPTH, child_key,
+};
+pub use task_cache::{
+    CacheAnswer, CacheCall, CacheOp, MAX_CACHED_RESULT_BYTES, MAX_TASK_CACHE_BYTES_PER_DEPLOYMENT,
+    MAX_TASK_CACHE_ENTRIES_PER_DEPLOYMENT,
 };

@@ -70,7 +70,16 @@ pub enum ReportBody {
     /// A task attempt ended.
     TaskFinished { task_id: u64, outcome: TaskOutcome },
     /// A task was answered from the cache instead of running.
-    TaskCached { name: String, cache_key: String },
+    TaskCached {
+        name: String,
+        cache_key: String,
+        /// Numbered like a started task (none from older agents: not kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task_id: Option<u64>,
+        /// The run whose result it reused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from_run: Option<String>,
+    },
     /// The flow reported progress.
     Progress { fraction: f32, message: String },
     /// The flow emitted an event.

@@ -208,21 +208,35 @@ pub fn gantt(props: &GanttProps) -> Html {
             String::new()
         };
         let took = duration(task_end - task.started_at.0);
-        let title = match &task.message {
-            Some(message) => format!("{}{attempt}: {} in {took}: {message}", task.name, task.state.as_str()),
-            None => format!("{}{attempt}: {} in {took}", task.name, task.state.as_str()),
+        // A cached task did not run: marked, with the run it reused.
+        let (class, title, note) = match (&task.cached_from, &task.message) {
+            (Some(from), _) => (
+                "fill-cached".to_owned(),
+                format!("{}: CACHED, the result of run {from}", task.name),
+                "cached".to_owned(),
+            ),
+            (None, Some(message)) => (
+                fill(task.state),
+                format!("{}{attempt}: {} in {took}: {message}", task.name, task.state.as_str()),
+                took,
+            ),
+            (None, None) => (
+                fill(task.state),
+                format!("{}{attempt}: {} in {took}", task.name, task.state.as_str()),
+                took,
+            ),
         };
         html! {
-            <g>
+            <g class={classes!("task", task.cached_from.is_some().then_some("cached"))}>
                 <text class="label" x="0" y={format!("{:.1}", y + 14.0)}>
                     { format!("{}{attempt}", task.name) }
                 </text>
-                <rect class={fill(task.state)} x={format!("{x0:.1}")} y={format!("{:.1}", y + 4.0)}
+                <rect class={class} x={format!("{x0:.1}")} y={format!("{:.1}", y + 4.0)}
                     width={format!("{w:.1}")} height={format!("{:.1}", row - 7.0)} rx="2">
                     <title>{ title }</title>
                 </rect>
                 <text class="axis" x={format!("{:.1}", x0 + w + 4.0)} y={format!("{:.1}", y + 14.0)}>
-                    { took }
+                    { note }
                 </text>
             </g>
         }

@@ -259,7 +259,7 @@ impl Container {
         let follow = runner::follow_stdout(
             stdout,
             runner::Follower::new(job.reporter.as_ref(), job.started, infrastructure)
-                .relaying_children(job.subflows, &input),
+                .relaying_questions(&job.subflows, &job.task_cache, &input),
         );
         let grace = variables.stop_grace_seconds.unwrap_or(10);
         let deadline = Duration::from_millis(timeout_ms).saturating_add(DEADLINE_GRACE);

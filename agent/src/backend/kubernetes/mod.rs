@@ -137,8 +137,8 @@ impl Kubernetes {
                 api_url.trim_end_matches('/'),
                 submission.digest
             )),
-            children_url: Some(format!(
-                "{}/api/runs/{}/children",
+            run_url: Some(format!(
+                "{}/api/runs/{}",
                 api_url.trim_end_matches('/'),
                 submission.assignment.run_id
             )),

@@ -14,10 +14,44 @@ pub mod schedules;
 pub mod secrets;
 pub mod service;
 pub mod subflows;
+pub mod task_cache;
 pub mod variables;
 pub mod webhooks;
 
 pub(super) use super::body::{JsonBody, raw_body};
+
+use axum::http::{HeaderMap, StatusCode};
+
+use super::{ApiFailure, ApiResult, AppState};
+
+/// Refuses an execution's call (`what`) over the API unless its bearer
+/// token is the key of attempt `attempt` of run `run_id`.
+fn check_execution_key(
+    state: &AppState,
+    headers: &HeaderMap,
+    (run_id, attempt): (&str, u32),
+    what: &str,
+) -> ApiResult<()> {
+    let key = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match key.is_some_and(|key| state.store.is_execution_key(run_id, attempt, key)) {
+        true => Ok(()),
+        false => Err(ApiFailure::unauthorized(format!(
+            "{what} needs the key of attempt {attempt} of run {run_id} as its bearer token"
+        ))),
+    }
+}
+
+/// What a command that got no answer from the database says: ask again.
+fn ask_again() -> ApiFailure {
+    ApiFailure::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the database could not answer; ask again",
+    )
+}
 
 /// `sha256:<hex>` whether or not the prefix was given.
 fn digest(raw: &str) -> String {

@@ -4,12 +4,12 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use baton_proto::v1::link::ChildRequest;
 use baton_proto::v1::{ChildAnswer, ChildCall};
 
-use super::JsonBody;
-use crate::api::{ApiFailure, ApiResult, AppState};
+use super::{JsonBody, ask_again, check_execution_key};
+use crate::api::{ApiResult, AppState};
 use crate::store::Asker;
 
 /// `POST /api/runs/{id}/children`: start a child of the run, or wait for
@@ -20,23 +20,7 @@ pub async fn child_call(
     headers: HeaderMap,
     JsonBody(call): JsonBody<ChildCall>,
 ) -> ApiResult<Json<ChildAnswer>> {
-    let key = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if !key.is_some_and(|key| state.store.is_execution_key(&id, call.attempt, key)) {
-        return Err(ApiFailure::unauthorized(format!(
-            "a subflow call needs the key of attempt {} of run {id} as its bearer token",
-            call.attempt
-        )));
-    }
+    check_execution_key(&state, &headers, (&id, call.attempt), "a subflow call")?;
     let request = ChildRequest { run_id: id, attempt: call.attempt, op: call.op };
-    match state.subflows.answer(Asker::Execution, request).await {
-        Some(answer) => Ok(Json(answer)),
-        None => Err(ApiFailure::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the database could not answer; ask again",
-        )),
-    }
+    state.subflows.answer(Asker::Execution, request).await.map(Json).ok_or_else(ask_again)
 }

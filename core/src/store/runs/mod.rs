@@ -187,8 +187,8 @@ impl Store {
         };
         let limit = limit.clamp(1, MAX_PAGE);
         let rows = sqlx::query(
-            "SELECT run_attempt, task_id, name, attempt, max_attempts, state, message, started_at, ended_at \
-             FROM task_runs WHERE run_id = $1 AND (run_attempt > $2 OR (run_attempt = $2 AND task_id > $3)) \
+            "SELECT run_attempt, task_id, name, attempt, max_attempts, state, message, started_at, ended_at, \
+             cached_from FROM task_runs WHERE run_id = $1 AND (run_attempt > $2 OR (run_attempt = $2 AND task_id > $3)) \
              ORDER BY run_attempt, task_id LIMIT $4",
         )
         .bind(id)
@@ -210,6 +210,7 @@ impl Store {
                     message: row.try_get("message")?,
                     started_at: Timestamp(row.try_get("started_at")?),
                     ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(Timestamp),
+                    cached_from: row.try_get("cached_from")?,
                 })
             })
             .collect::<StoreResult<Vec<_>>>()?;
@@ -377,6 +378,7 @@ fn detail_select(dialect: Dialect) -> String {
             ("message", "message"),
             ("started_at", "started_at"),
             ("ended_at", "ended_at"),
+            ("cached_from", "cached_from"),
         ],
         "(SELECT * FROM task_runs WHERE run_id = r.id ORDER BY run_attempt, task_id LIMIT $2) t",
         "run_attempt, task_id",
