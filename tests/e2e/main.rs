@@ -26,3 +26,4 @@ mod run_logs;
 mod schedules;
 mod subflows;
 mod ui;
+mod ui_pages;

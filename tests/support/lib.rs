@@ -223,6 +223,7 @@ pub const FLOWS: &[&str] = &[
     "scratch",
     "report",
     "subflow",
+    "stages",
 ];
 
 /// The bytes of the flow package `name`, built for wasm32-wasip2 (all
