@@ -27,3 +27,4 @@ mod schedules;
 mod subflows;
 mod task_cache;
 mod ui;
+mod ui_pages;

@@ -88,6 +88,23 @@ impl Browser {
 
     /// Replaces the text of the field matching `css`.
     pub async fn fill(&self, css: &str, value: &str) {
+        let field = self.cleared(css).await;
+        field.send_keys(value).await.unwrap();
+    }
+
+    /// Replaces the text of the field matching `css` one key at a time, as
+    /// a person types while the page may re-render between keys, and
+    /// returns what the field then holds.
+    pub async fn type_keys(&self, css: &str, text: &str) -> String {
+        let field = self.cleared(css).await;
+        for key in text.chars() {
+            field.send_keys(&key.to_string()).await.unwrap();
+        }
+        field.prop("value").await.unwrap().unwrap_or_default()
+    }
+
+    /// The field matching `css`, once it exists (within 20 s), emptied.
+    async fn cleared(&self, css: &str) -> fantoccini::elements::Element {
         let field = self
             .client
             .wait()
@@ -96,7 +113,7 @@ impl Browser {
             .await
             .unwrap();
         field.clear().await.unwrap();
-        field.send_keys(value).await.unwrap();
+        field
     }
 
     /// The `href` of the element `locator` finds now (`None` without one).

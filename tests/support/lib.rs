@@ -224,6 +224,7 @@ pub const FLOWS: &[&str] = &[
     "report",
     "subflow",
     "cached",
+    "stages",
 ];
 
 /// The bytes of the flow package `name`, built for wasm32-wasip2 (all

@@ -157,8 +157,8 @@ pub fn use_run_log(id: String) -> UseReducerHandle<RunLog> {
     let log = use_reducer(RunLog::default);
     let dispatcher = log.dispatcher();
     use_effect_with(id, move |id| {
-        // The page may stay while its run changes (a retry opens the new
-        // run's page): the last run's lines must go.
+        // Given another run (the run page is keyed by its run, but a
+        // component that is not may be), the last run's lines must go.
         dispatcher.dispatch(RunLogChange::Restart);
         let mut url = format!("/api/runs/{}/logs/stream", api::escape(id));
         if let Some(token) = api::token() {

@@ -6,6 +6,7 @@ mod charts;
 mod form;
 mod live;
 mod pages;
+mod resource;
 mod route;
 mod view;
 

@@ -1,5 +1,8 @@
 //! Every page has its own path, so any page can be linked to.
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use yew::prelude::*;
 use yew_router::prelude::*;
 
 #[derive(Debug, Clone, PartialEq, Eq, Routable)]
@@ -42,4 +45,23 @@ impl Route {
             other => other.clone(),
         }
     }
+}
+
+/// A page's filters kept in its URL's query, so a filtered page can be
+/// linked to and reloaded as it was: what the URL says, and a callback
+/// that puts new filters there.
+#[hook]
+pub fn use_query<Query>(route: Route) -> (Query, Callback<Query>)
+where
+    Query: Serialize + DeserializeOwned + Default + 'static,
+{
+    let navigator = use_navigator();
+    let location = use_location();
+    let query = location.as_ref().and_then(|l| l.query::<Query>().ok()).unwrap_or_default();
+    let set = Callback::from(move |next: Query| {
+        if let Some(navigator) = &navigator {
+            let _ = navigator.push_with_query(&route, &next);
+        }
+    });
+    (query, set)
 }

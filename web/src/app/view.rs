@@ -25,6 +25,28 @@ pub fn local_time(at: Timestamp) -> String {
     )
 }
 
+/// Date and time in the IANA time zone `zone`, labelled with it
+/// (`2025-03-01 03:00:00 Europe/Berlin`); in local time, labelled so, when
+/// the browser does not know the zone.
+pub fn zoned_time(at: Timestamp, zone: &str) -> String {
+    use wasm_bindgen::JsCast;
+    let date = js_sys::Date::new(&JsValue::from_f64(at.0 as f64));
+    let options = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&options, &"timeZone".into(), &zone.into());
+    let _ = js_sys::Reflect::set(&options, &"hourCycle".into(), &"h23".into());
+    // `toLocaleString` throws on a zone it does not know: called through
+    // `Function::call2` that is an error here, not a trap.
+    let formatted = js_sys::Reflect::get(&date, &"toLocaleString".into())
+        .ok()
+        .and_then(|function| function.dyn_into::<js_sys::Function>().ok())
+        .and_then(|function| function.call2(&date, &"sv-SE".into(), &options).ok())
+        .and_then(|text| text.as_string());
+    match formatted {
+        Some(text) => format!("{text} {zone}"),
+        None => format!("{} local time", local_time(at)),
+    }
+}
+
 /// Local time of day, to the second.
 pub fn clock(at: Timestamp) -> String {
     local_time(at).split_off(11)
@@ -80,6 +102,19 @@ pub struct StateProps {
 #[function_component(StateBadge)]
 pub fn state_badge(props: &StateProps) -> Html {
     html! { <span class={state_class(props.state)}>{ props.state.as_str() }</span> }
+}
+
+/// Text whose `code` spans (between backticks) are shown as code rather
+/// than as backticks.
+pub fn prose(text: &str) -> Html {
+    let parts = text.split('`').enumerate().map(|(index, part)| {
+        if index % 2 == 1 {
+            html! { <code>{ part }</code> }
+        } else {
+            html! { <>{ part }</> }
+        }
+    });
+    html! { <>{ for parts }</> }
 }
 
 #[function_component(Loading)]

@@ -6,25 +6,36 @@ use yew::prelude::*;
 use super::{ActionButton, use_changes};
 use crate::app::api::{Load, escape, send, use_get};
 use crate::app::live::{use_batch, use_events, use_ticks};
-use crate::app::route::Route;
-use crate::app::view::{Empty, FilterInput, When, input_value, loaded, local_time, use_title};
+use crate::app::resource::ResourceLink;
+use crate::app::route::{Route, use_query};
+use crate::app::view::{
+    Empty, FilterInput, When, input_value, loaded, local_time, prose, use_title,
+};
 
-fn trigger_text(trigger: &Trigger) -> String {
+/// A trigger in words, its patterns and payload conditions as code.
+fn trigger_view(trigger: &Trigger) -> Html {
     let (kind, t) = match trigger {
-        Trigger::Reactive(t) => ("when", t),
-        Trigger::Proactive(t) => ("when fewer than threshold of", t),
+        Trigger::Reactive(t) => ("when ", t),
+        Trigger::Proactive(t) => ("when fewer than threshold of ", t),
     };
-    let mut text = format!("{kind} `{}`", t.event);
-    if let Some(resource) = &t.resource {
-        text.push_str(&format!(" on {resource}"));
-    }
+    let mut tail = String::new();
     if t.threshold > 1 || matches!(trigger, Trigger::Proactive(_)) {
-        text.push_str(&format!(" ×{}", t.threshold));
+        tail.push_str(&format!(" ×{}", t.threshold));
     }
     if t.within > 0 {
-        text.push_str(&format!(" within {}", crate::app::view::duration(t.within as i64 * 1000)));
+        tail.push_str(&format!(" within {}", crate::app::view::duration(t.within as i64 * 1000)));
     }
-    text
+    html! {
+        <>
+            { kind }<code>{ &t.event }</code>
+            if let Some(resource) = &t.resource { { " on " }<code>{ resource }</code> }
+            if let Some(related) = &t.related { { " about " }<code>{ related }</code> }
+            { for t.payload.iter().map(|(path, value)| html! {
+                <>{ " where " }<code>{ format!("{path} = {value}") }</code></>
+            }) }
+            { tail }
+        </>
+    }
 }
 
 fn action_text(action: &Action) -> String {
@@ -62,7 +73,7 @@ pub fn automations() -> Html {
     html! {
         <section>
             <h1>{ "Automations" }</h1>
-            <p class="muted">{ "Create them from YAML with `baton automation create -f FILE`." }</p>
+            <p class="muted">{ prose("Create them from YAML with `baton automation create -f FILE`.") }</p>
             { changes.failure() }
             { loaded(&list, |list| {
                 if list.is_empty() {
@@ -76,7 +87,7 @@ pub fn automations() -> Html {
                             <tr>
                                 <td><strong>{ &a.spec.name }</strong>
                                     if let Some(d) = &a.spec.description { <div class="muted small">{ d }</div> }</td>
-                                <td>{ trigger_text(&a.spec.trigger) }</td>
+                                <td>{ trigger_view(&a.spec.trigger) }</td>
                                 <td>{ a.spec.actions.iter().map(action_text).collect::<Vec<_>>().join("; ") }</td>
                                 <td>{ if a.paused { "paused" } else { "active" } }</td>
                                 <td class="actions">
@@ -110,10 +121,7 @@ pub fn events() -> Html {
     use_title("Events".into());
     // The name filter lives in the URL (`/events?name=run.*`), so a
     // filtered feed can be linked to.
-    let navigator = yew_router::prelude::use_navigator();
-    let location = yew_router::prelude::use_location();
-    let query: EventsQuery =
-        location.as_ref().and_then(|l| l.query::<EventsQuery>().ok()).unwrap_or_default();
+    let (query, set_query) = use_query::<EventsQuery>(Route::Events);
     let pattern = if query.name.is_empty() { "*".to_owned() } else { query.name.clone() };
     let first =
         use_get::<Vec<CoreEvent>>(format!("/api/events?limit=100&name={}", escape(&pattern)), 0);
@@ -141,11 +149,7 @@ pub fn events() -> Html {
             }
         });
     }
-    let on_pattern = Callback::from(move |name: String| {
-        if let Some(navigator) = &navigator {
-            let _ = navigator.push_with_query(&Route::Events, &EventsQuery { name });
-        }
-    });
+    let on_pattern = set_query.reform(|name: String| EventsQuery { name });
     html! {
         <section>
             <h1>{ "Events" }</h1>
@@ -160,14 +164,17 @@ pub fn events() -> Html {
                 }
                 html! {
                     <table class="table events">
-                        <thead><tr><th>{ "When" }</th><th>{ "Event" }</th><th>{ "Resource" }</th><th>{ "Payload" }</th></tr></thead>
+                        <thead><tr><th>{ "When" }</th><th>{ "Event" }</th><th>{ "Resource" }</th><th>{ "Related" }</th><th>{ "Payload" }</th></tr></thead>
                         <tbody>
                         { for shown.iter().map(|e| html! {
                             <tr key={e.id.clone()}>
-                                <td title={local_time(e.occurred)}><When at={e.occurred} /></td>
+                                <td class="when" title={local_time(e.occurred)}><When at={e.occurred} /></td>
                                 <td class="mono">{ &e.name }</td>
-                                <td class="mono">{ &e.resource }</td>
-                                <td class="mono small">{ if e.payload.is_null() { String::new() } else { e.payload.to_string() } }</td>
+                                <td class="mono"><ResourceLink resource={e.resource.clone()} /></td>
+                                <td class="mono related">
+                                    { for e.related.iter().map(|r| html! { <ResourceLink resource={r.clone()} /> }) }
+                                </td>
+                                <td class="mono small payload">{ if e.payload.is_null() { String::new() } else { e.payload.to_string() } }</td>
                             </tr>
                         }) }
                         </tbody>

@@ -8,7 +8,7 @@ use crate::app::api::{Load, use_get};
 use crate::app::charts::{StateBars, Timeline};
 use crate::app::live::use_live_refresh;
 use crate::app::route::Route;
-use crate::app::view::{Empty, StateBadge, When, loaded, now, plural, use_title};
+use crate::app::view::{Empty, StateBadge, When, loaded, now, plural, prose, use_title};
 
 const DAY: i64 = 24 * 3600 * 1000;
 const HOUR: i64 = 3600 * 1000;
@@ -132,7 +132,7 @@ fn attention_list(runs: &[FlowRun]) -> Html {
 
 fn agent_list(agents: &[AgentInfo]) -> Html {
     if agents.is_empty() {
-        return html! { <Empty>{ "No agent has connected. Start one with `baton agent start`." }</Empty> };
+        return html! { <Empty>{ prose("No agent has connected. Start one with `baton agent start`.") }</Empty> };
     }
     html! {
         <ul class="list">

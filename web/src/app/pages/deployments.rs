@@ -2,38 +2,53 @@
 //! schedules, recent runs, Run form and default parameters.
 
 use baton_proto::v1::run_names::run_name;
-use baton_proto::v1::{CreateRun, Deployment, DeploymentUpserted, FlowRun, Page, Schedule};
+use baton_proto::v1::{
+    CatchUp, CreateRun, Deployment, DeploymentUpserted, FlowRun, Page, Schedule,
+};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use yew::prelude::*;
 use yew_router::prelude::*;
 
 use super::{ActionButton, Changes, use_changes};
-use crate::app::api::{Failure, escape, send, use_get};
+use crate::app::api::{Failure, Load, escape, send, use_get};
 use crate::app::form::{RunForm, RunRequest};
 use crate::app::live::use_live_refresh;
-use crate::app::route::Route;
+use crate::app::route::{Route, use_query};
 use crate::app::view::{
-    Empty, StateBadge, When, changed_value, input_value, loaded, local_time, use_title,
+    Empty, FailureView, StateBadge, When, changed_value, input_value, loaded, local_time, prose,
+    use_title, zoned_time,
 };
 
 /// Rows shown at most; the search narrows the rest.
 const SHOWN: usize = 200;
 
+/// The list's status filter, kept in the URL: what the select shows is
+/// what the list holds (also after a reload), and it can be linked to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+struct DeploymentsQuery {
+    /// One of [`STATUSES`]' values; empty for any.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    status: String,
+}
+
+/// The status filter's values and what the select says for each.
+const STATUSES: [(&str, &str); 4] =
+    [("", "any"), ("active", "active"), ("paused", "paused"), ("scheduled", "has schedules")];
+
 #[function_component(Deployments)]
 pub fn deployments() -> Html {
     use_title("Deployments".into());
     let search = use_state(String::new);
-    let status = use_state(String::new);
+    let (query, set_query) = use_query::<DeploymentsQuery>(Route::Deployments);
     let refresh = use_live_refresh("deployment.*".into(), None, 2000, 30);
     let list = use_get::<Vec<Deployment>>("/api/deployments".into(), refresh);
     let on_search = {
         let search = search.clone();
         Callback::from(move |e: InputEvent| search.set(input_value(&e)))
     };
-    let on_status = {
-        let status = status.clone();
-        Callback::from(move |e: Event| status.set(changed_value(&e)))
-    };
+    let on_status = set_query.reform(|e: Event| DeploymentsQuery { status: changed_value(&e) });
     let needle = search.to_lowercase();
     html! {
         <section>
@@ -43,11 +58,10 @@ pub fn deployments() -> Html {
                     <input type="search" placeholder="name, flow or tag" value={(*search).clone()} oninput={on_search} />
                 </label>
                 <label>{ "Status " }
-                    <select onchange={on_status}>
-                        <option value="">{ "any" }</option>
-                        <option value="active">{ "active" }</option>
-                        <option value="paused">{ "paused" }</option>
-                        <option value="scheduled">{ "has schedules" }</option>
+                    <select onchange={on_status} autocomplete="off">
+                        { for STATUSES.iter().map(|(value, label)| html! {
+                            <option value={*value} selected={query.status == *value}>{ *label }</option>
+                        }) }
                     </select>
                 </label>
             </div>
@@ -56,7 +70,7 @@ pub fn deployments() -> Html {
                     let text = needle.is_empty()
                         || d.full_name().to_lowercase().contains(&needle)
                         || d.spec.tags.iter().any(|t| t.to_lowercase().contains(&needle));
-                    let state = match status.as_str() {
+                    let state = match query.status.as_str() {
                         "active" => !d.spec.paused,
                         "paused" => d.spec.paused,
                         "scheduled" => !d.spec.schedules.is_empty(),
@@ -65,7 +79,7 @@ pub fn deployments() -> Html {
                     text && state
                 }).collect();
                 if all.is_empty() {
-                    return html! { <Empty>{ "No deployments yet. `baton deploy` puts the deployments of a baton.yaml here." }</Empty> };
+                    return html! { <Empty>{ prose("No deployments yet. `baton deploy` puts the deployments of a baton.yaml here.") }</Empty> };
                 }
                 if matching.is_empty() {
                     return html! { <Empty>{ "No deployment matches." }</Empty> };
@@ -73,7 +87,7 @@ pub fn deployments() -> Html {
                 html! {
                     <>
                     <table class="table">
-                        <thead><tr><th>{ "Deployment" }</th><th>{ "Schedules" }</th><th>{ "Pool" }</th><th>{ "Tags" }</th><th>{ "Updated" }</th></tr></thead>
+                        <thead><tr><th>{ "Deployment" }</th><th>{ "Flow version" }</th><th>{ "Schedules" }</th><th>{ "Pool" }</th><th>{ "Tags" }</th><th>{ "Updated" }</th></tr></thead>
                         <tbody>
                         { for matching.iter().take(SHOWN).map(|d| html! {
                             <tr>
@@ -81,6 +95,7 @@ pub fn deployments() -> Html {
                                     <Link<Route> to={Route::Deployment { flow: d.flow.clone(), name: d.name.clone() }}>{ d.full_name() }</Link<Route>>
                                     if d.spec.paused { <span class="tag paused">{ "paused" }</span> }
                                 </td>
+                                <td class="flow-version">{ &d.flow_version }</td>
                                 <td>{ d.spec.schedules.len() }</td>
                                 <td>{ d.spec.work_pool.clone().unwrap_or_else(|| "default".into()) }</td>
                                 <td>{ for d.spec.tags.iter().map(|t| html! { <span class="tag">{ t }</span> }) }</td>
@@ -124,10 +139,18 @@ pub fn deployment_page(props: &DeploymentProps) -> Html {
         let changes = changes.clone();
         Callback::from(move |()| changes.done())
     };
+    let crumbs = html! {
+        <p class="crumbs"><Link<Route> to={Route::Deployments}>{ "Deployments" }</Link<Route>>{ " /" }</p>
+    };
+    // Without the deployment the rest of the page has nothing to show: why
+    // it cannot be read, once.
+    if let Load::Failed(failure) = &deployment {
+        return html! { <section>{ crumbs }<FailureView failure={failure.clone()} /></section> };
+    }
 
     html! {
         <section>
-            <p class="crumbs"><Link<Route> to={Route::Deployments}>{ "Deployments" }</Link<Route>>{ " /" }</p>
+            { crumbs }
             { loaded(&deployment, |d| {
                 let (verb, label) =
                     if d.spec.paused { ("resume", "Resume deployment") } else { ("pause", "Pause deployment") };
@@ -141,7 +164,8 @@ pub fn deployment_page(props: &DeploymentProps) -> Html {
                     </header>
                     if let Some(description) = &d.spec.description { <p>{ description }</p> }
                     <dl class="facts">
-                        <dt>{ "Flow" }</dt><dd>{ &d.flow }</dd>
+                        <dt>{ "Flow" }</dt><dd><Link<Route> to={Route::Flows}>{ &d.flow }</Link<Route>></dd>
+                        <dt>{ "Flow version" }</dt><dd class="flow-version">{ &d.flow_version }</dd>
                         <dt>{ "Work pool" }</dt><dd>{ format!("{} / {}", d.spec.work_pool.as_deref().unwrap_or("default"), d.spec.work_queue.as_deref().unwrap_or("default")) }</dd>
                         if !d.spec.job_variables.is_empty() {
                             <dt>{ "Job variables" }</dt>
@@ -197,12 +221,14 @@ fn schedule_list(schedules: &[Schedule], base: &str, changes: &Changes) -> Html 
                     <li class="schedule">
                         <div>
                             <strong>{ what }</strong>
-                            <span class="muted">{ format!(" ({}, catch-up {:?})", schedule.spec.timezone, schedule.spec.catch_up).to_lowercase() }</span>
+                            <span class="muted">{ format!(" ({}, catch-up {})", schedule.spec.timezone, catch_up_name(schedule.spec.catch_up)) }</span>
                             if !schedule.spec.active { <span class="tag paused">{ "paused" }</span> }
                         </div>
                         if schedule.spec.active {
                             <div class="muted small">{ "Next: " }
-                                { for schedule.next.iter().map(|t| html! { <span class="next">{ local_time(*t) }</span> }) }
+                                { for schedule.next.iter().map(|t| html! {
+                                    <span class="next" title={format!("{} here", local_time(*t))}>{ zoned_time(*t, &schedule.spec.timezone) }</span>
+                                }) }
                             </div>
                         }
                         <ActionButton method="POST" class="small" {label}
@@ -212,6 +238,14 @@ fn schedule_list(schedules: &[Schedule], base: &str, changes: &Changes) -> Html 
                 }
             }) }
         </ul>
+    }
+}
+
+fn catch_up_name(catch_up: CatchUp) -> &'static str {
+    match catch_up {
+        CatchUp::Skip => "skip",
+        CatchUp::Latest => "latest",
+        CatchUp::All => "all",
     }
 }
 

@@ -6,7 +6,7 @@ use yew_router::prelude::*;
 
 use crate::app::api::use_get;
 use crate::app::route::Route;
-use crate::app::view::{Empty, When, loaded, use_title};
+use crate::app::view::{Empty, When, loaded, prose, use_title};
 
 #[function_component(Flows)]
 pub fn flows() -> Html {
@@ -17,7 +17,7 @@ pub fn flows() -> Html {
             <h1>{ "Flows" }</h1>
             { loaded(&flows, |flows| {
                 if flows.is_empty() {
-                    return html! { <Empty>{ "No flow has been uploaded. `baton deploy` builds a project's flow and deploys it." }</Empty> };
+                    return html! { <Empty>{ prose("No flow has been uploaded. `baton deploy` builds a project's flow and deploys it.") }</Empty> };
                 }
                 html! {
                     <div class="cards">

@@ -23,9 +23,17 @@ pub fn page(route: Route) -> Html {
         Route::Dashboard => html! { <dashboard::Dashboard /> },
         Route::Flows => html! { <flows::Flows /> },
         Route::Deployments => html! { <deployments::Deployments /> },
-        Route::Deployment { flow, name } => html! { <deployments::DeploymentPage {flow} {name} /> },
+        // Keyed: another deployment's or run's page starts afresh (its form,
+        // log and filters), not with the last one's.
+        Route::Deployment { flow, name } => {
+            let key = format!("{flow}/{name}");
+            html! { <deployments::DeploymentPage {key} {flow} {name} /> }
+        }
         Route::Runs => html! { <runs::Runs /> },
-        Route::Run { id } => html! { <runs::RunPage {id} /> },
+        Route::Run { id } => {
+            let key = id.clone();
+            html! { <runs::RunPage {key} {id} /> }
+        }
         Route::Pools => html! { <pools::Pools /> },
         Route::Automations => html! { <automations::Automations /> },
         Route::Events => html! { <automations::Events /> },

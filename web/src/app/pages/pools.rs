@@ -7,7 +7,7 @@ use yew::prelude::*;
 use super::{ActionButton, Changes, use_changes};
 use crate::app::api::{escape, send, use_get};
 use crate::app::live::use_live_refresh;
-use crate::app::view::{Empty, When, changed_value, input_value, loaded, use_title};
+use crate::app::view::{Empty, When, changed_value, input_value, loaded, prose, use_title};
 
 #[function_component(Pools)]
 pub fn pools() -> Html {
@@ -70,7 +70,7 @@ pub fn pools() -> Html {
             <h2>{ "Agents" }</h2>
             { loaded(&agents, |agents| {
                 if agents.is_empty() {
-                    return html! { <Empty>{ "No agent has connected. `baton agent token create` makes a token; `baton agent start --token …` connects one." }</Empty> };
+                    return html! { <Empty>{ prose("No agent has connected. `baton agent token create` makes a token; `baton agent start --token …` connects one.") }</Empty> };
                 }
                 html! {
                     <table class="table">

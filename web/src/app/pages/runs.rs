@@ -14,7 +14,7 @@ use crate::app::api::{Load, escape, get, send, use_get};
 use crate::app::artifacts::Artifacts;
 use crate::app::charts::Gantt;
 use crate::app::live::{use_batch, use_events, use_live_refresh, use_run_log, use_ticks};
-use crate::app::route::Route;
+use crate::app::route::{Route, use_query};
 use crate::app::view::{
     Empty, FailureView, FilterInput, Loading, StateBadge, When, changed_value, clock, duration,
     loaded, local_time, now, use_title,
@@ -94,20 +94,15 @@ const STATES: [&str; 12] = [
 #[function_component(Runs)]
 pub fn runs() -> Html {
     use_title("Runs".into());
-    let navigator = use_navigator();
-    let location = use_location();
-    let filters: RunFilters =
-        location.as_ref().and_then(|l| l.query::<RunFilters>().ok()).unwrap_or_default();
+    let (filters, push_filters) = use_query::<RunFilters>(Route::Runs);
     let set_filter = {
         let filters = filters.clone();
         move |apply: fn(&mut RunFilters, String)| {
-            let (filters, navigator) = (filters.clone(), navigator.clone());
+            let (filters, push_filters) = (filters.clone(), push_filters.clone());
             Callback::from(move |value: String| {
                 let mut next = filters.clone();
                 apply(&mut next, value);
-                if let Some(navigator) = &navigator {
-                    let _ = navigator.push_with_query(&Route::Runs, &next);
-                }
+                push_filters.emit(next);
             })
         }
     };
