@@ -72,6 +72,10 @@ pub struct StartArgs {
     /// How long an uploaded component no deployment uses is kept.
     #[arg(long, default_value = "1d", value_parser = keep_for)]
     retain_unused_artifacts: Keep,
+    /// How long an agent out of contact (and holding no run), such as one
+    /// of a stopped `baton serve`, stays listed.
+    #[arg(long, default_value = "1d", value_parser = keep_for)]
+    retain_agents: Keep,
 }
 
 /// A retention period; `None` is forever.
@@ -105,6 +109,7 @@ pub async fn run(command: ServerCommand) -> anyhow::Result<ExitCode> {
         events: args.retain_events.0,
         finished_runs: args.retain_runs.0,
         unused_artifacts: args.retain_unused_artifacts.0,
+        disconnected_agents: args.retain_agents.0,
     };
     let database = config
         .database_url

@@ -224,15 +224,15 @@ fn serve(
     args: &[&str],
     deployment: &str,
 ) -> std::process::Child {
-    let mut serving = core
-        .baton(home)
-        .arg("serve")
-        .args(paths)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut command = core.baton(home);
+    command.arg("serve").args(paths).args(args).stderr(Stdio::null());
+    serving(&mut command, deployment)
+}
+
+/// Starts `command` (a `baton serve`), once it says it is serving
+/// `deployment` on its first line.
+pub(crate) fn serving(command: &mut Command, deployment: &str) -> std::process::Child {
+    let mut serving = command.stdout(Stdio::piped()).spawn().unwrap();
     let mut first_line = String::new();
     std::io::BufRead::read_line(
         &mut std::io::BufReader::new(serving.stdout.as_mut().unwrap()),

@@ -56,23 +56,10 @@ fn serve_says_a_line_per_run_without_colours_off_a_terminal() {
     std::fs::write(&wasm, baton_tests::flow_wasm("hello")).unwrap();
     let stderr_path = dir.path().join("serve.stderr");
     let stderr = std::fs::File::create(&stderr_path).unwrap();
-    let mut serving = core
-        .baton(home)
-        .env_remove("BATON_LOG")
-        .arg("serve")
-        .arg(&wasm)
-        .args(["--name", "said", "--param", "a=1", "--param", "b=2"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let mut first_line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(serving.stdout.as_mut().unwrap()),
-        &mut first_line,
-    )
-    .unwrap();
-    assert!(first_line.contains("serving hello/said"), "{first_line}");
+    let mut command = core.baton(home);
+    command.env_remove("BATON_LOG").arg("serve").arg(&wasm).stderr(stderr);
+    command.args(["--name", "said", "--param", "a=1", "--param", "b=2"]);
+    let mut serving = crate::agents::serving(&mut command, "hello/said");
     let id = run(&core, home, "hello/said", &[]);
     wait_for(&core, home, &id, "COMPLETED", Duration::from_secs(30));
     let said = baton_tests::wait_until_some("the run's lines", Duration::from_secs(10), || {

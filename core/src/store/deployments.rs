@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 
 use super::events::{self, NewEvent};
 use super::schedules;
-use super::{Store, StoreError, StoreResult, found, json_column, new_id, now, to_json};
+use super::{Store, StoreError, StoreResult, json_column, new_id, now, to_json};
 
 pub(super) const COLUMNS: &str = "id, flow_name, name, spec, parameter_schema, created_at, updated_at, \
     (SELECT a.flow_version FROM artifacts a WHERE a.digest = artifact_digest) AS flow_version";
@@ -54,10 +54,6 @@ where
         .await?
         .map(|row| deployment(&row))
         .transpose()
-}
-
-pub(super) fn missing(flow: &str, name: &str) -> StoreError {
-    StoreError::not_found(format!("deployment {flow}/{name}"))
 }
 
 /// The limit a due run of this deployment waits for (the dispatcher skips
@@ -222,7 +218,7 @@ impl Store {
     }
 
     /// `NotFound` for `flow/name`, naming the deployment nearest to it.
-    async fn missing_with_hint(&self, flow: &str, name: &str) -> StoreError {
+    pub(super) async fn missing_with_hint(&self, flow: &str, name: &str) -> StoreError {
         let rows = sqlx::query("SELECT flow_name || '/' || name AS full FROM deployments")
             .fetch_all(&self.read)
             .await;
@@ -309,7 +305,9 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        found(deleted, || format!("deployment {flow}/{name}"))?;
+        if deleted == 0 {
+            return Err(self.missing_with_hint(flow, name).await);
+        }
         events::record(
             &mut tx,
             NewEvent {

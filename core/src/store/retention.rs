@@ -1,5 +1,6 @@
-//! Retention: logs, events and finished runs grow without bound in a busy
-//! system, so old ones are deleted in bounded batches.
+//! Retention: logs, events, finished runs and agents that went away grow
+//! without bound in a busy system, so old ones are deleted in bounded
+//! batches.
 
 use std::time::Duration;
 
@@ -17,6 +18,10 @@ pub struct Retention {
     /// Uploaded components no deployment uses (refused at deploy, or
     /// replaced by a newer version), counted from their upload.
     pub unused_artifacts: Option<Duration>,
+    /// Agents out of contact (and holding no run) this long, such as those
+    /// of stopped `baton serve` processes: no longer listed. One that comes
+    /// back is listed again.
+    pub disconnected_agents: Option<Duration>,
 }
 
 impl Default for Retention {
@@ -27,6 +32,7 @@ impl Default for Retention {
             events: days(30),
             finished_runs: days(90),
             unused_artifacts: days(1),
+            disconnected_agents: days(1),
         }
     }
 }
@@ -41,6 +47,7 @@ pub struct Pruned {
     pub events: u64,
     pub runs: u64,
     pub artifacts: u64,
+    pub agents: u64,
 }
 
 fn cutoff(keep: Duration) -> i64 {
@@ -92,6 +99,19 @@ impl Store {
                  WHERE a.created_at < $1 AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.artifact_digest = a.digest) \
                  LIMIT $2)",
             )
+            .bind(cutoff(keep))
+            .bind(BATCH)
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+        }
+        if let Some(keep) = retention.disconnected_agents {
+            pruned.agents = sqlx::query(concat!(
+                "DELETE FROM agents WHERE id IN (SELECT a.id FROM agents a WHERE a.connected = 0 AND a.last_seen < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM flow_runs r WHERE r.agent_id = a.id AND r.state IN ",
+                holding_states!(),
+                ") LIMIT $2)"
+            ))
             .bind(cutoff(keep))
             .bind(BATCH)
             .execute(&self.write)

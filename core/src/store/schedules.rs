@@ -293,9 +293,9 @@ impl Store {
         edit: impl FnOnce(&mut Vec<ScheduleSpec>) -> StoreResult<R>,
     ) -> StoreResult<R> {
         let mut tx = self.write.begin().await?;
-        let mut deployment = deployments::find(&mut *tx, flow, name)
-            .await?
-            .ok_or_else(|| deployments::missing(flow, name))?;
+        let Some(mut deployment) = deployments::find(&mut *tx, flow, name).await? else {
+            return Err(self.missing_with_hint(flow, name).await);
+        };
         let result = edit(&mut deployment.spec.schedules)?;
         check_schedules(&deployment.parameter_schema, &deployment.spec)?;
         sqlx::query("UPDATE deployments SET spec = $1, updated_at = $2 WHERE id = $3")

@@ -602,6 +602,34 @@ async fn retention_deletes_expired_runs_logs_and_events() {
         let active = new_run(store, "default").await;
         // An upload no deployment uses (say, refused at deploy).
         let unused = artifact(store, "etl").await;
+        // Agents: one gone (disconnected, holding nothing), one connected,
+        // one gone but holding a run.
+        use baton_core::store::{AgentLease, AgentRecord};
+        for (id, connected, holds) in
+            [("gone", false, false), ("here", true, false), ("holding", false, true)]
+        {
+            let agent = AgentRecord {
+                id: id.into(),
+                name: id.into(),
+                pool: "default".into(),
+                queues: vec![],
+                slots: 1,
+                version: "0.1.0".into(),
+            };
+            let lease = AgentLease {
+                agent_id: id.into(),
+                session: "s".into(),
+                until: Timestamp(0),
+                acked_seq: 0,
+            };
+            store.agent_connected(&agent, "core", &lease).await.unwrap();
+            if holds {
+                store.dispatch_run(&active, id).await.unwrap();
+            }
+            if !connected {
+                store.agent_disconnected(id, "s", 0).await.unwrap();
+            }
+        }
         // Everything above is older than the cut-off, by the clock's grain.
         tokio::time::sleep(Duration::from_millis(5)).await;
         let everything = Retention {
@@ -609,8 +637,12 @@ async fn retention_deletes_expired_runs_logs_and_events() {
             events: Some(Duration::ZERO),
             finished_runs: Some(Duration::ZERO),
             unused_artifacts: Some(Duration::ZERO),
+            disconnected_agents: Some(Duration::ZERO),
         };
         let pruned = store.prune(&everything).await.unwrap();
+        assert_eq!(pruned.agents, 1, "{}", db.label);
+        let listed: Vec<String> = store.agents().await.unwrap().into_iter().map(|a| a.id).collect();
+        assert_eq!(listed, ["here", "holding"], "{}", db.label);
         assert_eq!(pruned.runs, 1, "{}", db.label);
         assert_eq!(pruned.artifacts, 1, "only the unused artifact goes ({})", db.label);
         assert!(matches!(store.artifact(&unused.digest).await, Err(StoreError::NotFound { .. })));
@@ -618,11 +650,16 @@ async fn retention_deletes_expired_runs_logs_and_events() {
         assert!(matches!(store.run(&finished).await, Err(StoreError::NotFound { .. })));
         assert_eq!(
             store.run(&active).await.unwrap().state,
-            StateName::Scheduled,
+            StateName::Pending,
             "unfinished runs are kept"
         );
-        let keep_all =
-            Retention { logs: None, events: None, finished_runs: None, unused_artifacts: None };
+        let keep_all = Retention {
+            logs: None,
+            events: None,
+            finished_runs: None,
+            unused_artifacts: None,
+            disconnected_agents: None,
+        };
         assert_eq!(store.prune(&keep_all).await.unwrap(), Default::default());
     }
 }
@@ -1685,5 +1722,25 @@ async fn the_task_cache_answers_later_runs_of_its_deployment_until_expiry_within
         };
         assert!(kept(164).await && kept(103).await, "{label}");
         assert!(!kept(1).await && !kept(100).await, "the oldest were kept ({label})");
+    }
+}
+
+#[tokio::test]
+async fn every_deployment_command_names_the_nearest_deployment_when_one_is_misspelt() {
+    for db in both().await {
+        let store = &db.store;
+        deploy(store, "default", DeploymentSpec::default()).await;
+        let hinted = |error: StoreError| match error {
+            StoreError::NotFound { hint, .. } => hint.contains("did you mean `hello/default`?"),
+            _ => false,
+        };
+        let paused = store.set_deployment_paused("hello", "defualt", true).await.unwrap_err();
+        assert!(hinted(paused), "pause ({})", db.label);
+        let deleted = store.delete_deployment("hello", "defualt").await.unwrap_err();
+        assert!(hinted(deleted), "delete ({})", db.label);
+        let edited = store.edit_schedules("hello", "defualt", |_| Ok(())).await.unwrap_err();
+        assert!(hinted(edited), "schedules ({})", db.label);
+        let shown = store.deployment("hello", "defualt").await.unwrap_err();
+        assert!(hinted(shown), "read ({})", db.label);
     }
 }

@@ -4,6 +4,7 @@ use baton_proto::v1::{AgentInfo, FlowRun, Page, RunStats, StateName, Timestamp};
 use yew::prelude::*;
 use yew_router::prelude::*;
 
+use super::GONE_AGENTS;
 use crate::app::api::{Load, use_get};
 use crate::app::charts::{StateBars, Timeline};
 use crate::app::live::use_live_refresh;
@@ -135,6 +136,7 @@ fn agent_list(agents: &[AgentInfo]) -> Html {
         return html! { <Empty>{ prose("No agent has connected. Start one with `baton agent start`.") }</Empty> };
     }
     html! {
+        <>
         <ul class="list">
             { for agents.iter().map(|agent| {
                 let load = if agent.slots == 0 { 0.0 } else { f64::from(agent.running) / f64::from(agent.slots) };
@@ -149,5 +151,9 @@ fn agent_list(agents: &[AgentInfo]) -> Html {
                 }
             }) }
         </ul>
+        if agents.iter().any(|agent| !agent.connected) {
+            <p class="muted small">{ prose(GONE_AGENTS) }</p>
+        }
+        </>
     }
 }

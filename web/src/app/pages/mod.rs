@@ -18,6 +18,9 @@ use super::api::{Failure, send};
 use super::route::Route;
 use super::view::use_title;
 
+/// What becomes of agents that went away, said where agents are listed.
+const GONE_AGENTS: &str = "An agent out of contact for a day and holding no run (one of a stopped `baton serve`, say) is no longer listed; it is again when it comes back (`baton server start --retain-agents`).";
+
 pub fn page(route: Route) -> Html {
     match route {
         Route::Dashboard => html! { <dashboard::Dashboard /> },

@@ -4,7 +4,7 @@ use baton_proto::v1::{AgentInfo, PoolKind, PoolSpec, QueueSpec, WorkPool, variab
 use serde_json::Value;
 use yew::prelude::*;
 
-use super::{ActionButton, Changes, use_changes};
+use super::{ActionButton, Changes, GONE_AGENTS, use_changes};
 use crate::app::api::{escape, send, use_get};
 use crate::app::live::use_live_refresh;
 use crate::app::view::{Empty, When, changed_value, input_value, loaded, prose, use_title};
@@ -73,6 +73,7 @@ pub fn pools() -> Html {
                     return html! { <Empty>{ prose("No agent has connected. `baton agent token create` makes a token; `baton agent start --token …` connects one.") }</Empty> };
                 }
                 html! {
+                    <>
                     <table class="table">
                         <thead><tr><th>{ "Agent" }</th><th>{ "Pool" }</th><th>{ "Status" }</th><th>{ "Slots in use" }</th><th>{ "Last heartbeat" }</th><th>{ "Cached components" }</th><th>{ "Version" }</th></tr></thead>
                         <tbody>
@@ -89,6 +90,8 @@ pub fn pools() -> Html {
                         }) }
                         </tbody>
                     </table>
+                    <p class="muted">{ prose(GONE_AGENTS) }</p>
+                    </>
                 }
             }) }
         </section>
