@@ -98,6 +98,7 @@ fn main() {
     core.deploy(home.path(), "loop-forever", "bench", "");
     core.deploy(home.path(), "chain", "bench", "");
     core.deploy(home.path(), "subflow", "bench", "");
+    core.deploy(home.path(), "cached", "bench", "");
     // One agent; enough slots that runs in flight, not slots, bound the burst.
     let agent = AgentProcess::start_with_slots(&core, home.path(), &token, data.path(), 64);
     // And one of a process pool, for the backends side by side.
@@ -148,6 +149,7 @@ fn main() {
             ("hello/bench", json!({"a": 1, "b": 2})),
             ("sleeps/bench", json!({"millis": 1})),
             ("subflow/bench", subflow_params(0)),
+            ("cached/bench", json!({"key": "hit"})),
         ] {
             let id = create(&mut connection, deployment, params).await;
             completed(&mut connection, &id).await;
@@ -219,6 +221,32 @@ fn main() {
             child_to_parent_end[(child_to_parent_end.len() - 1) * 99 / 100],
             percentile(&parent_took, 0.50),
             percentile(&parent_took, 0.99),
+        );
+
+        // The task cache, one run at a time: a key seen before (the core
+        // answers with the stored result) and a new key each run (the task
+        // runs and its result is stored), beside `hello` above.
+        let mut hit = Vec::new();
+        let mut miss = Vec::new();
+        for i in 0..latency_runs.min(200) {
+            for (took, key) in [(&mut hit, "hit".to_owned()), (&mut miss, format!("miss-{i}"))] {
+                let sent = Instant::now();
+                let id = create(&mut connection, "cached/bench", json!({"key": key})).await;
+                completed(&mut connection, &id).await;
+                took.push(sent.elapsed());
+            }
+        }
+        hit.sort_unstable();
+        miss.sort_unstable();
+        println!(
+            "task cache, one run at a time ({} runs each of cached, one task with a cache key): \
+             create -> COMPLETED measured by the client, answered from the cache p50 {:.2?}, p99 {:.2?}; \
+             a new key (task runs, result stored) p50 {:.2?}, p99 {:.2?}",
+            hit.len(),
+            percentile(&hit, 0.50),
+            percentile(&hit, 0.99),
+            percentile(&miss, 0.50),
+            percentile(&miss, 0.99),
         );
 
         // The backends side by side: the same flow in the agent's sandbox,
