@@ -4,7 +4,8 @@
 //! wasm sandbox and in a process runner (whose flow asks through its
 //! agent); another deployment has a cache of its own; results the cache
 //! must not keep (too large, holding a secret) are not kept and the log
-//! says why; a pod's runner asks over the API with its execution's key.
+//! says why; a pod's runner asks over the API with its execution's key;
+//! the run page's Gantt chart marks a cached task.
 
 use serde_json::{Value, json};
 
@@ -157,4 +158,49 @@ fn a_pod_s_runner_asks_its_task_cache_over_the_api_with_its_execution_key() {
         })
     });
     assert!(refused, "{messages:#?}");
+}
+
+/// A run answered from the cache shows its task as CACHED on its page's
+/// Gantt chart, naming the run whose result it reused.
+#[test]
+fn the_run_page_s_gantt_chart_marks_a_cached_task() {
+    let system = baton_tests::System::start(2);
+    let (core, home) = (&system.core, system.home.path());
+    core.deploy(home, "cached", "default", "");
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            let id = crate::agents::run(core, home, "cached/default", &["key=ui"]);
+            crate::agents::wait_for(
+                core,
+                home,
+                &id,
+                "COMPLETED",
+                std::time::Duration::from_secs(30),
+            );
+            id
+        })
+        .collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let browser = baton_tests::browser::Browser::start().await;
+        // The first ran its task: no cached mark.
+        browser.client.goto(&format!("{}/runs/{}", core.url, ids[0])).await.unwrap();
+        browser.wait_text("svg.gantt g.task", "compute").await;
+        let marks = "return document.querySelectorAll('svg.gantt g.cached').length;";
+        assert_eq!(browser.client.execute(marks, vec![]).await.unwrap(), json!(0));
+        // The second did not: marked, with the run it came from.
+        browser.client.goto(&format!("{}/runs/{}", core.url, ids[1])).await.unwrap();
+        browser.wait_text("svg.gantt g.task.cached", "cached").await;
+        let title = browser
+            .client
+            .execute(
+                "return document.querySelector('svg.gantt g.cached title').textContent;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let says = format!("compute: CACHED, the result of run {}", ids[0]);
+        assert_eq!(title, json!(says));
+        browser.close().await;
+    });
 }
