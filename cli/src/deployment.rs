@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use baton_proto::v1::{CreateRun, Deployment, FlowRun, Timestamp};
+use baton_proto::v1::{CreateRun, Deployment, FlowRun, Schedule, Timestamp};
 use clap::{Args, Subcommand};
 
 use crate::client::{Client, deployment_path, segment};
@@ -118,11 +118,13 @@ pub async fn run(command: DeploymentCommand) -> anyhow::Result<ExitCode> {
             }
         }
         DeploymentCommand::Inspect { deployment, json } => {
-            let deployment: Deployment = client.get(&deployment_path(&deployment)?).await?;
+            let path = deployment_path(&deployment)?;
+            let deployment: Deployment = client.get(&path).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&deployment)?);
             } else {
-                print!("{}", describe(&deployment));
+                let schedules: Vec<Schedule> = client.get(&format!("{path}/schedules")).await?;
+                print!("{}", describe(&deployment, &schedules));
             }
         }
         DeploymentCommand::Run(args) => return create_run(&client, args).await,
@@ -145,12 +147,18 @@ pub async fn run(command: DeploymentCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn describe(d: &Deployment) -> String {
+/// A deployment as `deployment inspect` prints it, with its schedules
+/// (and their next times).
+fn describe(d: &Deployment, schedules: &[Schedule]) -> String {
     let spec = &d.spec;
     let mut text = format!("{}\n", d.full_name());
     let mut field = |name: &str, value: String| text.push_str(&format!("  {name:<18} {value}\n"));
     field("id", d.id.clone());
     field("artifact", spec.artifact.clone());
+    field(
+        "flow version",
+        if d.flow_version.is_empty() { "-".into() } else { d.flow_version.clone() },
+    );
     field("version", spec.version.clone().unwrap_or_else(|| "-".into()));
     field("description", spec.description.clone().unwrap_or_else(|| "-".into()));
     field("tags", spec.tags.join(", "));
@@ -172,8 +180,17 @@ fn describe(d: &Deployment) -> String {
     );
     field("retries", format!("{} (delay {} s)", spec.retries, spec.retry_delay_seconds));
     field("timeout", spec.timeout_seconds.map_or("-".into(), |s| format!("{s} s")));
-    field("schedules", spec.schedules.len().to_string());
+    let grants = &spec.capabilities;
+    let listed = |names: &[String]| if names.is_empty() { "-".into() } else { names.join(", ") };
+    field("variables", listed(&grants.variables));
+    field("secrets", listed(&grants.secrets));
+    field("outgoing hosts", listed(&grants.outgoing_hosts));
+    field("commands", listed(&grants.commands));
     field("updated", table::time(d.updated_at));
+    field("schedules", if schedules.is_empty() { "-".into() } else { schedules.len().to_string() });
+    for schedule in schedules {
+        text.push_str(&format!("    {} {}\n", schedule.id, crate::schedule::describe(schedule)));
+    }
     text
 }
 

@@ -99,6 +99,30 @@ fn rows(schedules: &[Schedule]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// One schedule in a line: what it is, its zone, state, catch-up, the
+/// parameters it overrides and its next times.
+pub(crate) fn describe(schedule: &Schedule) -> String {
+    let spec = &schedule.spec;
+    let mut text = format!(
+        "{} ({}), {}, catch-up {}",
+        kind(spec),
+        spec.timezone,
+        if spec.active { "active" } else { "paused" },
+        format!("{:?}", spec.catch_up).to_lowercase()
+    );
+    if !spec.parameters.is_empty() {
+        text.push_str(&format!(
+            ", parameters {}",
+            serde_json::Value::Object(spec.parameters.clone())
+        ));
+    }
+    if !schedule.next.is_empty() {
+        let next: Vec<String> = schedule.next.iter().map(|t| table::time(*t)).collect();
+        text.push_str(&format!(", next (UTC) {}", next.join(", ")));
+    }
+    text
+}
+
 const HEADERS: [&str; 6] = ["ID", "SCHEDULE", "TIMEZONE", "STATUS", "CATCH-UP", "NEXT (UTC)"];
 
 fn show(schedule: &Schedule, json: bool) -> anyhow::Result<()> {

@@ -164,3 +164,37 @@ fn a_deploy_the_core_refuses_in_part_writes_nothing_and_a_paused_deployment_take
     assert!(refused.stderr.contains("deployment hello/first is paused"), "{}", refused.stderr);
     assert!(started.elapsed() < Duration::from_secs(20), "it waited");
 }
+
+/// `baton deployment inspect` shows what a deployment grants and its
+/// schedules in full: kind, zone as written, state, catch-up, the
+/// parameters they override and their next times.
+#[test]
+fn deployment_inspect_shows_grants_and_schedules() {
+    let system = System::start(1);
+    let (core, home) = (&system.core, system.home.path());
+    core.deploy(
+        home,
+        "prints",
+        "nightly",
+        "    parameters: {lines: 3}
+    capabilities: {variables: [region], secrets: [token], outgoing_hosts: [api.example.com]}
+    schedules:
+      - {cron: \"0 3 * * *\", timezone: Europe/Berlin, parameters: {lines: 5}}
+",
+    );
+    let shown = system.ok(&["deployment", "inspect", "prints/nightly"]);
+    for expected in [
+        "variables          region",
+        "secrets            token",
+        "outgoing hosts     api.example.com",
+        "commands           -",
+        "schedules          1",
+        "cron 0 3 * * * (Europe/Berlin), active, catch-up",
+        "parameters {\"lines\":5}",
+        "next (UTC) ",
+    ] {
+        assert!(shown.contains(expected), "no {expected:?} in:\n{shown}");
+    }
+    let version = shown.lines().find(|l| l.trim_start().starts_with("flow version"));
+    assert!(version.is_some_and(|l| !l.ends_with(" -")), "{shown}");
+}
