@@ -49,12 +49,7 @@ impl Subflows {
         };
         match result {
             Ok(child) => Some(ChildAnswer::Run { run: child }),
-            Err(StoreError::Database(error)) => {
-                tracing::warn!(%error, run = %run_id, "could not answer about a subflow; the agent asks again");
-                None
-            }
-            Err(StoreError::StorageFull(_)) => None,
-            Err(error) => Some(ChildAnswer::Refused { reason: error.to_string() }),
+            Err(error) => error.refusal(&run_id).map(|reason| ChildAnswer::Refused { reason }),
         }
     }
 

@@ -5,7 +5,7 @@
 use baton_proto::v1::CacheAnswer;
 use baton_proto::v1::link::CacheRequest;
 
-use crate::store::{Asker, Store, StoreError};
+use crate::store::{Asker, Store};
 
 /// The answer to `request` from `asker`, or `None` when the database
 /// failed (no answer: the asker asks again).
@@ -13,11 +13,6 @@ pub async fn answer(store: &Store, asker: Asker<'_>, request: CacheRequest) -> O
     let CacheRequest { run_id, attempt, op } = request;
     match store.answer_task_cache(asker, &run_id, attempt, op).await {
         Ok(answer) => Some(answer),
-        Err(StoreError::Database(error)) => {
-            tracing::warn!(%error, run = %run_id, "could not answer a task cache call; the agent asks again");
-            None
-        }
-        Err(StoreError::StorageFull(_)) => None,
-        Err(error) => Some(CacheAnswer::Refused { reason: error.to_string() }),
+        Err(error) => error.refusal(&run_id).map(|reason| CacheAnswer::Refused { reason }),
     }
 }

@@ -177,17 +177,11 @@ impl FlowHost {
     }
 }
 
-impl OpenTask {
-    pub(crate) fn set_expiry(&mut self, milliseconds: u64) {
-        self.expire_after_ms = Some(milliseconds);
-    }
-}
-
 impl bindings::baton::flow::task_cache::Host for FlowHost {
     fn expire_after(&mut self, task_id: u64, milliseconds: u64) {
         // A task that is not open (finished, never started) is ignored.
         if let Some(task) = self.open_task_mut(task_id) {
-            task.set_expiry(milliseconds);
+            task.expire_after_ms = Some(milliseconds);
         }
     }
 }

@@ -106,6 +106,20 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 impl StoreError {
+    /// Why an execution's question (about its children, of its task
+    /// cache) is refused; `None` when the database failed or is full: no
+    /// answer, and the execution asks again.
+    pub fn refusal(self, run_id: &str) -> Option<String> {
+        match self {
+            StoreError::Database(error) => {
+                tracing::warn!(%error, run = %run_id, "could not answer an execution's question; it asks again");
+                None
+            }
+            StoreError::StorageFull(_) => None,
+            error => Some(error.to_string()),
+        }
+    }
+
     /// Whether the database refused a write for want of space (SQLite's
     /// `SQLITE_FULL`, PostgreSQL's `disk_full`): the write may be retried
     /// once space is freed; nothing was half-written.
