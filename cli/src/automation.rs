@@ -1,4 +1,4 @@
-//! `baton automation create|ls|inspect|pause|resume|delete`.
+//! `baton automation create|apply|ls|inspect|pause|resume|delete`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +14,13 @@ use crate::table;
 pub enum AutomationCommand {
     /// Create an automation from a YAML file (format in the README).
     Create {
+        /// The automation's YAML file.
+        #[arg(long, short)]
+        file: PathBuf,
+    },
+    /// Create an automation from a YAML file, or replace the one of its
+    /// name (kept paused or active; a changed trigger starts afresh).
+    Apply {
         /// The automation's YAML file.
         #[arg(long, short)]
         file: PathBuf,
@@ -44,37 +51,15 @@ pub enum AutomationCommand {
     },
 }
 
-/// An automation's JSON as people write it: no `null` fields, and a
-/// window in the largest unit that divides it (`within: 10m`).
-fn as_written(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(map) => {
-            map.retain(|_, field| !field.is_null());
-            for (key, field) in map.iter_mut() {
-                match (key.as_str(), field.as_u64()) {
-                    ("within", Some(seconds)) => *field = seconds_text(seconds).into(),
-                    _ => as_written(field),
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(as_written),
-        _ => {}
-    }
-}
-
-/// `90s`, `10m`, `25h`, `2d`: what `parse_seconds` reads back.
-fn seconds_text(seconds: u64) -> String {
-    [(86_400, "d"), (3_600, "h"), (60, "m")]
-        .iter()
-        .find(|(unit, _)| seconds > 0 && seconds.is_multiple_of(*unit))
-        .map_or_else(|| format!("{seconds}s"), |(unit, name)| format!("{}{name}", seconds / unit))
-}
-
-/// An automation written in YAML. Read through JSON's data model, so
-/// enums are written `{reactive: ...}` (serde_yaml wants `!reactive` tags).
+/// An automation written in YAML (format in the README).
 fn parse(text: &str) -> anyhow::Result<AutomationSpec> {
-    let value: serde_json::Value = serde_yaml::from_str(text).context("not YAML")?;
-    serde_json::from_value(value).context("not an automation (see the README)")
+    AutomationSpec::from_yaml(text).map_err(|problem| anyhow::anyhow!("{problem} (see the README)"))
+}
+
+fn read(file: &std::path::Path) -> anyhow::Result<AutomationSpec> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    parse(&text).with_context(|| format!("reading {}", file.display()))
 }
 
 fn row(automation: &Automation) -> Vec<String> {
@@ -107,10 +92,12 @@ pub async fn run(command: AutomationCommand) -> anyhow::Result<ExitCode> {
     let path = |automation: &str| format!("/api/automations/{}", segment(automation));
     match command {
         AutomationCommand::Create { file } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            let spec = parse(&text).with_context(|| format!("reading {}", file.display()))?;
-            let automation: Automation = client.post("/api/automations", &spec).await?;
+            let automation: Automation = client.post("/api/automations", &read(&file)?).await?;
+            show(&automation, false)?;
+        }
+        AutomationCommand::Apply { file } => {
+            let spec = read(&file)?;
+            let automation: Automation = client.put(&path(&spec.name), &spec).await?;
             show(&automation, false)?;
         }
         AutomationCommand::Ls { json } => {
@@ -127,9 +114,7 @@ pub async fn run(command: AutomationCommand) -> anyhow::Result<ExitCode> {
             if json {
                 show(&automation, true)?;
             } else {
-                let mut spec = serde_json::to_value(&automation.spec)?;
-                as_written(&mut spec);
-                print!("{}", serde_yaml::to_string(&spec)?);
+                print!("{}", automation.spec.to_yaml());
                 println!(
                     "# id {}, {}",
                     automation.id,
@@ -219,27 +204,6 @@ mod tests {
             let good = "name: nightly\ntrigger:\n  reactive:\n    event: run.failed\n    resource: run/*\n\
                 actions:\n  - run-deployment:\n      deployment: hello/default\n      parameters: {a: 1}\n";
             let _ = parse(&crate::fuzz::mutated(good, cut, &flips));
-        }
-    }
-
-    #[test]
-    fn an_automation_is_shown_as_it_would_be_written() {
-        let mut spec = serde_json::json!({
-            "trigger": {"reactive": {"event": "run.failed", "within": 600, "threshold": 1}},
-            "actions": [{"call_webhook": {"url": "http://x", "method": null}}],
-            "description": null,
-        });
-        as_written(&mut spec);
-        assert_eq!(
-            spec,
-            serde_json::json!({
-                "trigger": {"reactive": {"event": "run.failed", "within": "10m", "threshold": 1}},
-                "actions": [{"call_webhook": {"url": "http://x"}}],
-            })
-        );
-        for (seconds, text) in [(90, "90s"), (3_600, "1h"), (90_000, "25h"), (172_800, "2d")] {
-            assert_eq!(seconds_text(seconds), text);
-            assert_eq!(baton_proto::v1::parse_seconds(&seconds_text(seconds)), Some(seconds));
         }
     }
 }

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_proto::v1::{
-    Action, Automation, CreateRun, Event, EventTrigger, ProposeState, Timestamp, Trigger, Verdict,
+    Action, Automation, AutomationSpec, CreateRun, Event, EventTrigger, ProposeState, Timestamp,
+    Trigger, Verdict,
 };
 use serde_json::Value;
 use tokio::sync::{Notify, broadcast};
@@ -22,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::Dispatcher;
 use crate::feed::{Feed, name_matches};
-use crate::store::{EventFilter, Store, now};
+use crate::store::{AutomationPut, EventFilter, Store, StoreResult, now};
 
 /// Automations a chain of causes may pass through.
 pub const MAX_CHAIN: usize = 5;
@@ -150,8 +151,43 @@ impl Automations {
     }
 
     /// Reads the automations again (one was created, changed or deleted).
-    pub fn reload(&self) {
+    fn reload(&self) {
         self.reload.notify_one();
+    }
+
+    // Every change to an automation (API, CLI, UI) goes through these, so
+    // the engine watches what was stored.
+
+    pub async fn create(&self, spec: AutomationSpec) -> StoreResult<Automation> {
+        let automation = self.store.create_automation(spec).await?;
+        self.reload();
+        Ok(automation)
+    }
+
+    /// See [`Store::put_automation`].
+    pub async fn put(
+        &self,
+        id_or_name: &str,
+        spec: AutomationSpec,
+        dry_run: bool,
+    ) -> StoreResult<Option<AutomationPut>> {
+        let put = self.store.put_automation(id_or_name, spec, dry_run).await?;
+        if put.is_some() {
+            self.reload();
+        }
+        Ok(put)
+    }
+
+    pub async fn set_paused(&self, id_or_name: &str, paused: bool) -> StoreResult<Automation> {
+        let automation = self.store.set_automation_paused(id_or_name, paused).await?;
+        self.reload();
+        Ok(automation)
+    }
+
+    pub async fn delete(&self, id_or_name: &str) -> StoreResult<()> {
+        self.store.delete_automation(id_or_name).await?;
+        self.reload();
+        Ok(())
     }
 
     /// The automations to watch, with the matching events already inside

@@ -570,6 +570,23 @@ routes![
         doc("An automation, by id or name", "Automation")
     ),
     (
+        put,
+        Admin,
+        "/api/automations/{id}",
+        automations::put_automation,
+        RouteDoc {
+            body: Some("AutomationSpec"),
+            query: &[(
+                "dry_run",
+                "true: only check the automation as a write would, writing nothing (204)",
+            )],
+            ..doc(
+                "Replace an automation, by id or name (a new name in the body renames it; a changed trigger starts a proactive window afresh), or create it under the path's name: 200 replaced, 201 created",
+                "Automation",
+            )
+        }
+    ),
+    (
         delete,
         Admin,
         "/api/automations/{id}",

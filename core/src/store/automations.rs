@@ -1,15 +1,22 @@
 //! Automations: their specs (checked when stored), paused or not, the start
 //! of a proactive trigger's window, and the firings already claimed.
 
-use baton_proto::v1::{Action, Automation, AutomationSpec, Timestamp, Trigger};
+use baton_proto::v1::{Automation, AutomationSpec, Timestamp};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::deployments::check_name;
 use super::events::{self, NewEvent};
 use super::{Store, StoreError, StoreResult, found, json_column, new_id, now, to_json};
 
 const COLUMNS: &str = "id, name, spec, paused, armed_at, created_at, updated_at";
+
+/// What [`Store::put_automation`] wrote.
+#[derive(Debug, Clone)]
+pub struct AutomationPut {
+    pub automation: Automation,
+    /// No automation had the name before.
+    pub created: bool,
+}
 
 fn automation(row: &AnyRow) -> StoreResult<Automation> {
     Ok(Automation {
@@ -22,57 +29,9 @@ fn automation(row: &AnyRow) -> StoreResult<Automation> {
     })
 }
 
-/// Checks what the engine cannot act on.
-fn check(spec: &AutomationSpec) -> StoreResult<()> {
-    check_name("automation", &spec.name)?;
-    let trigger = match &spec.trigger {
-        Trigger::Reactive(t) => t,
-        Trigger::Proactive(t) => {
-            if t.within == 0 {
-                return Err(StoreError::Invalid(
-                    "a proactive trigger needs `within`: how long to wait for its events"
-                        .to_owned(),
-                ));
-            }
-            t
-        }
-    };
-    if trigger.event.is_empty() {
-        return Err(StoreError::Invalid("a trigger needs an `event` name or pattern".to_owned()));
-    }
-    if trigger.threshold == 0 {
-        return Err(StoreError::Invalid("a trigger's `threshold` must be at least 1".to_owned()));
-    }
-    if spec.actions.is_empty() {
-        return Err(StoreError::Invalid("an automation needs at least one action".to_owned()));
-    }
-    for (i, action) in spec.actions.iter().enumerate() {
-        let deployment = match action {
-            Action::RunDeployment { deployment, .. }
-            | Action::PauseDeployment { deployment }
-            | Action::ResumeDeployment { deployment } => Some(deployment),
-            _ => None,
-        };
-        if let Some(deployment) = deployment
-            && !deployment.contains("{{")
-            && deployment.split_once('/').is_none()
-        {
-            return Err(StoreError::Invalid(format!(
-                "actions[{i}]: deployment `{deployment}` is not FLOW/DEPLOYMENT"
-            )));
-        }
-        if let Action::CallWebhook { url, .. } = action
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(StoreError::Invalid(format!("actions[{i}]: url `{url}` is not http(s)")));
-        }
-    }
-    Ok(())
-}
-
 impl Store {
     pub async fn create_automation(&self, spec: AutomationSpec) -> StoreResult<Automation> {
-        check(&spec)?;
+        spec.check().map_err(StoreError::Invalid)?;
         let at = now();
         let id = new_id();
         let inserted = sqlx::query(
@@ -90,6 +49,73 @@ impl Store {
             return Err(StoreError::Conflict(format!("automation {} exists already", spec.name)));
         }
         self.automation(&id).await
+    }
+
+    /// Replaces the automation `id_or_name` names with `spec` (a new name
+    /// renames it; a changed trigger starts a proactive window afresh), or
+    /// creates it when there is none, then `spec` must carry that name.
+    /// With `dry_run`, only checks and writes nothing.
+    pub async fn put_automation(
+        &self,
+        id_or_name: &str,
+        spec: AutomationSpec,
+        dry_run: bool,
+    ) -> StoreResult<Option<AutomationPut>> {
+        spec.check().map_err(StoreError::Invalid)?;
+        let current = match self.automation(id_or_name).await {
+            Ok(current) => Some(current),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let Some(current) = current else {
+            if spec.name != id_or_name {
+                return Err(StoreError::Invalid(format!(
+                    "there is no automation {id_or_name} to replace, and a new one takes its \
+                     name from the path: the body names it `{}`",
+                    spec.name
+                )));
+            }
+            if dry_run {
+                return Ok(None);
+            }
+            let automation = self.create_automation(spec).await?;
+            return Ok(Some(AutomationPut { automation, created: true }));
+        };
+        if spec.name != current.spec.name
+            && let Ok(other) = self.automation(&spec.name).await
+            && other.id != current.id
+        {
+            return Err(StoreError::Conflict(format!(
+                "automation {} exists already: pick another name",
+                spec.name
+            )));
+        }
+        if dry_run {
+            return Ok(None);
+        }
+        let at = now();
+        let rearm = spec.trigger != current.spec.trigger;
+        let updated = sqlx::query(
+            "UPDATE automations SET name = $1, spec = $2, updated_at = $3, \
+             armed_at = CASE WHEN $4 = 1 THEN $3 ELSE armed_at END \
+             WHERE id = $5 AND NOT EXISTS (SELECT 1 FROM automations o WHERE o.name = $1 AND o.id <> $5)",
+        )
+        .bind(&spec.name)
+        .bind(to_json(&spec)?)
+        .bind(at.0)
+        .bind(i64::from(rearm))
+        .bind(&current.id)
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            // Deleted, or the new name taken, since it was read.
+            return Err(StoreError::Conflict(format!(
+                "automation {id_or_name} changed while it was being replaced: try again"
+            )));
+        }
+        let automation = self.automation(&current.id).await?;
+        Ok(Some(AutomationPut { automation, created: false }))
     }
 
     /// An automation by id or name.

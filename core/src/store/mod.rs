@@ -37,6 +37,7 @@ mod values;
 mod webhooks;
 
 pub use agents::{AgentLease, AgentRecord, DueRun, HeldRun};
+pub use automations::AutomationPut;
 pub use deployments::DeploymentFilter;
 pub use events::EventFilter;
 pub use pools::{DEFAULT_QUEUE, ESCALATED};

@@ -722,3 +722,31 @@ async fn pools_get_their_type_s_job_template_and_a_given_one_is_checked() {
         assert!(error["message"].as_str().unwrap().contains(named), "{error}");
     }
 }
+
+#[tokio::test]
+async fn an_automation_is_put_checked_by_a_dry_run_and_replaced_by_name() {
+    let api = api().await;
+    let spec = |event: &str, within: Value| {
+        json!({"name": "watch", "trigger": {"proactive": {"event": event, "within": within}},
+            "actions": [{"cancel-run": {}}]})
+    };
+    let (status, error) =
+        api.json(Method::PUT, "/api/automations/watch?dry_run=true", spec("run.*", json!(0))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert!(error["message"].as_str().unwrap().contains("needs `within`"), "{error}");
+    let (status, _) = api
+        .json(Method::PUT, "/api/automations/watch?dry_run=true", spec("run.*", json!("1h")))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, listed) = api.get("/api/automations").await;
+    assert_eq!(listed, json!([]), "a dry run wrote");
+    let (status, made) =
+        api.json(Method::PUT, "/api/automations/watch", spec("run.*", json!("1h"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let (status, replaced) =
+        api.json(Method::PUT, "/api/automations/watch", spec("run.failed", json!(60))).await;
+    assert_eq!(status, StatusCode::OK, "{replaced}");
+    assert_eq!(replaced["id"], made["id"]);
+    assert_eq!(replaced["trigger"]["proactive"]["event"], "run.failed");
+    assert_eq!(replaced["trigger"]["proactive"]["within"], 60);
+}

@@ -58,3 +58,58 @@ async fn automations_are_checked_and_fire_once() {
         assert!(matches!(store.automation("watch").await, Err(StoreError::NotFound { .. })));
     }
 }
+
+#[tokio::test]
+async fn an_automation_is_replaced_renamed_or_created_by_put_and_a_dry_run_writes_nothing() {
+    for db in both().await {
+        let store = &db.store;
+        let label = &db.label;
+        let reactive = spec(json!({"reactive": {"event": "run.failed"}}));
+        // Nothing by that name: created under the path's name, which the
+        // body must carry.
+        assert!(matches!(
+            store.put_automation("other", reactive.clone(), false).await,
+            Err(StoreError::Invalid(m)) if m.contains("`watch`")
+        ));
+        assert!(store.put_automation("watch", reactive.clone(), true).await.unwrap().is_none());
+        assert!(store.automations().await.unwrap().is_empty(), "{label}: a dry run wrote");
+        let made = store.put_automation("watch", reactive.clone(), false).await.unwrap().unwrap();
+        assert!(made.created, "{label}");
+
+        // The same trigger keeps its window; another starts it afresh.
+        let mut described = reactive.clone();
+        described.description = Some("why".into());
+        let kept = store.put_automation("watch", described, false).await.unwrap().unwrap();
+        assert!(!kept.created && kept.automation.id == made.automation.id, "{label}");
+        assert_eq!(kept.automation.spec.description.as_deref(), Some("why"));
+        assert_eq!(kept.automation.armed_at, made.automation.armed_at, "{label}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let proactive = spec(json!({"proactive": {"event": "run.completed", "within": "1h"}}));
+        let rearmed =
+            store.put_automation(&made.automation.id, proactive, false).await.unwrap().unwrap();
+        assert!(rearmed.automation.armed_at.0 > made.automation.armed_at.0, "{label}");
+
+        // Renamed by its id; a name another automation holds is refused,
+        // and so is a spec the rules refuse, with nothing changed.
+        let mut renamed = reactive.clone();
+        renamed.name = "watch-2".into();
+        let moved = store.put_automation("watch", renamed, false).await.unwrap().unwrap();
+        assert_eq!(moved.automation.id, made.automation.id, "{label}");
+        assert!(matches!(store.automation("watch").await, Err(StoreError::NotFound { .. })));
+        store.create_automation(reactive.clone()).await.unwrap();
+        let mut taken = reactive.clone();
+        taken.name = "watch".into();
+        assert!(matches!(
+            store.put_automation("watch-2", taken, true).await,
+            Err(StoreError::Conflict(m)) if m.contains("exists already")
+        ));
+        let mut no_actions = reactive;
+        no_actions.name = "watch-2".into();
+        no_actions.actions.clear();
+        assert!(matches!(
+            store.put_automation("watch-2", no_actions, false).await,
+            Err(StoreError::Invalid(m)) if m.contains("at least one action")
+        ));
+        assert_eq!(store.automation("watch-2").await.unwrap().spec.actions.len(), 1, "{label}");
+    }
+}

@@ -30,7 +30,10 @@ pub use api::{
     SkipLate, Skipped, StateChange, StateCount, TaskRun, Transition, Variable, Verdict, Webhook,
     WebhookSpec, WorkPool, WorkQueue, split_api_token,
 };
-pub use automation::{Action, Automation, AutomationSpec, EventTrigger, Trigger, parse_seconds};
+pub use automation::{
+    Action, Automation, AutomationSpec, EventTrigger, Trigger, WEBHOOK_METHODS, as_written,
+    parse_seconds, seconds_text,
+};
 pub use deployment::{
     Capabilities, CatchUp, ConcurrencyPolicy, Deployment, DeploymentSpec, DeploymentUpserted,
     Schedule, ScheduleSpec,

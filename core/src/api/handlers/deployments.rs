@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use baton_proto::v1::{Deployment, DeploymentSpec};
 use serde::Deserialize;
 
-use super::{JsonBody, digest};
+use super::{DryRun, JsonBody, digest};
 use crate::api::{ApiFailure, ApiResult, AppState};
 use crate::store::DeploymentFilter;
 
@@ -26,17 +26,10 @@ pub async fn list_deployments(
     Ok(Json(state.store.deployments(&filter).await?))
 }
 
-#[derive(Deserialize)]
-pub struct UpsertQuery {
-    /// Only check the deployment; write nothing.
-    #[serde(default)]
-    dry_run: bool,
-}
-
 pub async fn upsert_deployment(
     State(state): State<AppState>,
     Path((flow, name)): Path<(String, String)>,
-    Query(query): Query<UpsertQuery>,
+    Query(query): Query<DryRun>,
     JsonBody(spec): JsonBody<DeploymentSpec>,
 ) -> ApiResult<axum::response::Response> {
     if spec.artifact.is_empty() {

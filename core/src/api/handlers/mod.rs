@@ -57,3 +57,10 @@ fn ask_again() -> ApiFailure {
 fn digest(raw: &str) -> String {
     if raw.starts_with("sha256:") { raw.to_owned() } else { format!("sha256:{raw}") }
 }
+
+/// `?dry_run=true` of a PUT: only check; write nothing.
+#[derive(serde::Deserialize)]
+pub struct DryRun {
+    #[serde(default)]
+    dry_run: bool,
+}
