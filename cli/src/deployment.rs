@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use baton_proto::v1::{CreateRun, Deployment, FlowRun, Schedule, Timestamp};
+use baton_proto::v1::{
+    CreateRun, DEFAULT_WORK_POOL, DEFAULT_WORK_QUEUE, Deployment, FlowRun, Schedule, Timestamp,
+};
 use clap::{Args, Subcommand};
 
 use crate::client::{Client, deployment_path, segment};
@@ -168,8 +170,8 @@ fn describe(d: &Deployment, schedules: &[Schedule]) -> String {
         "work pool",
         format!(
             "{} / {}",
-            spec.work_pool.as_deref().unwrap_or("-"),
-            spec.work_queue.as_deref().unwrap_or("-")
+            spec.work_pool.as_deref().unwrap_or(DEFAULT_WORK_POOL),
+            spec.work_queue.as_deref().unwrap_or(DEFAULT_WORK_QUEUE)
         ),
     );
     field(

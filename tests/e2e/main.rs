@@ -12,6 +12,7 @@ mod agents;
 mod api_fuzz;
 mod automations;
 mod cli_flow;
+mod cli_golden;
 mod commands;
 mod core;
 mod events;

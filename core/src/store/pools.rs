@@ -14,7 +14,7 @@ use super::{
 };
 
 /// The queue every pool has.
-pub const DEFAULT_QUEUE: &str = "default";
+pub const DEFAULT_QUEUE: &str = baton_proto::v1::DEFAULT_WORK_QUEUE;
 
 impl Store {
     /// Makes sure a pool of this name exists (a `wasm` pool with defaults

@@ -96,7 +96,7 @@ pub enum Action {
     RunDeployment {
         #[cfg_attr(feature = "schema", schemars(pattern(r"/|\{\{")))]
         deployment: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Map::is_empty")]
         parameters: Map<String, Value>,
     },
     PauseDeployment {
@@ -133,7 +133,7 @@ pub enum Action {
         url: String,
         #[serde(default)]
         method: Option<String>,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Map::is_empty")]
         headers: Map<String, Value>,
         #[serde(default)]
         body: Option<Value>,
@@ -282,7 +282,16 @@ impl AutomationSpec {
     pub fn to_yaml(&self) -> String {
         let mut value = serde_json::to_value(self).unwrap_or_default();
         as_written(&mut value);
-        serde_yaml::to_string(&value).unwrap_or_else(|e| format!("# not writable as YAML: {e}\n"))
+        // In the order people read an automation, not the alphabet's.
+        let mut ordered = serde_yaml::Mapping::new();
+        if let Value::Object(mut fields) = value {
+            for key in ["name", "description", "trigger", "actions"] {
+                if let Some(field) = fields.remove(key) {
+                    ordered.insert(key.into(), serde_yaml::to_value(field).unwrap_or_default());
+                }
+            }
+        }
+        serde_yaml::to_string(&ordered).unwrap_or_else(|e| format!("# not writable as YAML: {e}\n"))
     }
 }
 
@@ -403,6 +412,7 @@ mod tests {
         });
         let yaml = written.to_yaml();
         assert!(yaml.contains("within: 10m"), "{yaml}");
+        assert!(yaml.starts_with("name: nightly\ntrigger:"), "{yaml}");
         assert!(!yaml.contains("null"), "{yaml}");
         assert_eq!(AutomationSpec::from_yaml(&yaml), Ok(written));
         assert!(AutomationSpec::from_yaml("name: [").unwrap_err().starts_with("not YAML"));

@@ -6,6 +6,10 @@ use serde_json::{Map, Value};
 
 use super::Timestamp;
 
+/// The work pool and queue of a deployment that names none.
+pub const DEFAULT_WORK_POOL: &str = "default";
+pub const DEFAULT_WORK_QUEUE: &str = "default";
+
 /// What happens to a new run when its deployment's concurrency limit is
 /// reached.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -35,8 +35,8 @@ pub use automation::{
     parse_seconds, seconds_text,
 };
 pub use deployment::{
-    Capabilities, CatchUp, ConcurrencyPolicy, Deployment, DeploymentSpec, DeploymentUpserted,
-    Schedule, ScheduleSpec,
+    Capabilities, CatchUp, ConcurrencyPolicy, DEFAULT_WORK_POOL, DEFAULT_WORK_QUEUE, Deployment,
+    DeploymentSpec, DeploymentUpserted, Schedule, ScheduleSpec,
 };
 pub use flow::FlowInfo;
 pub use jobs::{

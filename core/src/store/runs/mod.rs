@@ -27,7 +27,7 @@ const COLUMNS: &str = "id, deployment_id, flow_name, deployment_name, parameters
     parent_id, retry_of, progress_fraction, progress_message, progress_at";
 
 /// The pool of runs whose deployment names none.
-pub const DEFAULT_POOL: &str = "default";
+pub const DEFAULT_POOL: &str = baton_proto::v1::DEFAULT_WORK_POOL;
 
 /// Most runs (or task runs) one page holds.
 pub const MAX_PAGE: u32 = 500;
