@@ -78,11 +78,16 @@ impl Task {
             let id = match host::start_task(&spec) {
                 TaskStart::Cached(json) => match serde_json::from_str(&json) {
                     Ok(value) => return Ok(value),
-                    // A cached value of another shape (the task's type changed):
-                    // run the task instead.
-                    Err(_) => host::start_task(&TaskSpec { cache_key: None, ..spec }),
-                }
-                .task_id()?,
+                    // A cached value of another shape (the task's type
+                    // changed): run the task, and its result replaces it.
+                    Err(e) => {
+                        crate::warn!(
+                            "task `{}`: the cached result is not what the task returns now ({e}); running it and replacing that result",
+                            self.name
+                        );
+                        task_cache::start_uncached(&spec)
+                    }
+                },
                 TaskStart::Run(id) => id,
             };
             if let (Some(_), Some(expiration)) = (&self.cache_key, self.cache_expiration) {
@@ -115,17 +120,6 @@ impl Task {
                 std::thread::sleep(self.retry_delay);
             }
             attempt += 1;
-        }
-    }
-}
-
-impl TaskStart {
-    fn task_id(self) -> anyhow::Result<u64> {
-        match self {
-            TaskStart::Run(id) => Ok(id),
-            TaskStart::Cached(_) => Err(anyhow::anyhow!(
-                "the host answered from its cache for a task without a cache key"
-            )),
         }
     }
 }

@@ -13,6 +13,7 @@ wasmtime::component::bindgen!({
         "baton:flow/subflows.run-deployment": async,
         // The task cache may be the core's, over the network.
         "baton:flow/host.start-task": async,
+        "baton:flow/task-cache.start-uncached": async,
         "baton:flow/host.finish-task": async,
     },
 });

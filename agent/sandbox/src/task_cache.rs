@@ -107,10 +107,14 @@ impl FlowHost {
         })
     }
 
-    /// Starts a task: answered from the cache when its key has a result
-    /// there, else numbered and reported as started.
-    pub(crate) async fn start_cached_task(&mut self, spec: TaskSpec) -> TaskStart {
-        if let Some(key) = &spec.cache_key {
+    /// Starts a task: answered from the cache when `read_cache` and its
+    /// key has a result there, else numbered and reported as started.
+    pub(crate) async fn start_cached_task(
+        &mut self,
+        spec: TaskSpec,
+        read_cache: bool,
+    ) -> TaskStart {
+        if let Some(key) = spec.cache_key.as_ref().filter(|_| read_cache) {
             match self.ask_cache(CacheOp::Get { key: key_digest(key) }).await {
                 CacheAnswer::Hit { output, run_id } => {
                     let task_id = self.next_task_id();
@@ -178,6 +182,15 @@ impl FlowHost {
 }
 
 impl bindings::baton::flow::task_cache::Host for FlowHost {
+    async fn start_uncached(&mut self, spec: TaskSpec) -> u64 {
+        match self.start_cached_task(spec, false).await {
+            TaskStart::Run(task_id) => task_id,
+            // Never: the cache was not read. A task id no task has is
+            // ignored by `finish-task` and `expire-after` alike.
+            TaskStart::Cached(_) => u64::MAX,
+        }
+    }
+
     fn expire_after(&mut self, task_id: u64, milliseconds: u64) {
         // A task that is not open (finished, never started) is ignored.
         if let Some(task) = self.open_task_mut(task_id) {

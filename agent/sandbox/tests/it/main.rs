@@ -12,9 +12,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use baton_proto::v1::{CacheAnswer, CacheOp};
 use baton_proto::v1::{ReportBody, RunOutcome, TaskOutcome};
 use baton_sandbox::{
     LoadError, MemoryTaskCache, ReportCollector, RunLimits, RunRequest, Sandbox, SandboxConfig,
+    TaskCache,
 };
 use serde_json::json;
 
@@ -160,6 +162,39 @@ async fn a_cache_key_answers_a_second_run_from_the_cache() {
         );
     }
     assert_eq!(cached_names, [vec![], vec!["extract".to_owned()]]);
+}
+
+/// A result stored by an older version whose task returned another type:
+/// the task runs (the log says why) and its result replaces the old one.
+#[tokio::test]
+async fn a_cached_result_of_another_shape_is_replaced_by_running_the_task() {
+    let sandbox = sandbox();
+    let flow = sandbox.load(&baton_tests::flow_wasm("cached")).unwrap();
+    let cache = Arc::new(MemoryTaskCache::default());
+    let stale = CacheOp::Put {
+        key: baton_sandbox::key_digest("k"),
+        output: "42".into(),
+        expire_after_ms: None,
+    };
+    assert!(matches!(cache.ask(stale).await, CacheAnswer::Stored));
+    let mut outputs = Vec::new();
+    for _ in 0..2 {
+        let reports = Arc::new(ReportCollector::default());
+        let mut request = RunRequest::new(json!({"key": "k"}), reports.clone());
+        request.task_cache = cache.clone();
+        let RunOutcome::Completed { output } = sandbox.run(&flow, request).await else {
+            panic!("{:?}", log_messages(&reports));
+        };
+        outputs.push((output, log_messages(&reports)));
+    }
+    let (first, logs) = &outputs[0];
+    assert!(logs.iter().any(|l| l.contains("the cached result is not what the task returns now")));
+    assert!(logs.iter().any(|l| l == "computing k"), "{logs:?}");
+    // The second run is answered with the first's result, stored in place
+    // of the stale one.
+    let (second, logs) = &outputs[1];
+    assert!(!logs.iter().any(|l| l == "computing k"), "{logs:?}");
+    assert_eq!(second, first);
 }
 
 #[tokio::test]
