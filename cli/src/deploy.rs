@@ -78,7 +78,7 @@ pub async fn deploy(file: &Path) -> anyhow::Result<ExitCode> {
 
 /// Where this installation's SDK is, when `baton` was built from a clone.
 fn sdk_dependency() -> String {
-    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/rust");
     match sdk.canonicalize() {
         Ok(path) => format!("baton-sdk = {{ path = {:?} }}", path.display().to_string()),
         Err(_) => format!("baton-sdk = \"{}\"", env!("CARGO_PKG_VERSION")),

@@ -192,9 +192,9 @@ fn the_flow_written_in_the_readme_builds_and_runs() {
     let dir = tempfile::tempdir().unwrap();
     let crate_dir = dir.path().join("greet");
     std::fs::create_dir_all(crate_dir.join("src")).unwrap();
-    let sdk = repo_root().join("sdk");
-    let manifest =
-        readme_block("`Cargo.toml`:", "toml").replace("/path/to/baton/sdk", sdk.to_str().unwrap());
+    let sdk = repo_root().join("sdk/rust");
+    let manifest = readme_block("`Cargo.toml`:", "toml")
+        .replace("/path/to/baton/sdk/rust", sdk.to_str().unwrap());
     std::fs::write(crate_dir.join("Cargo.toml"), manifest).unwrap();
     std::fs::write(crate_dir.join("src/lib.rs"), readme_block("`src/lib.rs`:", "rust")).unwrap();
     // Same dependency versions and build directory as the workspace, so

@@ -43,7 +43,7 @@ mod task;
 pub mod bindings {
     //! Generated from `wit/flow.wit`.
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "../../wit",
         world: "flow-component",
         pub_export_macro: true,
         export_macro_name: "__export_flow_component",
