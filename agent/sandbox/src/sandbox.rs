@@ -27,6 +27,11 @@ use crate::http::HttpHooks;
 use crate::limits::MemoryCap;
 use crate::scratch::{Scratch, ScratchFilesystem, ScratchPool, ScratchView};
 
+/// Core instances one run may hold: room for a Python component (14)
+/// with some to spare. A slot's share of the pool is virtual memory until
+/// used, so this costs little where runs are smaller.
+const CORE_INSTANCES_PER_SLOT: u32 = 24;
+
 /// How a [`Sandbox`] is set up.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
@@ -154,14 +159,15 @@ impl Sandbox {
         let max_memory_bytes =
             config.max_memory_bytes.max(crate::run::DESCRIBE_LIMITS.memory_bytes);
         let mut pool = PoolingAllocationConfig::new();
-        // A Rust component holds a few core instances (the program, the WASI
-        // adapter, shims), one or two memories and a few tables.
+        // A Rust component holds 3 core instances (the program, the WASI
+        // adapter, shims), a Python one 14 (CPython, its libraries, the
+        // adapters); each one memory and two tables. A slot holds either.
         pool.total_component_instances(instances)
-            .total_core_instances(instances.saturating_mul(8))
+            .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_SLOT))
             .total_memories(instances.saturating_mul(2))
             .total_tables(instances.saturating_mul(8))
             .total_stacks(instances)
-            .max_core_instances_per_component(16)
+            .max_core_instances_per_component(CORE_INSTANCES_PER_SLOT)
             .max_memories_per_component(4)
             .max_tables_per_component(16)
             .max_memory_size(usize::try_from(max_memory_bytes).unwrap_or(usize::MAX));
