@@ -85,9 +85,16 @@ fn sdk_dependency() -> String {
     }
 }
 
-pub fn init(dir: &Path, name: Option<String>) -> anyhow::Result<ExitCode> {
+/// The language of the flow `baton init` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    Rust,
+    Python,
+}
+
+pub fn init(dir: &Path, name: Option<String>, language: Language) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for existing in ["baton.yaml", "Cargo.toml", "src"] {
+    for existing in ["baton.yaml", "Cargo.toml", "src", "pyproject.toml", "flow.py"] {
         if dir.join(existing).exists() {
             bail!(
                 "{} already has {existing}; `baton init` starts a project in an empty folder",
@@ -111,12 +118,21 @@ pub fn init(dir: &Path, name: Option<String>) -> anyhow::Result<ExitCode> {
     if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
         bail!("`{name}` cannot name a flow: give --name with a letter first");
     }
-    let files: [(PathBuf, String); 3] = [
-        (dir.join("Cargo.toml"), cargo_toml(&name)),
-        (dir.join("src").join("lib.rs"), LIB_RS.to_owned()),
-        (dir.join("baton.yaml"), BATON_YAML.to_owned()),
-    ];
-    std::fs::create_dir_all(dir.join("src"))?;
+    let files: [(PathBuf, String); 3] = match language {
+        Language::Rust => {
+            std::fs::create_dir_all(dir.join("src"))?;
+            [
+                (dir.join("Cargo.toml"), cargo_toml(&name)),
+                (dir.join("src").join("lib.rs"), LIB_RS.to_owned()),
+                (dir.join("baton.yaml"), BATON_YAML.to_owned()),
+            ]
+        }
+        Language::Python => [
+            (dir.join("pyproject.toml"), pyproject_toml(&name)),
+            (dir.join("flow.py"), FLOW_PY.replace("NAME", &name)),
+            (dir.join("baton.yaml"), BATON_YAML.to_owned()),
+        ],
+    };
     for (path, text) in &files {
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
@@ -151,6 +167,44 @@ schemars = "1"
     )
 }
 
+fn pyproject_toml(name: &str) -> String {
+    format!(
+        r#"[project]
+name = "{name}"
+version = "0.1.0"
+description = "Greets someone (a starter Baton flow)"
+requires-python = ">=3.11"
+# Pure-Python packages only: they are bundled into the component.
+dependencies = []
+
+[tool.baton]
+# The module whose import registers the flow.
+module = "flow"
+"#
+    )
+}
+
+const FLOW_PY: &str = r#""""A starter flow: greets someone, in a task that is retried on failure."""
+
+from baton import flow, log, task
+
+
+@task(retries=2)
+def compose(name: str) -> str:
+    return f"hello, {name}!"
+
+
+@flow(name="NAME", version="0.1.0")
+def greet(name: str = "world") -> str:
+    """Greets someone.
+
+    Args:
+        name: Who to greet.
+    """
+    log.info(f"greeting {name}")
+    return compose(name)
+"#;
+
 const LIB_RS: &str = r#"//! A starter flow: greets someone, in a task that is retried on failure.
 
 use baton_sdk::prelude::*;
@@ -180,8 +234,9 @@ const BATON_YAML: &str = r#"# The Baton project file: `baton deploy` builds the 
 # core and creates or updates each deployment below.
 name: starter
 
-# How the flow is built: `crate` (default: this folder) is built with
-# `baton flow build`; or give `component: path/to/flow.wasm`.
+# How the flow is built: `crate` (default: this folder; a Rust crate or a
+# Python project) is built with `baton flow build`; or give
+# `component: path/to/flow.wasm`.
 build:
   crate: .
 

@@ -4,6 +4,7 @@
 mod agent;
 mod api_token;
 mod automation;
+mod build;
 mod client;
 mod deploy;
 mod deployment;
@@ -79,6 +80,9 @@ enum Command {
         /// The flow's name (default: the folder's).
         #[arg(long)]
         name: Option<String>,
+        /// Write a Python flow (pyproject.toml, flow.py) instead of a Rust crate.
+        #[arg(long)]
+        python: bool,
     },
     /// Deployments on the core.
     #[command(subcommand)]
@@ -177,7 +181,11 @@ fn main() -> ExitCode {
                 Command::Agent(command) => agent::run(command).await,
                 Command::Serve(args) => serve::serve(args).await,
                 Command::Deploy { file } => deploy::deploy(&file).await,
-                Command::Init { dir, name } => deploy::init(&dir, name),
+                Command::Init { dir, name, python } => deploy::init(
+                    &dir,
+                    name,
+                    if python { deploy::Language::Python } else { deploy::Language::Rust },
+                ),
                 Command::Deployment(command) => deployment::run(command).await,
                 Command::Run(command) => runs::run(command).await,
                 Command::Event(command) => events::run(command).await,

@@ -14,7 +14,7 @@ use baton_proto::v1::{
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::flow::build_component;
+use crate::build::build_component;
 
 /// The whole file.
 #[derive(Debug, Deserialize)]

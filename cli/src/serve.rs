@@ -16,8 +16,8 @@ use baton_proto::v1::{
 use clap::Args;
 
 use crate::baton_home;
+use crate::build::build_component;
 use crate::client::{Client, deployment_path};
-use crate::flow::build_component;
 use crate::params;
 use crate::project::Project;
 use crate::values::{self, ValueKind};
