@@ -150,3 +150,84 @@ fn no_execution_backend_imports_another() {
     sources.insert("process".to_owned(), "use super::wasm::Wasm;".to_owned());
     assert_eq!(backend_imports(&sources), ["backend process names super::wasm"]);
 }
+
+/// Modules the Python SDK may import: the standard library's that it
+/// uses, and (in `_component.py` only, built into a component) the
+/// bindings componentize-py generates.
+const PYTHON_SDK_IMPORTS: [&str; 17] = [
+    "__future__",
+    "collections",
+    "dataclasses",
+    "datetime",
+    "enum",
+    "functools",
+    "inspect",
+    "json",
+    "linecache",
+    "logging",
+    "os",
+    "re",
+    "sys",
+    "time",
+    "traceback",
+    "types",
+    "typing",
+];
+const PYTHON_BINDINGS: [&str; 2] = ["wit_world", "componentize_py_types"];
+
+/// Each Python SDK file's imports that its layer does not allow.
+fn python_sdk_imports(sources: &BTreeMap<String, String>) -> Vec<String> {
+    let mut broken = Vec::new();
+    for (file, source) in sources {
+        let mut in_docstring = false;
+        for line in source.lines().map(str::trim) {
+            // Examples in docstrings import what a flow would.
+            if line.matches("\"\"\"").count() % 2 == 1 {
+                in_docstring = !in_docstring;
+                continue;
+            }
+            if in_docstring {
+                continue;
+            }
+            let module = match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+                ["import", module, ..] | ["from", module, "import", ..] => module.to_string(),
+                _ => continue,
+            };
+            let top = module.split('.').next().unwrap_or_default();
+            let allowed = module.starts_with('.')
+                || PYTHON_SDK_IMPORTS.contains(&top)
+                || (file == "_component.py" && PYTHON_BINDINGS.contains(&top));
+            if !allowed {
+                broken.push(format!("{file} imports {module}"));
+            }
+        }
+    }
+    broken
+}
+
+#[test]
+fn the_python_sdk_needs_only_the_standard_library_and_the_cli_carries_all_of_it() {
+    let dir = repo_root().join("sdk/python/baton");
+    let mut sources = BTreeMap::new();
+    for path in std::fs::read_dir(&dir).unwrap().map(|entry| entry.unwrap().path()) {
+        if path.extension().is_some_and(|e| e == "py") {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            sources.insert(name, std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    assert!(sources.len() >= 6, "{:?}", sources.keys());
+    assert_eq!(python_sdk_imports(&sources), Vec::<String>::new());
+    // `baton flow build` writes the SDK from its own copy: every file.
+    let build = std::fs::read_to_string(repo_root().join("cli/src/build/python.rs")).unwrap();
+    for file in sources.keys() {
+        let carried = format!("(\"{file}\", include_str!(\"../../../sdk/python/baton/{file}\"))");
+        assert!(build.contains(&carried), "cli/src/build/python.rs does not carry {file}");
+    }
+    // The check sees a forbidden import when there is one.
+    sources
+        .insert("_task.py".to_owned(), "import wit_world\nfrom requests import get\n".to_owned());
+    assert_eq!(
+        python_sdk_imports(&sources),
+        ["_task.py imports wit_world", "_task.py imports requests"]
+    );
+}

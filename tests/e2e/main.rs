@@ -23,6 +23,7 @@ mod http;
 mod infrastructure;
 mod layering;
 mod newcomer;
+mod python;
 mod run_logs;
 mod schedules;
 mod subflows;

@@ -86,7 +86,8 @@ pub fn target_dir() -> PathBuf {
 /// The Python tools the tests run, pinned so that a new release's checks
 /// cannot fail a build that passed: Schemathesis for the API fuzzing test,
 /// kubernetes-validate for the Kubernetes manifests.
-pub const PYTHON_TOOLS: [&str; 2] = ["schemathesis==4.32.5", "kubernetes-validate==1.37.0"];
+pub const PYTHON_TOOLS: [&str; 3] =
+    ["schemathesis==4.32.5", "kubernetes-validate==1.37.0", "componentize-py==0.25.1"];
 
 /// The Python virtual environment `cargo xtask setup` installs
 /// [`PYTHON_TOOLS`] into.
@@ -115,7 +116,32 @@ pub fn baton(home: &Path) -> Command {
     let mut command = Command::new(baton_binary());
     command.env("BATON_HOME", home).current_dir(repo_root());
     quiet(&mut command);
+    // Python flows build with the componentize-py `cargo xtask setup`
+    // installed, not one per test's home.
+    let componentize_py = python_tools().join("bin/componentize-py");
+    if componentize_py.is_file() {
+        command.env("BATON_COMPONENTIZE_PY", componentize_py);
+    }
     command
+}
+
+/// The component of the Python flow project at `dir` (relative to the
+/// repository), built with `baton flow build` once per test process.
+#[allow(clippy::panic, reason = "test support: a failed build fails the test")]
+pub fn python_flow(dir: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, path)) = built.iter().find(|(d, _)| d == dir) {
+        return path.clone();
+    }
+    let home = tempfile::tempdir().unwrap_or_else(|e| panic!("a home for the build: {e}"));
+    let output = finish(baton(home.path()).args(["flow", "build", dir]));
+    if output.status != Some(0) {
+        panic!("baton flow build {dir} failed:\n{}", output.stderr);
+    }
+    let path = PathBuf::from(output.stdout.lines().last().unwrap_or_default());
+    built.push((dir.to_owned(), path.clone()));
+    path
 }
 
 /// Cores, agents and `serve` say a line per run; in tests (thousands of
@@ -380,11 +406,23 @@ impl CoreProcess {
     /// Deploys the flow package `flow` as `FLOW/NAME` with `baton deploy`;
     /// `extra` is more YAML for the deployment (each line indented four
     /// spaces, e.g. `    parameters: {a: 1}\n`).
-    #[allow(clippy::panic, reason = "test support: a failed deploy fails the test")]
     pub fn deploy(&self, home: &Path, flow: &str, name: &str, extra: &str) {
+        self.deploy_component(home, flow, name, &flow_wasm(flow), extra);
+    }
+
+    /// Deploys `component` (the flow `flow`) as `flow/name`.
+    #[allow(clippy::panic, reason = "test support: a failed deploy fails the test")]
+    pub fn deploy_component(
+        &self,
+        home: &Path,
+        flow: &str,
+        name: &str,
+        component: &[u8],
+        extra: &str,
+    ) {
         let project = tempfile::tempdir().unwrap_or_else(|e| panic!("temporary directory: {e}"));
         let file = project.path().join("baton.yaml");
-        let written = std::fs::write(project.path().join("flow.wasm"), flow_wasm(flow)).and_then(|()| {
+        let written = std::fs::write(project.path().join("flow.wasm"), component).and_then(|()| {
             std::fs::write(
                 &file,
                 format!(

@@ -112,7 +112,8 @@ fn setup() -> anyhow::Result<()> {
     install_python_tools()
 }
 
-/// The tests' Python tools (Schemathesis, kubernetes-validate), in a
+/// The tests' Python tools (Schemathesis, kubernetes-validate,
+/// componentize-py for the Python flows), in a
 /// virtual environment of their own (PyPI is reachable where crates.io is;
 /// nothing is installed system-wide).
 fn install_python_tools() -> anyhow::Result<()> {
@@ -132,6 +133,12 @@ fn install_python_tools() -> anyhow::Result<()> {
     args.extend(baton_tests::PYTHON_TOOLS);
     run(here, pip, &args)?;
     write_if_changed(&marker, wanted.as_bytes())
+}
+
+/// A program of the tools' virtual environment (see [`install_python_tools`]).
+fn python_tools_bin(name: &str) -> anyhow::Result<String> {
+    let path = baton_tests::python_tools().join("bin").join(name);
+    path.to_str().map(str::to_owned).context("the target directory's path is not UTF-8")
 }
 
 /// Debian packages the browser tests need: Chromium and its WebDriver, and
@@ -195,6 +202,12 @@ fn flow_packages() -> Vec<&'static str> {
 fn test(root: &Path) -> anyhow::Result<()> {
     setup()?;
     run(root, "cargo", &["fmt", "--all", "--check"])?;
+    // The Python SDK's own tests: schemas from type hints, outcomes, tasks.
+    run(
+        root,
+        "python3",
+        &["-m", "unittest", "discover", "-s", "sdk/python/tests", "-t", "sdk/python"],
+    )?;
     apt_install("the browser tests", &BROWSER_PACKAGES)?;
     // The UI and the desktop's flows first: the core and the desktop app
     // embed them; the UI's own lints run on wasm32.

@@ -28,7 +28,12 @@ const GRACE: Duration = Duration::from_secs(10);
 const POOL: &str = "default";
 
 /// The example projects, deployed in this order (paths from the repository).
-const PROJECTS: [&str; 2] = ["examples/hello.baton.yaml", "examples/etl.baton.yaml"];
+const PROJECTS: [&str; 4] = [
+    "examples/hello.baton.yaml",
+    "examples/etl.baton.yaml",
+    "examples/hello-py.baton.yaml",
+    "examples/etl-py.baton.yaml",
+];
 
 pub fn start(root: &Path) -> anyhow::Result<()> {
     let home = std::env::var_os("BATON_HOME")
@@ -49,9 +54,16 @@ pub fn start(root: &Path) -> anyhow::Result<()> {
     crate::desktop::prepare(root)?;
     crate::run(root, "cargo", &["build", "--release", "-p", "baton"])?;
     let baton = root.join("target/release/baton");
-    let baton_str = baton.to_str().context("repository path is not UTF-8")?;
-    for flow in ["examples/flows/hello", "examples/flows/etl"] {
-        let built = crate::output(root, baton_str, &["flow", "build", flow])?;
+    // Python flows build with the componentize-py `setup` installed.
+    let componentize_py = crate::python_tools_bin("componentize-py")?;
+    let python_env = [("BATON_COMPONENTIZE_PY", componentize_py.as_str())];
+    for flow in [
+        "examples/flows/hello",
+        "examples/flows/etl",
+        "examples/flows/hello-py",
+        "examples/flows/etl-py",
+    ] {
+        let built = output_with_env(root, &baton, &["flow", "build", flow], &python_env)?;
         let component = built.lines().last().context("`baton flow build` printed no path")?;
         eprintln!("built {component}");
     }
@@ -85,7 +97,7 @@ pub fn start(root: &Path) -> anyhow::Result<()> {
         )
     })?;
 
-    let env = [("BATON_API_URL", api_url.as_str())];
+    let env = [("BATON_API_URL", api_url.as_str()), python_env[0]];
     let created =
         output_with_env(root, &baton, &["agent", "token", "create", "--pool", POOL], &env)?;
     let token = created.lines().last().context("`baton agent token create` printed no token")?;
@@ -102,7 +114,12 @@ pub fn start(root: &Path) -> anyhow::Result<()> {
     for project in PROJECTS {
         system.run(root, &baton, &["deploy", "--file", project], &env)?;
     }
-    for run in [&["hello/default", "--param", "b=41"][..], &["etl/nightly"][..]] {
+    for run in [
+        &["hello/default", "--param", "b=41"][..],
+        &["etl/nightly"][..],
+        &["hello-py/default", "--param", "b=41"][..],
+        &["etl-py/nightly"][..],
+    ] {
         let mut args = vec!["deployment", "run"];
         args.extend_from_slice(run);
         args.push("--watch");
@@ -115,7 +132,8 @@ pub fn start(root: &Path) -> anyhow::Result<()> {
          \x20 web UI       {api_url}/ (the same UI in the desktop app: cargo run -p baton-desktop)\n\
          \x20 agents       QUIC on {quic}; one agent here, pool `{POOL}`\n\
          \x20 data         {home} (SQLite in core/, the agent in agent/)\n\
-         \x20 deployments  hello/default, etl/nightly (cron `0 2 * * *`)\n\
+         \x20 deployments  hello/default, etl/nightly (cron `0 2 * * *`), and their Python\n\
+         \x20              twins hello-py/default, etl-py/nightly (cron `0 3 * * *`)\n\
          \nTry, in another shell:\n\
          \x20 export BATON_API_URL={api_url}\n\
          \x20 {baton} deployment ls\n\
