@@ -6,13 +6,15 @@
 mod controls;
 mod fields;
 
+pub use controls::field_view;
+pub use fields::{Entry, Field, Kind};
+
 use baton_proto::v1::{FieldError, Timestamp};
 use serde_json::{Map, Value};
 use yew::prelude::*;
 
 use super::view::{input_value, now};
-use controls::field_view;
-use fields::{Entries, Entry, check, entry_of, parameter_fields};
+use fields::{Entries, check, entry_of, parameter_fields};
 
 /// What the form asks for: these parameters, now or at a time, with
 /// these job variables of its own.
