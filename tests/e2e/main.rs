@@ -29,4 +29,5 @@ mod schedules;
 mod subflows;
 mod task_cache;
 mod ui;
+mod ui_automations;
 mod ui_pages;

@@ -1,7 +1,8 @@
 //! The web UI's pages in real headless Chromium against a real core and
 //! agent, beyond `ui.rs`: a run watched through its stages (a live Gantt
 //! chart and progress), its log filtered and the run retried from its
-//! page; the Run form's row editor, enum dropdown and checkboxes; the
+//! page; the Run form's row editor (an object in a row edited as fields,
+//! an emptied list sent as what it means), enum dropdown and checkboxes; the
 //! Runs and Events filters typed into key by key and read from the URL;
 //! events naming what they are about; the Deployments, Flows, Work pools
 //! and Automations pages.
@@ -37,21 +38,29 @@ actions:
   - pause-deployment: {deployment: stages/nightly}
 ";
 
+/// `stages/defaults`: a stage whose object is given, and a note.
+const WITH_DEFAULTS: &str = "    parameters:
+      stages:
+        - {name: extract, millis: 10, report: {message: extracted, times: 2}}
+      notes:
+        - {text: from the deployment}
+";
+
 /// Runs `script` (a function body; `arguments[0]` is `argument`) in the
 /// page and returns its answer.
-async fn js(browser: &Browser, script: &str, argument: Value) -> Value {
+pub(crate) async fn js(browser: &Browser, script: &str, argument: Value) -> Value {
     browser.client.execute(script, vec![argument]).await.unwrap()
 }
 
 /// The text of every element matching `css`, read at one moment.
-async fn texts(browser: &Browser, css: &str) -> Vec<String> {
+pub(crate) async fn texts(browser: &Browser, css: &str) -> Vec<String> {
     let script = "return [...document.querySelectorAll(arguments[0])].map(e => e.textContent);";
     let found = js(browser, script, json!(css)).await;
     serde_json::from_value(found).unwrap()
 }
 
 /// Waits (within 20 s) until `check` holds for the texts of `css`.
-async fn wait_texts(
+pub(crate) async fn wait_texts(
     browser: &Browser,
     css: &str,
     what: &str,
@@ -69,7 +78,7 @@ async fn wait_texts(
 }
 
 /// The value of the form control matching `css`.
-async fn value(browser: &Browser, css: &str) -> Value {
+pub(crate) async fn value(browser: &Browser, css: &str) -> Value {
     js(browser, "return document.querySelector(arguments[0]).value;", json!(css)).await
 }
 
@@ -77,6 +86,20 @@ async fn value(browser: &Browser, css: &str) -> Value {
 async fn press_enter(browser: &Browser, css: &str) {
     let field = browser.client.find(Locator::Css(css)).await.unwrap();
     field.send_keys("\u{E007}").await.unwrap();
+}
+
+/// Submits the Run form and waits (within 20 s) for the run's page.
+async fn submit_run(browser: &Browser) {
+    let form = browser.path().await;
+    browser.click(Locator::Css("form.run-form button[type=submit]")).await;
+    let started = Instant::now();
+    while !browser.path().await.starts_with("/runs/") {
+        if started.elapsed() > Duration::from_secs(20) {
+            let said = texts(browser, ".run-form .field-error, .failure").await;
+            panic!("{form}: no run; the page says {said:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The query of the page shown.
@@ -115,8 +138,8 @@ fn a_run_is_watched_through_its_stages_its_log_filtered_and_its_retry_links_back
         assert_eq!(aligned, true, "the checkbox is not on its label's line");
 
         // A row removed and one added; the enum chosen from its dropdown.
-        browser.click(Locator::Css("button[aria-label='Remove row 3']")).await;
-        browser.click(Locator::Css("form.run-form button.add-row")).await;
+        browser.click(Locator::Css("button[aria-label='Remove row 3 of stages']")).await;
+        browser.click(Locator::Css("#param-stages > button.add-row")).await;
         browser.fill("#param-stages-2-name", "publish").await;
         browser.fill("#param-stages-2-millis", "1500").await;
         browser.click(Locator::Css("#param-ending option[value='\"fail\"']")).await;
@@ -379,6 +402,76 @@ fn deployments_flows_pools_and_automations_pages_show_what_they_hold() {
         let queue =
             edge.and_then(|p| p["queues"].as_array()?.iter().find(|q| q["name"] == "urgent"));
         assert_eq!(queue.map(|q| &q["priority"]), Some(&json!(2)), "{pools:#}");
+        browser.close().await;
+    });
+}
+
+#[test]
+fn the_row_editor_edits_objects_in_rows_and_an_emptied_list_sends_what_it_says() {
+    let core = CoreProcess::start(None);
+    let home = tempfile::tempdir().unwrap();
+    core.deploy(home.path(), "stages", "defaults", WITH_DEFAULTS);
+    core.deploy(home.path(), "stages", "bare", "    parameters: {stages: []}\n");
+    let base = core.url.clone();
+    let parameters = |deployment: &str| core.runs(home.path(), deployment)[0]["parameters"].clone();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let browser = Browser::start().await;
+        let client = &browser.client;
+
+        // An object inside a row is fields of its own, filled from the
+        // deployment's parameters; a new row's is filled in part or not.
+        client.goto(&format!("{base}/deployments/stages/defaults")).await.unwrap();
+        browser.wait_text("#param-stages", "Add row").await;
+        assert_eq!(value(&browser, "#param-stages-0-report-message").await, "extracted");
+        assert_eq!(value(&browser, "#param-stages-0-report-times").await, "2");
+        assert_eq!(value(&browser, "#param-notes-0-text").await, "from the deployment");
+        browser.click(Locator::Css("#param-stages > button.add-row")).await;
+        browser.fill("#param-stages-1-name", "load").await;
+        browser.fill("#param-stages-1-millis", "20").await;
+        browser.fill("#param-stages-1-report-message", "loaded").await;
+        browser.click(Locator::Css("#param-stages > button.add-row")).await;
+        browser.fill("#param-stages-2-name", "tidy").await;
+        browser.fill("#param-stages-2-millis", "5").await;
+        submit_run(&browser).await;
+        let sent = parameters("stages/defaults");
+        let stages = json!([
+            {"name": "extract", "millis": 10, "warn": false, "report": {"message": "extracted", "times": 2}},
+            {"name": "load", "millis": 20, "warn": false, "report": {"message": "loaded"}},
+            {"name": "tidy", "millis": 5, "warn": false},
+        ]);
+        assert_eq!(sent["stages"], stages, "{sent:#}");
+        assert_eq!(sent["notes"], json!([{"text": "from the deployment"}]), "{sent:#}");
+
+        // Every row removed: the required list is sent empty, and so is
+        // the optional one that had the deployment's rows (sending
+        // nothing would bring them back).
+        client.goto(&format!("{base}/deployments/stages/defaults")).await.unwrap();
+        browser.wait_text("#param-notes", "Add row").await;
+        browser.click(Locator::Css("button[aria-label='Remove row 1 of stages']")).await;
+        browser.click(Locator::Css("button[aria-label='Remove row 1 of notes']")).await;
+        submit_run(&browser).await;
+        let sent = parameters("stages/defaults");
+        assert_eq!((&sent["stages"], &sent["notes"]), (&json!([]), &json!([])), "{sent:#}");
+
+        browser.close().await;
+
+        // An optional list that had no rows, given one and it removed
+        // again: nothing is sent for it. (In a browser of its own: in
+        // the first, a fifth page's requests wait without end, it seems
+        // for Chromium's six connections to one host, which the event
+        // streams of the pages before still hold.)
+        let browser = Browser::start().await;
+        let client = &browser.client;
+        client.goto(&format!("{base}/deployments/stages/bare")).await.unwrap();
+        browser.wait_text("#param-notes", "Add row").await;
+        browser.click(Locator::Css("#param-notes > button.add-row")).await;
+        browser.fill("#param-notes-0-text", "soon gone").await;
+        browser.click(Locator::Css("button[aria-label='Remove row 1 of notes']")).await;
+        submit_run(&browser).await;
+        let sent = parameters("stages/bare");
+        assert_eq!(sent.get("notes"), None, "{sent:#}");
+        assert_eq!(sent["stages"], json!([]), "{sent:#}");
         browser.close().await;
     });
 }

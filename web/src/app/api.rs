@@ -61,6 +61,14 @@ fn authorized(request: RequestBuilder) -> RequestBuilder {
 async fn answer<T: DeserializeOwned>(request: Request) -> Result<T, Failure> {
     let response = request.send().await.map_err(Failure::unreachable)?;
     let status = response.status();
+    if status == 204 {
+        // No content: what reads from `null` (`()`, an `Option`, a `Value`).
+        return serde_json::from_value(serde_json::Value::Null).map_err(|e| Failure {
+            status,
+            message: format!("the core's answer does not read: {e}"),
+            fields: Vec::new(),
+        });
+    }
     if response.ok() {
         return response.json::<T>().await.map_err(|e| Failure {
             status,

@@ -6,15 +6,15 @@
 mod controls;
 mod fields;
 
-use std::collections::BTreeMap;
+pub use controls::field_view;
+pub use fields::{Entry, Field, Kind};
 
 use baton_proto::v1::{FieldError, Timestamp};
 use serde_json::{Map, Value};
 use yew::prelude::*;
 
 use super::view::{input_value, now};
-use controls::{Control, RowsEditor, control, rows_editor};
-use fields::{Entry, Field, Kind, check, entry_of, parameter_fields};
+use fields::{Entries, check, entry_of, parameter_fields};
 
 /// What the form asks for: these parameters, now or at a time, with
 /// these job variables of its own.
@@ -53,7 +53,7 @@ pub fn run_form(props: &RunFormProps) -> Html {
                         .or_else(|| schema.pointer(&format!("/properties/{}/default", f.name)));
                     (f.name.clone(), entry_of(&f.kind, default))
                 })
-                .collect::<BTreeMap<_, _>>()
+                .collect::<Entries>()
         })
     };
     let shown = use_state(|| false);
@@ -118,8 +118,9 @@ pub fn run_form(props: &RunFormProps) -> Html {
                 entries.set(next);
             })
         };
-        let entry = entries.get(&field.name).cloned();
-        field_view(field, entry, set, problem(&field.name))
+        let entry =
+            entries.get(&field.name).cloned().unwrap_or_else(|| entry_of(&field.kind, None));
+        field_view(field, format!("param-{}", field.name), entry, set, problem(&field.name))
     });
     let when_input = {
         let when = when.clone();
@@ -165,71 +166,4 @@ fn parse_local(text: &str) -> Option<Timestamp> {
     }
     let millis = js_sys::Date::new(&wasm_bindgen::JsValue::from_str(text)).get_time();
     (!millis.is_nan()).then_some(Timestamp(millis as i64))
-}
-
-/// A parameter's field: its label, control (or row editor), help and
-/// problem. A checkbox sits on the line of its label.
-fn field_view(
-    field: &Field,
-    entry: Option<Entry>,
-    set: Callback<Entry>,
-    error: Option<String>,
-) -> Html {
-    let id = format!("param-{}", field.name);
-    let error_id = format!("{id}-error");
-    let described = error.as_ref().map(|_| error_id.clone());
-    let label = html! {
-        <>
-            { &field.name }
-            if field.required { <span class="required" title="required">{ " *" }</span> }
-            <span class="hint">{ format!(" {}", field.kind.hint()) }</span>
-        </>
-    };
-    let entry = entry.unwrap_or_else(|| entry_of(&field.kind, None));
-    let body = match (&field.kind, entry) {
-        (Kind::Rows(columns), Entry::Rows(rows)) => html! {
-            <>
-                <span class="label" id={format!("{id}-label")}>{ label }</span>
-                { rows_editor(RowsEditor {
-                    id: id.clone(),
-                    columns,
-                    rows,
-                    set: set.reform(Entry::Rows),
-                    error_id: described,
-                }) }
-            </>
-        },
-        (kind, entry) => {
-            let text = match entry {
-                Entry::Text(text) => text,
-                Entry::Rows(_) => String::new(),
-            };
-            let input = control(
-                kind,
-                Control {
-                    id: id.clone(),
-                    label: None,
-                    text,
-                    required: field.required,
-                    set: set.reform(Entry::Text),
-                    error_id: described,
-                },
-            );
-            match kind {
-                Kind::Boolean => html! {
-                    <div class="check">{ input }<label for={id.clone()}>{ label }</label></div>
-                },
-                _ => html! { <><label for={id.clone()}>{ label }</label>{ input }</> },
-            }
-        }
-    };
-    html! {
-        <div class={classes!("field", error.is_some().then_some("invalid"))}>
-            { body }
-            if let Some(help) = &field.help { <small>{ help }</small> }
-            if let Some(error) = error {
-                <p class="field-error" id={error_id} role="alert">{ error }</p>
-            }
-        </div>
-    }
 }

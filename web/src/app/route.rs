@@ -23,6 +23,11 @@ pub enum Route {
     Pools,
     #[at("/automations")]
     Automations,
+    #[at("/automations/new")]
+    NewAutomation,
+    /// By name or id.
+    #[at("/automations/:name/edit")]
+    EditAutomation { name: String },
     #[at("/events")]
     Events,
     #[at("/webhooks")]
@@ -42,6 +47,7 @@ impl Route {
         match self {
             Route::Deployment { .. } => Route::Deployments,
             Route::Run { .. } => Route::Runs,
+            Route::NewAutomation | Route::EditAutomation { .. } => Route::Automations,
             other => other.clone(),
         }
     }

@@ -1,9 +1,10 @@
 //! Test flow: each stage of its parameters is a task that sleeps, with
 //! progress reported before each, so a run can be watched going through
 //! them; then it succeeds or fails as asked. Its parameters are a list of
-//! objects, an enum (behind a `$ref`) and a boolean, for the UI's Run
-//! form. It logs when this execution started (unless told not to), so two
-//! runs' logs can be told apart.
+//! objects (each with an optional object inside), an optional list, an
+//! enum (behind a `$ref`) and a boolean, for the UI's Run form. It logs
+//! when this execution started (unless told not to), so two runs' logs
+//! can be told apart.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,6 +29,24 @@ struct Stage {
     /// Log a warning when it is done.
     #[serde(default)]
     warn: bool,
+    /// What to log when it is done.
+    #[serde(default)]
+    report: Option<Report>,
+}
+
+/// A line a stage logs when it is done (an object within a stage).
+#[derive(Deserialize, JsonSchema)]
+struct Report {
+    message: String,
+    /// How many times.
+    #[serde(default)]
+    times: Option<u32>,
+}
+
+/// A note logged before the stages.
+#[derive(Deserialize, JsonSchema)]
+struct Note {
+    text: String,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -40,6 +59,9 @@ struct Params {
     /// Log when this execution started.
     #[serde(default = "yes")]
     announce: bool,
+    /// Notes to log first (an optional list).
+    #[serde(default)]
+    notes: Option<Vec<Note>>,
 }
 
 fn yes() -> bool {
@@ -53,6 +75,9 @@ fn stages(params: Params) -> Result<Vec<String>> {
     if params.announce {
         info!("execution started at {started_at_ms}");
     }
+    for note in params.notes.iter().flatten() {
+        info!("note: {}", note.text);
+    }
     let count = params.stages.len();
     let mut done = Vec::with_capacity(count);
     for (index, stage) in params.stages.iter().enumerate() {
@@ -64,6 +89,11 @@ fn stages(params: Params) -> Result<Vec<String>> {
             std::thread::sleep(Duration::from_millis(stage.millis));
             if stage.warn {
                 warn!("stage {} took {} ms", stage.name, stage.millis);
+            }
+            if let Some(report) = &stage.report {
+                for _ in 0..report.times.unwrap_or(1) {
+                    info!("{}", report.message);
+                }
             }
             Ok(stage.name.clone())
         })?;

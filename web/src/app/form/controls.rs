@@ -1,10 +1,123 @@
-//! The Run form's controls: one per kind of value, and the row editor of a
-//! list of objects (rows added and removed, a control per property).
+//! The Run form's controls: a field (label, editor, help, problem), one
+//! control per kind of value, an object's fields in a group, and the row
+//! editor of a list of objects (rows added and removed, a field per
+//! property). Objects and rows nest through the same code.
 
 use yew::prelude::*;
 
-use super::fields::{Field, Kind, Row, row_of};
-use crate::app::view::{changed_value, input_value, json_text};
+use super::fields::{Entries, Entry, Field, Kind, entries_of, entry_of};
+use crate::app::view::{changed_value, input_value, json_text, prose};
+
+/// A field: its label, its editor, help and problem. A checkbox sits on
+/// the line of its label. `id` names its control (`param-NAME`); the
+/// fields of an object and the cells of a row extend it.
+pub fn field_view(
+    field: &Field,
+    id: String,
+    entry: Entry,
+    set: Callback<Entry>,
+    error: Option<String>,
+) -> Html {
+    let error_id = format!("{id}-error");
+    let described = error.as_ref().map(|_| error_id.clone());
+    let label = html! {
+        <>
+            { &field.name }
+            if field.required { <span class="required" title="required">{ " *" }</span> }
+            <span class="hint">{ format!(" {}", field.kind.hint()) }</span>
+        </>
+    };
+    let editor = entry_editor(
+        &field.kind,
+        EntryEditor {
+            id: id.clone(),
+            name: field.name.clone(),
+            label: None,
+            entry,
+            required: field.required,
+            set,
+            error_id: described,
+        },
+    );
+    let body = match &field.kind {
+        Kind::Object(_) | Kind::Rows(_) => html! {
+            <><span class="label" id={format!("{id}-label")}>{ label }</span>{ editor }</>
+        },
+        Kind::Boolean => html! {
+            <div class="check">{ editor }<label for={id.clone()}>{ label }</label></div>
+        },
+        _ => html! { <><label for={id.clone()}>{ label }</label>{ editor }</> },
+    };
+    html! {
+        <div class={classes!("field", error.is_some().then_some("invalid"))}>
+            { body }
+            if let Some(help) = &field.help { <small>{ prose(help) }</small> }
+            if let Some(error) = error {
+                <p class="field-error" id={error_id} role="alert">{ prose(&error) }</p>
+            }
+        </div>
+    }
+}
+
+/// What edits one entry: where it is, what it holds, where changes go.
+pub struct EntryEditor {
+    pub id: String,
+    /// The field's name.
+    pub name: String,
+    /// Its name for screen readers, where no label of its own is beside it.
+    pub label: Option<String>,
+    pub entry: Entry,
+    pub required: bool,
+    pub set: Callback<Entry>,
+    /// The id of the message that says what is wrong with it, if anything.
+    pub error_id: Option<String>,
+}
+
+/// A control for a plain value, a group of fields for an object, a row
+/// editor for a list of objects.
+pub fn entry_editor(kind: &Kind, editor: EntryEditor) -> Html {
+    let EntryEditor { id, name, label, entry, required, set, error_id } = editor;
+    match (kind, entry) {
+        (Kind::Object(fields), Entry::Object(entries)) => html! {
+            <fieldset class="object" id={id.clone()} aria-label={label} aria-describedby={error_id}>
+                { for fields.iter().map(|field| {
+                    let with = with_entry(entries.clone(), field.name.clone());
+                    let set = set.reform(move |entry| Entry::Object(with(entry)));
+                    let entry = entries.get(&field.name).cloned()
+                        .unwrap_or_else(|| entry_of(&field.kind, None));
+                    field_view(field, format!("{id}-{}", field.name), entry, set, None)
+                }) }
+            </fieldset>
+        },
+        (Kind::Rows(columns), Entry::Rows { rows, given }) => rows_editor(RowsEditor {
+            id,
+            name: label.unwrap_or(name),
+            columns,
+            rows,
+            set: set.reform(move |rows| Entry::Rows { rows, given }),
+            error_id,
+        }),
+        (kind, entry) => {
+            let text = match entry {
+                Entry::Text(text) => text,
+                Entry::Object(_) | Entry::Rows { .. } => String::new(),
+            };
+            control(
+                kind,
+                Control { id, label, text, required, set: set.reform(Entry::Text), error_id },
+            )
+        }
+    }
+}
+
+/// `entries` with the entry of `name` replaced.
+fn with_entry(entries: Entries, name: String) -> impl Fn(Entry) -> Entries {
+    move |entry| {
+        let mut next = entries.clone();
+        next.insert(name.clone(), entry);
+        next
+    }
+}
 
 /// One control: where it is, what it holds, and where its changes go.
 pub struct Control {
@@ -34,13 +147,15 @@ pub fn control(kind: &Kind, control: Control) -> Html {
             <select {id} aria-label={label} aria-describedby={error_id} aria-invalid={invalid}
                 onchange={Callback::from(move |e: Event| set.emit(changed_value(&e)))}>
                 if !required { <option value="" selected={text.is_empty()}>{ "(default)" }</option> }
+                // Nothing chosen yet: said so, not shown as the first choice.
+                else if text.is_empty() { <option value="" selected=true disabled=true>{ "(choose)" }</option> }
                 { for choices.iter().map(|choice| {
                     let value = choice.to_string();
                     html! { <option selected={value == text} value={value.clone()}>{ json_text(choice) }</option> }
                 }) }
             </select>
         },
-        Kind::Rows(_) | Kind::Json => html! {
+        Kind::Object(_) | Kind::Rows(_) | Kind::Json => html! {
             <textarea {id} rows="4" spellcheck="false" aria-label={label} aria-describedby={error_id}
                 aria-invalid={invalid} value={text}
                 oninput={Callback::from(move |e: InputEvent| set.emit(e.target_unchecked_into::<web_sys::HtmlTextAreaElement>().value()))} />
@@ -64,25 +179,27 @@ pub fn control(kind: &Kind, control: Control) -> Html {
 pub struct RowsEditor<'a> {
     /// The list's id: `ID-ROW-PROPERTY` names each cell's control.
     pub id: String,
+    /// The list's name for screen readers (`stages`, `notes of row 2`).
+    pub name: String,
     pub columns: &'a [Field],
-    pub rows: Vec<Row>,
-    pub set: Callback<Vec<Row>>,
+    pub rows: Vec<Entries>,
+    pub set: Callback<Vec<Entries>>,
     pub error_id: Option<String>,
 }
 
 pub fn rows_editor(editor: RowsEditor<'_>) -> Html {
-    let RowsEditor { id, columns, rows, set, error_id } = editor;
+    let RowsEditor { id, name, columns, rows, set, error_id } = editor;
     let with = {
         let (rows, set) = (rows.clone(), set.clone());
-        move |change: &dyn Fn(&mut Vec<Row>)| {
+        move |change: &dyn Fn(&mut Vec<Entries>)| {
             let mut next = rows.clone();
             change(&mut next);
             set.emit(next);
         }
     };
     let add = {
-        let (with, blank) = (with.clone(), row_of(columns, &serde_json::Value::Null));
-        Callback::from(move |_| with(&|rows: &mut Vec<Row>| rows.push(blank.clone())))
+        let (with, blank) = (with.clone(), entries_of(columns, None));
+        Callback::from(move |_| with(&|rows: &mut Vec<Entries>| rows.push(blank.clone())))
     };
     html! {
         <div class="rows" id={id.clone()} aria-describedby={error_id}>
@@ -100,7 +217,7 @@ pub fn rows_editor(editor: RowsEditor<'_>) -> Html {
                     { for rows.iter().enumerate().map(|(index, row)| {
                         let remove = {
                             let with = with.clone();
-                            Callback::from(move |_| with(&|rows: &mut Vec<Row>| {
+                            Callback::from(move |_| with(&|rows: &mut Vec<Entries>| {
                                 if index < rows.len() {
                                     rows.remove(index);
                                 }
@@ -111,24 +228,26 @@ pub fn rows_editor(editor: RowsEditor<'_>) -> Html {
                                 { for columns.iter().map(|column| {
                                     let set = {
                                         let (with, name) = (with.clone(), column.name.clone());
-                                        Callback::from(move |text: String| with(&|rows: &mut Vec<Row>| {
+                                        Callback::from(move |entry: Entry| with(&|rows: &mut Vec<Entries>| {
                                             if let Some(row) = rows.get_mut(index) {
-                                                row.insert(name.clone(), text.clone());
+                                                row.insert(name.clone(), entry.clone());
                                             }
                                         }))
                                     };
-                                    let text = row.get(&column.name).cloned().unwrap_or_default();
-                                    html! { <td>{ control(&column.kind, Control {
+                                    let entry = row.get(&column.name).cloned()
+                                        .unwrap_or_else(|| entry_of(&column.kind, None));
+                                    html! { <td>{ entry_editor(&column.kind, EntryEditor {
                                         id: format!("{id}-{index}-{}", column.name),
+                                        name: column.name.clone(),
                                         label: Some(format!("{} of row {}", column.name, index + 1)),
-                                        text,
+                                        entry,
                                         required: column.required,
                                         set,
                                         error_id: None,
                                     }) }</td> }
                                 }) }
                                 <td><button type="button" class="small" onclick={remove}
-                                    aria-label={format!("Remove row {}", index + 1)}>{ "Remove" }</button></td>
+                                    aria-label={format!("Remove row {} of {name}", index + 1)}>{ "Remove" }</button></td>
                             </tr>
                         }
                     }) }

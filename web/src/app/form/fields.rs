@@ -16,10 +16,12 @@ pub enum Kind {
     Number,
     Boolean,
     Choice(Vec<Value>),
-    /// A list of objects whose properties are all of the kinds above: a
-    /// row each, a field per property.
+    /// An object whose properties the schema names: a field each.
+    Object(Vec<Field>),
+    /// A list of such objects: a row each, a field per property.
     Rows(Vec<Field>),
-    /// Other objects and lists, and anything else: JSON in a text area.
+    /// What the schema leaves open (a map, a list of plain values, any
+    /// value): JSON in a text area.
     Json,
 }
 
@@ -32,6 +34,7 @@ impl Kind {
             Kind::Number => "number",
             Kind::Boolean => "yes / no",
             Kind::Choice(_) => "one of",
+            Kind::Object(_) => "object",
             Kind::Rows(_) => "list",
             Kind::Json => "JSON",
         }
@@ -46,26 +49,24 @@ pub struct Field {
     pub help: Option<String>,
 }
 
+/// How many objects deep fields nest; deeper, or round a reference
+/// cycle, a value is JSON.
+const DEPTH: usize = 4;
+
 /// The parameters of a flow's schema, each with the way it is edited.
 pub fn parameter_fields(schema: &Value) -> Vec<Field> {
-    fields(schema, schema, |root, property| Some(parameter_kind(root, property)))
-        .unwrap_or_default()
+    object_fields(schema, schema, DEPTH)
 }
 
-/// The properties of `object` as fields, or `None` when `kind_of` has no
-/// kind for one of them.
-fn fields(
-    root: &Value,
-    object: &Value,
-    kind_of: fn(&Value, &Value) -> Option<Kind>,
-) -> Option<Vec<Field>> {
+/// The properties of (resolved) `object` as fields.
+fn object_fields(root: &Value, object: &Value, depth: usize) -> Vec<Field> {
     let required: Vec<&str> = object
         .get("required")
         .and_then(Value::as_array)
         .map(|names| names.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     let Some(properties) = object.get("properties").and_then(Value::as_object) else {
-        return Some(Vec::new());
+        return Vec::new();
     };
     properties
         .iter()
@@ -78,20 +79,32 @@ fn fields(
                 .or_else(|| declared.get("title"))
                 .and_then(Value::as_str)
                 .map(str::to_owned);
-            Some(Field {
+            Field {
                 name: name.clone(),
-                kind: kind_of(root, property)?,
+                kind: kind_of(root, property, depth),
                 required: required.contains(&name.as_str()),
                 help,
-            })
+            }
         })
         .collect()
 }
 
-fn parameter_kind(root: &Value, property: &Value) -> Kind {
-    scalar_kind(property)
-        .or_else(|| row_columns(root, property).map(Kind::Rows))
-        .unwrap_or(Kind::Json)
+fn kind_of(root: &Value, property: &Value, depth: usize) -> Kind {
+    if let Some(kind) = scalar_kind(property) {
+        return kind;
+    }
+    let Some(depth) = depth.checked_sub(1) else {
+        return Kind::Json;
+    };
+    if has_fields(property) {
+        return Kind::Object(object_fields(root, property, depth));
+    }
+    match (type_of(property), property.get("items")) {
+        (Some("array"), Some(items)) if has_fields(resolved(root, items)) => {
+            Kind::Rows(object_fields(root, resolved(root, items), depth))
+        }
+        _ => Kind::Json,
+    }
 }
 
 /// The kind of a (resolved) schema edited in one control.
@@ -99,7 +112,7 @@ fn scalar_kind(property: &Value) -> Option<Kind> {
     if let Some(choices) = choices(property) {
         return Some(Kind::Choice(choices));
     }
-    match property.get("type").and_then(Value::as_str)? {
+    match type_of(property)? {
         "string" => Some(Kind::Text),
         "integer" => Some(Kind::Integer),
         "number" => Some(Kind::Number),
@@ -108,44 +121,73 @@ fn scalar_kind(property: &Value) -> Option<Kind> {
     }
 }
 
-/// The columns of a list of objects whose properties each fit one control.
-fn row_columns(root: &Value, list: &Value) -> Option<Vec<Field>> {
-    if list.get("type").and_then(Value::as_str) != Some("array") {
-        return None;
+/// A schema's type; of `["string", "null"]` (an `Option`), the one that
+/// is not null.
+fn type_of(schema: &Value) -> Option<&str> {
+    match schema.get("type")? {
+        Value::String(kind) => Some(kind),
+        Value::Array(kinds) => {
+            let mut named = kinds.iter().filter_map(Value::as_str).filter(|k| *k != "null");
+            let only = named.next()?;
+            named.next().is_none().then_some(only)
+        }
+        _ => None,
     }
-    let items = resolved(root, list.get("items")?);
-    fields(root, items, |_, property| scalar_kind(property)).filter(|columns| !columns.is_empty())
+}
+
+/// Whether a (resolved) schema is an object of named properties and
+/// nothing else (a map takes any key: that is JSON).
+fn has_fields(schema: &Value) -> bool {
+    let named = schema.get("properties").and_then(Value::as_object).is_some_and(|p| !p.is_empty());
+    let open =
+        matches!(schema.get("additionalProperties"), Some(Value::Object(_) | Value::Bool(true)));
+    named && !open && type_of(schema).is_none_or(|kind| kind == "object")
 }
 
 /// What a field holds while it is edited.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Entry {
     Text(String),
-    /// A list of objects: each row's text by column.
-    Rows(Vec<Row>),
+    /// An object: its fields' entries.
+    Object(Entries),
+    /// A list of objects: each row's entries.
+    Rows {
+        rows: Vec<Entries>,
+        /// It started with rows (the deployment's or the flow's default):
+        /// emptied, it is sent as `[]`, since sending nothing would bring
+        /// those rows back.
+        given: bool,
+    },
 }
 
-/// One object of a list being edited: its text by property.
-pub type Row = BTreeMap<String, String>;
+/// Entries by field name.
+pub type Entries = BTreeMap<String, Entry>;
 
 /// The entry a field starts with for `value`.
 pub fn entry_of(kind: &Kind, value: Option<&Value>) -> Entry {
     match kind {
-        Kind::Rows(columns) => Entry::Rows(
-            value
-                .and_then(Value::as_array)
-                .map(|items| items.iter().map(|item| row_of(columns, item)).collect())
-                .unwrap_or_default(),
-        ),
+        Kind::Object(fields) => Entry::Object(entries_of(fields, value)),
+        Kind::Rows(columns) => {
+            let items = value.and_then(Value::as_array);
+            Entry::Rows {
+                rows: items
+                    .map(|items| items.iter().map(|item| entries_of(columns, Some(item))).collect())
+                    .unwrap_or_default(),
+                given: items.is_some_and(|items| !items.is_empty()),
+            }
+        }
         kind => Entry::Text(text_of(kind, value)),
     }
 }
 
-/// The row a list's object starts as; an empty one for a new row.
-pub fn row_of(columns: &[Field], item: &Value) -> Row {
-    columns
+/// The entries an object starts with (empty ones for a new row).
+pub fn entries_of(fields: &[Field], object: Option<&Value>) -> Entries {
+    fields
         .iter()
-        .map(|column| (column.name.clone(), text_of(&column.kind, item.get(&column.name))))
+        .map(|field| {
+            let value = object.and_then(|object| object.get(&field.name));
+            (field.name.clone(), entry_of(&field.kind, value))
+        })
         .collect()
 }
 
@@ -154,7 +196,7 @@ fn text_of(kind: &Kind, value: Option<&Value>) -> String {
     match (kind, value) {
         (_, None | Some(Value::Null)) => String::new(),
         (Kind::Text, Some(Value::String(text))) => text.clone(),
-        (Kind::Json | Kind::Rows(_), Some(value)) => {
+        (Kind::Json | Kind::Object(_) | Kind::Rows(_), Some(value)) => {
             serde_json::to_string_pretty(value).unwrap_or_default()
         }
         (_, Some(value)) => value.to_string(),
@@ -180,44 +222,70 @@ fn value_of(kind: &Kind, text: &str) -> Result<Option<Value>, String> {
             .map(Value::Number)
             .ok_or_else(|| format!("`{trimmed}` is not a number"))?,
         Kind::Boolean => Value::Bool(trimmed == "true"),
-        Kind::Choice(_) | Kind::Rows(_) | Kind::Json => {
+        Kind::Choice(_) | Kind::Object(_) | Kind::Rows(_) | Kind::Json => {
             serde_json::from_str(trimmed).map_err(|e| format!("not valid JSON: {e}"))?
         }
     };
     Ok(Some(value))
 }
 
-/// The value an entry stands for; `None` when left empty (no rows).
-fn entry_value(kind: &Kind, entry: &Entry) -> Result<Option<Value>, String> {
-    match (kind, entry) {
-        (Kind::Rows(columns), Entry::Rows(rows)) if !rows.is_empty() => rows
-            .iter()
-            .enumerate()
-            .map(|(index, row)| row_value(columns, index, row))
-            .collect::<Result<Vec<_>, _>>()
-            .map(|items| Some(Value::Array(items))),
-        (_, Entry::Rows(_)) => Ok(None),
-        (kind, Entry::Text(text)) => value_of(kind, text),
+/// Whether nothing is filled in (an unticked checkbox counts as nothing).
+fn is_blank(entry: &Entry) -> bool {
+    match entry {
+        Entry::Text(text) => text.trim().is_empty(),
+        Entry::Object(entries) => entries.values().all(is_blank),
+        Entry::Rows { rows, .. } => rows.is_empty(),
     }
 }
 
-/// The object row `index` (from 0) stands for.
-fn row_value(columns: &[Field], index: usize, row: &Row) -> Result<Value, String> {
-    let mut item = Map::new();
-    for column in columns {
-        let text = row.get(&column.name).map(String::as_str).unwrap_or_default();
-        match value_of(&column.kind, text) {
-            Ok(Some(value)) => {
-                item.insert(column.name.clone(), value);
+/// The value a field's entry stands for; `None` when there is nothing to
+/// send: left empty, an optional object left blank, an optional list
+/// without rows that had none to start with. A required list without
+/// rows is `[]`.
+fn entry_value(field: &Field, entry: &Entry) -> Result<Option<Value>, String> {
+    match (&field.kind, entry) {
+        (Kind::Object(fields), Entry::Object(entries)) => {
+            if !field.required && entries.values().all(is_blank) {
+                return Ok(None);
             }
-            Ok(None) if column.required => {
-                return Err(format!("row {}: {} is required", index + 1, column.name));
+            object_value(fields, entries).map(Some)
+        }
+        (Kind::Rows(columns), Entry::Rows { rows, given }) => {
+            if rows.is_empty() && !field.required && !given {
+                return Ok(None);
             }
-            Ok(None) => {}
-            Err(problem) => return Err(format!("row {}: {}: {problem}", index + 1, column.name)),
+            rows.iter()
+                .enumerate()
+                .map(|(index, row)| {
+                    object_value(columns, row)
+                        .map_err(|problem| format!("row {}: {problem}", index + 1))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(|items| Some(Value::Array(items)))
+        }
+        (kind, Entry::Text(text)) => value_of(kind, text),
+        // An entry made for another kind holds nothing of this one.
+        _ => Ok(None),
+    }
+}
+
+/// The object these fields' entries stand for.
+fn object_value(fields: &[Field], entries: &Entries) -> Result<Value, String> {
+    let mut object = Map::new();
+    for field in fields {
+        let value = match entries.get(&field.name) {
+            Some(entry) => entry_value(field, entry),
+            None => Ok(None),
+        };
+        match value.map_err(|problem| format!("{}: {problem}", field.name))? {
+            Some(value) => {
+                object.insert(field.name.clone(), value);
+            }
+            None if field.required => return Err(format!("{} is required", field.name)),
+            None => {}
         }
     }
-    Ok(Value::Object(item))
+    Ok(Value::Object(object))
 }
 
 /// The parameters the entries stand for, and each field's problem (by
@@ -225,13 +293,13 @@ fn row_value(columns: &[Field], index: usize, row: &Row) -> Result<Value, String
 pub fn check(
     schema: &Value,
     fields: &[Field],
-    entries: &BTreeMap<String, Entry>,
+    entries: &Entries,
 ) -> (Map<String, Value>, BTreeMap<String, String>) {
     let mut parameters = Map::new();
     let mut problems = BTreeMap::new();
     for field in fields {
         let value = match entries.get(&field.name) {
-            Some(entry) => entry_value(&field.kind, entry),
+            Some(entry) => entry_value(field, entry),
             None => Ok(None),
         };
         match value {

@@ -2,6 +2,7 @@
 
 use baton_proto::v1::{Action, Automation, Event as CoreEvent, Trigger, Webhook, WebhookSpec};
 use yew::prelude::*;
+use yew_router::prelude::*;
 
 use super::{ActionButton, use_changes};
 use crate::app::api::{Load, escape, send, use_get};
@@ -72,8 +73,11 @@ pub fn automations() -> Html {
     };
     html! {
         <section>
-            <h1>{ "Automations" }</h1>
-            <p class="muted">{ prose("Create them from YAML with `baton automation create -f FILE`.") }</p>
+            <div class="page-head">
+                <h1>{ "Automations" }</h1>
+                <Link<Route> to={Route::NewAutomation} classes="button primary">{ "New automation" }</Link<Route>>
+            </div>
+            <p class="muted">{ prose("Or from YAML with `baton automation apply -f FILE`.") }</p>
             { changes.failure() }
             { loaded(&list, |list| {
                 if list.is_empty() {
@@ -91,6 +95,10 @@ pub fn automations() -> Html {
                                 <td>{ a.spec.actions.iter().map(action_text).collect::<Vec<_>>().join("; ") }</td>
                                 <td>{ if a.paused { "paused" } else { "active" } }</td>
                                 <td class="actions">
+                                    <Link<Route> to={Route::EditAutomation { name: a.spec.name.clone() }}
+                                        classes="button small">
+                                        { "Edit" }<span class="sr-only">{ format!(" {}", a.spec.name) }</span>
+                                    </Link<Route>>
                                     { if a.paused { button(a, "resume", "Resume") } else { button(a, "pause", "Pause") } }
                                     { button(a, "", "Delete") }
                                 </td>

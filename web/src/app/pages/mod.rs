@@ -1,5 +1,6 @@
 //! One module per page (or pair of list and detail pages).
 
+mod automation_editor;
 mod automations;
 mod dashboard;
 mod deployments;
@@ -39,6 +40,11 @@ pub fn page(route: Route) -> Html {
         }
         Route::Pools => html! { <pools::Pools /> },
         Route::Automations => html! { <automations::Automations /> },
+        Route::NewAutomation => html! { <automation_editor::NewAutomation /> },
+        Route::EditAutomation { name } => {
+            let key = name.clone();
+            html! { <automation_editor::EditAutomation {key} {name} /> }
+        }
         Route::Events => html! { <automations::Events /> },
         Route::Webhooks => html! { <automations::Webhooks /> },
         Route::Variables => html! { <settings::NamedValues<Variable> /> },
