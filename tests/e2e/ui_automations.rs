@@ -36,7 +36,6 @@ fn entered() -> Value {
             {"call-webhook": {
                 "url": "https://hooks.example.com/page",
                 "method": "PUT",
-                "headers": {},
                 "body": "no nightly run in 25 hours",
             }},
         ],

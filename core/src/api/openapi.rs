@@ -181,6 +181,15 @@ pub fn document() -> Value {
                 }
             }
         });
+        // A dry run that passes answers 204 with no body.
+        if route.query.iter().any(|(name, _)| *name == "dry_run")
+            && let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut)
+        {
+            responses.insert(
+                "204".to_owned(),
+                json!({"description": "dry_run=true: the check passed; nothing was written"}),
+            );
+        }
         if let (Some(scope), Some(fields)) = (route.access.scope(), operation.as_object_mut()) {
             fields.insert("security".to_owned(), json!([{"bearer": []}]));
             fields.insert("x-baton-scope".to_owned(), json!(scope.as_str()));
