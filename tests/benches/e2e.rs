@@ -249,6 +249,33 @@ fn main() {
             percentile(&miss, 0.99),
         );
 
+        // Python: the first run of `hello-py` after its deploy (the agent
+        // compiles the 19 MB component on that run's path), then warm runs
+        // one at a time, beside `hello` above.
+        let python = std::fs::read(baton_tests::python_flow("examples/flows/hello-py")).unwrap();
+        core.deploy_component(home.path(), "hello-py", "bench", &python, "");
+        let sent = Instant::now();
+        let id = create(&mut connection, "hello-py/bench", json!({"a": 1, "b": 2})).await;
+        assert_eq!(completed(&mut connection, &id).await["output"], 3);
+        let first = sent.elapsed();
+        let mut warm = Vec::new();
+        for i in 0..latency_runs.min(200) {
+            let sent = Instant::now();
+            let id = create(&mut connection, "hello-py/bench", json!({"a": i, "b": 1})).await;
+            completed(&mut connection, &id).await;
+            warm.push(sent.elapsed());
+        }
+        warm.sort_unstable();
+        println!(
+            "python, hello-py (a {:.1} MB component): first run after deploy {:.2?} (its compile included); \
+             then one run at a time ({} runs), create -> COMPLETED measured by the client p50 {:.2?}, p99 {:.2?}",
+            python.len() as f64 / 1e6,
+            first,
+            warm.len(),
+            percentile(&warm, 0.50),
+            percentile(&warm, 0.99),
+        );
+
         // The backends side by side: the same flow in the agent's sandbox,
         // in a child process per run and in a container per run, in turn,
         // and beside them a bare `podman run --rm` of the runner image.
