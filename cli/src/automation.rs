@@ -165,19 +165,7 @@ mod tests {
                 serde_json::to_value(a).unwrap().as_object().unwrap().keys().next().unwrap().clone()
             })
             .collect();
-        assert_eq!(
-            kinds,
-            [
-                "run-deployment",
-                "pause-deployment",
-                "resume-deployment",
-                "pause-pool",
-                "resume-pool",
-                "cancel-run",
-                "change-run-state",
-                "call-webhook"
-            ]
-        );
+        assert_eq!(kinds, baton_proto::v1::ACTION_KINDS);
         assert!(
             matches!(&reactive.actions[7], Action::CallWebhook { method: Some(m), .. } if m == "POST")
         );

@@ -198,8 +198,21 @@ impl AutomationSpec {
 /// The methods a webhook action may call with.
 pub const WEBHOOK_METHODS: [&str; 5] = ["POST", "PUT", "PATCH", "GET", "DELETE"];
 
+/// Every action's name as written, in the order the README lists them
+/// (see [`Action::kind`]).
+pub const ACTION_KINDS: [&str; 8] = [
+    "run-deployment",
+    "pause-deployment",
+    "resume-deployment",
+    "pause-pool",
+    "resume-pool",
+    "cancel-run",
+    "change-run-state",
+    "call-webhook",
+];
+
 impl Action {
-    /// The action's name as written (`run-deployment`).
+    /// The action's name as written (one of [`ACTION_KINDS`]).
     pub fn kind(&self) -> &'static str {
         match self {
             Action::RunDeployment { .. } => "run-deployment",

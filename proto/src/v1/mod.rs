@@ -31,8 +31,8 @@ pub use api::{
     WebhookSpec, WorkPool, WorkQueue, split_api_token,
 };
 pub use automation::{
-    Action, Automation, AutomationSpec, EventTrigger, Trigger, WEBHOOK_METHODS, as_written,
-    parse_seconds, seconds_text,
+    ACTION_KINDS, Action, Automation, AutomationSpec, EventTrigger, Trigger, WEBHOOK_METHODS,
+    as_written, parse_seconds, seconds_text,
 };
 pub use deployment::{
     Capabilities, CatchUp, ConcurrencyPolicy, DEFAULT_WORK_POOL, DEFAULT_WORK_QUEUE, Deployment,

@@ -10,17 +10,8 @@ use serde_json::{Map, Value};
 /// The trigger kinds, as written.
 pub const TRIGGER_KINDS: [&str; 2] = ["reactive", "proactive"];
 
-/// The action kinds, as written (see [`Action::kind`]).
-pub const ACTION_KINDS: [&str; 8] = [
-    "run-deployment",
-    "pause-deployment",
-    "resume-deployment",
-    "pause-pool",
-    "resume-pool",
-    "cancel-run",
-    "change-run-state",
-    "call-webhook",
-];
+/// The action kinds, as written.
+pub use baton_proto::v1::ACTION_KINDS;
 
 /// An automation being edited.
 #[derive(Debug, Clone, PartialEq)]
