@@ -11,7 +11,6 @@
 //! on the agents.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -270,23 +269,24 @@ fn install_dependencies(
 /// Installed packages holding compiled code: package name → one such file.
 fn native_extensions(deps: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     let mut owners = BTreeMap::new();
+    let mut recorded = std::collections::HashSet::new();
     // Which distribution installed which file: its `RECORD`.
     for entry in std::fs::read_dir(deps)?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(distribution) = name.strip_suffix(".dist-info") else { continue };
         let package = distribution.split('-').next().unwrap_or(distribution).replace('_', "-");
         let record = std::fs::read_to_string(entry.path().join("RECORD")).unwrap_or_default();
-        for line in record.lines() {
-            let file = line.split(',').next().unwrap_or_default();
+        for file in record.lines().map(|line| line.split(',').next().unwrap_or_default()) {
             if is_native(file) {
                 owners.entry(package.to_lowercase()).or_insert_with(|| file.to_owned());
+                recorded.insert(file.to_owned());
             }
         }
     }
     // A compiled file no RECORD names is still refused.
     for file in files_under(deps)? {
         let relative = file.strip_prefix(deps).unwrap_or(&file).to_string_lossy().into_owned();
-        if is_native(&relative) && !owners.values().any(|f| *f == relative) {
+        if is_native(&relative) && !recorded.contains(&relative) {
             let top = relative.split('/').next().unwrap_or(&relative).to_owned();
             owners.entry(top).or_insert(relative);
         }
@@ -331,11 +331,7 @@ fn inputs_digest(project: &Path, extra: &[&Path]) -> anyhow::Result<String> {
             hasher.update(&bytes);
         }
     }
-    let mut hex = String::with_capacity(64);
-    for byte in hasher.finalize() {
-        let _ = write!(hex, "{byte:02x}");
-    }
-    Ok(hex)
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Regular files under `root`, sorted, skipping hidden entries and
