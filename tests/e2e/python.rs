@@ -3,12 +3,14 @@
 //! `sys.exit` ends a run FAILED with the reason (and the traceback) in its
 //! log; a native-extension dependency is refused at build, by name; an
 //! unchanged project builds to the same bytes; on an agent, the ETL twin's
-//! tasks, retry and logs reach the API and eight Python runs go at once.
+//! tasks, retry and logs reach the API and eight Python runs go at once; a
+//! deployed component is compiled on the pool's agents before any run.
 
 use std::time::Duration;
 
-use baton_tests::{System, baton, finish, python_flow};
+use baton_tests::{AgentProcess, System, baton, finish, python_flow, wait_until};
 use serde_json::Value;
+use sha2::{Digest as _, Sha256};
 
 use crate::agents::{run, wait_for};
 
@@ -58,9 +60,13 @@ fn a_python_flow_builds_inspects_and_runs_and_its_failures_are_named() {
     };
     let raised = outcome("raise");
     assert_eq!(raised.status, Some(1), "an exception is a FAILED run:\n{}", raised.stderr);
-    for expected in
-        ["Traceback (most recent call last)", "return table[key]", "KeyError: 'missing-key'"]
-    {
+    for expected in [
+        "Traceback (most recent call last)",
+        // Named as in the project, not by the component's mount (`/0/`).
+        "File \"flow.py\", line",
+        "return table[key]",
+        "KeyError: 'missing-key'",
+    ] {
         assert!(raised.stderr.contains(expected), "no {expected:?} in:\n{}", raised.stderr);
     }
     let exited = outcome("exit");
@@ -138,4 +144,38 @@ fn init_python_writes_a_project_that_deploys_runs_and_redeploys_unchanged() {
     let again = deploy();
     assert_eq!(again.status, Some(0), "{}", again.stderr);
     assert!(again.stdout.contains("unchanged greeter-py/default"), "{}", again.stdout);
+}
+
+#[test]
+fn a_deployed_component_is_compiled_on_its_pool_s_agents_before_any_run() {
+    let system = System::start(2);
+    let (core, home) = (&system.core, system.home.path());
+    let hello = std::fs::read(python_flow("examples/flows/hello-py")).unwrap();
+    let artifact = format!("sha256:{}", hex::encode(Sha256::digest(&hello)));
+    let holding = || -> usize {
+        let agents: Value = serde_json::from_str(&system.ok(&["agent", "ls", "--json"])).unwrap();
+        let holds = |agent: &&Value| {
+            agent["cached"].as_array().is_some_and(|c| c.iter().any(|d| *d == *artifact))
+        };
+        agents.as_array().unwrap().iter().filter(holds).count()
+    };
+    assert_eq!(holding(), 0, "the component is new to the agent");
+    core.deploy_component(home, "hello-py", "default", &hello, "");
+    // No run asked for it: the agent was told at deploy.
+    wait_until(
+        "the connected agent compiled the deployed component",
+        Duration::from_secs(120),
+        || holding() == 1,
+    );
+    assert!(system.runs("hello-py/default").is_empty());
+    // An agent of the pool that connects later is told when it connects.
+    let data = tempfile::tempdir().unwrap();
+    let token = core.agent_token(home);
+    let _later = AgentProcess::start(core, home, &token, data.path());
+    wait_until("the agent that connected later compiled it", Duration::from_secs(120), || {
+        holding() == 2
+    });
+    let id = run(core, home, "hello-py/default", &["a=2", "b=3"]);
+    let (done, _) = wait_for(core, home, &id, "COMPLETED", Duration::from_secs(60));
+    assert_eq!(done["output"], 5, "{done:#}");
 }

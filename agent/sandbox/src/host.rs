@@ -530,7 +530,7 @@ impl bindings::baton::flow::host::Host for FlowHost {
     }
 
     async fn start_task(&mut self, spec: TaskSpec) -> TaskStart {
-        self.start_cached_task(spec, true).await
+        self.start_cached_task(spec).await
     }
 
     async fn finish_task(&mut self, task_id: u64, outcome: Result<String, String>) {

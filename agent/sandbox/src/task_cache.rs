@@ -107,14 +107,10 @@ impl FlowHost {
         })
     }
 
-    /// Starts a task: answered from the cache when `read_cache` and its
-    /// key has a result there, else numbered and reported as started.
-    pub(crate) async fn start_cached_task(
-        &mut self,
-        spec: TaskSpec,
-        read_cache: bool,
-    ) -> TaskStart {
-        if let Some(key) = spec.cache_key.as_ref().filter(|_| read_cache) {
+    /// Starts a task: answered from the cache when its key has a result
+    /// there, else opened (see [`FlowHost::open_started_task`]).
+    pub(crate) async fn start_cached_task(&mut self, spec: TaskSpec) -> TaskStart {
+        if let Some(key) = &spec.cache_key {
             match self.ask_cache(CacheOp::Get { key: key_digest(key) }).await {
                 CacheAnswer::Hit { output, run_id } => {
                     let task_id = self.next_task_id();
@@ -138,6 +134,12 @@ impl FlowHost {
                 CacheAnswer::Miss | CacheAnswer::Stored => {}
             }
         }
+        TaskStart::Run(self.open_started_task(spec))
+    }
+
+    /// Numbers a task, keeps it open until it finishes (its result is
+    /// cached then, if it has a key) and reports it started.
+    fn open_started_task(&mut self, spec: TaskSpec) -> u64 {
         let task_id = self.next_task_id();
         let open = OpenTask {
             name: spec.name.clone(),
@@ -152,7 +154,7 @@ impl FlowHost {
             max_attempts: spec.max_attempts,
             cache_key: spec.cache_key.as_deref().map(|key| self.log().redact(key)),
         });
-        TaskStart::Run(task_id)
+        task_id
     }
 
     /// Stores a finished task's result under its cache key, unless it is
@@ -183,12 +185,7 @@ impl FlowHost {
 
 impl bindings::baton::flow::task_cache::Host for FlowHost {
     async fn start_uncached(&mut self, spec: TaskSpec) -> u64 {
-        match self.start_cached_task(spec, false).await {
-            TaskStart::Run(task_id) => task_id,
-            // Never: the cache was not read. A task id no task has is
-            // ignored by `finish-task` and `expire-after` alike.
-            TaskStart::Cached(_) => u64::MAX,
-        }
+        self.open_started_task(spec)
     }
 
     fn expire_after(&mut self, task_id: u64, milliseconds: u64) {

@@ -327,6 +327,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_action_s_kind_is_the_name_it_is_written_under_and_listed_once() {
+        let deployment = || "flow/name".to_owned();
+        let every = [
+            Action::RunDeployment { deployment: deployment(), parameters: Map::new() },
+            Action::PauseDeployment { deployment: deployment() },
+            Action::ResumeDeployment { deployment: deployment() },
+            Action::PausePool { pool: "edge".into() },
+            Action::ResumePool { pool: "edge".into() },
+            Action::CancelRun { run: None },
+            Action::ChangeRunState { run: None, state: StateName::Cancelled, message: None },
+            Action::CallWebhook {
+                url: "https://example.com".into(),
+                method: None,
+                headers: Map::new(),
+                body: None,
+            },
+        ];
+        let written: Vec<String> = every
+            .iter()
+            .map(|action| {
+                let value = serde_json::to_value(action).unwrap();
+                let name = value.as_object().unwrap().keys().next().unwrap().clone();
+                assert_eq!(action.kind(), name);
+                name
+            })
+            .collect();
+        assert_eq!(written, ACTION_KINDS);
+    }
+
+    #[test]
     fn durations_read_as_seconds() {
         assert_eq!(parse_seconds("90s"), Some(90));
         assert_eq!(parse_seconds("25h"), Some(90_000));

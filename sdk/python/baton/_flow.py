@@ -80,7 +80,7 @@ class Flow:
                     _host.host().log("error", message)
                     return Failed(message)
             except BaseException as error:  # noqa: BLE001: every failure of user code ends the run FAILED
-                details = "".join(traceback.format_exception(error))
+                details = _traceback(error)
                 message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
                 _host.host().log("error", details.rstrip())
                 return Failed(message, details)
@@ -88,6 +88,17 @@ class Flow:
                 return json.dumps(to_json(output), ensure_ascii=False)
             except (TypeError, ValueError) as error:
                 return Failed(f"the flow's result is not JSON: {error}")
+
+
+def _traceback(error: BaseException) -> str:
+    """The error's traceback, its files named from the directory they were
+    imported from (in a component those are mounts called `/0`, `/1`...,
+    which mean nothing to the flow's author)."""
+    details = "".join(traceback.format_exception(error))
+    roots = sorted({p.rstrip("/") for p in sys.path if p.strip("/")}, key=len, reverse=True)
+    for root in roots:
+        details = details.replace(f'File "{root}/', 'File "')
+    return details
 
 
 def flow(

@@ -57,6 +57,8 @@ class FlowTest(WithHost):
         self.assertIsInstance(failed, _flow.Failed)
         self.assertEqual(failed.message, "ValueError: no data for eu")
         self.assertIn("Traceback (most recent call last)", failed.details)
+        # Named from where it was imported from, not by a full path.
+        self.assertIn('File "tests/test_flow.py", line', failed.details)
         errors = [m for level, m in self.host.logs if level == "error"]
         self.assertTrue(errors and "raise ValueError" in errors[0] and errors[0].endswith("ValueError: no data for eu"))
 
