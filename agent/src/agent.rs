@@ -18,6 +18,7 @@ use crate::backend::container::Container;
 use crate::backend::kubernetes::Kubernetes;
 use crate::backend::process::Process;
 use crate::backend::wasm::Wasm;
+use crate::fetch::LoadTurns;
 use crate::outbox::Outbox;
 use crate::runner::Staging;
 use crate::runs::Runs;
@@ -183,6 +184,8 @@ impl Agent {
             config,
             sandbox,
             outbox: Arc::new(Outbox::default()),
+            load_turns: LoadTurns::default(),
+            prepared: Mutex::default(),
             connection: Mutex::new(None),
             stop: CancellationToken::new(),
             welcomed: AtomicBool::new(false),
@@ -245,6 +248,9 @@ pub(crate) struct Shared {
     pub(crate) kubernetes: Kubernetes,
     pub(crate) outbox: Arc<Outbox>,
     pub(crate) runs: Runs,
+    pub(crate) load_turns: LoadTurns,
+    /// Components compiled at the core's word, for the next heartbeat.
+    prepared: Mutex<Vec<String>>,
     /// The connection to the core while there is one (component fetches
     /// use it).
     connection: Mutex<Option<quinn::Connection>>,
@@ -262,6 +268,16 @@ impl Shared {
     /// Every backend, for what concerns them all.
     fn backends(&self) -> [&dyn Backend; 4] {
         [&self.wasm, &self.process, &self.container, &self.kubernetes]
+    }
+
+    /// `artifact` is compiled: the next heartbeat tells the core.
+    pub(crate) fn add_prepared(&self, artifact: String) {
+        self.prepared.lock().unwrap_or_else(PoisonError::into_inner).push(artifact);
+    }
+
+    /// What was compiled since the last heartbeat.
+    pub(crate) fn take_prepared(&self) -> Vec<String> {
+        std::mem::take(&mut *self.prepared.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     pub(crate) fn connection(&self) -> Option<quinn::Connection> {

@@ -216,10 +216,15 @@ impl Staging {
     /// Puts a run's component where runners read it.
     pub(crate) async fn stage(&self, component: &ComponentSource) -> Result<(), String> {
         let path = component_file(&self.components, component.digest());
-        let cached = self.sandbox.load_cached(component.digest()).is_some();
-        if cached && path.exists() {
+        let staged = || self.sandbox.load_cached(component.digest()).is_some() && path.exists();
+        if staged() {
             return Ok(());
         }
+        let _turn = component.turn().await;
+        if staged() {
+            return Ok(());
+        }
+        let cached = self.sandbox.load_cached(component.digest()).is_some();
         let bytes = component.fetch().await.map_err(|error| error.to_string())?;
         let sandbox = Arc::clone(&self.sandbox);
         let components = self.components.clone();

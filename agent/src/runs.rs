@@ -159,15 +159,38 @@ pub(crate) fn assign(shared: &Arc<Shared>, assignment: Assignment) {
     }
 }
 
+/// Fetches and compiles a component deployed to the agent's pool, in the
+/// background: its runs find it ready. A failure is only logged (its runs
+/// will say why, if it persists).
+pub(crate) fn prepare(shared: &Arc<Shared>, artifact: String, pool_kind: PoolKind) {
+    let digest = match parse_digest(&artifact) {
+        Ok(digest) => digest,
+        Err(reason) => return tracing::warn!(%reason, "not preparing a component"),
+    };
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let component = ComponentSource::new(Arc::clone(&shared), artifact.clone(), digest);
+        let began = std::time::Instant::now();
+        match backend_for(&shared, pool_kind).prepare(&component).await {
+            Ok(()) => {
+                let took_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
+                tracing::info!(%artifact, took_ms, "component prepared");
+                shared.add_prepared(artifact);
+            }
+            Err(error) => tracing::warn!(%artifact, "could not prepare the component: {error}"),
+        }
+    });
+}
+
 /// `sha256:<hex>` (or bare hex) as a digest.
 fn parse_digest(artifact: &str) -> Result<Digest, String> {
     let hex = artifact.strip_prefix("sha256:").unwrap_or(artifact);
     hex.parse().map_err(|e| format!("the assignment's artifact `{artifact}` is not a digest: {e}"))
 }
 
-/// The backend that executes `assignment`: its pool's type picks it.
-fn backend_for<'a>(shared: &'a Shared, assignment: &Assignment) -> &'a dyn Backend {
-    match assignment.pool_kind {
+/// The backend for runs of a pool of `kind`.
+fn backend_for(shared: &Shared, kind: PoolKind) -> &dyn Backend {
+    match kind {
         PoolKind::Wasm => &shared.wasm,
         PoolKind::Process => &shared.process,
         PoolKind::Container => &shared.container,
@@ -206,7 +229,7 @@ async fn execute(
         cancel,
     };
     let began = std::time::Instant::now();
-    let ended = backend_for(&shared, &job.assignment).execute(job).await;
+    let ended = backend_for(&shared, job.assignment.pool_kind).execute(job).await;
     let body = match ended {
         Ended::Declined(reason) => {
             tracing::warn!(%reason, "declining the run");

@@ -74,7 +74,7 @@ async fn write_loop(
     loop {
         // Read `running` before sending events, so that a run missing
         // from a heartbeat has had its `Finished` sent before it.
-        let running = beat.then(|| shared.runs.running());
+        let running = beat.then(|| (shared.runs.running(), shared.take_prepared()));
         let written = async {
             loop {
                 let batch = shared.outbox.after(sent, BATCH);
@@ -87,8 +87,8 @@ async fn write_loop(
                     send.write_all(&frame).await.map_err(|e| IoError::Stream(e.into()))?;
                 }
             }
-            if let Some(running) = running {
-                write_frame(&mut send, &AgentMessage::Heartbeat { running }).await?;
+            if let Some((running, prepared)) = running {
+                write_frame(&mut send, &AgentMessage::Heartbeat { running, prepared }).await?;
             }
             Ok::<_, IoError>(())
         };
@@ -165,6 +165,7 @@ fn handle(shared: &Arc<Shared>, message: CoreMessage) {
             }
         }
         CoreMessage::Ack { seq } => shared.outbox.ack(seq),
+        CoreMessage::Prepare { artifact, pool_kind } => runs::prepare(shared, artifact, pool_kind),
         other @ (CoreMessage::Welcome { .. } | CoreMessage::Refused { .. }) => {
             tracing::warn!("ignoring a `{}` message in the middle of a connection", kind(&other));
         }
@@ -180,5 +181,6 @@ pub(crate) fn kind(message: &CoreMessage) -> &'static str {
         CoreMessage::Cancel { .. } => "cancel",
         CoreMessage::Stop { .. } => "stop",
         CoreMessage::Ack { .. } => "ack",
+        CoreMessage::Prepare { .. } => "prepare",
     }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use baton_proto::v1::limits::over_limit;
 use baton_proto::v1::link::{CoreMessage, Execution, MAX_FRAME_BYTES, body_size};
-use baton_proto::v1::{ProposeState, StateName, Timestamp, Transition, Verdict};
+use baton_proto::v1::{PoolKind, ProposeState, StateName, Timestamp, Transition, Verdict};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -301,6 +301,34 @@ impl Dispatcher {
         let message =
             CoreMessage::Cancel { run_id: execution.run_id.clone(), attempt: execution.attempt };
         agent.sender.send(message).is_ok()
+    }
+
+    /// Asks the connected agents of `pool` that lack `artifact` to compile
+    /// it now (for a backend of `kind`); returns how many were asked.
+    pub fn prepare(&self, pool: &str, artifact: &str, kind: PoolKind) -> usize {
+        let agents = self.agents();
+        let mut asked = 0;
+        for (agent_id, agent) in &agents.connected {
+            if agent.pool != pool || agent.cached.contains(artifact) {
+                continue;
+            }
+            tracing::debug!(agent = %agent_id, %artifact, "asking to prepare a component");
+            let message = CoreMessage::Prepare { artifact: artifact.to_owned(), pool_kind: kind };
+            if agent.sender.send(message).is_ok() {
+                asked += 1;
+            }
+        }
+        asked
+    }
+
+    /// The agent compiled these components (see [`Dispatcher::prepare`]).
+    pub fn prepared(&self, agent_id: &str, artifacts: Vec<String>) {
+        if artifacts.is_empty() {
+            return;
+        }
+        if let Some(agent) = self.agents().connected.get_mut(agent_id) {
+            agent.cached.extend(artifacts);
+        }
     }
 
     /// The components a connected agent holds compiled, sorted.

@@ -17,6 +17,7 @@ pub mod feed;
 pub mod hooks;
 pub mod link;
 pub mod orchestration;
+pub mod prepare;
 pub mod schedule;
 pub mod scheduler;
 pub mod secrets;

@@ -16,6 +16,7 @@ use crate::automations::Automations;
 use crate::dispatch::{DispatchConfig, Dispatcher};
 use crate::feed::Feed;
 use crate::link::{CoreIdentity, Link, LinkServices};
+use crate::prepare::Preparer;
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::secrets::SecretCipher;
 use crate::store::{Retention, Store, SweepConfig, redact_url};
@@ -126,10 +127,13 @@ impl Server {
             Some(quic) => {
                 let identity = CoreIdentity::load_or_create(&config.data_dir)
                     .context("making or loading the core's TLS identity")?;
+                let preparer = Preparer::new(store.clone(), dispatcher.clone());
+                tokio::spawn(preparer.clone().run(feed.clone(), shutdown.clone()));
                 let services = LinkServices {
                     store: store.clone(),
                     dispatcher: dispatcher.clone(),
                     subflows: subflows.clone(),
+                    preparer,
                 };
                 let link = Link::start(quic, &identity, services, shutdown.clone())?;
                 tokio::spawn(dispatcher.clone().run(shutdown.clone()));

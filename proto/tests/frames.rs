@@ -7,7 +7,7 @@ use baton_proto::v1::link::{
     AgentEvent, AgentEventBody, AgentMessage, CoreMessage, Execution, Fetch, FetchAnswer, Hello,
     MAX_FRAME_BYTES, decode_frame, encode,
 };
-use baton_proto::v1::{LogLevel, ReportBody, RunReport, Timestamp};
+use baton_proto::v1::{LogLevel, PoolKind, ReportBody, RunReport, Timestamp};
 use proptest::prelude::*;
 
 fn decode_all(bytes: &[u8]) {
@@ -35,6 +35,7 @@ fn valid_frames() -> Vec<Vec<u8>> {
         .unwrap(),
         encode(&AgentMessage::Heartbeat {
             running: vec![Execution { run_id: "a".into(), attempt: 1 }],
+            prepared: vec!["sha256:00".into()],
         })
         .unwrap(),
         encode(&CoreMessage::Welcome { acked_seq: 3, heartbeat_ms: 1000, lease_ms: 10_000 })
@@ -42,6 +43,8 @@ fn valid_frames() -> Vec<Vec<u8>> {
         encode(&CoreMessage::Stop { run_id: "a".into(), attempt: 1, reason: "stale".into() })
             .unwrap(),
         encode(&Fetch { digest: "sha256:00".into() }).unwrap(),
+        encode(&CoreMessage::Prepare { artifact: "sha256:00".into(), pool_kind: PoolKind::Wasm })
+            .unwrap(),
     ]
 }
 
@@ -55,7 +58,7 @@ proptest! {
 
     #[test]
     fn mutated_frames_never_panic(
-        which in 0_usize..4,
+        which in 0_usize..6,
         flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
         cut in any::<usize>(),
     ) {

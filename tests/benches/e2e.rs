@@ -39,6 +39,7 @@ use baton_tests::http::Connection;
 use baton_tests::measure::{percentile, resident_kib, unix_ms};
 use baton_tests::{AgentProcess, CoreProcess};
 use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
 
 async fn create(connection: &mut Connection, deployment: &str, parameters: Value) -> String {
     let (status, run) = connection
@@ -82,6 +83,112 @@ fn state_at(detail: &Value, state: &str) -> i64 {
         .unwrap_or_else(|| panic!("never {state}: {detail:#}"))["at"]
         .as_i64()
         .unwrap()
+}
+
+/// What a burst came to.
+struct Burst {
+    runs: usize,
+    /// From the first run created to the last ended, by the core's clock.
+    span_ms: i64,
+    /// Runs that went `LATE` (not dispatched within the core's grace).
+    late: usize,
+}
+
+impl Burst {
+    fn rate(&self) -> f64 {
+        self.runs as f64 * 1000.0 / self.span_ms as f64
+    }
+}
+
+/// Creates `runs` runs of `deployment` (`a`, `b` parameters) from `clients`
+/// connections at once, waits for every one to end and checks it COMPLETED.
+async fn run_burst(
+    address: std::net::SocketAddr,
+    deployment: &str,
+    runs: usize,
+    clients: usize,
+) -> Burst {
+    let since = unix_ms();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let deployment = deployment.to_owned();
+            tokio::spawn(async move {
+                let mut connection = Connection::open(address).await;
+                let mut ids = Vec::new();
+                for i in 0..runs / clients {
+                    ids.push(create(&mut connection, &deployment, json!({"a": i, "b": 1})).await);
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.extend(task.await.unwrap());
+    }
+    let mut connection = Connection::open(address).await;
+    // Wait without loading the core: one cheap query every 20 ms.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let open =
+        format!("/api/runs?deployment={deployment}&state=SCHEDULED,LATE,PENDING,RUNNING&limit=1");
+    loop {
+        let (_, open) = connection.json("GET", &open, &Value::Null).await;
+        if open["items"].as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the burst did not finish: {open:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let burst_ids: std::collections::HashSet<String> = ids.iter().cloned().collect();
+    let (mut first_created, mut last_ended, mut seen) = (i64::MAX, 0, 0);
+    let mut cursor: Option<String> = None;
+    loop {
+        let after = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
+        let (_, page) = connection
+            .json(
+                "GET",
+                &format!("/api/runs?deployment={deployment}&limit=500{after}"),
+                &Value::Null,
+            )
+            .await;
+        for run in page["items"].as_array().unwrap() {
+            if burst_ids.contains(run["id"].as_str().unwrap()) {
+                assert_eq!(run["state"], "COMPLETED", "{run:#}");
+                seen += 1;
+                first_created = first_created.min(run["created_at"].as_i64().unwrap());
+                last_ended = last_ended.max(run["ended_at"].as_i64().unwrap());
+            }
+        }
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, ids.len());
+    let (_, late) = connection
+        .json("GET", &format!("/api/events?name=run.late&since={since}&limit=10000"), &Value::Null)
+        .await;
+    let late = late
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["resource"]
+                .as_str()
+                .and_then(|r| r.strip_prefix("run/"))
+                .is_some_and(|id| burst_ids.contains(id))
+        })
+        .count();
+    Burst { runs: ids.len(), span_ms: (last_ended - first_created).max(1), late }
+}
+
+/// Whether a connected agent of the `fresh` pool holds `digest` compiled.
+async fn agent_holds(connection: &mut Connection, digest: &str) -> bool {
+    let (_, agents) = connection.json("GET", "/api/agents", &Value::Null).await;
+    agents.as_array().unwrap().iter().any(|agent| {
+        agent["pool"] == "fresh"
+            && agent["cached"].as_array().is_some_and(|c| c.iter().any(|d| d == digest))
+    })
 }
 
 fn main() {
@@ -333,62 +440,52 @@ fn main() {
         }
 
         // A burst from several clients.
-        let tasks: Vec<_> = (0..clients)
-            .map(|_| {
-                tokio::spawn(async move {
-                    let mut connection = Connection::open(address).await;
-                    let mut ids = Vec::new();
-                    for i in 0..burst / clients {
-                        ids.push(create(&mut connection, "hello/bench", json!({"a": i, "b": 1})).await);
-                    }
-                    ids
-                })
-            })
-            .collect();
-        let mut ids = Vec::new();
-        for task in tasks {
-            ids.extend(task.await.unwrap());
-        }
-        // Wait without loading the core: one cheap query every 20 ms.
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            let (_, open) = connection
-                .json("GET", "/api/runs?deployment=hello/bench&state=SCHEDULED,LATE,PENDING,RUNNING&limit=1", &Value::Null)
-                .await;
-            if open["items"].as_array().is_some_and(Vec::is_empty) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the burst did not finish: {open:#}");
+        let warm = run_burst(address, "hello/bench", burst, clients).await;
+        println!(
+            "throughput: {} runs of hello created by {clients} clients, all COMPLETED in {} ms = {:.0} runs/s",
+            warm.runs,
+            warm.span_ms,
+            warm.rate()
+        );
+
+        // Just deployed, on a fresh agent: its compile happens at deploy
+        // (the core asks the pool's agents to prepare the component), once,
+        // and not on any run's path. Rust's burst starts right after its
+        // deploy; Python's once the agent says the component is compiled
+        // (the time to that is printed).
+        core.ok(home.path(), &["pool", "create", "fresh"]);
+        let fresh_token = core.agent_token_for(home.path(), "fresh");
+        let fresh_data = tempfile::tempdir().unwrap();
+        let fresh = AgentProcess::start_in_pool(&core, home.path(), &fresh_token, fresh_data.path(), "fresh", 64);
+        let in_fresh = "    work_pool: {name: fresh}\n";
+        let fresh_burst = if full { 4_000 } else { 40 };
+        core.deploy(home.path(), "hello", "fresh", in_fresh);
+        let rust = run_burst(address, "hello/fresh", fresh_burst, clients).await;
+        let deployed = Instant::now();
+        core.deploy_component(home.path(), "hello-py", "fresh", &python, in_fresh);
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&python)));
+        while !agent_holds(&mut connection, &digest).await {
+            assert!(deployed.elapsed() < Duration::from_secs(300), "hello-py was never prepared");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let burst_ids: std::collections::HashSet<&String> = ids.iter().collect();
-        let (mut first_created, mut last_ended, mut seen) = (i64::MAX, 0, 0);
-        let mut cursor: Option<String> = None;
-        loop {
-            let after = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
-            let (_, page) = connection
-                .json("GET", &format!("/api/runs?deployment=hello/bench&limit=500{after}"), &Value::Null)
-                .await;
-            for run in page["items"].as_array().unwrap() {
-                if burst_ids.contains(&run["id"].as_str().unwrap().to_owned()) {
-                    assert_eq!(run["state"], "COMPLETED", "{run:#}");
-                    seen += 1;
-                    first_created = first_created.min(run["created_at"].as_i64().unwrap());
-                    last_ended = last_ended.max(run["ended_at"].as_i64().unwrap());
-                }
-            }
-            cursor = page["next_cursor"].as_str().map(str::to_owned);
-            if cursor.is_none() {
-                break;
-            }
-        }
-        assert_eq!(seen, ids.len());
-        let span = (last_ended - first_created).max(1);
+        let prepared = deployed.elapsed();
+        let python_burst = run_burst(address, "hello-py/fresh", fresh_burst, clients).await;
+        let python_warm = run_burst(address, "hello-py/fresh", fresh_burst, clients).await;
         println!(
-            "throughput: {} runs of hello created by {clients} clients, all COMPLETED in {span} ms = {:.0} runs/s",
-            ids.len(),
-            ids.len() as f64 * 1000.0 / span as f64
+            "just deployed, on a fresh agent with 64 slots, {} runs from {clients} clients: \
+             hello right after its deploy {:.0} runs/s ({} LATE); \
+             hello-py deploy -> compiled on the agent {:.2?}, then {:.0} runs/s ({} LATE), \
+             the same burst again on the now warm agent {:.0} runs/s; agent resident after {} kB",
+            fresh_burst,
+            rust.rate(),
+            rust.late,
+            prepared,
+            python_burst.rate(),
+            python_burst.late,
+            python_warm.rate(),
+            resident_kib(Some(fresh.pid())),
         );
+        drop(fresh);
 
         // Windmill's scenario: 40 jobs of 10 ms in sequence.
         let started = Instant::now();

@@ -70,6 +70,16 @@ pub(crate) enum Ended {
 pub(crate) trait Backend: Send + Sync {
     fn execute(&self, job: Job) -> Pin<Box<dyn Future<Output = Ended> + Send + '_>>;
 
+    /// Makes `component` ready for its runs ahead of them (fetched,
+    /// compiled), so that none waits for it; by default, nothing to do.
+    fn prepare<'a>(
+        &'a self,
+        component: &'a ComponentSource,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        let _ = component;
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     /// Removes what executions that are not `running` left behind (an
     /// agent killed mid-run leaves its containers); called when the agent
     /// starts and now and then after.

@@ -19,6 +19,7 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 
 use super::{Backend, Ended, Job};
+use crate::fetch::ComponentSource;
 use crate::runner::{self, Rlimits, RunnerJob, RunnerStdin, Staging, StderrTail};
 
 /// Memory a child needs besides its flow's: the runtime, the compiled
@@ -273,5 +274,12 @@ mod signals {
 impl Backend for Process {
     fn execute(&self, job: Job) -> Pin<Box<dyn Future<Output = Ended> + Send + '_>> {
         Box::pin(self.run(job))
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        component: &'a ComponentSource,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(self.staging.stage(component))
     }
 }

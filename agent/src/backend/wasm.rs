@@ -23,8 +23,12 @@ impl Wasm {
     }
 
     /// The compiled component: from the sandbox's cache, else fetched and
-    /// compiled (which caches it on disk).
+    /// compiled (which caches it on disk), once however many ask at once.
     async fn load(&self, component: &ComponentSource) -> Result<Arc<LoadedFlow>, String> {
+        if let Some(flow) = self.sandbox.load_cached(component.digest()) {
+            return Ok(flow);
+        }
+        let _turn = component.turn().await;
         if let Some(flow) = self.sandbox.load_cached(component.digest()) {
             return Ok(flow);
         }
@@ -86,5 +90,12 @@ impl Wasm {
 impl Backend for Wasm {
     fn execute(&self, job: Job) -> Pin<Box<dyn Future<Output = Ended> + Send + '_>> {
         Box::pin(self.run(job))
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        component: &'a ComponentSource,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async { self.load(component).await.map(drop) })
     }
 }

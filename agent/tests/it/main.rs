@@ -91,7 +91,7 @@ async fn runs_an_assigned_flow_fetched_from_the_core() {
     session.send(&CoreMessage::Ack { seq: events.len() as u64 }).await;
     loop {
         match session.next_message().await {
-            AgentMessage::Heartbeat { running } if running.is_empty() => break,
+            AgentMessage::Heartbeat { running, .. } if running.is_empty() => break,
             AgentMessage::Heartbeat { .. } => {}
             AgentMessage::Event(event) => panic!("unexpected event {event:?}"),
         }

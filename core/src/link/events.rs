@@ -84,7 +84,8 @@ impl Applier {
                     match message {
                         None => return "the agent closed the link".to_owned(),
                         Some(Err(why)) => return why,
-                        Some(Ok(AgentMessage::Heartbeat { running })) => {
+                        Some(Ok(AgentMessage::Heartbeat { running, prepared })) => {
+                            self.dispatcher.prepared(&self.agent_id, prepared);
                             // Answered at once: the agent's lease clock
                             // counts from the core's last word.
                             let _ = self.sender.send(CoreMessage::Ack { seq: acked });

@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::Dispatcher;
+use crate::prepare::Preparer;
 use crate::store::Store;
 use crate::subflows::Subflows;
 pub use tls::{CoreIdentity, TlsError};
@@ -35,6 +36,8 @@ pub struct LinkServices {
     pub dispatcher: Dispatcher,
     /// What answers their runs' subflow calls.
     pub subflows: Subflows,
+    /// Asks an agent that connects to compile its pool's components.
+    pub preparer: Preparer,
 }
 
 /// Streams an agent may have open at once besides its control stream.
@@ -68,7 +71,7 @@ impl Link {
         services: LinkServices,
         stop: CancellationToken,
     ) -> Result<Self, LinkError> {
-        let LinkServices { store, dispatcher, subflows } = services;
+        let LinkServices { store, dispatcher, subflows, preparer } = services;
         let mut transport = quinn::TransportConfig::default();
         // Each run waiting for a subflow holds a stream; fetches come on
         // top.
@@ -103,6 +106,7 @@ impl Link {
                     store: store.clone(),
                     dispatcher: dispatcher.clone(),
                     subflows: subflows.clone(),
+                    preparer: preparer.clone(),
                     fingerprint: fingerprint.clone(),
                     stop: stop.clone(),
                 };

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::Applier;
 use crate::dispatch::{AgentSession, Dispatcher};
+use crate::prepare::Preparer;
 use crate::store::{AgentLease, AgentRecord, Asker, Store};
 use crate::subflows::Subflows;
 use crate::task_cache;
@@ -24,6 +25,7 @@ pub(super) struct Session {
     pub store: Store,
     pub dispatcher: Dispatcher,
     pub subflows: Subflows,
+    pub preparer: Preparer,
     /// The core's CA fingerprint, which a token for this core carries.
     pub fingerprint: String,
     pub stop: CancellationToken,
@@ -99,6 +101,9 @@ impl Session {
         if let Err(e) = self.dispatcher.reconcile(&agent_id, &hello.running).await {
             tracing::warn!(agent = %agent_id, error = %e, "could not check the runs the agent still runs");
         }
+        let preparer = self.preparer.clone();
+        let pool = hello.pool.clone();
+        tokio::spawn(async move { preparer.connected(&pool).await });
 
         let mut writer = tokio::spawn(async move {
             while let Some(message) = outgoing.recv().await {

@@ -594,7 +594,7 @@ pub struct AgentInfo {
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
     /// Digests of the components it holds compiled (as of its last
-    /// connection and the runs since).
+    /// connection, the runs since and what it was asked to prepare).
     #[serde(default)]
     pub cached: Vec<String>,
 }

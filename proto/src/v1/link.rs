@@ -227,6 +227,11 @@ pub enum CoreMessage {
     Stop { run_id: String, attempt: u32, reason: String },
     /// Events up to `seq` are applied.
     Ack { seq: u64 },
+    /// A component deployed to the agent's pool (`artifact`, a `sha256:`
+    /// digest) for a backend of `pool_kind`: fetch and compile it now, so
+    /// that no run of it waits for a compile. The agent names it in a
+    /// heartbeat's `prepared` once done.
+    Prepare { artifact: String, pool_kind: PoolKind },
 }
 
 /// A run pushed to an agent.
@@ -282,6 +287,10 @@ pub enum AgentMessage {
     /// Still here; these executions are running.
     Heartbeat {
         running: Vec<Execution>,
+        /// Components compiled since the last heartbeat (see
+        /// [`CoreMessage::Prepare`]).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        prepared: Vec<String>,
     },
     Event(AgentEvent),
 }
@@ -463,7 +472,8 @@ mod tests {
 
     #[test]
     fn oversized_frames_are_refused_from_the_header() {
-        let mut frame = encode(&AgentMessage::Heartbeat { running: vec![] }).unwrap();
+        let mut frame =
+            encode(&AgentMessage::Heartbeat { running: vec![], prepared: vec![] }).unwrap();
         frame[..4].copy_from_slice(&u32::MAX.to_be_bytes());
         assert_eq!(
             decode_frame::<AgentMessage>(&frame, MAX_FRAME_BYTES),
@@ -473,7 +483,8 @@ mod tests {
 
     #[test]
     fn another_version_is_named() {
-        let mut frame = encode(&AgentMessage::Heartbeat { running: vec![] }).unwrap();
+        let mut frame =
+            encode(&AgentMessage::Heartbeat { running: vec![], prepared: vec![] }).unwrap();
         frame[4..6].copy_from_slice(&7_u16.to_be_bytes());
         let error = decode_frame::<AgentMessage>(&frame, MAX_FRAME_BYTES).unwrap_err();
         assert_eq!(error, FrameError::Version { theirs: 7 });

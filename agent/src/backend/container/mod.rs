@@ -30,6 +30,7 @@ use tokio::io::AsyncWriteExt as _;
 use self::engine::not_found;
 use super::labels::{AGENT_ID, ATTEMPT, BATON, MANAGED_BY, RUN_ID};
 use super::{Backend, Ended, Job, SCRATCH_MOUNT};
+use crate::fetch::ComponentSource;
 use crate::runner::{self, RunnerJob, RunnerStdin, Staging, StderrTail};
 
 /// Where the agent's staged components and precompiled artifacts appear
@@ -468,6 +469,13 @@ async fn remove(docker: &Docker, id: &str) {
 impl Backend for Container {
     fn execute(&self, job: Job) -> Pin<Box<dyn Future<Output = Ended> + Send + '_>> {
         Box::pin(self.run(job))
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        component: &'a ComponentSource,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(self.staging.stage(component))
     }
 
     fn reap<'a>(
