@@ -287,9 +287,11 @@ impl Applier {
             Err(e) => return Err(e),
         };
         if state == StateName::Running && transition.verdict != Verdict::Accepted {
-            // Moved on before it started: stop it.
-            let reason = transition.reason.unwrap_or_else(|| "the run moved on".to_owned());
-            self.dispatcher.stop(&self.agent_id, execution.clone(), reason);
+            // The fence held, so this execution holds the run and it is
+            // past PENDING: the start was applied before, and is sent again
+            // after a reconnect to a core whose record of the events
+            // applied lagged. The execution goes on.
+            tracing::debug!(run = %run_id, attempt = execution.attempt, "a start applied before");
         }
         if state != StateName::Running {
             self.dispatcher.finished(&self.agent_id, run_id, execution.attempt);
