@@ -3,6 +3,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -18,7 +19,9 @@ use crate::backend::container::Container;
 use crate::backend::kubernetes::Kubernetes;
 use crate::backend::process::Process;
 use crate::backend::wasm::Wasm;
+use crate::cores::{Core, CoreAddresses};
 use crate::fetch::LoadTurns;
+use crate::metrics::{self, AgentMetrics};
 use crate::outbox::Outbox;
 use crate::runner::Staging;
 use crate::runs::Runs;
@@ -30,6 +33,9 @@ use crate::tls::{self, FingerprintMismatch, PinnedCaVerifier, TlsError};
 const UDP_BUFFER_BYTES: usize = 4 << 20;
 /// How long the core may take to answer the agent's `Hello`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one core may take to accept a connection before the next one
+/// is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -52,8 +58,9 @@ pub const DEFAULT_CACHE_MAX_BYTES: u64 = 2 << 30;
 /// How an agent is set up.
 #[derive(Clone)]
 pub struct AgentConfig {
-    /// The core's QUIC address.
-    pub core: SocketAddr,
+    /// The cores' QUIC addresses: the agent connects to one, and to the
+    /// next when it is lost.
+    pub cores: CoreAddresses,
     /// From `baton agent token create`: how the agent trusts the core and
     /// the core trusts the agent.
     pub token: AgentToken,
@@ -72,6 +79,8 @@ pub struct AgentConfig {
     pub name: String,
     /// What the backends other than the sandbox need.
     pub backends: BackendConfig,
+    /// Where to serve `GET /metrics` (Prometheus text), if anywhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// What the backends other than the sandbox need; without it their pools'
@@ -90,7 +99,7 @@ impl std::fmt::Debug for AgentConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Not the token's secret.
         f.debug_struct("AgentConfig")
-            .field("core", &self.core)
+            .field("cores", &self.cores.to_string())
             .field("token_id", &self.token.id)
             .field("pool", &self.pool)
             .field("queues", &self.queues)
@@ -98,6 +107,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("data_dir", &self.data_dir)
             .field("name", &self.name)
             .field("backends", &self.backends)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -113,14 +123,16 @@ pub enum AgentError {
     Sandbox(#[from] SandboxError),
     #[error(transparent)]
     Tls(#[from] TlsError),
-    #[error("opening a UDP socket to reach the core at {address}: {source}")]
-    Socket { address: SocketAddr, source: std::io::Error },
-    #[error("connecting to the core at {address}: {mismatch}")]
-    Fingerprint { address: SocketAddr, mismatch: FingerprintMismatch },
-    #[error("connecting to the core at {address}: {source}")]
-    Connect { address: SocketAddr, source: LinkError },
+    #[error("opening a UDP socket to reach the cores: {0}")]
+    Socket(std::io::Error),
+    #[error("connecting to the core at {cores}: {mismatch}")]
+    Fingerprint { cores: CoreAddresses, mismatch: FingerprintMismatch },
+    #[error("connecting to the core at {cores}: {source}")]
+    Connect { cores: CoreAddresses, source: LinkError },
     #[error("the core refused this agent: {0}")]
     Refused(String),
+    #[error("serving the metrics on {address}: {source}")]
+    Metrics { address: SocketAddr, source: std::io::Error },
 }
 
 /// Why a connection to the core failed or ended.
@@ -138,6 +150,8 @@ pub enum LinkError {
     NoWelcome,
     #[error("the core answered the hello with a `{0}` message")]
     Unexpected(&'static str),
+    #[error("no address of {0} resolves")]
+    Unresolved(CoreAddresses),
 }
 
 /// A running agent. Dropping it stops it, as [`Agent::stop`] does.
@@ -155,6 +169,14 @@ impl Agent {
     /// ones are retried for as long as the agent runs.
     pub async fn start(config: AgentConfig) -> Result<Agent, AgentError> {
         let id = load_or_create_id(&config.data_dir)?;
+        let metrics_listener = match config.metrics {
+            Some(address) => Some(
+                tokio::net::TcpListener::bind(address)
+                    .await
+                    .map_err(|source| AgentError::Metrics { address, source })?,
+            ),
+            None => None,
+        };
         let cache = config.data_dir.join(CACHE_DIR);
         let sandbox = Sandbox::new(&SandboxConfig {
             cache_dir: Some(cache.clone()),
@@ -165,9 +187,8 @@ impl Agent {
         })?;
         let verifier = Arc::new(PinnedCaVerifier::new(&config.token.fingerprint));
         let client = tls::quic_client_config(Arc::clone(&verifier))?;
-        let address = config.core;
-        let endpoint =
-            client_endpoint(address).map_err(|source| AgentError::Socket { address, source })?;
+        let cores = config.cores.clone();
+        let endpoint = client_endpoint().map_err(AgentError::Socket)?;
         let sandbox = Arc::new(sandbox);
         let staging = Arc::new(Staging {
             sandbox: Arc::clone(&sandbox),
@@ -190,23 +211,27 @@ impl Agent {
             stop: CancellationToken::new(),
             welcomed: AtomicBool::new(false),
             lease: Mutex::new((Instant::now(), Duration::ZERO)),
+            metrics: AgentMetrics::default(),
         });
-        let dialer = Dialer { endpoint, client, verifier };
+        let dialer = Dialer { endpoint, client, verifier, next: AtomicUsize::new(0) };
         let link = match dialer.connect(&shared).await {
             Ok(Answer::Welcome(link)) => link,
             Ok(Answer::Refused(reason)) => return Err(AgentError::Refused(reason)),
             Err(source) => {
                 return Err(match dialer.verifier.take_mismatch() {
-                    Some(mismatch) => AgentError::Fingerprint { address, mismatch },
-                    None => AgentError::Connect { address, source },
+                    Some(mismatch) => AgentError::Fingerprint { cores, mismatch },
+                    None => AgentError::Connect { cores, source },
                 });
             }
         };
-        tracing::info!(agent_id = %id, core = %address, "connected to the core");
+        tracing::info!(agent_id = %id, core = %link.core, "connected to the core");
         let done = CancellationToken::new();
         let stop = shared.stop.clone();
         tokio::spawn(watch_lease(Arc::clone(&shared)));
         tokio::spawn(reap(Arc::clone(&shared)));
+        if let Some(listener) = metrics_listener {
+            tokio::spawn(metrics::serve(listener, Arc::clone(&shared), stop.clone()));
+        }
         tokio::spawn(keep_connected(shared, dialer, link, done.clone()));
         Ok(Agent { id, stop, done })
     }
@@ -262,6 +287,7 @@ pub(crate) struct Shared {
     /// When the core was last heard from, and for how long after that the
     /// agent's runs are still its to report (the core's crash window).
     pub(crate) lease: Mutex<(Instant, Duration)>,
+    pub(crate) metrics: AgentMetrics,
 }
 
 impl Shared {
@@ -293,14 +319,20 @@ impl Shared {
         self.lease.lock().unwrap_or_else(PoisonError::into_inner).0 = Instant::now();
     }
 
+    /// How long since the core last said anything.
+    pub(crate) fn core_silent_for(&self) -> Duration {
+        self.lease.lock().unwrap_or_else(PoisonError::into_inner).0.elapsed()
+    }
+
     /// Whether the core has been silent longer than the lease (none: never).
     fn lease_lost(&self) -> Option<Duration> {
         let (heard, lease) = *self.lease.lock().unwrap_or_else(PoisonError::into_inner);
         (!lease.is_zero() && heard.elapsed() > lease).then_some(lease)
     }
 
-    fn hello(&self) -> Hello {
+    fn hello(&self, core: &Core) -> Hello {
         Hello {
+            core_address: core.name.clone(),
             token: self.config.token.to_string(),
             agent_id: self.agent_id.clone(),
             name: self.config.name.clone(),
@@ -360,6 +392,8 @@ async fn watch_lease(shared: Arc<Shared>) {
 
 /// A connection the core has welcomed the agent on.
 pub(crate) struct Link {
+    /// The core's address, for people.
+    pub(crate) core: String,
     pub(crate) connection: quinn::Connection,
     pub(crate) send: quinn::SendStream,
     pub(crate) recv: quinn::RecvStream,
@@ -374,22 +408,56 @@ enum Answer {
     Refused(String),
 }
 
-/// Dials the core.
+/// Dials the cores.
 struct Dialer {
     endpoint: Endpoint,
     client: quinn::ClientConfig,
     verifier: Arc<PinnedCaVerifier>,
+    /// Where in the list of the cores' addresses the next dial begins.
+    next: AtomicUsize,
 }
 
 impl Dialer {
-    /// Connects, says hello and reads the core's answer.
+    /// Connects to the first of the cores that answers, beginning with the
+    /// one after the last lost; says hello and reads its answer.
     async fn connect(&self, shared: &Shared) -> Result<Answer, LinkError> {
-        let connection = self
-            .endpoint
-            .connect_with(self.client.clone(), shared.config.core, SERVER_NAME)?
-            .await?;
+        let cores = shared.config.cores.resolve().await;
+        let count = cores.len();
+        let start = self.next.load(Ordering::SeqCst);
+        let mut failed = LinkError::Unresolved(shared.config.cores.clone());
+        for offset in 0..count {
+            let index = (start + offset) % count;
+            let Some(core) = cores.get(index) else { continue };
+            let answered = tokio::time::timeout(CONNECT_TIMEOUT, self.connect_to(shared, core))
+                .await
+                .unwrap_or(Err(LinkError::NoAnswer(CONNECT_TIMEOUT)));
+            match answered {
+                Ok(answer) => {
+                    self.next.store(index, Ordering::SeqCst);
+                    return Ok(answer);
+                }
+                Err(error) => {
+                    if count > 1 {
+                        tracing::warn!(core = %core.name, "could not connect: {error}; trying the next core");
+                    }
+                    failed = error;
+                }
+            }
+        }
+        Err(failed)
+    }
+
+    /// The connection to the current core is lost: the next dial begins
+    /// with the core after it.
+    fn lost(&self) {
+        self.next.fetch_add(1, Ordering::SeqCst);
+    }
+
+    async fn connect_to(&self, shared: &Shared, core: &Core) -> Result<Answer, LinkError> {
+        let connection =
+            self.endpoint.connect_with(self.client.clone(), core.address, SERVER_NAME)?.await?;
         let (mut send, mut recv) = connection.open_bi().await?;
-        write_frame(&mut send, &shared.hello()).await?;
+        write_frame(&mut send, &shared.hello(core)).await?;
         let answer = tokio::time::timeout(
             HELLO_TIMEOUT,
             read_frame::<CoreMessage, _>(&mut recv, MAX_FRAME_BYTES),
@@ -402,6 +470,7 @@ impl Dialer {
                 *shared.lease.lock().unwrap_or_else(PoisonError::into_inner) =
                     (Instant::now(), Duration::from_millis(lease_ms));
                 Ok(Answer::Welcome(Link {
+                    core: core.name.clone(),
                     connection,
                     send,
                     recv,
@@ -442,20 +511,20 @@ async fn keep_connected(shared: Arc<Shared>, dialer: Dialer, first: Link, done: 
                 };
                 match answer {
                     Ok(Answer::Welcome(link)) => {
-                        tracing::info!(core = %shared.config.core, "reconnected to the core");
+                        tracing::info!(core = %link.core, "reconnected to a core");
                         link
                     }
                     Ok(Answer::Refused(reason)) => {
-                        tracing::warn!(core = %shared.config.core, %reason, "the core refused this agent; retrying");
+                        tracing::warn!(cores = %shared.config.cores, %reason, "the core refused this agent; retrying");
                         continue;
                     }
                     Err(error) => {
                         match dialer.verifier.take_mismatch() {
                             Some(mismatch) => {
-                                tracing::warn!(core = %shared.config.core, "reconnecting: {mismatch}")
+                                tracing::warn!(cores = %shared.config.cores, "reconnecting: {mismatch}")
                             }
                             None => {
-                                tracing::warn!(core = %shared.config.core, "reconnecting: {error}")
+                                tracing::warn!(cores = %shared.config.cores, "reconnecting: {error}")
                             }
                         }
                         continue;
@@ -468,6 +537,7 @@ async fn keep_connected(shared: Arc<Shared>, dialer: Dialer, first: Link, done: 
         if shared.stop.is_cancelled() {
             break;
         }
+        dialer.lost();
     }
     // The runs were cancelled with the agent; give them a moment to end.
     let _ = tokio::time::timeout(STOP_GRACE, shared.runs.all_ended()).await;
@@ -477,21 +547,27 @@ async fn keep_connected(shared: Arc<Shared>, dialer: Dialer, first: Link, done: 
     done.cancel();
 }
 
-/// A UDP endpoint of the core's address family with large socket buffers.
-fn client_endpoint(core: SocketAddr) -> std::io::Result<Endpoint> {
-    let bind: SocketAddr = match core {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+/// A UDP endpoint with large socket buffers that reaches cores of either
+/// address family (IPv6 with IPv4 mapped; IPv4 alone where there is no
+/// IPv6).
+fn client_endpoint() -> std::io::Result<Endpoint> {
+    let bound = |domain: Domain, bind: SocketAddr| -> std::io::Result<Socket> {
+        let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+        if domain == Domain::IPV6 {
+            socket.set_only_v6(false)?;
+        }
+        if let Err(error) = socket.set_recv_buffer_size(UDP_BUFFER_BYTES) {
+            tracing::warn!("could not enlarge the UDP receive buffer: {error}");
+        }
+        if let Err(error) = socket.set_send_buffer_size(UDP_BUFFER_BYTES) {
+            tracing::warn!("could not enlarge the UDP send buffer: {error}");
+        }
+        socket.bind(&bind.into())?;
+        socket.set_nonblocking(true)?;
+        Ok(socket)
     };
-    let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;
-    if let Err(error) = socket.set_recv_buffer_size(UDP_BUFFER_BYTES) {
-        tracing::warn!("could not enlarge the UDP receive buffer: {error}");
-    }
-    if let Err(error) = socket.set_send_buffer_size(UDP_BUFFER_BYTES) {
-        tracing::warn!("could not enlarge the UDP send buffer: {error}");
-    }
-    socket.bind(&bind.into())?;
-    socket.set_nonblocking(true)?;
+    let socket = bound(Domain::IPV6, (Ipv6Addr::UNSPECIFIED, 0).into())
+        .or_else(|_| bound(Domain::IPV4, (Ipv4Addr::UNSPECIFIED, 0).into()))?;
     Endpoint::new(EndpointConfig::default(), None, socket.into(), Arc::new(TokioRuntime))
 }
 

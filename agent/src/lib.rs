@@ -14,7 +14,9 @@
 mod agent;
 mod asking;
 mod backend;
+mod cores;
 mod fetch;
+mod metrics;
 pub mod outbox;
 pub mod runner;
 mod runs;
@@ -27,3 +29,4 @@ pub use agent::{
 pub use backend::container::engine;
 pub use backend::labels;
 pub use baton_sandbox as sandbox;
+pub use cores::CoreAddresses;

@@ -15,6 +15,7 @@ use crate::agent::Shared;
 use crate::asking::LinkAsker;
 use crate::backend::{Backend, Ended, Job};
 use crate::fetch::ComponentSource;
+use crate::metrics::OutcomeLabels;
 use crate::outbox::Outbox;
 
 /// The runs in progress and the slots they hold.
@@ -241,8 +242,12 @@ async fn execute(
                     message: "stopped: the agent heard nothing from the core for longer than its lease, so the run may be running elsewhere".to_owned(),
                 };
             }
-            let took_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let took = began.elapsed();
+            let took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
             tracing::info!(outcome = outcome.name(), took_ms, "run finished");
+            shared.metrics.run_duration.observe(took.as_secs_f64());
+            let labels = OutcomeLabels { outcome: outcome.name().to_owned() };
+            shared.metrics.runs_finished.get_or_create(&labels).inc();
             AgentEventBody::Finished { outcome }
         }
     };

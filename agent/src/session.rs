@@ -23,7 +23,7 @@ const BATCH: usize = 256;
 /// cancelled runs have ended and their events are acknowledged (or the
 /// grace period is over).
 pub(crate) async fn run(shared: &Arc<Shared>, link: Link) {
-    let Link { connection, send, recv, acked_seq, heartbeat } = link;
+    let Link { core, connection, send, recv, acked_seq, heartbeat } = link;
     shared.outbox.welcome(acked_seq);
     shared.set_connection(Some(connection.clone()));
     let ended = CancellationToken::new();
@@ -31,6 +31,10 @@ pub(crate) async fn run(shared: &Arc<Shared>, link: Link) {
     let reader = tokio::spawn(read_loop(Arc::clone(shared), recv, ended.clone()));
     tokio::select! {
         () = ended.cancelled() => {}
+        () = core_gone_silent(shared, heartbeat) => {
+            tracing::warn!(%core, "no word from the core for {:?}: connecting to another", silence_limit(heartbeat));
+            ended.cancel();
+        }
         () = shared.stop.cancelled() => {
             let flushed = tokio::select! {
                 flushed = tokio::time::timeout(STOP_GRACE, async {
@@ -54,6 +58,26 @@ pub(crate) async fn run(shared: &Arc<Shared>, link: Link) {
     connection.close(VarInt::from_u32(0), reason);
     let _ = writer.await;
     let _ = reader.await;
+}
+
+/// How long the core may say nothing before it counts as gone (killed,
+/// paused or cut off): a heartbeat and a half, since it answers each
+/// heartbeat at once whatever its database does. The agent then connects
+/// to another core, well within its lease.
+fn silence_limit(heartbeat: Duration) -> Duration {
+    heartbeat + heartbeat / 2
+}
+
+/// Returns once the core has said nothing for [`silence_limit`].
+async fn core_gone_silent(shared: &Shared, heartbeat: Duration) {
+    let limit = silence_limit(heartbeat);
+    loop {
+        let silent = shared.core_silent_for();
+        if silent > limit {
+            return;
+        }
+        tokio::time::sleep(limit - silent + Duration::from_millis(50)).await;
+    }
 }
 
 /// Sends every event not yet sent on this connection as soon as it is in

@@ -1,11 +1,10 @@
 //! `baton agent start|token create|ls`.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use baton_agent::{Agent, AgentConfig};
+use baton_agent::{Agent, AgentConfig, CoreAddresses};
 use baton_proto::v1::link::AgentToken;
 use baton_proto::v1::{AgentInfo, AgentTokenCreated, CreateAgentToken};
 use clap::Subcommand;
@@ -17,9 +16,11 @@ use crate::{baton_home, table};
 pub enum AgentCommand {
     /// Connect to a core and run the flows it pushes, until Ctrl-C.
     Start {
-        /// The core's QUIC address.
-        #[arg(long, default_value = "127.0.0.1:4201", value_name = "ADDR")]
-        core: SocketAddr,
+        /// The core's QUIC address, or those of several cores of one
+        /// database (`a:4201,b:4201`; a name may resolve to several): the
+        /// agent connects to one and fails over to the next.
+        #[arg(long, default_value = "127.0.0.1:4201", value_name = "ADDR[,ADDR...]", value_parser = CoreAddresses::parse)]
+        core: CoreAddresses,
         /// From `baton agent token create`.
         #[arg(long, env = "BATON_AGENT_TOKEN", hide_env_values = true)]
         token: String,
@@ -48,6 +49,10 @@ pub enum AgentCommand {
         /// (default: DOCKER_HOST, then the usual sockets).
         #[arg(long, value_name = "URL")]
         docker_host: Option<String>,
+        /// Serve the agent's metrics (Prometheus text) at
+        /// http://ADDR/metrics.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Tokens that let agents in.
     #[command(subcommand)]
@@ -91,10 +96,11 @@ pub async fn run(command: AgentCommand) -> anyhow::Result<ExitCode> {
             name,
             cache_max,
             docker_host,
+            metrics,
         } => {
             let token: AgentToken = token.parse().map_err(anyhow::Error::msg)?;
             let config = AgentConfig {
-                core,
+                cores: core.clone(),
                 token,
                 pool: pool.clone(),
                 queues,
@@ -106,6 +112,7 @@ pub async fn run(command: AgentCommand) -> anyhow::Result<ExitCode> {
                     runner: std::env::current_exe().ok(),
                     docker_host,
                 },
+                metrics,
             };
             let agent = Agent::start(config)
                 .await
@@ -113,7 +120,7 @@ pub async fn run(command: AgentCommand) -> anyhow::Result<ExitCode> {
             println!("agent {} connected to {core}: pool {pool}, {slots} slots", agent.id());
             tokio::select! {
                 () = agent.wait() => {}
-                _ = tokio::signal::ctrl_c() => {
+                () = crate::stop_requested() => {
                     eprintln!("stopping");
                     agent.stop();
                     agent.wait().await;
@@ -143,6 +150,7 @@ pub async fn run(command: AgentCommand) -> anyhow::Result<ExitCode> {
                             a.name.clone(),
                             a.pool.clone(),
                             if a.connected { "connected".into() } else { "gone".into() },
+                            a.core_address.clone().unwrap_or_else(|| "-".into()),
                             format!("{}/{}", a.running, a.slots),
                             table::time(a.last_seen),
                         ]
@@ -151,7 +159,7 @@ pub async fn run(command: AgentCommand) -> anyhow::Result<ExitCode> {
                 print!(
                     "{}",
                     table::render(
-                        &["AGENT", "NAME", "POOL", "STATUS", "RUNNING", "LAST SEEN"],
+                        &["AGENT", "NAME", "POOL", "STATUS", "CORE", "RUNNING", "LAST SEEN"],
                         &rows
                     )
                 );

@@ -221,3 +221,20 @@ pub fn baton_home() -> PathBuf {
     std::env::var_os("HOME")
         .map_or_else(|| PathBuf::from(".baton"), |h| PathBuf::from(h).join(".baton"))
 }
+
+/// Returns when the process is asked to stop: Ctrl-C (SIGINT), or SIGTERM
+/// as `docker stop` and Kubernetes send it.
+pub async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use baton_agent::{Agent, AgentConfig};
+use baton_agent::{Agent, AgentConfig, CoreAddresses};
 use baton_proto::v1::link::AgentToken;
 use baton_proto::v1::{
     AgentTokenCreated, Artifact, CatchUp, CreateAgentToken, Deployment, DeploymentSpec,
@@ -143,11 +143,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         client.put(&path, &spec).await.with_context(|| format!("registering {full}"))?;
     eprintln!("{} {full}", if upserted.created { "created" } else { "updated" });
     let token: AgentToken = created.token.parse().map_err(anyhow::Error::msg)?;
-    let core = created.quic_address.parse().with_context(|| {
-        format!("the core reported an unusable QUIC address {}", created.quic_address)
+    let core = CoreAddresses::parse(&created.quic_address).map_err(|e| {
+        anyhow::anyhow!("the core reported an unusable QUIC address {}: {e}", created.quic_address)
     })?;
     let agent = Agent::start(AgentConfig {
-        core,
+        cores: core.clone(),
         token,
         pool,
         queues: Vec::new(),
@@ -159,6 +159,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             runner: std::env::current_exe().ok(),
             ..baton_agent::BackendConfig::default()
         },
+        metrics: None,
     })
     .await
     .with_context(|| format!("connecting to the core at {core}"))?;
@@ -166,7 +167,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
     tokio::select! {
         () = agent.wait() => {}
-        _ = tokio::signal::ctrl_c() => {
+        () = crate::stop_requested() => {
             eprintln!("stopping: pausing {full}");
             agent.stop();
             agent.wait().await;

@@ -124,10 +124,9 @@ pub async fn run(command: ServerCommand) -> anyhow::Result<ExitCode> {
     }
     let stopper = server.stopper();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("stopping");
-            stopper.cancel();
-        }
+        crate::stop_requested().await;
+        eprintln!("stopping");
+        stopper.cancel();
     });
     server.wait().await?;
     Ok(ExitCode::SUCCESS)

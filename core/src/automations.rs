@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::Dispatcher;
 use crate::feed::{Feed, name_matches};
+use crate::metrics::AutomationLabels;
 use crate::store::{AutomationPut, EventFilter, Store, StoreResult, now};
 
 /// Automations a chain of causes may pass through.
@@ -351,7 +352,10 @@ impl Automations {
         mut chain: Vec<String>,
     ) {
         match self.store.claim_firing(automation, key, now(), cause, rearm).await {
-            Ok(true) => {}
+            Ok(true) => {
+                let labels = AutomationLabels { automation: automation.spec.name.clone() };
+                self.store.metrics().automation_firings.get_or_create(&labels).inc();
+            }
             Ok(false) => return,
             Err(error) => {
                 tracing::warn!(%error, automation = %automation.spec.name, "could not record a firing");

@@ -272,6 +272,15 @@ impl Dispatcher {
         self.wake();
     }
 
+    /// How many agents are connected here, by pool.
+    pub fn connected_per_pool(&self) -> HashMap<String, i64> {
+        let mut pools = HashMap::new();
+        for agent in self.agents().connected.values() {
+            *pools.entry(agent.pool.clone()).or_default() += 1;
+        }
+        pools
+    }
+
     /// Sends `message` to a connected agent; `false` if it is not here.
     fn send(&self, agent_id: &str, message: CoreMessage) -> bool {
         self.agents()
@@ -477,7 +486,10 @@ impl Dispatcher {
                     continue;
                 }
             }
-            if let Err(e) = self.dispatch_due().await {
+            let began = Instant::now();
+            let dispatched = self.dispatch_due().await;
+            self.inner.store.metrics().dispatch_pass.observe(began.elapsed().as_secs_f64());
+            if let Err(e) = dispatched {
                 tracing::warn!(error = %e, "dispatch failed; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }

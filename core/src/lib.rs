@@ -16,6 +16,7 @@ pub mod dispatch;
 pub mod feed;
 pub mod hooks;
 pub mod link;
+pub mod metrics;
 pub mod orchestration;
 pub mod prepare;
 pub mod schedule;

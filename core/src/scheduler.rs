@@ -218,9 +218,11 @@ impl Scheduler {
                 () = tokio::time::sleep(self.config.tick) => {}
             }
             let at = now();
+            let began = std::time::Instant::now();
             if let Err(error) = self.pass(at).await {
                 tracing::warn!(%error, "planning schedules failed; retrying");
             }
+            self.store.metrics().scheduler_pass.observe(began.elapsed().as_secs_f64());
             match self.store.record_fired(fired_until, at).await {
                 Ok(()) => fired_until = at,
                 Err(error) => tracing::warn!(%error, "recording schedule firings failed"),

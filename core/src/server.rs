@@ -76,6 +76,12 @@ impl Server {
     /// Opens the store (running migrations), binds the API and starts the
     /// background loops.
     pub async fn start(config: ServerConfig) -> anyhow::Result<Self> {
+        // An empty token would be matched by an empty `Bearer` header.
+        if config.api_token.as_deref().is_some_and(|token| token.trim().is_empty()) {
+            bail!(
+                "the API token is empty: give --api-token (or BATON_API_TOKEN) a secret, e.g. from `openssl rand -hex 32`"
+            );
+        }
         if !config.http.ip().is_loopback() && config.api_token.is_none() {
             bail!(
                 "refusing to listen on {} without an API token: set --api-token (or BATON_API_TOKEN), or listen on 127.0.0.1",
@@ -125,7 +131,8 @@ impl Server {
         let link = match config.quic {
             None => None,
             Some(quic) => {
-                let identity = CoreIdentity::load_or_create(&config.data_dir)
+                let identity = CoreIdentity::load_shared(&config.data_dir, &store)
+                    .await
                     .context("making or loading the core's TLS identity")?;
                 let preparer = Preparer::new(store.clone(), dispatcher.clone());
                 tokio::spawn(preparer.clone().run(feed.clone(), shutdown.clone()));

@@ -40,7 +40,11 @@ pub async fn start(data: &Path) -> anyhow::Result<EmbeddedSystem> {
         .await?;
     let token: AgentToken = created.token.parse().map_err(anyhow::Error::msg)?;
     let agent = Agent::start(AgentConfig {
-        core: created.quic_address.parse().context("the embedded core's QUIC address")?,
+        cores: created
+            .quic_address
+            .parse::<std::net::SocketAddr>()
+            .context("the embedded core's QUIC address")?
+            .into(),
         token,
         pool: "default".into(),
         queues: Vec::new(),
@@ -49,6 +53,7 @@ pub async fn start(data: &Path) -> anyhow::Result<EmbeddedSystem> {
         cache_max_bytes: baton_agent::DEFAULT_CACHE_MAX_BYTES,
         name: "desktop".into(),
         backends: baton_agent::BackendConfig::default(),
+        metrics: None,
     })
     .await
     .context("starting the embedded agent")?;

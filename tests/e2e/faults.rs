@@ -448,3 +448,111 @@ fn a_full_disk_is_answered_507_and_health_says_so_until_space_is_freed() {
         assert!(kept == created + 1 || page["next_cursor"].is_string(), "acknowledged runs lost");
     });
 }
+
+/// The address the agent reached its core at, once it is connected (as the
+/// core's API lists it).
+async fn agent_core(connection: &mut Connection) -> Option<String> {
+    let agents = get(connection, "/api/agents").await;
+    agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["connected"] == true)
+        .and_then(|a| a["core_address"].as_str().map(str::to_owned))
+}
+
+#[test]
+fn an_agent_given_two_cores_fails_over_when_one_is_killed_mid_burst_losing_and_doubling_nothing() {
+    const RUNS: usize = 500;
+    const TICKS: usize = 10;
+    let url = fresh_postgres_database();
+    let core_a = CoreProcess::start(Some(&url));
+    let core_b = CoreProcess::start(Some(&url));
+    let home = temp();
+    let home = home.path();
+    core_b.deploy(home, "ticks", "burst", "");
+    // A token made through one core is good for both: they share a CA.
+    let token = core_a.agent_token(home);
+    let data = temp();
+    let cores = format!("{},{}", core_a.quic, core_b.quic);
+    let _agent = AgentProcess::start_via(&core_b, home, &token, data.path(), &cores, 16);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let address: std::net::SocketAddr =
+        core_b.url.strip_prefix("http://").unwrap().parse().unwrap();
+    runtime.block_on(async {
+        let mut api = Connection::open(address).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while agent_core(&mut api).await.as_deref() != Some(core_a.quic.as_str()) {
+            assert!(Instant::now() < deadline, "the agent never connected to the first core");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut ids = Vec::new();
+        for _ in 0..RUNS {
+            let (status, created) = api
+                .json(
+                    "POST",
+                    "/api/deployments/ticks/burst/runs",
+                    &json!({"parameters": {"ticks": TICKS, "millis": 30}}),
+                )
+                .await;
+            assert_eq!(status, 201, "{created}");
+            ids.push(created["id"].as_str().unwrap().to_owned());
+        }
+        // Mid-burst: some runs done, others running on the agent.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let page = get(&mut api, "/api/runs?deployment=ticks/burst&state=COMPLETED&limit=60").await;
+            if page["items"].as_array().unwrap().len() >= 60 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the burst did not get going");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(core_a);
+        let killed = Instant::now();
+        while agent_core(&mut api).await.as_deref() != Some(core_b.quic.as_str()) {
+            assert!(killed.elapsed() < Duration::from_secs(30), "the agent never failed over");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let failover = killed.elapsed();
+        println!("the agent was on the other core {failover:?} after the first was killed");
+        assert!(failover < Duration::from_secs(5), "failover took {failover:?}");
+
+        let deadline = Instant::now() + Duration::from_secs(180);
+        let mut damage = (0, 0, 0, 0);
+        for id in &ids {
+            let run = loop {
+                let run = get(&mut api, &format!("/api/runs/{id}")).await;
+                if run["state"].as_str().is_some_and(|s| ["COMPLETED", "FAILED", "CRASHED", "CANCELLED"].contains(&s)) {
+                    break run;
+                }
+                assert!(Instant::now() < deadline, "runs did not finish: {run:#}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            if run["state"] != "COMPLETED" {
+                damage.0 += 1;
+            }
+            // A run pushed by the killed core that never reached the agent
+            // is pushed again (a new attempt): it still runs once.
+            if run["run_count"] != 1 {
+                damage.1 += 1;
+            }
+            let lines = get(&mut api, &format!("/api/runs/{id}/logs")).await;
+            let ticks: Vec<&str> = lines
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|l| l["message"].as_str())
+                .filter(|m| m.starts_with("tick "))
+                .collect();
+            let distinct: std::collections::BTreeSet<&&str> = ticks.iter().collect();
+            damage.2 += TICKS.saturating_sub(distinct.len());
+            damage.3 += ticks.len() - distinct.len();
+        }
+        let (not_completed, run_twice, lines_lost, lines_doubled) = damage;
+        println!(
+            "{RUNS} runs, the core killed mid-burst: not completed {not_completed}, run twice {run_twice}, log lines lost {lines_lost}, doubled {lines_doubled}"
+        );
+        assert_eq!(damage, (0, 0, 0, 0));
+    });
+}

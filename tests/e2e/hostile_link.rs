@@ -41,6 +41,7 @@ fn hello(token: &str) -> Hello {
         running: vec![],
         version: "0".into(),
         new_process: true,
+        core_address: String::new(),
     }
 }
 

@@ -85,9 +85,14 @@ pub fn target_dir() -> PathBuf {
 
 /// The Python tools the tests run, pinned so that a new release's checks
 /// cannot fail a build that passed: Schemathesis for the API fuzzing test,
-/// kubernetes-validate for the Kubernetes manifests.
-pub const PYTHON_TOOLS: [&str; 3] =
-    ["schemathesis==4.32.5", "kubernetes-validate==1.37.0", "componentize-py==0.25.1"];
+/// kubernetes-validate for the Kubernetes manifests, componentize-py for
+/// Python flows, the official Prometheus client's parser for the metrics.
+pub const PYTHON_TOOLS: [&str; 4] = [
+    "schemathesis==4.32.5",
+    "kubernetes-validate==1.37.0",
+    "componentize-py==0.25.1",
+    "prometheus-client==0.21.1",
+];
 
 /// The Python virtual environment `cargo xtask setup` installs
 /// [`PYTHON_TOOLS`] into.
@@ -291,6 +296,10 @@ pub struct CoreProcess {
 
 pub use tempfile::TempDir;
 
+/// The secret key of the test cores on PostgreSQL: cores sharing a database
+/// must be given one key (it seals their secrets and their shared CA).
+const SHARED_SECRET_KEY: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+
 impl CoreProcess {
     /// Starts a core on SQLite in a fresh directory, or on `database_url`.
     #[allow(clippy::panic, reason = "test support: a core that does not start fails the test")]
@@ -324,6 +333,10 @@ impl CoreProcess {
         }
         if let Some(url) = database_url {
             command.extend(["--database-url".into(), url.into()]);
+            // Cores sharing a database share its secret key.
+            if !args.contains(&"--secret-key") {
+                command.extend(["--secret-key".into(), SHARED_SECRET_KEY.into()]);
+            }
         }
         let child = Self::spawn(&command);
         let core =

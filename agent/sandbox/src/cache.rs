@@ -120,19 +120,7 @@ impl ArtifactCache {
     /// Removes the least recently used artifacts until the rest fit the
     /// budget; never `keep`, the one just stored.
     fn evict_past_budget(&self, keep: &Digest) -> Vec<Digest> {
-        let suffix = format!("-{}.cwasm", self.engine_key);
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return Vec::new();
-        };
-        let mut artifacts: Vec<(std::time::SystemTime, u64, Digest)> = entries
-            .filter_map(|entry| {
-                let entry = entry.ok()?;
-                let digest: Digest =
-                    entry.file_name().to_str()?.strip_suffix(&suffix)?.parse().ok()?;
-                let metadata = entry.metadata().ok()?;
-                Some((metadata.modified().ok()?, metadata.len(), digest))
-            })
-            .collect();
+        let mut artifacts: Vec<(std::time::SystemTime, u64, Digest)> = self.artifacts().collect();
         let mut total: u64 = artifacts.iter().map(|(_, len, _)| len).sum();
         artifacts.sort_unstable_by_key(|(used, _, _)| *used);
         let mut evicted = Vec::new();
@@ -159,18 +147,26 @@ impl ArtifactCache {
         }
     }
 
+    /// Bytes of the artifacts cached for this engine.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.artifacts().map(|(_, len, _)| len).sum()
+    }
+
     /// Digests with a precompiled artifact for this engine.
     pub(crate) fn digests(&self) -> Vec<Digest> {
+        self.artifacts().map(|(_, _, digest)| digest).collect()
+    }
+
+    /// The artifacts cached for this engine: when each was last used, its
+    /// size and its digest.
+    fn artifacts(&self) -> impl Iterator<Item = (std::time::SystemTime, u64, Digest)> {
         let suffix = format!("-{}.cwasm", self.engine_key);
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return Vec::new();
-        };
-        entries
-            .filter_map(|entry| {
-                let name = entry.ok()?.file_name().into_string().ok()?;
-                name.strip_suffix(&suffix)?.parse().ok()
-            })
-            .collect()
+        std::fs::read_dir(&self.dir).into_iter().flatten().filter_map(move |entry| {
+            let entry = entry.ok()?;
+            let digest: Digest = entry.file_name().to_str()?.strip_suffix(&suffix)?.parse().ok()?;
+            let metadata = entry.metadata().ok()?;
+            Some((metadata.modified().ok()?, metadata.len(), digest))
+        })
     }
 }
 

@@ -25,7 +25,7 @@ pub use cache::Digest;
 pub use commands::{CommandGrant, MAX_COMMAND_OUTPUT_BYTES};
 pub use host::{Grants, ReportCollector, RunReporter, now};
 pub use run::{RunLimits, RunRequest};
-pub use sandbox::{LoadError, LoadedFlow, Sandbox, SandboxConfig, SandboxError};
+pub use sandbox::{LoadError, LoadedFlow, Sandbox, SandboxConfig, SandboxError, SandboxStats};
 pub use subflows::{ChildAnswerFuture, NoSubflows, Subflows};
 pub use task_cache::{
     CACHE_ANSWER_TIMEOUT, CacheAnswerFuture, MAX_MEMORY_TASK_CACHE_BYTES, MemoryTaskCache,

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -148,7 +148,33 @@ pub struct Sandbox {
     pub(crate) max_memory_bytes: u64,
     pub(crate) scratch: Arc<ScratchPool>,
     max_component_bytes: usize,
+    /// Instances the pool holds at most (its `slots` when none is taken).
+    max_instances: usize,
+    loads: LoadCounts,
     _ticker: EpochTicker,
+}
+
+/// How components were loaded, since the sandbox was made.
+#[derive(Default)]
+struct LoadCounts {
+    in_memory: AtomicU64,
+    from_disk: AtomicU64,
+    compiled: AtomicU64,
+}
+
+/// What a sandbox holds and has done, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SandboxStats {
+    /// Flow instances alive now (runs and `describe` calls).
+    pub live_instances: u64,
+    /// Loads answered by a component already loaded...
+    pub loaded_in_memory: u64,
+    /// ...by a precompiled artifact on disk...
+    pub loaded_from_disk: u64,
+    /// ...and by compiling it.
+    pub compiled: u64,
+    /// Bytes of precompiled artifacts on disk.
+    pub cache_bytes: u64,
 }
 
 impl Sandbox {
@@ -229,6 +255,8 @@ impl Sandbox {
             max_memory_bytes,
             scratch,
             max_component_bytes: config.max_component_bytes,
+            max_instances: usize::try_from(instances).unwrap_or(usize::MAX),
+            loads: LoadCounts::default(),
             _ticker: ticker,
         })
     }
@@ -255,8 +283,10 @@ impl Sandbox {
         }
         if let Some(component) = self.artifacts.as_ref().and_then(|a| a.load(&self.engine, &digest))
         {
+            self.loads.from_disk.fetch_add(1, Ordering::Relaxed);
             return self.link(digest, &component);
         }
+        self.loads.compiled.fetch_add(1, Ordering::Relaxed);
         let component =
             Component::new(&self.engine, wasm).map_err(|e| LoadError::Corrupt(one_line(&e)))?;
         // Linked before it is cached: what is not a flow leaves nothing on disk.
@@ -284,7 +314,21 @@ impl Sandbox {
             return Some(flow);
         }
         let component = self.artifacts.as_ref()?.load(&self.engine, digest)?;
+        self.loads.from_disk.fetch_add(1, Ordering::Relaxed);
         self.link(*digest, &component).ok()
+    }
+
+    /// What it holds and has done so far.
+    pub fn stats(&self) -> SandboxStats {
+        let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let free = self.slots.available_permits();
+        SandboxStats {
+            live_instances: u64::try_from(self.max_instances.saturating_sub(free)).unwrap_or(0),
+            loaded_in_memory: count(&self.loads.in_memory),
+            loaded_from_disk: count(&self.loads.from_disk),
+            compiled: count(&self.loads.compiled),
+            cache_bytes: self.artifacts.as_ref().map_or(0, ArtifactCache::bytes),
+        }
     }
 
     /// Forgets the loaded form of a component (its on-disk artifact stays),
@@ -312,7 +356,11 @@ impl Sandbox {
     }
 
     fn loaded_flow(&self, digest: &Digest) -> Option<Arc<LoadedFlow>> {
-        self.loaded.lock().unwrap_or_else(PoisonError::into_inner).get(digest).cloned()
+        let flow = self.loaded.lock().unwrap_or_else(PoisonError::into_inner).get(digest).cloned();
+        if flow.is_some() {
+            self.loads.in_memory.fetch_add(1, Ordering::Relaxed);
+        }
+        flow
     }
 
     fn link(&self, digest: Digest, component: &Component) -> Result<Arc<LoadedFlow>, LoadError> {

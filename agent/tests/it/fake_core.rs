@@ -81,7 +81,7 @@ impl FakeCore {
     /// An agent configuration for this core.
     pub fn agent_config(&self, token: AgentToken, data_dir: &Path, slots: u32) -> AgentConfig {
         AgentConfig {
-            core: self.address,
+            cores: self.address.into(),
             token,
             pool: "default".to_owned(),
             queues: vec!["fast".to_owned()],
@@ -90,6 +90,7 @@ impl FakeCore {
             cache_max_bytes: baton_agent::DEFAULT_CACHE_MAX_BYTES,
             name: "test-agent".to_owned(),
             backends: baton_agent::BackendConfig::default(),
+            metrics: None,
         }
     }
 

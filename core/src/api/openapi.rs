@@ -160,14 +160,17 @@ pub fn document() -> Value {
             json!({"name": name, "in": "query", "required": required, "description": description, "schema": query_schema(route.path, name)})
         }));
         let mut success = json!({"description": route.returns});
-        if let (Some(schema), Some(fields)) =
-            (schema_for(&named, route.returns), success.as_object_mut())
-        {
+        let media = match (schema_for(&named, route.returns), route.media) {
+            (Some(schema), "application/json") => Some(json!({"schema": schema})),
             // A stream's body is text; each event's data is the schema.
-            let media = match route.media {
-                "application/json" => json!({"schema": schema}),
-                _ => json!({"schema": {"type": "string"}, "x-baton-event-data": schema}),
-            };
+            (Some(schema), _) => {
+                Some(json!({"schema": {"type": "string"}, "x-baton-event-data": schema}))
+            }
+            (None, "application/json") => None,
+            // Text of its own format (the metrics).
+            (None, _) => Some(json!({"schema": {"type": "string"}})),
+        };
+        if let (Some(media), Some(fields)) = (media, success.as_object_mut()) {
             fields.insert("content".to_owned(), json!({ route.media: media }));
         }
         let mut operation = json!({

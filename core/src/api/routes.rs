@@ -70,6 +70,19 @@ routes![
     (
         get,
         Read,
+        "/metrics",
+        service::metrics,
+        RouteDoc {
+            media: crate::metrics::CONTENT_TYPE,
+            ..doc(
+                "The core's metrics in the Prometheus (OpenMetrics) text format; the README lists them",
+                "metrics text",
+            )
+        }
+    ),
+    (
+        get,
+        Read,
         "/api/openapi.json",
         service::openapi_document,
         doc("This document", "OpenAPI 3.1 document")

@@ -185,6 +185,7 @@ impl Session {
             queues: hello.queues.clone(),
             slots: hello.slots,
             version: hello.version.clone(),
+            core_address: hello.core_address.clone(),
         };
         self.store
             .agent_connected(&record, self.dispatcher.core_id(), lease)

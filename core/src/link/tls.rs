@@ -1,7 +1,9 @@
 //! The core's TLS identity: a CA and a server certificate it signs, made on
 //! first start and kept in the data directory. Agents pin the CA by its
 //! SHA-256 fingerprint (carried in their token), so the server certificate
-//! can be renewed without touching them.
+//! can be renewed without touching them. The cores sharing a database share
+//! the CA (the first to start records it there), so an agent's token is good
+//! for each of them; every core signs its own server certificate with it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,6 +16,8 @@ use rcgen::{
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest as _, Sha256};
 
+use crate::store::{SharedCa, Store};
+
 /// Why the identity could not be made or loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -25,11 +29,15 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
     #[error("QUIC configuration: {0}")]
     Quic(String),
+    #[error("the cores' shared CA: {0}")]
+    Shared(#[from] crate::store::StoreError),
 }
 
 /// The CA and the server certificate and key.
 pub struct CoreIdentity {
     ca: CertificateDer<'static>,
+    /// The CA's key (PKCS#8, DER), offered to the cores sharing a database.
+    ca_key: Vec<u8>,
     server: CertificateDer<'static>,
     server_key: Vec<u8>,
     /// Signs QUIC stateless resets (and keys connection ids). Kept across
@@ -123,10 +131,30 @@ impl CoreIdentity {
         };
         Ok(Self {
             ca: CertificateDer::from(ca),
+            ca_key: ca_key.serialize_der(),
             server: CertificateDer::from(server),
             server_key,
             reset_key,
         })
+    }
+
+    /// Loads the identity from `data_dir/tls` with the CA the cores of
+    /// `store`'s database share: this core's own if it is the first, else
+    /// the recorded one replaces it (and a server certificate it did not
+    /// sign).
+    pub async fn load_shared(data_dir: &Path, store: &Store) -> Result<Self, TlsError> {
+        let own = Self::load_or_create(data_dir)?;
+        let offered = SharedCa { certificate: own.ca.to_vec(), key: own.ca_key.clone() };
+        let shared = store.shared_ca(offered.clone()).await?;
+        if shared == offered {
+            return Ok(own);
+        }
+        tracing::info!("taking the CA the cores of this database share");
+        let dir = data_dir.join("tls");
+        write_private(&dir.join("ca.key.der"), &shared.key)?;
+        write_private(&dir.join("ca.der"), &shared.certificate)?;
+        let _ = std::fs::remove_file(dir.join("server.der"));
+        Self::load_or_create(data_dir)
     }
 
     /// The CA's SHA-256 fingerprint, lower-case hex: what agents pin.

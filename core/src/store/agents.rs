@@ -21,6 +21,8 @@ pub struct AgentRecord {
     pub queues: Vec<String>,
     pub slots: u32,
     pub version: String,
+    /// The address it reached this core at, as it was given it.
+    pub core_address: String,
 }
 
 /// A run waiting for an agent.
@@ -126,10 +128,10 @@ impl Store {
         )
         .await?;
         sqlx::query(
-            "INSERT INTO agents (id, name, pool, queues, slots, version, connected, first_seen, last_seen, last_seq, core_id, session, lease_until) \
-             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, 0, $8, $9, $10) \
+            "INSERT INTO agents (id, name, pool, queues, slots, version, connected, first_seen, last_seen, last_seq, core_id, session, lease_until, core_address) \
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, 0, $8, $9, $10, $11) \
              ON CONFLICT (id) DO UPDATE SET name = $2, pool = $3, queues = $4, slots = $5, version = $6, connected = 1, last_seen = $7, \
-             core_id = $8, session = $9, lease_until = $10",
+             core_id = $8, session = $9, lease_until = $10, core_address = $11",
         )
         .bind(&agent.id)
         .bind(&agent.name)
@@ -141,6 +143,7 @@ impl Store {
         .bind(core_id)
         .bind(&lease.session)
         .bind(lease.until.0)
+        .bind(&agent.core_address)
         .execute(&self.write)
         .await?;
         let last: i64 = sqlx::query("SELECT last_seq FROM agents WHERE id = $1")
@@ -219,7 +222,7 @@ impl Store {
     /// Every known agent, connected ones first.
     pub async fn agents(&self) -> StoreResult<Vec<AgentInfo>> {
         let rows = sqlx::query(concat!(
-            "SELECT a.id, a.name, a.pool, a.queues, a.slots, a.version, a.connected, a.first_seen, a.last_seen, a.core_id, \
+            "SELECT a.id, a.name, a.pool, a.queues, a.slots, a.version, a.connected, a.first_seen, a.last_seen, a.core_id, a.core_address, \
              (SELECT COUNT(*) FROM flow_runs r WHERE r.agent_id = a.id AND r.state IN ",
             holding_states!(),
             ") AS running FROM agents a ORDER BY a.connected DESC, a.last_seen DESC",
@@ -230,8 +233,10 @@ impl Store {
             .map(|row| {
                 let connected = row.try_get::<i64, _>("connected")? != 0;
                 let core_id: Option<String> = row.try_get("core_id")?;
+                let core_address: Option<String> = row.try_get("core_address")?;
                 Ok(AgentInfo {
                     core_id: core_id.filter(|_| connected),
+                    core_address: core_address.filter(|a| connected && !a.is_empty()),
                     id: row.try_get("id")?,
                     name: row.try_get("name")?,
                     pool: row.try_get("pool")?,
@@ -321,6 +326,24 @@ impl Store {
         .fetch_one(&self.read)
         .await?;
         Ok(row.try_get::<Option<i64>, _>("next")?.map(Timestamp))
+    }
+
+    /// How many runs are due and not yet pushed to an agent, by pool and
+    /// queue.
+    pub async fn runs_waiting(&self) -> StoreResult<Vec<(String, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT work_pool, work_queue, COUNT(*) AS waiting FROM flow_runs \
+             WHERE state IN ('SCHEDULED', 'LATE', 'AWAITING_RETRY') AND scheduled_at <= $1 \
+             GROUP BY work_pool, work_queue",
+        )
+        .bind(now().0)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((row.try_get("work_pool")?, row.try_get("work_queue")?, row.try_get("waiting")?))
+            })
+            .collect()
     }
 
     /// Runs held by agents, with their agents' leases: those the crash

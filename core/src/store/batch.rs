@@ -148,6 +148,7 @@ fn dropped() -> StoreError {
 }
 
 async fn run_batch(pool: &AnyPool, store: Store, batch: Vec<Job>) {
+    store.metrics().group_commit_batch.observe(batch.len() as f64);
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,
         Err(e) => {

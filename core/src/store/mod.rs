@@ -22,6 +22,7 @@ mod automations;
 mod batch;
 mod deployments;
 mod events;
+mod identity;
 mod logs;
 mod pools;
 mod reports;
@@ -40,6 +41,7 @@ pub use agents::{AgentLease, AgentRecord, DueRun, HeldRun};
 pub use automations::AutomationPut;
 pub use deployments::DeploymentFilter;
 pub use events::EventFilter;
+pub use identity::SharedCa;
 pub use pools::{DEFAULT_QUEUE, ESCALATED};
 pub use retention::Pruned;
 
@@ -60,6 +62,7 @@ pub use schedules::{DueSchedule, ScheduleUpdate, schedule_id};
 pub use signals::{Signal, Signals};
 pub use subflows::child_run;
 
+use crate::metrics::{CoreMetrics, FinishedLabels};
 use crate::secrets::SecretCipher;
 
 /// Which database is behind the store.
@@ -184,6 +187,8 @@ pub struct Store {
     full: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// PostgreSQL only: where to listen for other cores' signals.
     url: Option<std::sync::Arc<str>>,
+    /// What `/metrics` reports; moved by the writes as they commit.
+    metrics: std::sync::Arc<CoreMetrics>,
 }
 
 impl Store {
@@ -247,6 +252,7 @@ impl Store {
             ended: tokio::sync::broadcast::channel(1_024).0,
             full: std::sync::Arc::default(),
             url: (dialect == Dialect::Postgres).then(|| url.into()),
+            metrics: std::sync::Arc::default(),
         };
         store.migrate().await?;
         if dialect == Dialect::Sqlite {
@@ -284,6 +290,7 @@ impl Store {
             + Send
             + 'static,
     {
+        let began = std::time::Instant::now();
         let result = match &self.batcher {
             Some(batcher) => batcher.submit(work).await,
             None => {
@@ -296,6 +303,7 @@ impl Store {
                 .await
             }
         };
+        self.metrics.store_write.observe(began.elapsed().as_secs_f64());
         let result = self.note_write(result)?;
         self.written.send_modify(|count| *count = count.wrapping_add(1));
         Ok(result)
@@ -330,16 +338,33 @@ impl Store {
             return;
         }
         let run = &transition.run;
+        let seconds = |from: Timestamp, to: Timestamp| (to.0 - from.0).max(0) as f64 / 1000.0;
         if run.state == baton_proto::v1::StateName::Running {
             tracing::info!(run = %run.id, deployment = %run.deployment, attempt = run.attempt, "run started");
+            let due = run.scheduled_at.max(run.created_at);
+            self.metrics.run_start_delay.observe(seconds(due, run.state_changed_at));
         }
         if run.state.is_terminal() {
-            let took_ms = run.started_at.zip(run.ended_at).map(|(from, to)| to.0 - from.0);
+            let took = run.started_at.zip(run.ended_at);
+            let took_ms = took.map(|(from, to)| to.0 - from.0);
+            if let Some((from, to)) = took {
+                self.metrics.run_duration.observe(seconds(from, to));
+            }
+            let labels = FinishedLabels {
+                deployment: run.deployment.clone(),
+                state: run.state.as_str().to_owned(),
+            };
+            self.metrics.runs_finished.get_or_create(&labels).inc();
             let message = run.state_message.as_deref().unwrap_or_default();
             tracing::info!(run = %run.id, deployment = %run.deployment, state = %run.state, took_ms, message, "run ended");
             // Nobody listening is fine.
             let _ = self.ended.send(run.id.as_str().into());
         }
+    }
+
+    /// What `/metrics` reports.
+    pub fn metrics(&self) -> &CoreMetrics {
+        &self.metrics
     }
 
     /// Changes after each committed write (new events or log lines may be

@@ -425,10 +425,11 @@ impl Store {
                     })
                     .map(|u| (&u.due, u.create.as_slice()));
                 let runs = runs_for(conn, wanted).await?;
-                Ok(insert_runs(conn, &runs).await?.len())
+                insert_runs(conn, &runs).await
             })
         })
         .await
+        .map(|inserted| self.note_created(inserted))
     }
 
     /// When a scheduler last ticked, if ever.
@@ -551,9 +552,10 @@ impl Store {
         self.write_transaction(move |_, conn| {
             Box::pin(async move {
                 let runs = runs_for(conn, std::iter::once((&due, times.as_slice()))).await?;
-                Ok(insert_runs(conn, &runs).await?.len())
+                insert_runs(conn, &runs).await
             })
         })
         .await
+        .map(|inserted| self.note_created(inserted))
     }
 }

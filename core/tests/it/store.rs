@@ -615,6 +615,7 @@ async fn retention_deletes_expired_runs_logs_and_events() {
                 queues: vec![],
                 slots: 1,
                 version: "0.1.0".into(),
+                core_address: "127.0.0.1:4201".into(),
             };
             let lease = AgentLease {
                 agent_id: id.into(),
@@ -878,6 +879,7 @@ async fn due_runs_follow_queue_priority_and_skip_paused_and_full_deployments() {
             queues: vec![],
             slots: 4,
             version: "0.1.0".into(),
+            core_address: "127.0.0.1:4201".into(),
         };
         let lease = |session: &str, until, acked_seq| AgentLease {
             agent_id: "agent-1".into(),

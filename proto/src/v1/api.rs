@@ -581,6 +581,10 @@ pub struct AgentInfo {
     /// The core that holds its session (`Health::core_id`), if connected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub core_id: Option<String>,
+    /// The address it reached that core at (`HOST:PORT`, as it was given
+    /// it), if connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core_address: Option<String>,
     pub id: String,
     pub name: String,
     pub pool: String,

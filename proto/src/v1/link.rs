@@ -192,6 +192,10 @@ pub struct Hello {
     pub running: Vec<Execution>,
     /// The agent's version, for people.
     pub version: String,
+    /// The address it reached this core at, as it was given it (`HOST:PORT`):
+    /// which of several cores it is on, for people.
+    #[serde(default)]
+    pub core_address: String,
     /// The first hello of this agent process: runs the core remembers for
     /// this agent id died with an earlier process.
     #[serde(default)]

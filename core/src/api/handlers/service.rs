@@ -1,11 +1,13 @@
-//! The core itself: its health and its API document.
+//! The core itself: its health, its metrics and its API document.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use baton_proto::v1::Health;
 
-use crate::api::AppState;
+use crate::api::{ApiResult, AppState};
+use crate::metrics::{PoolLabels, QueueLabels};
 
 /// How long `/api/health` waits for the database: it answers within its
 /// own time even while the database does not.
@@ -31,6 +33,21 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     };
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(health))
+}
+
+/// The metrics, with the gauges read now.
+pub async fn metrics(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+    let metrics = state.store.metrics();
+    let waiting = state.store.runs_waiting().await?;
+    metrics.runs_waiting.clear();
+    for (pool, queue, count) in waiting {
+        metrics.runs_waiting.get_or_create(&QueueLabels { pool, queue }).set(count);
+    }
+    metrics.agents_connected.clear();
+    for (pool, count) in state.dispatcher.connected_per_pool() {
+        metrics.agents_connected.get_or_create(&PoolLabels { pool }).set(count);
+    }
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], metrics.encode()))
 }
 
 pub async fn openapi_document() -> Json<serde_json::Value> {

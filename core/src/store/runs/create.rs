@@ -9,6 +9,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 
 use super::{COLUMNS, DEFAULT_POOL, run_row};
+use crate::metrics::DeploymentLabels;
 use crate::store::{
     DEFAULT_QUEUE, ESCALATED, Store, StoreError, StoreResult, new_id, now, to_json,
 };
@@ -93,11 +94,11 @@ const RUNS_PER_INSERT: usize = 400;
 /// Inserts new runs; their first history row and `run.scheduled` event
 /// come from the `flow_runs_created` trigger (migration 0005). A run whose
 /// idempotency key its deployment has used already is left out. Returns
-/// the ids inserted.
+/// the runs inserted.
 pub(crate) async fn insert_runs(
     conn: &mut AnyConnection,
     runs: &[NewRun],
-) -> StoreResult<Vec<String>> {
+) -> StoreResult<Inserted> {
     let mut inserted = Vec::with_capacity(runs.len());
     for chunk in runs.chunks(RUNS_PER_INSERT) {
         let values: Vec<String> = (0..chunk.len())
@@ -168,7 +169,39 @@ pub(crate) async fn insert_runs(
         }
         query.execute(&mut *conn).await?;
     }
-    Ok(inserted)
+    let deployments = runs
+        .iter()
+        .filter(|new| fresh.contains(new.run.id.as_str()))
+        .map(|new| new.run.deployment.clone())
+        .collect();
+    Ok(Inserted { deployments })
+}
+
+/// The runs an INSERT created (not those whose idempotency key was used),
+/// counted by [`Store::note_created`] once committed.
+#[must_use]
+pub(crate) struct Inserted {
+    /// Each run's deployment (`FLOW/NAME`).
+    deployments: Vec<String>,
+}
+
+impl Inserted {
+    pub(crate) fn len(&self) -> usize {
+        self.deployments.len()
+    }
+}
+
+impl Store {
+    /// Counts committed new runs in the metrics; returns how many.
+    pub(crate) fn note_created(&self, inserted: Inserted) -> usize {
+        for deployment in &inserted.deployments {
+            self.metrics()
+                .runs_created
+                .get_or_create(&DeploymentLabels { deployment: deployment.clone() })
+                .inc();
+        }
+        inserted.len()
+    }
 }
 
 /// Where a run comes from, beside the request that creates it.
@@ -324,7 +357,7 @@ impl Store {
                 Box::pin(async move { insert_runs(conn, &[new]).await })
             })
             .await?;
-        if inserted.is_empty() {
+        if self.note_created(inserted) == 0 {
             // Another create with the same key came first.
             let key = run.idempotency_key.as_deref().unwrap_or_default();
             let existing = self.run_by_key(&run.deployment_id, key).await?;

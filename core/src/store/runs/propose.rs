@@ -482,7 +482,12 @@ impl Store {
     /// SQLite, the next group commit); `false` when its facts changed.
     async fn write_state(&self, write: StateWrite) -> StoreResult<bool> {
         match &self.batcher {
-            Some(batcher) => self.note_write(batcher.submit_state(write).await),
+            Some(batcher) => {
+                let began = std::time::Instant::now();
+                let written = batcher.submit_state(write).await;
+                self.metrics().store_write.observe(began.elapsed().as_secs_f64());
+                self.note_write(written)
+            }
             None => {
                 self.write_transaction(move |_, conn| {
                     Box::pin(async move {

@@ -146,6 +146,9 @@ fn agent_list(agents: &[AgentInfo]) -> Html {
                             title={if agent.connected { "connected" } else { "disconnected" }} />
                         <strong>{ &agent.name }</strong>
                         <span class="muted">{ format!(" pool {} · {}/{} slots", agent.pool, agent.running, agent.slots) }</span>
+                        if let Some(core) = &agent.core_address {
+                            <span class="muted small">{ format!(" · on core {core}") }</span>
+                        }
                         <meter min="0" max="1" value={load.to_string()} title="slots in use" />
                     </li>
                 }

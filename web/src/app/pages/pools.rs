@@ -75,13 +75,14 @@ pub fn pools() -> Html {
                 html! {
                     <>
                     <table class="table">
-                        <thead><tr><th>{ "Agent" }</th><th>{ "Pool" }</th><th>{ "Status" }</th><th>{ "Slots in use" }</th><th>{ "Last heartbeat" }</th><th>{ "Cached components" }</th><th>{ "Version" }</th></tr></thead>
+                        <thead><tr><th>{ "Agent" }</th><th>{ "Pool" }</th><th>{ "Status" }</th><th>{ "Core" }</th><th>{ "Slots in use" }</th><th>{ "Last heartbeat" }</th><th>{ "Cached components" }</th><th>{ "Version" }</th></tr></thead>
                         <tbody>
                         { for agents.iter().map(|agent| html! {
                             <tr>
                                 <td>{ &agent.name }</td>
                                 <td>{ &agent.pool }{ if agent.queues.is_empty() { String::new() } else { format!(" ({})", agent.queues.join(", ")) } }</td>
                                 <td><span class={if agent.connected { "dot up" } else { "dot down" }} />{ if agent.connected { " connected" } else { " disconnected" } }</td>
+                                <td class="mono small">{ agent.core_address.as_deref().unwrap_or("-") }</td>
                                 <td>{ format!("{} / {}", agent.running, agent.slots) }</td>
                                 <td><When at={agent.last_seen} /></td>
                                 <td class="mono small">{ agent.cached.iter().map(|d| d.trim_start_matches("sha256:").get(..12).unwrap_or(d)).collect::<Vec<_>>().join(" ") }</td>

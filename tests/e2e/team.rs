@@ -1,0 +1,243 @@
+//! An installation for a team: several cores on one PostgreSQL database,
+//! started together; the metrics a team watches them by.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use baton_tests::http::Connection;
+use baton_tests::{
+    AgentProcess, CoreProcess, finish, fresh_postgres_database, python_tools, repo_root,
+};
+use serde_json::{Value, json};
+
+/// One value from `sql` run on `url` with psql.
+fn psql(url: &str, sql: &str) -> String {
+    let output = Command::new("psql").args([url, "-tAc", sql]).output().unwrap();
+    assert!(output.status.success(), "{sql}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Three cores started at the same moment on an empty database: one
+/// migrates it while the others wait on its lock, every migration is
+/// recorded once and succeeded, all three serve, and they share one CA (a
+/// token made through any of them is good for each).
+#[test]
+fn three_cores_started_at_once_on_an_empty_database_migrate_it_once() {
+    let url = fresh_postgres_database();
+    let cores: Vec<CoreProcess> = std::thread::scope(|scope| {
+        let starting: Vec<_> =
+            (0..3).map(|_| scope.spawn(|| CoreProcess::start(Some(&url)))).collect();
+        starting.into_iter().map(|core| core.join().unwrap()).collect()
+    });
+
+    let migrations = std::fs::read_dir(repo_root().join("core/migrations/postgres"))
+        .unwrap()
+        .filter(|entry| entry.as_ref().unwrap().path().extension().is_some_and(|e| e == "sql"))
+        .count();
+    assert!(migrations > 20, "{migrations} migration files found");
+    let applied = psql(&url, "SELECT COUNT(*) FROM _sqlx_migrations WHERE success");
+    assert_eq!(applied, migrations.to_string(), "each migration applied once");
+    assert_eq!(psql(&url, "SELECT COUNT(*) FROM core_identity"), "1", "one shared CA");
+
+    let home = tempfile::tempdir().unwrap();
+    let fingerprints: Vec<String> = cores
+        .iter()
+        .map(|core| {
+            let token = core.agent_token(home.path());
+            token.rsplit('.').next().unwrap().to_owned()
+        })
+        .collect();
+    assert!(fingerprints.iter().all(|f| *f == fingerprints[0]), "{fingerprints:?}");
+    for core in &cores {
+        let listed = finish(core.baton(home.path()).args(["deployment", "ls"]));
+        assert_eq!(listed.status, Some(0), "{}", listed.stderr);
+    }
+}
+
+/// One sample of a metrics text: its name and labels.
+type Samples = BTreeMap<(String, BTreeMap<String, String>), f64>;
+
+/// The samples of a metrics text as the official Prometheus client's
+/// (strict) OpenMetrics parser reads them.
+fn parse_metrics(text: &str) -> Samples {
+    const PARSE: &str = "import json, sys\n\
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+        print(json.dumps([[s.name, s.labels, s.value] \
+        for f in text_string_to_metric_families(sys.stdin.read()) for s in f.samples]))";
+    let mut python = Command::new(python_tools().join("bin").join("python"))
+        .args(["-c", PARSE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    python.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let output = python.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}\n{text}", String::from_utf8_lossy(&output.stderr));
+    let samples: Vec<(String, BTreeMap<String, String>, f64)> =
+        serde_json::from_slice(&output.stdout).unwrap();
+    samples.into_iter().map(|(name, labels, value)| ((name, labels), value)).collect()
+}
+
+/// The value of `name` with exactly `labels` (0 if absent: a counter not
+/// yet moved).
+fn sample(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let labels = labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    samples.get(&(name.to_owned(), labels)).copied().unwrap_or(0.0)
+}
+
+/// `GET /metrics` at `address`.
+async fn scrape_text(address: std::net::SocketAddr) -> String {
+    let mut http = Connection::open(address).await;
+    let (status, body) = http.call("GET", "/metrics", b"").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    String::from_utf8(body).unwrap()
+}
+
+/// `GET /metrics` at `address`, parsed.
+async fn scrape(address: std::net::SocketAddr) -> Samples {
+    parse_metrics(&scrape_text(address).await)
+}
+
+/// The metric families a metrics text declares (`# TYPE NAME ...`).
+fn families(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The metric families the README's tables list, the agent's or the
+/// core's; a counter's family is its name without `_total`.
+fn documented(agent: bool) -> BTreeSet<String> {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    readme
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split(['`', '{']).next())
+        .filter(|name| name.starts_with("baton_") && name.starts_with("baton_agent_") == agent)
+        .map(|name| name.strip_suffix("_total").unwrap_or(name).to_owned())
+        .collect()
+}
+
+/// N runs through a core and its agent move the counters of both by N:
+/// created, finished by state, durations observed; the gauges say what is
+/// connected, waiting and how many slots there are; an automation's
+/// firings are counted. Every metric written is in the README's tables,
+/// and every metric there is written.
+#[test]
+fn the_core_s_and_the_agent_s_metrics_count_the_runs_they_saw() {
+    const RUNS: usize = 25;
+    let core = CoreProcess::start(None);
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    core.deploy(home.path(), "hello", "default", "    parameters: {a: 1, b: 2}\n");
+    // A run of a pool no agent serves waits: the automation makes one.
+    core.ok(home.path(), &["pool", "create", "nowhere", "--type", "wasm"]);
+    core.deploy(
+        home.path(),
+        "hello",
+        "nowhere",
+        "    parameters: {a: 1, b: 2}\n    work_pool: {name: nowhere}\n",
+    );
+    let automation = home.path().join("automation.yaml");
+    std::fs::write(
+        &automation,
+        "name: one-waits\n\
+         trigger:\n  reactive:\n    event: run.completed\n    related: deployment/hello/default\n\
+         actions:\n  - run-deployment: {deployment: hello/nowhere}\n",
+    )
+    .unwrap();
+    core.ok(home.path(), &["automation", "create", "-f", automation.to_str().unwrap()]);
+    let token = core.agent_token(home.path());
+    let agent_metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let _agent = AgentProcess::start_in_pool_with(
+        &core,
+        home.path(),
+        &token,
+        data.path(),
+        "default",
+        &["--slots", "4", "--metrics", &agent_metrics.to_string()],
+    );
+    let api: std::net::SocketAddr = core.url.strip_prefix("http://").unwrap().parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let before = loop {
+            let samples = scrape(api).await;
+            if sample(&samples, "baton_agents_connected", &[("pool", "default")]) == 1.0 {
+                break samples;
+            }
+            assert!(Instant::now() < deadline, "the agent never connected");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let mut http = Connection::open(api).await;
+        for _ in 0..RUNS {
+            let (status, created) =
+                http.json("POST", "/api/deployments/hello/default/runs", &json!({})).await;
+            assert_eq!(status, 201, "{created}");
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, done) = http
+                .json(
+                    "GET",
+                    "/api/runs?deployment=hello/default&state=COMPLETED&limit=100",
+                    &Value::Null,
+                )
+                .await;
+            if done["items"].as_array().unwrap().len() == RUNS {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the runs did not complete");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let after = loop {
+            let samples = scrape(api).await;
+            if sample(&samples, "baton_runs_waiting", &[("pool", "nowhere"), ("queue", "default")])
+                >= 1.0
+            {
+                break samples;
+            }
+            assert!(Instant::now() < deadline, "no run of hello/nowhere waits: {samples:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let fired =
+            sample(&after, "baton_automation_firings_total", &[("automation", "one-waits")]);
+        assert!(fired >= 1.0, "{after:?}");
+        let moved = |name: &str, labels: &[(&str, &str)]| {
+            sample(&after, name, labels) - sample(&before, name, labels)
+        };
+        let runs = RUNS as f64;
+        let hello = [("deployment", "hello/default")];
+        assert_eq!(moved("baton_runs_created_total", &hello), runs);
+        let completed = [("deployment", "hello/default"), ("state", "COMPLETED")];
+        assert_eq!(moved("baton_runs_finished_total", &completed), runs);
+        assert_eq!(moved("baton_run_duration_seconds_count", &[]), runs);
+        assert_eq!(moved("baton_run_start_delay_seconds_count", &[]), runs);
+        assert!(moved("baton_dispatch_pass_seconds_count", &[]) >= 1.0, "{after:?}");
+        assert!(moved("baton_store_write_seconds_count", &[]) >= runs * 3.0, "{after:?}");
+
+        // Every metric is in the README, and the README lists no other.
+        assert_eq!(families(&scrape_text(api).await), documented(false));
+        assert_eq!(families(&scrape_text(agent_metrics).await), documented(true));
+
+        let agent = scrape(agent_metrics).await;
+        let completed = [("outcome", "completed")];
+        assert_eq!(sample(&agent, "baton_agent_runs_finished_total", &completed), runs);
+        assert_eq!(sample(&agent, "baton_agent_run_duration_seconds_count", &[]), runs);
+        assert_eq!(sample(&agent, "baton_agent_slots", &[]), 4.0);
+        assert_eq!(sample(&agent, "baton_agent_slots_in_use", &[]), 0.0);
+        assert_eq!(sample(&agent, "baton_agent_connected", &[]), 1.0);
+        // One compile (at deploy, or on the first run), then hits.
+        let loads =
+            |source| sample(&agent, "baton_agent_component_loads_total", &[("source", source)]);
+        assert_eq!(loads("compiled"), 1.0, "{agent:?}");
+        assert!(loads("memory") >= runs - 1.0, "{agent:?}");
+        assert!(sample(&agent, "baton_agent_component_cache_bytes", &[]) > 0.0, "{agent:?}");
+    });
+}
