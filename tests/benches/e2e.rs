@@ -35,152 +35,12 @@
 
 use std::time::{Duration, Instant};
 
+use baton_tests::bench::{completed, create, recorded_ms, run_burst, state_at};
 use baton_tests::http::Connection;
 use baton_tests::measure::{percentile, resident_kib, unix_ms};
 use baton_tests::{AgentProcess, CoreProcess};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
-
-async fn create(connection: &mut Connection, deployment: &str, parameters: Value) -> String {
-    let (status, run) = connection
-        .json(
-            "POST",
-            &format!("/api/deployments/{deployment}/runs"),
-            &json!({ "parameters": parameters }),
-        )
-        .await;
-    assert!(status < 300, "{status} {run}");
-    run["id"].as_str().unwrap().to_owned()
-}
-
-/// Polls until the run is `COMPLETED`; returns the run.
-async fn completed(connection: &mut Connection, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, run) = connection.json("GET", &format!("/api/runs/{id}"), &Value::Null).await;
-        match run["state"].as_str() {
-            Some("COMPLETED") => return run,
-            Some("FAILED" | "CRASHED" | "CANCELLED") => panic!("run {id} ended {run:#}"),
-            _ => {}
-        }
-        assert!(Instant::now() < deadline, "run {id} did not complete: {run:#}");
-        tokio::time::sleep(Duration::from_micros(250)).await;
-    }
-}
-
-/// Milliseconds from creation to completion by the core's clock.
-fn recorded_ms(run: &Value) -> i64 {
-    run["ended_at"].as_i64().unwrap() - run["created_at"].as_i64().unwrap()
-}
-
-/// When a run's history first reached `state` (ms since the epoch).
-fn state_at(detail: &Value, state: &str) -> i64 {
-    detail["states"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["state"] == state)
-        .unwrap_or_else(|| panic!("never {state}: {detail:#}"))["at"]
-        .as_i64()
-        .unwrap()
-}
-
-/// What a burst came to.
-struct Burst {
-    runs: usize,
-    /// From the first run created to the last ended, by the core's clock.
-    span_ms: i64,
-    /// Runs that went `LATE` (not dispatched within the core's grace).
-    late: usize,
-}
-
-impl Burst {
-    fn rate(&self) -> f64 {
-        self.runs as f64 * 1000.0 / self.span_ms as f64
-    }
-}
-
-/// Creates `runs` runs of `deployment` (`a`, `b` parameters) from `clients`
-/// connections at once, waits for every one to end and checks it COMPLETED.
-async fn run_burst(
-    address: std::net::SocketAddr,
-    deployment: &str,
-    runs: usize,
-    clients: usize,
-) -> Burst {
-    let since = unix_ms();
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let deployment = deployment.to_owned();
-            tokio::spawn(async move {
-                let mut connection = Connection::open(address).await;
-                let mut ids = Vec::new();
-                for i in 0..runs / clients {
-                    ids.push(create(&mut connection, &deployment, json!({"a": i, "b": 1})).await);
-                }
-                ids
-            })
-        })
-        .collect();
-    let mut ids = Vec::new();
-    for task in tasks {
-        ids.extend(task.await.unwrap());
-    }
-    let mut connection = Connection::open(address).await;
-    // Wait without loading the core: one cheap query every 20 ms.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let open =
-        format!("/api/runs?deployment={deployment}&state=SCHEDULED,LATE,PENDING,RUNNING&limit=1");
-    loop {
-        let (_, open) = connection.json("GET", &open, &Value::Null).await;
-        if open["items"].as_array().is_some_and(Vec::is_empty) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the burst did not finish: {open:#}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let burst_ids: std::collections::HashSet<String> = ids.iter().cloned().collect();
-    let (mut first_created, mut last_ended, mut seen) = (i64::MAX, 0, 0);
-    let mut cursor: Option<String> = None;
-    loop {
-        let after = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
-        let (_, page) = connection
-            .json(
-                "GET",
-                &format!("/api/runs?deployment={deployment}&limit=500{after}"),
-                &Value::Null,
-            )
-            .await;
-        for run in page["items"].as_array().unwrap() {
-            if burst_ids.contains(run["id"].as_str().unwrap()) {
-                assert_eq!(run["state"], "COMPLETED", "{run:#}");
-                seen += 1;
-                first_created = first_created.min(run["created_at"].as_i64().unwrap());
-                last_ended = last_ended.max(run["ended_at"].as_i64().unwrap());
-            }
-        }
-        cursor = page["next_cursor"].as_str().map(str::to_owned);
-        if cursor.is_none() {
-            break;
-        }
-    }
-    assert_eq!(seen, ids.len());
-    let (_, late) = connection
-        .json("GET", &format!("/api/events?name=run.late&since={since}&limit=10000"), &Value::Null)
-        .await;
-    let late = late
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| {
-            e["resource"]
-                .as_str()
-                .and_then(|r| r.strip_prefix("run/"))
-                .is_some_and(|id| burst_ids.contains(id))
-        })
-        .count();
-    Burst { runs: ids.len(), span_ms: (last_ended - first_created).max(1), late }
-}
 
 /// Waits until a connected agent of `pool` holds `digest` compiled.
 async fn wait_until_held(connection: &mut Connection, pool: &str, digest: &str) {
@@ -453,7 +313,7 @@ fn main() {
         }
 
         // A burst from several clients.
-        let warm = run_burst(address, "hello/bench", burst, clients).await;
+        let warm = run_burst(&[address], "hello/bench", burst, clients).await;
         println!(
             "throughput: {} runs of hello created by {clients} clients, all COMPLETED in {} ms = {:.0} runs/s",
             warm.runs,
@@ -473,13 +333,13 @@ fn main() {
         let in_fresh = "    work_pool: {name: fresh}\n";
         let fresh_burst = if full { 4_000 } else { 40 };
         core.deploy(home.path(), "hello", "fresh", in_fresh);
-        let rust = run_burst(address, "hello/fresh", fresh_burst, clients).await;
+        let rust = run_burst(&[address], "hello/fresh", fresh_burst, clients).await;
         let deployed = Instant::now();
         core.deploy_component(home.path(), "hello-py", "fresh", &python, in_fresh);
         wait_until_held(&mut connection, "fresh", &digest).await;
         let prepared = deployed.elapsed();
-        let python_burst = run_burst(address, "hello-py/fresh", fresh_burst, clients).await;
-        let python_warm = run_burst(address, "hello-py/fresh", fresh_burst, clients).await;
+        let python_burst = run_burst(&[address], "hello-py/fresh", fresh_burst, clients).await;
+        let python_warm = run_burst(&[address], "hello-py/fresh", fresh_burst, clients).await;
         println!(
             "just deployed, on a fresh agent with 64 slots, {} runs from {clients} clients: \
              hello right after its deploy {:.0} runs/s ({} LATE); \

@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests: build the real `baton` binary once and
 //! run it as a user would.
 
+pub mod bench;
 pub mod browser;
 pub mod faults;
 pub mod http;

@@ -255,6 +255,8 @@ fn test(root: &Path) -> anyhow::Result<()> {
             "--bench",
             "e2e",
             "--bench",
+            "team",
+            "--bench",
             "ui",
         ],
         &services.env(),
@@ -312,7 +314,7 @@ fn bench(root: &Path) -> anyhow::Result<()> {
     run_with_env(
         root,
         "cargo",
-        &["bench", "-p", "baton-tests", "--bench", "e2e"],
+        &["bench", "-p", "baton-tests", "--bench", "e2e", "--bench", "team"],
         &services.env(),
     )?;
     drop(services);
