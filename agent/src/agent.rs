@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use baton_proto::v1::link::io::{IoError, read_frame, write_frame};
 use baton_proto::v1::link::{AgentToken, CoreMessage, Hello, MAX_FRAME_BYTES, SERVER_NAME};
 use baton_sandbox::{CancellationToken, Sandbox, SandboxConfig, SandboxError};
+use baton_telemetry::RunTracer;
 use quinn::{Endpoint, EndpointConfig, TokioRuntime, VarInt};
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -81,6 +82,8 @@ pub struct AgentConfig {
     pub backends: BackendConfig,
     /// Where to serve `GET /metrics` (Prometheus text), if anywhere.
     pub metrics: Option<SocketAddr>,
+    /// Where runs' spans go (OTLP over HTTP), if anywhere.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// What the backends other than the sandbox need; without it their pools'
@@ -108,6 +111,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("name", &self.name)
             .field("backends", &self.backends)
             .field("metrics", &self.metrics)
+            .field("otlp_endpoint", &self.otlp_endpoint)
             .finish()
     }
 }
@@ -133,6 +137,8 @@ pub enum AgentError {
     Refused(String),
     #[error("serving the metrics on {address}: {source}")]
     Metrics { address: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Traces(#[from] baton_telemetry::TraceSetupError),
 }
 
 /// Why a connection to the core failed or ended.
@@ -177,6 +183,10 @@ impl Agent {
             ),
             None => None,
         };
+        let tracer = match &config.otlp_endpoint {
+            Some(endpoint) => RunTracer::otlp(endpoint, "baton-agent")?,
+            None => RunTracer::default(),
+        };
         let cache = config.data_dir.join(CACHE_DIR);
         let sandbox = Sandbox::new(&SandboxConfig {
             cache_dir: Some(cache.clone()),
@@ -212,6 +222,7 @@ impl Agent {
             welcomed: AtomicBool::new(false),
             lease: Mutex::new((Instant::now(), Duration::ZERO)),
             metrics: AgentMetrics::default(),
+            tracer,
         });
         let dialer = Dialer { endpoint, client, verifier, next: AtomicUsize::new(0) };
         let link = match dialer.connect(&shared).await {
@@ -288,6 +299,8 @@ pub(crate) struct Shared {
     /// agent's runs are still its to report (the core's crash window).
     pub(crate) lease: Mutex<(Instant, Duration)>,
     pub(crate) metrics: AgentMetrics,
+    /// Where runs' spans go.
+    pub(crate) tracer: RunTracer,
 }
 
 impl Shared {

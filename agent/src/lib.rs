@@ -22,6 +22,7 @@ pub mod runner;
 mod runs;
 mod session;
 pub mod tls;
+mod traces;
 
 pub use agent::{
     Agent, AgentConfig, AgentError, BackendConfig, DEFAULT_CACHE_MAX_BYTES, LinkError,

@@ -17,6 +17,7 @@ use crate::backend::{Backend, Ended, Job};
 use crate::fetch::ComponentSource;
 use crate::metrics::OutcomeLabels;
 use crate::outbox::Outbox;
+use crate::traces::ExecutionTrace;
 
 /// The runs in progress and the slots they hold.
 pub(crate) struct Runs {
@@ -211,6 +212,7 @@ async fn execute(
     let reporter = Arc::new(OutboxReporter {
         outbox: Arc::clone(&shared.outbox),
         execution: execution.clone(),
+        trace: ExecutionTrace::new(shared.tracer.clone(), execution.clone()),
     });
     let started = {
         let reporter = Arc::clone(&reporter);
@@ -223,7 +225,7 @@ async fn execute(
     let job = Job {
         component: ComponentSource::new(Arc::clone(&shared), assignment.artifact.clone(), digest),
         assignment,
-        reporter,
+        reporter: Arc::clone(&reporter) as _,
         subflows: asker.clone(),
         task_cache: asker,
         started,
@@ -234,6 +236,7 @@ async fn execute(
     let body = match ended {
         Ended::Declined(reason) => {
             tracing::warn!(%reason, "declining the run");
+            reporter.trace.ended(&shared.agent_id, "declined", Some(reason.clone()));
             AgentEventBody::Declined { reason }
         }
         Ended::Finished(mut outcome) => {
@@ -248,6 +251,14 @@ async fn execute(
             shared.metrics.run_duration.observe(took.as_secs_f64());
             let labels = OutcomeLabels { outcome: outcome.name().to_owned() };
             shared.metrics.runs_finished.get_or_create(&labels).inc();
+            let error = match &outcome {
+                RunOutcome::Completed { .. } => None,
+                RunOutcome::Failed { message, .. } | RunOutcome::Crashed { message } => {
+                    Some(message.clone())
+                }
+                other => Some(other.name().to_owned()),
+            };
+            reporter.trace.ended(&shared.agent_id, outcome.name(), error);
             AgentEventBody::Finished { outcome }
         }
     };
@@ -257,14 +268,17 @@ async fn execute(
     drop(guard);
 }
 
-/// Passes a run's reports into the outbox as they happen.
+/// Passes a run's reports into the outbox as they happen (and its task
+/// runs into its trace).
 struct OutboxReporter {
     outbox: Arc<Outbox>,
     execution: Execution,
+    trace: ExecutionTrace,
 }
 
 impl RunReporter for OutboxReporter {
     fn report(&self, report: RunReport) {
+        self.trace.report(&report);
         self.outbox.push(&self.execution, AgentEventBody::Report { report });
     }
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use baton_agent::{Agent, AgentConfig, CoreAddresses};
 use baton_proto::v1::link::AgentToken;
 use baton_proto::v1::{AgentInfo, AgentTokenCreated, CreateAgentToken};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
 use crate::client::Client;
 use crate::{baton_home, table};
@@ -15,45 +15,7 @@ use crate::{baton_home, table};
 #[derive(Subcommand)]
 pub enum AgentCommand {
     /// Connect to a core and run the flows it pushes, until Ctrl-C.
-    Start {
-        /// The core's QUIC address, or those of several cores of one
-        /// database (`a:4201,b:4201`; a name may resolve to several): the
-        /// agent connects to one and fails over to the next.
-        #[arg(long, default_value = "127.0.0.1:4201", value_name = "ADDR[,ADDR...]", value_parser = CoreAddresses::parse)]
-        core: CoreAddresses,
-        /// From `baton agent token create`.
-        #[arg(long, env = "BATON_AGENT_TOKEN", hide_env_values = true)]
-        token: String,
-        /// The work pool to take runs from.
-        #[arg(long)]
-        pool: String,
-        /// Queues of the pool to take runs from (default: all).
-        #[arg(long = "queue", value_name = "QUEUE")]
-        queues: Vec<String>,
-        /// Runs at once.
-        #[arg(long, default_value_t = 16)]
-        slots: u32,
-        /// Where the agent keeps its id and compiled components
-        /// (default: $BATON_HOME/agent).
-        #[arg(long, value_name = "DIR")]
-        data_dir: Option<PathBuf>,
-        /// A name for people (default: the host name).
-        #[arg(long)]
-        name: Option<String>,
-        /// Disk kept for compiled components; the least recently used go
-        /// first.
-        #[arg(long, default_value = "2GiB")]
-        cache_max: bytesize::ByteSize,
-        /// The container engine's Docker API, for a container pool's runs:
-        /// `unix:///PATH` (Docker's or Podman's socket) or `tcp://HOST:PORT`
-        /// (default: DOCKER_HOST, then the usual sockets).
-        #[arg(long, value_name = "URL")]
-        docker_host: Option<String>,
-        /// Serve the agent's metrics (Prometheus text) at
-        /// http://ADDR/metrics.
-        #[arg(long, value_name = "ADDR")]
-        metrics: Option<std::net::SocketAddr>,
-    },
+    Start(Box<StartArgs>),
     /// Tokens that let agents in.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -63,6 +25,52 @@ pub enum AgentCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `baton agent start`.
+#[derive(Args)]
+pub struct StartArgs {
+    /// The core's QUIC address, or those of several cores of one
+    /// database (`a:4201,b:4201`; a name may resolve to several): the
+    /// agent connects to one and fails over to the next.
+    #[arg(long, default_value = "127.0.0.1:4201", value_name = "ADDR[,ADDR...]", value_parser = CoreAddresses::parse)]
+    core: CoreAddresses,
+    /// From `baton agent token create`.
+    #[arg(long, env = "BATON_AGENT_TOKEN", hide_env_values = true)]
+    token: String,
+    /// The work pool to take runs from.
+    #[arg(long)]
+    pool: String,
+    /// Queues of the pool to take runs from (default: all).
+    #[arg(long = "queue", value_name = "QUEUE")]
+    queues: Vec<String>,
+    /// Runs at once.
+    #[arg(long, default_value_t = 16)]
+    slots: u32,
+    /// Where the agent keeps its id and compiled components
+    /// (default: $BATON_HOME/agent).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// A name for people (default: the host name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Disk kept for compiled components; the least recently used go
+    /// first.
+    #[arg(long, default_value = "2GiB")]
+    cache_max: bytesize::ByteSize,
+    /// The container engine's Docker API, for a container pool's runs:
+    /// `unix:///PATH` (Docker's or Podman's socket) or `tcp://HOST:PORT`
+    /// (default: DOCKER_HOST, then the usual sockets).
+    #[arg(long, value_name = "URL")]
+    docker_host: Option<String>,
+    /// Serve the agent's metrics (Prometheus text) at
+    /// http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+    /// Send the spans of the runs it executes over OTLP/HTTP to this
+    /// collector (`http://HOST:4318`).
+    #[arg(long, env = "BATON_OTLP_ENDPOINT", value_name = "URL")]
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -86,18 +94,20 @@ fn host_name() -> String {
 
 pub async fn run(command: AgentCommand) -> anyhow::Result<ExitCode> {
     match command {
-        AgentCommand::Start {
-            core,
-            token,
-            pool,
-            queues,
-            slots,
-            data_dir,
-            name,
-            cache_max,
-            docker_host,
-            metrics,
-        } => {
+        AgentCommand::Start(args) => {
+            let StartArgs {
+                core,
+                token,
+                pool,
+                queues,
+                slots,
+                data_dir,
+                name,
+                cache_max,
+                docker_host,
+                metrics,
+                otlp_endpoint,
+            } = *args;
             let token: AgentToken = token.parse().map_err(anyhow::Error::msg)?;
             let config = AgentConfig {
                 cores: core.clone(),
@@ -113,6 +123,7 @@ pub async fn run(command: AgentCommand) -> anyhow::Result<ExitCode> {
                     docker_host,
                 },
                 metrics,
+                otlp_endpoint,
             };
             let agent = Agent::start(config)
                 .await

@@ -160,6 +160,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             ..baton_agent::BackendConfig::default()
         },
         metrics: None,
+        otlp_endpoint: None,
     })
     .await
     .with_context(|| format!("connecting to the core at {core}"))?;

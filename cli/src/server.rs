@@ -76,6 +76,10 @@ pub struct StartArgs {
     /// of a stopped `baton serve`, stays listed.
     #[arg(long, default_value = "1d", value_parser = keep_for)]
     retain_agents: Keep,
+    /// Send a trace of each run over OTLP/HTTP to this collector
+    /// (`http://HOST:4318`), with the agents' spans.
+    #[arg(long, env = "BATON_OTLP_ENDPOINT", value_name = "URL")]
+    otlp_endpoint: Option<String>,
 }
 
 /// A retention period; `None` is forever.
@@ -104,6 +108,7 @@ pub async fn run(command: ServerCommand) -> anyhow::Result<ExitCode> {
     config.scheduler.catch_up_window = args.catch_up_window;
     config.api_token = args.api_token;
     config.secret_key = args.secret_key;
+    config.otlp_endpoint = args.otlp_endpoint;
     config.retention = Retention {
         logs: args.retain_logs.0,
         events: args.retain_events.0,

@@ -26,3 +26,4 @@ pub mod server;
 pub mod store;
 pub mod subflows;
 pub mod task_cache;
+mod traces;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use baton_sandbox::{Sandbox, SandboxConfig};
+use baton_telemetry::RunTracer;
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState, Auth, LinkInfo};
@@ -40,6 +41,8 @@ pub struct ServerConfig {
     /// A run not dispatched this long after its time becomes `LATE`.
     pub late_after: Duration,
     pub max_artifact_bytes: usize,
+    /// Where runs' traces go (OTLP over HTTP), if anywhere.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl ServerConfig {
@@ -56,6 +59,7 @@ impl ServerConfig {
             retention: Retention::default(),
             late_after: Duration::from_secs(15),
             max_artifact_bytes: 64 << 20,
+            otlp_endpoint: None,
         }
     }
 }
@@ -100,6 +104,9 @@ impl Server {
         let store = Store::connect(&url, cipher)
             .await
             .with_context(|| format!("opening the database {}", redact_url(&url)))?;
+        if let Some(endpoint) = &config.otlp_endpoint {
+            store.trace_to(RunTracer::otlp(endpoint, "baton-core")?);
+        }
         let sandbox = Sandbox::new(&SandboxConfig {
             cache_dir: Some(config.data_dir.join("cache").join("components")),
             max_instances: 8,

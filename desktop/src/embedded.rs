@@ -54,6 +54,7 @@ pub async fn start(data: &Path) -> anyhow::Result<EmbeddedSystem> {
         name: "desktop".into(),
         backends: baton_agent::BackendConfig::default(),
         metrics: None,
+        otlp_endpoint: None,
     })
     .await
     .context("starting the embedded agent")?;

@@ -40,6 +40,9 @@ fn forbidden_edges(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
                 ("baton-proto", d) if workspace.contains(d) => {
                     "baton-proto depends on no other workspace crate"
                 }
+                ("baton-telemetry", d) if workspace.contains(d) => {
+                    "baton-telemetry (the core's and the agent's traces) depends on no other workspace crate"
+                }
                 ("baton-sdk", d) if workspace.contains(d) => {
                     "baton-sdk (compiled into guests) depends on no other workspace crate"
                 }

@@ -1,9 +1,11 @@
 //! An installation for a team: several cores on one PostgreSQL database,
-//! started together; the metrics a team watches them by.
+//! started together; the metrics and traces a team watches them by.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use baton_tests::http::Connection;
@@ -11,6 +13,7 @@ use baton_tests::{
     AgentProcess, CoreProcess, finish, fresh_postgres_database, python_tools, repo_root,
 };
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// One value from `sql` run on `url` with psql.
 fn psql(url: &str, sql: &str) -> String {
@@ -89,7 +92,7 @@ fn sample(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
 }
 
 /// `GET /metrics` at `address`.
-async fn scrape_text(address: std::net::SocketAddr) -> String {
+async fn scrape_text(address: SocketAddr) -> String {
     let mut http = Connection::open(address).await;
     let (status, body) = http.call("GET", "/metrics", b"").await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
@@ -97,7 +100,7 @@ async fn scrape_text(address: std::net::SocketAddr) -> String {
 }
 
 /// `GET /metrics` at `address`, parsed.
-async fn scrape(address: std::net::SocketAddr) -> Samples {
+async fn scrape(address: SocketAddr) -> Samples {
     parse_metrics(&scrape_text(address).await)
 }
 
@@ -162,7 +165,7 @@ fn the_core_s_and_the_agent_s_metrics_count_the_runs_they_saw() {
         "default",
         &["--slots", "4", "--metrics", &agent_metrics.to_string()],
     );
-    let api: std::net::SocketAddr = core.url.strip_prefix("http://").unwrap().parse().unwrap();
+    let api: SocketAddr = core.url.strip_prefix("http://").unwrap().parse().unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -239,5 +242,176 @@ fn the_core_s_and_the_agent_s_metrics_count_the_runs_they_saw() {
         assert_eq!(loads("compiled"), 1.0, "{agent:?}");
         assert!(loads("memory") >= runs - 1.0, "{agent:?}");
         assert!(sample(&agent, "baton_agent_component_cache_bytes", &[]) > 0.0, "{agent:?}");
+    });
+}
+
+/// A small OTLP/HTTP receiver: every span posted to `/v1/traces` (JSON
+/// bodies) goes to the returned list.
+async fn otlp_receiver() -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let spans = Arc::new(Mutex::new(Vec::new()));
+    let received = Arc::clone(&spans);
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let spans = Arc::clone(&received);
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0_u8; 64 * 1024];
+                loop {
+                    // One request: its head, then Content-Length bytes.
+                    let end = loop {
+                        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break end + 4;
+                        }
+                        let n = stream.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buffer.extend_from_slice(&chunk[..n]);
+                    };
+                    let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+                    assert!(head.starts_with("post /v1/traces "), "{head}");
+                    assert!(head.contains("content-type: application/json"), "{head}");
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map(|v| v.trim().parse().unwrap())
+                        .unwrap();
+                    while buffer.len() < end + length {
+                        let n = stream.read(&mut chunk).await.unwrap();
+                        assert!(n > 0, "the exporter hung up mid-request");
+                        buffer.extend_from_slice(&chunk[..n]);
+                    }
+                    let body: Value = serde_json::from_slice(&buffer[end..end + length]).unwrap();
+                    buffer.drain(..end + length);
+                    for resource in body["resourceSpans"].as_array().unwrap() {
+                        let service = resource["resource"]["attributes"]
+                            .as_array()
+                            .and_then(|a| a.iter().find(|kv| kv["key"] == "service.name"))
+                            .map(|kv| kv["value"]["stringValue"].clone())
+                            .unwrap_or(Value::Null);
+                        for scope in resource["scopeSpans"].as_array().unwrap() {
+                            for span in scope["spans"].as_array().unwrap() {
+                                let mut span = span.clone();
+                                span["service"] = service.clone();
+                                spans.lock().unwrap().push(span);
+                            }
+                        }
+                    }
+                    let ok = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+                    if stream.write_all(ok).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (address, spans)
+}
+
+/// A span's attribute, as a string.
+fn attribute(span: &Value, key: &str) -> Option<String> {
+    span["attributes"].as_array()?.iter().find(|kv| kv["key"] == key).map(|kv| {
+        let value = &kv["value"];
+        value["stringValue"].as_str().map_or_else(|| value.to_string(), str::to_owned)
+    })
+}
+
+/// With `--otlp-endpoint`, each run is one trace: its root from the core,
+/// its creation and dispatch under it from the core, its execution under it
+/// from the agent, and each task run under the execution; runs' traces do
+/// not mix.
+#[test]
+fn each_run_is_one_trace_from_its_creation_to_its_tasks() {
+    const RUNS: usize = 3;
+    const TASKS: usize = 3;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let (receiver, spans) = runtime.block_on(otlp_receiver());
+    let endpoint = format!("http://{receiver}");
+    let core = CoreProcess::start_with(None, &["--otlp-endpoint", &endpoint]);
+    let home = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    core.deploy(home.path(), "chain", "traced", "");
+    let token = core.agent_token(home.path());
+    let _agent = AgentProcess::start_in_pool_with(
+        &core,
+        home.path(),
+        &token,
+        data.path(),
+        "default",
+        &["--otlp-endpoint", &endpoint],
+    );
+    let api: SocketAddr = core.url.strip_prefix("http://").unwrap().parse().unwrap();
+    runtime.block_on(async {
+        let mut http = Connection::open(api).await;
+        let mut ids = Vec::new();
+        for _ in 0..RUNS {
+            let (status, created) = http
+                .json(
+                    "POST",
+                    "/api/deployments/chain/traced/runs",
+                    &json!({"parameters": {"tasks": TASKS, "millis": 5}}),
+                )
+                .await;
+            assert_eq!(status, 201, "{created}");
+            ids.push(created["id"].as_str().unwrap().to_owned());
+        }
+        let spans_of = |id: &str| -> Vec<Value> {
+            spans
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|s| attribute(s, "baton.run_id").as_deref() == Some(id))
+                .cloned()
+                .collect()
+        };
+        // Every run's spans: root, create, dispatch, execute and its tasks.
+        let wanted = 4 + TASKS;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ids.iter().all(|id| spans_of(id).len() >= wanted) {
+            assert!(
+                Instant::now() < deadline,
+                "spans missing: {:#}",
+                Value::from(spans.lock().unwrap().clone())
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut traces = BTreeSet::new();
+        for id in &ids {
+            let run = spans_of(id);
+            assert_eq!(run.len(), wanted, "{run:#?}");
+            let trace = run[0]["traceId"].as_str().unwrap().to_owned();
+            assert!(run.iter().all(|s| s["traceId"] == trace), "one trace per run: {run:#?}");
+            assert!(traces.insert(trace), "two runs share a trace");
+            let named =
+                |name: &str| -> Vec<&Value> { run.iter().filter(|s| s["name"] == name).collect() };
+            let root = named("run");
+            assert_eq!(root.len(), 1, "{run:#?}");
+            let root = root[0];
+            assert!(root["parentSpanId"].as_str().is_none_or(str::is_empty), "{root:#}");
+            assert_eq!(root["service"], "baton-core");
+            assert_eq!(attribute(root, "baton.state").as_deref(), Some("COMPLETED"));
+            assert_eq!(attribute(root, "baton.deployment").as_deref(), Some("chain/traced"));
+            for (name, service) in
+                [("create", "baton-core"), ("dispatch", "baton-core"), ("execute", "baton-agent")]
+            {
+                let span = named(name);
+                assert_eq!(span.len(), 1, "{name}: {run:#?}");
+                assert_eq!(span[0]["parentSpanId"], root["spanId"], "{name} under the root");
+                assert_eq!(span[0]["service"], service, "{name}");
+            }
+            let execute = named("execute")[0];
+            assert_eq!(attribute(execute, "baton.outcome").as_deref(), Some("completed"));
+            for step in 0..TASKS {
+                let task = named(&format!("step-{step}"));
+                assert_eq!(task.len(), 1, "step-{step}: {run:#?}");
+                assert_eq!(
+                    task[0]["parentSpanId"], execute["spanId"],
+                    "a task under its execution"
+                );
+            }
+        }
     });
 }

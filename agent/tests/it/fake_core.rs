@@ -91,6 +91,7 @@ impl FakeCore {
             name: "test-agent".to_owned(),
             backends: baton_agent::BackendConfig::default(),
             metrics: None,
+            otlp_endpoint: None,
         }
     }
 

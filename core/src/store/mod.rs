@@ -52,6 +52,7 @@ use baton_proto::v1::limits::{
     MAX_JOB_TEMPLATE_BYTES, MAX_JOB_VARIABLES_BYTES, MAX_PARAMETERS_BYTES, over_limit,
 };
 use baton_proto::v1::{ParamErrors, StateName, Timestamp, Transition, Verdict};
+use baton_telemetry::RunTracer;
 use sha2::Digest as _;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -64,6 +65,7 @@ pub use subflows::child_run;
 
 use crate::metrics::{CoreMetrics, FinishedLabels};
 use crate::secrets::SecretCipher;
+use crate::traces::{dispatch_span, run_span};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +191,8 @@ pub struct Store {
     url: Option<std::sync::Arc<str>>,
     /// What `/metrics` reports; moved by the writes as they commit.
     metrics: std::sync::Arc<CoreMetrics>,
+    /// Where runs' spans go, once the core is told (`--otlp-endpoint`).
+    tracer: std::sync::Arc<std::sync::OnceLock<RunTracer>>,
 }
 
 impl Store {
@@ -253,6 +257,7 @@ impl Store {
             full: std::sync::Arc::default(),
             url: (dialect == Dialect::Postgres).then(|| url.into()),
             metrics: std::sync::Arc::default(),
+            tracer: std::sync::Arc::default(),
         };
         store.migrate().await?;
         if dialect == Dialect::Sqlite {
@@ -339,6 +344,11 @@ impl Store {
         }
         let run = &transition.run;
         let seconds = |from: Timestamp, to: Timestamp| (to.0 - from.0).max(0) as f64 / 1000.0;
+        if run.state == StateName::Pending
+            && let Some(tracer) = self.tracer()
+        {
+            tracer.record(dispatch_span(run));
+        }
         if run.state == baton_proto::v1::StateName::Running {
             tracing::info!(run = %run.id, deployment = %run.deployment, attempt = run.attempt, "run started");
             let due = run.scheduled_at.max(run.created_at);
@@ -355,6 +365,9 @@ impl Store {
                 state: run.state.as_str().to_owned(),
             };
             self.metrics.runs_finished.get_or_create(&labels).inc();
+            if let Some(tracer) = self.tracer() {
+                tracer.record(run_span(run));
+            }
             let message = run.state_message.as_deref().unwrap_or_default();
             tracing::info!(run = %run.id, deployment = %run.deployment, state = %run.state, took_ms, message, "run ended");
             // Nobody listening is fine.
@@ -365,6 +378,18 @@ impl Store {
     /// What `/metrics` reports.
     pub fn metrics(&self) -> &CoreMetrics {
         &self.metrics
+    }
+
+    /// Sends runs' spans to `tracer` from now on (once per store).
+    pub fn trace_to(&self, tracer: RunTracer) {
+        if self.tracer.set(tracer).is_err() {
+            tracing::warn!("the store's run tracer was set already");
+        }
+    }
+
+    /// Where runs' spans go, if anywhere.
+    pub(crate) fn tracer(&self) -> Option<&RunTracer> {
+        self.tracer.get()
     }
 
     /// Changes after each committed write (new events or log lines may be

@@ -5,6 +5,7 @@ use baton_proto::v1::{
     CreateRun, Deployment, FlowRun, MAX_SANDBOX_MEMORY_MIB, PoolKind, StateName, Timestamp,
     resolve_job_variables, validate_params,
 };
+use baton_telemetry::{RunSpan, RunSpanKind, at_ms};
 use sqlx::AnyConnection;
 use sqlx::Row;
 
@@ -169,38 +170,52 @@ pub(crate) async fn insert_runs(
         }
         query.execute(&mut *conn).await?;
     }
-    let deployments = runs
+    let runs = runs
         .iter()
         .filter(|new| fresh.contains(new.run.id.as_str()))
-        .map(|new| new.run.deployment.clone())
+        .map(|new| InsertedRun {
+            id: new.run.id.clone(),
+            deployment: new.run.deployment.clone(),
+            created_at: new.run.created_at,
+        })
         .collect();
-    Ok(Inserted { deployments })
+    Ok(Inserted { runs })
 }
 
 /// The runs an INSERT created (not those whose idempotency key was used),
-/// counted by [`Store::note_created`] once committed.
+/// counted and traced by [`Store::note_created`] once committed.
 #[must_use]
 pub(crate) struct Inserted {
-    /// Each run's deployment (`FLOW/NAME`).
-    deployments: Vec<String>,
+    runs: Vec<InsertedRun>,
 }
 
-impl Inserted {
-    pub(crate) fn len(&self) -> usize {
-        self.deployments.len()
-    }
+struct InsertedRun {
+    id: String,
+    /// `FLOW/NAME`.
+    deployment: String,
+    created_at: Timestamp,
 }
 
 impl Store {
-    /// Counts committed new runs in the metrics; returns how many.
+    /// Counts committed new runs in the metrics and traces their creation;
+    /// returns how many.
     pub(crate) fn note_created(&self, inserted: Inserted) -> usize {
-        for deployment in &inserted.deployments {
-            self.metrics()
-                .runs_created
-                .get_or_create(&DeploymentLabels { deployment: deployment.clone() })
-                .inc();
+        for run in &inserted.runs {
+            let labels = DeploymentLabels { deployment: run.deployment.clone() };
+            self.metrics().runs_created.get_or_create(&labels).inc();
+            if let Some(tracer) = self.tracer() {
+                tracer.record(RunSpan {
+                    run_id: run.id.clone(),
+                    kind: RunSpanKind::Create,
+                    name: None,
+                    start: at_ms(run.created_at.0),
+                    end: std::time::SystemTime::now(),
+                    attributes: vec![("baton.deployment", run.deployment.clone())],
+                    error: None,
+                });
+            }
         }
-        inserted.len()
+        inserted.runs.len()
     }
 }
 
