@@ -270,6 +270,15 @@ impl Applier {
             Ok(transition) => transition,
             // A run deleted meanwhile: nothing to record.
             Err(StoreError::NotFound { .. }) => return Ok(()),
+            // Only an execution completes a run, and an attempt runs on one
+            // agent: this completion was applied before (sent again after
+            // a failover), not a stale copy's.
+            Err(StoreError::Stale { current, state: StateName::Completed, .. })
+                if state == StateName::Completed && current == execution.attempt =>
+            {
+                self.dispatcher.finished(&self.agent_id, run_id, execution.attempt);
+                return Ok(());
+            }
             Err(stale @ StoreError::Stale { .. }) => {
                 if state != StateName::Running {
                     let said = match &proposal.output {
