@@ -332,9 +332,11 @@ impl Shared {
         self.lease.lock().unwrap_or_else(PoisonError::into_inner).0 = Instant::now();
     }
 
-    /// How long since the core last said anything.
-    pub(crate) fn core_silent_for(&self) -> Duration {
-        self.lease.lock().unwrap_or_else(PoisonError::into_inner).0.elapsed()
+    /// How long since the core last said anything; `None` for a core that
+    /// gave no lease (it need not answer heartbeats).
+    pub(crate) fn core_silent_for(&self) -> Option<Duration> {
+        let (heard, lease) = *self.lease.lock().unwrap_or_else(PoisonError::into_inner);
+        (!lease.is_zero()).then(|| heard.elapsed())
     }
 
     /// Whether the core has been silent longer than the lease (none: never).

@@ -68,11 +68,14 @@ fn silence_limit(heartbeat: Duration) -> Duration {
     heartbeat + heartbeat / 2
 }
 
-/// Returns once the core has said nothing for [`silence_limit`].
+/// Returns once the core has said nothing for [`silence_limit`]; never for
+/// a core that gave no lease.
 async fn core_gone_silent(shared: &Shared, heartbeat: Duration) {
     let limit = silence_limit(heartbeat);
     loop {
-        let silent = shared.core_silent_for();
+        let Some(silent) = shared.core_silent_for() else {
+            return std::future::pending().await;
+        };
         if silent > limit {
             return;
         }
