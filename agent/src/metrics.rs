@@ -9,7 +9,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::Shared;
@@ -25,6 +25,12 @@ pub(crate) struct OutcomeLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabels {
     source: &'static str,
+}
+
+/// Registers `metric` as `name` and gives it back, to be kept.
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 /// The agent's metrics.
@@ -46,42 +52,42 @@ pub(crate) struct AgentMetrics {
 impl Default for AgentMetrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("baton_agent");
-        let run_duration = Histogram::new(exponential_buckets(0.001, 2.0, 25));
-        registry.register(
+        let run_duration = registered(
+            &mut registry,
             "run_duration_seconds",
             "From a run's start on this agent to its end",
-            run_duration.clone(),
+            Histogram::new(exponential_buckets(0.001, 2.0, 25)),
         );
-        let runs_finished = Family::<OutcomeLabels, Counter>::default();
-        registry.register(
+        let runs_finished = registered(
+            &mut registry,
             "runs_finished",
             "Runs this agent ran to an end, by outcome",
-            runs_finished.clone(),
+            Family::<OutcomeLabels, Counter>::default(),
         );
-        let slots = Gauge::default();
-        registry.register("slots", "Runs this agent takes at once", slots.clone());
-        let slots_in_use = Gauge::default();
-        registry.register("slots_in_use", "Runs on this agent now", slots_in_use.clone());
-        let live_instances = Gauge::default();
-        registry.register(
+        let slots =
+            registered(&mut registry, "slots", "Runs this agent takes at once", Gauge::default());
+        let slots_in_use =
+            registered(&mut registry, "slots_in_use", "Runs on this agent now", Gauge::default());
+        let live_instances = registered(
+            &mut registry,
             "sandbox_instances",
             "Flow instances alive in the sandbox now",
-            live_instances.clone(),
+            Gauge::default(),
         );
-        let component_loads = Family::<SourceLabels, Counter>::default();
-        registry.register(
+        let component_loads = registered(
+            &mut registry,
             "component_loads",
             "Components loaded, by source: memory and disk are cache hits, compiled a miss",
-            component_loads.clone(),
+            Family::<SourceLabels, Counter>::default(),
         );
-        let cache_bytes = Gauge::default();
-        registry.register(
+        let cache_bytes = registered(
+            &mut registry,
             "component_cache_bytes",
             "Bytes of precompiled components in the on-disk cache",
-            cache_bytes.clone(),
+            Gauge::default(),
         );
-        let connected = Gauge::default();
-        registry.register("connected", "1 while connected to a core", connected.clone());
+        let connected =
+            registered(&mut registry, "connected", "1 while connected to a core", Gauge::default());
         Self {
             registry,
             run_duration,

@@ -8,7 +8,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 /// The content type of [`CoreMetrics::encode`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -45,6 +45,12 @@ fn seconds() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 25))
 }
 
+/// Registers `metric` as `name` and gives it back, to be kept.
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 /// The core's metrics.
 pub struct CoreMetrics {
     registry: Registry,
@@ -64,67 +70,71 @@ pub struct CoreMetrics {
 impl Default for CoreMetrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("baton");
-        let runs_created = Family::<DeploymentLabels, Counter>::default();
-        registry.register("runs_created", "Runs created through this core", runs_created.clone());
-        let runs_finished = Family::<FinishedLabels, Counter>::default();
-        registry.register(
+        let runs_created = registered(
+            &mut registry,
+            "runs_created",
+            "Runs created through this core",
+            Family::<DeploymentLabels, Counter>::default(),
+        );
+        let runs_finished = registered(
+            &mut registry,
             "runs_finished",
             "Runs this core moved to a terminal state, by state and deployment",
-            runs_finished.clone(),
+            Family::<FinishedLabels, Counter>::default(),
         );
-        let run_start_delay = seconds();
-        registry.register(
+        let run_start_delay = registered(
+            &mut registry,
             "run_start_delay_seconds",
             "From a run's scheduled time (its creation, if due at once) to its start",
-            run_start_delay.clone(),
+            seconds(),
         );
-        let run_duration = seconds();
-        registry.register(
+        let run_duration = registered(
+            &mut registry,
             "run_duration_seconds",
             "From a run's start to its end",
-            run_duration.clone(),
+            seconds(),
         );
-        let runs_waiting = Family::<QueueLabels, Gauge>::default();
-        registry.register(
+        let runs_waiting = registered(
+            &mut registry,
             "runs_waiting",
             "Runs due and not yet pushed to an agent, by work pool and queue (all cores)",
-            runs_waiting.clone(),
+            Family::<QueueLabels, Gauge>::default(),
         );
-        let agents_connected = Family::<PoolLabels, Gauge>::default();
-        registry.register(
+        let agents_connected = registered(
+            &mut registry,
             "agents_connected",
             "Agents connected to this core, by work pool",
-            agents_connected.clone(),
+            Family::<PoolLabels, Gauge>::default(),
         );
-        let scheduler_pass = seconds();
-        registry.register(
+        let scheduler_pass = registered(
+            &mut registry,
             "scheduler_pass_seconds",
             "How long one pass of the schedules planner takes",
-            scheduler_pass.clone(),
+            seconds(),
         );
-        let dispatch_pass = seconds();
-        registry.register(
+        let dispatch_pass = registered(
+            &mut registry,
             "dispatch_pass_seconds",
             "How long one pass of the dispatcher over the due runs takes",
-            dispatch_pass.clone(),
+            seconds(),
         );
-        let automation_firings = Family::<AutomationLabels, Counter>::default();
-        registry.register(
+        let automation_firings = registered(
+            &mut registry,
             "automation_firings",
             "Automations fired by this core",
-            automation_firings.clone(),
+            Family::<AutomationLabels, Counter>::default(),
         );
-        let store_write = seconds();
-        registry.register(
+        let store_write = registered(
+            &mut registry,
             "store_write_seconds",
             "From a write's submission to its commit (group commit included)",
-            store_write.clone(),
+            seconds(),
         );
-        let group_commit_batch = Histogram::new(exponential_buckets(1.0, 2.0, 10));
-        registry.register(
+        let group_commit_batch = registered(
+            &mut registry,
             "store_group_commit_writes",
             "Writes committed together in one transaction (SQLite's group commit)",
-            group_commit_batch.clone(),
+            Histogram::new(exponential_buckets(1.0, 2.0, 10)),
         );
         Self {
             registry,

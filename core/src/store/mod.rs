@@ -349,7 +349,7 @@ impl Store {
         {
             tracer.record(dispatch_span(run));
         }
-        if run.state == baton_proto::v1::StateName::Running {
+        if run.state == StateName::Running {
             tracing::info!(run = %run.id, deployment = %run.deployment, attempt = run.attempt, "run started");
             let due = run.scheduled_at.max(run.created_at);
             self.metrics.run_start_delay.observe(seconds(due, run.state_changed_at));
