@@ -443,6 +443,13 @@ async fn a_real_server_answers_on_loopback_and_refuses_open_addresses_without_a_
         baton_core::server::ServerConfig::new(dir.path().to_owned(), "0.0.0.0:0".parse().unwrap());
     let error = baton_core::server::Server::start(open).await.err().unwrap();
     assert!(error.to_string().contains("without an API token"), "{error}");
+
+    // An empty token would be matched by an empty `Bearer` header.
+    let mut empty =
+        baton_core::server::ServerConfig::new(dir.path().to_owned(), "0.0.0.0:0".parse().unwrap());
+    empty.api_token = Some("  ".to_owned());
+    let error = baton_core::server::Server::start(empty).await.err().unwrap();
+    assert!(error.to_string().contains("the API token is empty"), "{error}");
 }
 
 #[tokio::test]
