@@ -674,7 +674,7 @@ impl Dispatcher {
             return Ok(false);
         }
         let attempt = transition.run.attempt;
-        let fence = crate::store::Fence { agent_id: agent_id.to_owned(), attempt };
+        let fence = crate::store::Fence { agent_id: agent_id.to_owned(), attempt, event_seq: None };
         // The push did not happen: this attempt ends as `state` says.
         let not_pushed = async |state: StateName, message: String| {
             let proposal = ProposeState { state, message: Some(message), output: None };
@@ -886,7 +886,8 @@ impl Dispatcher {
         let proposal = ProposeState { state, message: Some(message), output: None };
         // Only the attempt judged lost is ended: if the run moved on
         // meanwhile, the verdict is stale.
-        let fence = crate::store::Fence { agent_id: agent.clone(), attempt: run.attempt };
+        let fence =
+            crate::store::Fence { agent_id: agent.clone(), attempt: run.attempt, event_seq: None };
         match self.inner.store.propose_fenced(&run.id, &fence, proposal).await {
             Ok(t) if t.verdict == Verdict::Accepted => {
                 tracing::warn!(run = %run.id, agent = %agent, state = %t.run.state, "run lost by its agent");

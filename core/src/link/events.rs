@@ -147,7 +147,8 @@ impl Applier {
                             if !self.store_reports(&execution, &mut reports, &done).await {
                                 return;
                             }
-                            if !self.retrying(|| self.apply(&execution, body.clone())).await {
+                            let seq = event.seq;
+                            if !self.retrying(|| self.apply(&execution, seq, body.clone())).await {
                                 return;
                             }
                             let _ = done.send(event.seq);
@@ -226,10 +227,16 @@ impl Applier {
         stored
     }
 
-    /// Applies an execution's start, end or hand-back as a proposed
-    /// transition of its run, if it still holds the run; otherwise keeps
-    /// what it said for diagnosis and tells it to stop.
-    async fn apply(&self, execution: &Execution, body: AgentEventBody) -> Result<(), StoreError> {
+    /// Applies an execution's start, end or hand-back (its event `seq`) as
+    /// a proposed transition of its run, if it still holds the run;
+    /// otherwise, unless it was applied before, keeps what it said for
+    /// diagnosis and tells it to stop.
+    async fn apply(
+        &self,
+        execution: &Execution,
+        seq: u64,
+        body: AgentEventBody,
+    ) -> Result<(), StoreError> {
         let mut infrastructure = None;
         let mut escalate_to = None;
         let proposal = match body {
@@ -256,7 +263,11 @@ impl Applier {
             },
         };
         let state = proposal.state;
-        let fence = Fence { agent_id: self.agent_id.clone(), attempt: execution.attempt };
+        let fence = Fence {
+            agent_id: self.agent_id.clone(),
+            attempt: execution.attempt,
+            event_seq: Some(seq),
+        };
         let run_id = &execution.run_id;
         let proposed = match (infrastructure, &escalate_to) {
             (Some(at), _) => self.store.propose_started(run_id, &fence, at).await,
@@ -270,13 +281,12 @@ impl Applier {
             Ok(transition) => transition,
             // A run deleted meanwhile: nothing to record.
             Err(StoreError::NotFound { .. }) => return Ok(()),
-            // Only an execution completes a run, and an attempt runs on one
-            // agent: this completion was applied before (sent again after
-            // a failover), not a stale copy's.
-            Err(StoreError::Stale { current, state: StateName::Completed, .. })
-                if state == StateName::Completed && current == execution.attempt =>
-            {
-                self.dispatcher.finished(&self.agent_id, run_id, execution.attempt);
+            // Sent again after a failover, before the core that applied it
+            // recorded it as applied: not a stale execution's word.
+            Err(StoreError::Stale { .. }) if self.store.applied_before(run_id, &fence).await? => {
+                if state != StateName::Running {
+                    self.dispatcher.finished(&self.agent_id, run_id, execution.attempt);
+                }
                 return Ok(());
             }
             Err(stale @ StoreError::Stale { .. }) => {

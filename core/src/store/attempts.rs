@@ -5,7 +5,7 @@
 use baton_proto::v1::{RunAttempt, StateChange, StateName, Timestamp};
 use serde::Deserialize;
 
-use super::{Store, StoreResult};
+use super::{Fence, Store, StoreResult};
 
 /// Longest stale outcome kept per attempt (it is for diagnosis only).
 const MAX_STALE_OUTCOME: usize = 4096;
@@ -33,6 +33,26 @@ impl Store {
             })
         })
         .await
+    }
+
+    /// Whether the event `fence` names already changed run `id`: it is
+    /// sent again after a failover, before the core that applied it
+    /// recorded the agent's events as applied.
+    pub async fn applied_before(&self, id: &str, fence: &Fence) -> StoreResult<bool> {
+        let Some(seq) = fence.event_seq else {
+            return Ok(false);
+        };
+        let found = sqlx::query(
+            "SELECT 1 FROM run_states WHERE run_id = $1 AND attempt = $2 AND agent_id = $3 \
+             AND agent_seq = $4 LIMIT 1",
+        )
+        .bind(id)
+        .bind(i64::from(fence.attempt))
+        .bind(&fence.agent_id)
+        .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(found.is_some())
     }
 }
 

@@ -32,6 +32,9 @@ pub(crate) struct StateWrite {
     pub attempt: i64,
     /// Where a start runs (JSON); a dispatch clears the last one.
     pub infrastructure: Option<String>,
+    /// The execution's event that made the change (recorded in the run's
+    /// history, so that the event sent again is known as applied).
+    pub agent_seq: Option<i64>,
     pub dispatch: Option<DispatchGuard>,
 }
 
@@ -58,7 +61,7 @@ pub(super) fn slots_in_use_sql(deployment: &str, run: &str) -> String {
 
 /// The columns of one write, with the types PostgreSQL needs to read the
 /// bound values of a `VALUES` list.
-const COLUMNS: [(&str, &str); 17] = [
+const COLUMNS: [(&str, &str); 18] = [
     ("id", "TEXT"),
     ("read_seq", "BIGINT"),
     ("state", "TEXT"),
@@ -76,6 +79,7 @@ const COLUMNS: [(&str, &str); 17] = [
     ("agent_id", "TEXT"),
     ("attempt", "BIGINT"),
     ("infrastructure", "TEXT"),
+    ("agent_seq", "BIGINT"),
 ];
 
 fn update_sql(rows: usize) -> String {
@@ -99,7 +103,7 @@ fn update_sql(rows: usize) -> String {
          ended_at = v.ended_at, run_count = v.run_count, output = COALESCE(v.output, flow_runs.output), \
          agent_id = COALESCE(v.agent_id, flow_runs.agent_id), attempt = v.attempt, \
          infrastructure = CASE WHEN v.state = 'PENDING' THEN NULL \
-         ELSE COALESCE(v.infrastructure, flow_runs.infrastructure) END, \
+         ELSE COALESCE(v.infrastructure, flow_runs.infrastructure) END, agent_seq = v.agent_seq, \
          progress_at = CASE WHEN v.state = 'PENDING' THEN NULL ELSE flow_runs.progress_at END \
          FROM v WHERE flow_runs.id = v.id AND flow_runs.state_seq = v.read_seq \
          AND (v.spec IS NULL OR v.spec = (SELECT d.spec FROM deployments d WHERE d.id = v.deployment_id)) \
@@ -144,7 +148,8 @@ pub(super) async fn write_states(
             .bind(slot.map(|(_, takes)| i64::from(takes)))
             .bind(write.agent_id.clone())
             .bind(write.attempt)
-            .bind(write.infrastructure.clone());
+            .bind(write.infrastructure.clone())
+            .bind(write.agent_seq);
     }
     let rows = query.fetch_all(&mut *conn).await?;
     rows.iter().map(|row| Ok(row.try_get::<String, _>("id")?)).collect()
@@ -198,6 +203,7 @@ mod tests {
             agent_id: None,
             attempt: 0,
             infrastructure: None,
+            agent_seq: None,
             dispatch: slot_deployment.map(|d| DispatchGuard {
                 deployment_id: d.to_owned(),
                 spec: String::new(),

@@ -1108,7 +1108,8 @@ async fn only_the_current_attempt_changes_a_run_and_each_attempt_is_kept() {
         let id = new_run(store, "retrying").await;
         let first = store.dispatch_run(&id, "agent-1").await.unwrap();
         assert_eq!(first.run.attempt, 1, "{}", db.label);
-        let fence = |agent: &str, attempt| Fence { agent_id: agent.into(), attempt };
+        let fence =
+            |agent: &str, attempt| Fence { agent_id: agent.into(), attempt, event_seq: None };
         let state = |state, output: Option<serde_json::Value>| ProposeState {
             state,
             message: None,
@@ -1174,6 +1175,41 @@ async fn only_the_current_attempt_changes_a_run_and_each_attempt_is_kept() {
             "{}",
             db.label
         );
+    }
+}
+
+#[tokio::test]
+async fn an_execution_s_event_applied_before_is_known_by_its_number() {
+    use baton_core::store::Fence;
+    for db in both().await {
+        let store = &db.store;
+        deploy(store, "once", DeploymentSpec::default()).await;
+        let id = new_run(store, "once").await;
+        store.dispatch_run(&id, "agent-1").await.unwrap();
+        let event = |seq| Fence { agent_id: "agent-1".into(), attempt: 1, event_seq: Some(seq) };
+        let state = |state| ProposeState { state, message: Some("boom".into()), output: None };
+        store.propose_fenced(&id, &event(7), state(StateName::Running)).await.unwrap();
+        store.propose_fenced(&id, &event(9), state(StateName::Failed)).await.unwrap();
+        // Event 9 sent again (to another core, after a failover): it ended
+        // the run; nothing else of this execution did.
+        let again = store.propose_fenced(&id, &event(9), state(StateName::Failed)).await;
+        assert!(matches!(again, Err(StoreError::Stale { .. })), "{again:?}");
+        assert!(store.applied_before(&id, &event(9)).await.unwrap(), "{}", db.label);
+        assert!(store.applied_before(&id, &event(7)).await.unwrap(), "{}", db.label);
+        assert!(!store.applied_before(&id, &event(8)).await.unwrap(), "{}", db.label);
+        let other_agent = Fence { agent_id: "agent-2".into(), ..event(9) };
+        assert!(!store.applied_before(&id, &other_agent).await.unwrap(), "{}", db.label);
+        // The core's own verdicts carry no event: never taken for a replay.
+        let verdict = Fence { event_seq: None, ..event(9) };
+        assert!(!store.applied_before(&id, &verdict).await.unwrap(), "{}", db.label);
+
+        // A run the core judged lost: the execution's late outcome is
+        // stale, not applied.
+        let lost = new_run(store, "once").await;
+        store.dispatch_run(&lost, "agent-1").await.unwrap();
+        let core_verdict = Fence { event_seq: None, ..event(1) };
+        store.propose_fenced(&lost, &core_verdict, state(StateName::Crashed)).await.unwrap();
+        assert!(!store.applied_before(&lost, &event(11)).await.unwrap(), "{}", db.label);
     }
 }
 
@@ -1345,7 +1381,7 @@ async fn a_wasm_pool_escalates_a_run_once_to_the_pool_it_names() {
         let id = new_run(store, "hog").await;
         assert_eq!(store.escalation_for(&id).await.unwrap().as_deref(), Some("box"));
         store.dispatch_run(&id, "agent-1").await.unwrap();
-        let fence = Fence { agent_id: "agent-1".into(), attempt: 1 };
+        let fence = Fence { agent_id: "agent-1".into(), attempt: 1, event_seq: None };
         let running = ProposeState { state: StateName::Running, message: None, output: None };
         store.propose_fenced(&id, &fence, running).await.unwrap();
         let message = "escalated to pool box: sandbox memory cap 256 MiB reached".to_owned();

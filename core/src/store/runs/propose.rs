@@ -19,6 +19,10 @@ use crate::store::{Dialect, Store, StoreError, StoreResult, as_u32, now};
 pub struct Fence {
     pub agent_id: String,
     pub attempt: u32,
+    /// The execution's event that proposes (its sequence number on the
+    /// agent's link), recorded with the change it makes; `None` for the
+    /// core's own verdicts on the execution.
+    pub event_seq: Option<u64>,
 }
 
 impl Fence {
@@ -73,6 +77,7 @@ fn plan(facts: RunFacts, proposal: ProposeState) -> Plan {
                 retry_in_ms,
                 agent_id: None,
                 infrastructure: None,
+                event_seq: None,
             };
             Plan::Apply(apply, reason)
         }
@@ -89,16 +94,19 @@ struct Apply {
     agent_id: Option<String>,
     /// Where a start runs.
     infrastructure: Option<Infrastructure>,
+    /// The execution's event that makes the change.
+    event_seq: Option<u64>,
 }
 
 impl Apply {
-    /// Records the agent of a dispatch (`PENDING`) and where a start
-    /// (`RUNNING`) runs.
+    /// Records the agent of a dispatch (`PENDING`), where a start
+    /// (`RUNNING`) runs and the execution's event that made it.
     fn from(self, origin: &Origin) -> Self {
         let agent_id = origin.pushed_to.clone().filter(|_| self.to == StateName::Pending);
         let infrastructure =
             origin.infrastructure.clone().filter(|_| self.to == StateName::Running);
-        Self { agent_id, infrastructure, ..self }
+        let event_seq = origin.fence.as_ref().and_then(|fence| fence.event_seq);
+        Self { agent_id, infrastructure, event_seq, ..self }
     }
 }
 
@@ -197,6 +205,7 @@ fn state_write(
         agent_id: apply.agent_id.clone(),
         attempt: i64::from(attempt),
         infrastructure: apply.infrastructure.as_ref().and_then(|i| serde_json::to_string(i).ok()),
+        agent_seq: apply.event_seq.map(|seq| i64::try_from(seq).unwrap_or(i64::MAX)),
         // The decision rests on the deployment's spec and on whether a
         // slot was free: both must still hold.
         dispatch: dispatch.map(|d| DispatchGuard {
@@ -417,6 +426,7 @@ impl Store {
                     retry_in_ms: None,
                     agent_id: None,
                     infrastructure: None,
+                    event_seq: fence.event_seq,
                 };
                 let mut run = store.apply(conn, &row, apply, None).await?;
                 run.work_pool = pool;
@@ -454,6 +464,7 @@ impl Store {
                     retry_in_ms: None,
                     agent_id: None,
                     infrastructure: None,
+                    event_seq: None,
                 };
                 let run = self.apply(tx, &row, apply, None).await?;
                 Ok(Transition { verdict: Verdict::Accepted, reason: None, run })

@@ -1,7 +1,7 @@
 //! Test flow: logs `tick 0`, `tick 1`, ... with a pause between, and returns
 //! the wall-clock time it started, so two executions of one run (a stale
 //! copy and its retry) have different outputs and their logs can be told
-//! apart and counted.
+//! apart and counted. Asked to, it fails after its ticks.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,6 +13,9 @@ struct Params {
     ticks: u32,
     /// Pause after each tick.
     millis: u64,
+    /// Fail after the ticks instead of returning.
+    #[serde(default)]
+    fail: bool,
 }
 
 #[derive(Serialize)]
@@ -29,6 +32,9 @@ fn ticks(params: Params) -> Result<Output> {
     for tick in 0..params.ticks {
         info!("tick {tick}");
         std::thread::sleep(Duration::from_millis(params.millis));
+    }
+    if params.fail {
+        bail!("failing after {} ticks, as asked", params.ticks);
     }
     Ok(Output { ticks: params.ticks, started_at_ms })
 }
