@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use baton_tests::bench::{completed, create, recorded_ms, run_burst, state_at};
 use baton_tests::http::Connection;
-use baton_tests::measure::{percentile, resident_kib, unix_ms};
+use baton_tests::measure::{files_under, peak_resident_kib, percentile, resident_kib, unix_ms};
 use baton_tests::{AgentProcess, CoreProcess};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
@@ -338,20 +338,42 @@ fn main() {
         core.deploy_component(home.path(), "hello-py", "fresh", &python, in_fresh);
         wait_until_held(&mut connection, "fresh", &digest).await;
         let prepared = deployed.elapsed();
+        // The precompiled artifact the agent keeps for the Python component.
+        let digest_hex = digest.trim_start_matches("sha256:");
+        let artifact_bytes = files_under(fresh_data.path())
+            .into_iter()
+            .filter(|(name, _)| name.contains(digest_hex) && name.ends_with(".cwasm"))
+            .map(|(_, bytes)| bytes)
+            .max()
+            .expect("the agent keeps the precompiled Python component");
         let python_burst = run_burst(&[address], "hello-py/fresh", fresh_burst, clients).await;
-        let python_warm = run_burst(&[address], "hello-py/fresh", fresh_burst, clients).await;
+        // While the burst keeps its 64 slots busy, each holds a live
+        // Python instance: the agent's growth over its idle size, per slot.
+        let idle = resident_kib(Some(fresh.pid()));
+        let (python_warm, peak) = tokio::task::block_in_place(|| {
+            let handle = tokio::runtime::Handle::current();
+            peak_resident_kib(fresh.pid(), || {
+                handle.block_on(run_burst(&[address], "hello-py/fresh", fresh_burst, clients))
+            })
+        });
         println!(
             "just deployed, on a fresh agent with 64 slots, {} runs from {clients} clients: \
              hello right after its deploy {:.0} runs/s ({} LATE); \
-             hello-py deploy -> compiled on the agent {:.2?}, then {:.0} runs/s ({} LATE), \
-             the same burst again on the now warm agent {:.0} runs/s; agent resident after {} kB",
+             hello-py deploy -> compiled on the agent {:.2?} (its precompiled artifact {:.1} MB), then {:.0} runs/s ({} LATE), \
+             the same burst again on the now warm agent {:.0} runs/s ({} LATE); agent resident {} kB before it, \
+             at most {} kB during it ({} kB per busy slot), {} kB after",
             fresh_burst,
             rust.rate(),
             rust.late,
             prepared,
+            artifact_bytes as f64 / 1e6,
             python_burst.rate(),
             python_burst.late,
             python_warm.rate(),
+            python_warm.late,
+            idle,
+            peak,
+            peak.saturating_sub(idle) / 64,
             resident_kib(Some(fresh.pid())),
         );
         drop(fresh);

@@ -25,6 +25,40 @@ pub fn resident_kib(pid: Option<u32>) -> u64 {
         .unwrap_or(0)
 }
 
+/// The highest resident memory of process `pid` while `during` runs,
+/// sampled every 10 ms, in kB.
+pub fn peak_resident_kib<T>(pid: u32, during: impl FnOnce() -> T) -> (T, u64) {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(resident_kib(Some(pid)));
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            peak
+        });
+        let result = during();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (result, sampler.join().unwrap_or(0))
+    })
+}
+
+/// The files under `dir` (recursively): each one's name and size.
+pub fn files_under(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return files };
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            files.extend(files_under(&entry.path()));
+        } else {
+            files.push((entry.file_name().to_string_lossy().into_owned(), meta.len()));
+        }
+    }
+    files
+}
+
 /// Milliseconds since the Unix epoch, as the core stamps runs.
 pub fn unix_ms() -> i64 {
     std::time::SystemTime::now()
