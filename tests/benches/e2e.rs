@@ -112,7 +112,7 @@ fn main() {
         "idle agent, connected 2 s, nothing run yet: resident {} kB",
         resident_kib(Some(agent.pid()))
     );
-    let address: std::net::SocketAddr = core.url.strip_prefix("http://").unwrap().parse().unwrap();
+    let address = core.api_address();
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {

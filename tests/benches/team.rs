@@ -27,10 +27,6 @@ use baton_tests::measure::{percentile, unix_ms};
 use baton_tests::{AgentProcess, CoreProcess, fresh_postgres_database};
 use serde_json::{Value, json};
 
-fn api(core: &CoreProcess) -> SocketAddr {
-    core.url.strip_prefix("http://").unwrap().parse().unwrap()
-}
-
 /// Waits until `count` agents are connected (as any core lists them).
 async fn agents_connected(address: SocketAddr, count: usize) {
     let mut connection = Connection::open(address).await;
@@ -71,7 +67,7 @@ fn cores_side_by_side(cores: usize, latency_runs: usize, burst: usize) {
             )
         })
         .collect();
-    let addresses: Vec<SocketAddr> = started.iter().map(api).collect();
+    let addresses: Vec<SocketAddr> = started.iter().map(CoreProcess::api_address).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         agents_connected(addresses[0], cores).await;
@@ -121,7 +117,7 @@ fn failover(repeats: usize) {
         let data = tempfile::tempdir().unwrap();
         let cores = format!("{},{}", core_a.quic, core_b.quic);
         let _agent = AgentProcess::start_via(&core_b, home.path(), &token, data.path(), &cores, 16);
-        let address = api(&core_b);
+        let address = core_b.api_address();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
             let mut connection = Connection::open(address).await;
@@ -157,7 +153,7 @@ fn scraping_cost(burst: usize, rounds: usize) {
     let token = core.agent_token(home.path());
     let data = tempfile::tempdir().unwrap();
     let _agent = AgentProcess::start_with_slots(&core, home.path(), &token, data.path(), 64);
-    let address = api(&core);
+    let address = core.api_address();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         agents_connected(address, 1).await;

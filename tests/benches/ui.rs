@@ -36,7 +36,7 @@ fn main() {
     let core = CoreProcess::start(None);
     let home = tempfile::tempdir().unwrap();
     core.deploy(home.path(), "hello", "bench", "    parameters: {a: 1, b: 2}\n");
-    let address: std::net::SocketAddr = core.url.strip_prefix("http://").unwrap().parse().unwrap();
+    let address = core.api_address();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         // The runs, scheduled across the last day (so the chart has every

@@ -391,7 +391,7 @@ fn a_concurrency_limit_holds_under_a_burst_of_a_thousand_runs() {
         "    parameters: {a: 1, b: 2}\n    concurrency_limit: 2\n",
     );
 
-    let address: std::net::SocketAddr = core.url.strip_prefix("http://").unwrap().parse().unwrap();
+    let address = core.api_address();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let mut http = baton_tests::http::Connection::open(address).await;

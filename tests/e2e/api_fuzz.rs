@@ -52,7 +52,7 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
 fn documented_operations(core: &CoreProcess) -> usize {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        let address = core.url.strip_prefix("http://").unwrap().parse().unwrap();
+        let address = core.api_address();
         let mut connection = Connection::open(address).await;
         let authorization = format!("Bearer {TOKEN}");
         let headers = [("Authorization", authorization.as_str())];

@@ -32,7 +32,7 @@ fn a_signed_webhook_takes_good_signatures_and_refuses_bad_ones() {
     assert_eq!(listed[0]["signed"], true);
     assert_eq!(listed[1]["event"], "webhook.open");
 
-    let address = core.url.strip_prefix("http://").unwrap().parse().unwrap();
+    let address = core.api_address();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let mut http = Connection::open(address).await;

@@ -265,10 +265,9 @@ fn two_cores_on_one_postgres_run_each_run_once_and_cancel_each_other_s_runs() {
         connected_agents(&cores[0], home).len() == 2
     });
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let address = |core: &CoreProcess| core.url.strip_prefix("http://").unwrap().parse().unwrap();
     runtime.block_on(async {
         let mut connections =
-            [Connection::open(address(&cores[0])).await, Connection::open(address(&cores[1])).await];
+            [Connection::open(cores[0].api_address()).await, Connection::open(cores[1].api_address()).await];
         let core_ids = [
             get(&mut connections[0], "/api/health").await["core_id"].as_str().unwrap().to_owned(),
             get(&mut connections[1], "/api/health").await["core_id"].as_str().unwrap().to_owned(),
@@ -402,7 +401,7 @@ fn a_full_disk_is_answered_507_and_health_says_so_until_space_is_freed() {
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        let address = core.url.strip_prefix("http://").unwrap().parse().unwrap();
+        let address = core.api_address();
         let mut connection = Connection::open(address).await;
         let mut refused = None;
         let mut created = 0;
@@ -477,8 +476,7 @@ fn an_agent_given_two_cores_fails_over_when_one_is_killed_mid_burst_losing_and_d
     let cores = format!("{},{}", core_a.quic, core_b.quic);
     let _agent = AgentProcess::start_via(&core_b, home, &token, data.path(), &cores, 16);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let address: std::net::SocketAddr =
-        core_b.url.strip_prefix("http://").unwrap().parse().unwrap();
+    let address = core_b.api_address();
     runtime.block_on(async {
         let mut api = Connection::open(address).await;
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -41,7 +41,7 @@ fn parameters_over_the_limit_are_refused_at_creation() {
     core.deploy(home, "hostile-sizes", "attack", "");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        let address = core.url.strip_prefix("http://").unwrap().parse().unwrap();
+        let address = core.api_address();
         let mut connection = Connection::open(address).await;
         // 1.5 MiB: over the parameters' limit, within the request body's.
         let too_many = json!({"parameters": {"attack": "x".repeat(3 << 19)}});
@@ -75,7 +75,7 @@ fn a_granted_secret_is_in_no_answer_of_the_api_whatever_the_flow_put_it_in() {
         };
         wait_for(core, home, &id, expected, Duration::from_secs(60));
         runtime.block_on(async {
-            let address = core.url.strip_prefix("http://").unwrap().parse().unwrap();
+            let address = core.api_address();
             let mut connection = Connection::open(address).await;
             let mut marks = 0;
             for path in [

@@ -461,8 +461,7 @@ pub(crate) struct PodExecution {
 impl PodExecution {
     pub(crate) fn start(core: &CoreProcess, secret_key: &str, run_id: &str) -> Self {
         use hmac::Mac;
-        let address: std::net::SocketAddr =
-            core.url.strip_prefix("http://").unwrap().parse().unwrap();
+        let address = core.api_address();
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
             let mut http = baton_tests::http::Connection::open(address).await;

@@ -82,7 +82,7 @@ fn a_listing_cut_short_by_head_ends_quietly() {
     core.deploy(home, "hello", "default", "    parameters: {a: 1, b: 2}\n");
     // Enough planned runs that the listing outgrows a pipe's buffer, so
     // `head` closes it while `baton` is still writing.
-    let address = core.url.strip_prefix("http://").unwrap().parse().unwrap();
+    let address = core.api_address();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let mut http = baton_tests::http::Connection::open(address).await;

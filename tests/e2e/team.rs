@@ -165,7 +165,7 @@ fn the_core_s_and_the_agent_s_metrics_count_the_runs_they_saw() {
         "default",
         &["--slots", "4", "--metrics", &agent_metrics.to_string()],
     );
-    let api: SocketAddr = core.url.strip_prefix("http://").unwrap().parse().unwrap();
+    let api = core.api_address();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -343,7 +343,7 @@ fn each_run_is_one_trace_from_its_creation_to_its_tasks() {
         "default",
         &["--otlp-endpoint", &endpoint],
     );
-    let api: SocketAddr = core.url.strip_prefix("http://").unwrap().parse().unwrap();
+    let api = core.api_address();
     runtime.block_on(async {
         let mut http = Connection::open(api).await;
         let mut ids = Vec::new();

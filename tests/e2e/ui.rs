@@ -211,8 +211,7 @@ fn a_run_s_artifacts_are_listed_and_shown_safely_on_its_page() {
     assert_eq!(detail["artifacts"][1]["kind"], "table");
     assert_eq!(detail["artifacts"][1]["content"][0]["region"], "eu-west");
 
-    let address: std::net::SocketAddr =
-        system.core.url.strip_prefix("http://").unwrap().parse().unwrap();
+    let address = system.core.api_address();
     let base = system.core.url.clone();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {

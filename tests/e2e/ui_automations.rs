@@ -134,7 +134,7 @@ async fn wait_path(browser: &Browser, path: &str) {
 #[test]
 fn an_automation_is_made_in_the_form_saved_as_entered_and_edited_under_its_id() {
     let core = CoreProcess::start(None);
-    let address: std::net::SocketAddr = core.url.strip_prefix("http://").unwrap().parse().unwrap();
+    let address = core.api_address();
     let base = core.url.clone();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {

@@ -302,6 +302,15 @@ pub use tempfile::TempDir;
 const SHARED_SECRET_KEY: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
 
 impl CoreProcess {
+    /// The address of the core's HTTP API.
+    #[allow(clippy::panic, reason = "test support: the core's own URL")]
+    pub fn api_address(&self) -> std::net::SocketAddr {
+        self.url
+            .strip_prefix("http://")
+            .and_then(|address| address.parse().ok())
+            .unwrap_or_else(|| panic!("the core's URL {} is http://ADDRESS", self.url))
+    }
+
     /// Starts a core on SQLite in a fresh directory, or on `database_url`.
     #[allow(clippy::panic, reason = "test support: a core that does not start fails the test")]
     pub fn start(database_url: Option<&str>) -> Self {
