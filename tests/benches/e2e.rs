@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use baton_tests::bench::{completed, create, recorded_ms, run_burst, state_at};
 use baton_tests::http::Connection;
-use baton_tests::measure::{files_under, peak_resident_kib, percentile, resident_kib, unix_ms};
+use baton_tests::measure::{peak_resident_kib, percentile, resident_kib, unix_ms};
 use baton_tests::{AgentProcess, CoreProcess};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
@@ -329,7 +329,8 @@ fn main() {
         core.ok(home.path(), &["pool", "create", "fresh"]);
         let fresh_token = core.agent_token_for(home.path(), "fresh");
         let fresh_data = tempfile::tempdir().unwrap();
-        let fresh = AgentProcess::start_in_pool(&core, home.path(), &fresh_token, fresh_data.path(), "fresh", 64);
+        const FRESH_SLOTS: u32 = 64;
+        let fresh = AgentProcess::start_in_pool(&core, home.path(), &fresh_token, fresh_data.path(), "fresh", FRESH_SLOTS);
         let in_fresh = "    work_pool: {name: fresh}\n";
         let fresh_burst = if full { 4_000 } else { 40 };
         core.deploy(home.path(), "hello", "fresh", in_fresh);
@@ -338,16 +339,21 @@ fn main() {
         core.deploy_component(home.path(), "hello-py", "fresh", &python, in_fresh);
         wait_until_held(&mut connection, "fresh", &digest).await;
         let prepared = deployed.elapsed();
-        // The precompiled artifact the agent keeps for the Python component.
+        // The precompiled artifact the agent keeps (in its data dir's
+        // `cache`) for the Python component.
         let digest_hex = digest.trim_start_matches("sha256:");
-        let artifact_bytes = files_under(fresh_data.path())
-            .into_iter()
-            .filter(|(name, _)| name.contains(digest_hex) && name.ends_with(".cwasm"))
-            .map(|(_, bytes)| bytes)
+        let artifact_bytes = std::fs::read_dir(fresh_data.path().join("cache"))
+            .unwrap()
+            .map(|entry| entry.unwrap())
+            .filter(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                name.contains(digest_hex) && name.ends_with(".cwasm")
+            })
+            .map(|entry| entry.metadata().unwrap().len())
             .max()
             .expect("the agent keeps the precompiled Python component");
         let python_burst = run_burst(&[address], "hello-py/fresh", fresh_burst, clients).await;
-        // While the burst keeps its 64 slots busy, each holds a live
+        // While the burst keeps its slots busy, each holds a live
         // Python instance: the agent's growth over its idle size, per slot.
         let idle = resident_kib(Some(fresh.pid()));
         let (python_warm, peak) = tokio::task::block_in_place(|| {
@@ -357,7 +363,7 @@ fn main() {
             })
         });
         println!(
-            "just deployed, on a fresh agent with 64 slots, {} runs from {clients} clients: \
+            "just deployed, on a fresh agent with {FRESH_SLOTS} slots, {} runs from {clients} clients: \
              hello right after its deploy {:.0} runs/s ({} LATE); \
              hello-py deploy -> compiled on the agent {:.2?} (its precompiled artifact {:.1} MB), then {:.0} runs/s ({} LATE), \
              the same burst again on the now warm agent {:.0} runs/s ({} LATE); agent resident {} kB before it, \
@@ -373,7 +379,7 @@ fn main() {
             python_warm.late,
             idle,
             peak,
-            peak.saturating_sub(idle) / 64,
+            peak.saturating_sub(idle) / u64::from(FRESH_SLOTS),
             resident_kib(Some(fresh.pid())),
         );
         drop(fresh);

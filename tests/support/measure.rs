@@ -44,21 +44,6 @@ pub fn peak_resident_kib<T>(pid: u32, during: impl FnOnce() -> T) -> (T, u64) {
     })
 }
 
-/// The files under `dir` (recursively): each one's name and size.
-pub fn files_under(dir: &std::path::Path) -> Vec<(String, u64)> {
-    let mut files = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return files };
-    for entry in entries.flatten() {
-        let Ok(meta) = entry.metadata() else { continue };
-        if meta.is_dir() {
-            files.extend(files_under(&entry.path()));
-        } else {
-            files.push((entry.file_name().to_string_lossy().into_owned(), meta.len()));
-        }
-    }
-    files
-}
-
 /// Milliseconds since the Unix epoch, as the core stamps runs.
 pub fn unix_ms() -> i64 {
     std::time::SystemTime::now()

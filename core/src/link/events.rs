@@ -151,7 +151,7 @@ impl Applier {
                             if !self.retrying(|| self.apply(&execution, seq, body.clone())).await {
                                 return;
                             }
-                            let _ = done.send(event.seq);
+                            let _ = done.send(seq);
                         }
                     }
                 }
